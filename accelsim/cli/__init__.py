@@ -1,0 +1,68 @@
+"""The ``accelsim`` command.
+
+Commands live one module each in ``accelsim/cli/commands/`` and are discovered at start-up, so
+a new capability adds a file instead of editing a shared list. A module attaches its commands
+with ``@app.command()`` or to a sub-group from ``group(name, help)``.
+
+Every user mistake surfaces as an AccelsimError; ``main`` turns it into one line on stderr and
+exit status 2. Anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from accelsim.errors import AccelsimError
+
+app = typer.Typer(
+    name="accelsim",
+    help="Accelerator simulation: hardware models, mappers and LLM-scale workloads.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+_groups: dict[str, typer.Typer] = {}
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def group(name: str, help: str) -> typer.Typer:
+    """The sub-command group ``accelsim <name>``, created on first use."""
+    if name not in _groups:
+        _groups[name] = typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+    return _groups[name]
+
+
+def _load_commands() -> None:
+    from accelsim.cli import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}")
+    for name, sub in _groups.items():
+        if not any(getattr(g, "name", None) == name for g in app.registered_groups):
+            app.add_typer(sub, name=name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _load_commands()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="accelsim", standalone_mode=False)
+    except AccelsimError as error:
+        err.print(f"accelsim: error: {error}", markup=False, highlight=False)
+        sys.exit(2)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("accelsim: interrupted")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,135 @@
+"""Hardware specs as pydantic models, loaded from YAML, with a registry of kinds.
+
+Why a registry: each hardware family (systolic, spatial, gpu, pim, mesh) lives in its own
+module and registers its model under the ``kind:`` a YAML file declares, so adding a family
+never edits a shared switch statement.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from accelsim.errors import AccelsimError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class Spec(BaseModel):
+    """Base of every spec: strict (unknown fields are errors, so typos never pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MemoryLevel(Spec):
+    """One level of the memory hierarchy.
+
+    Bandwidth may be given per cycle (SCALE-Sim style) or per second (datasheet style); the
+    accelerator that owns the level converts with its clock.
+    """
+
+    name: str
+    capacity_bytes: int | None = Field(default=None, gt=0, description="None means unbounded (DRAM)")
+    bandwidth_bytes_per_cycle: float | None = Field(default=None, gt=0)
+    bandwidth_bytes_per_s: float | None = Field(default=None, gt=0)
+    read_energy_pj_per_byte: float = Field(default=0.0, ge=0)
+    write_energy_pj_per_byte: float = Field(default=0.0, ge=0)
+
+    def bytes_per_cycle(self, clock_hz: float) -> float:
+        if self.bandwidth_bytes_per_cycle is not None:
+            return self.bandwidth_bytes_per_cycle
+        if self.bandwidth_bytes_per_s is not None:
+            return self.bandwidth_bytes_per_s / clock_hz
+        raise AccelsimError("no bandwidth given", field=f"memory {self.name}",
+                            allowed="bandwidth_bytes_per_cycle or bandwidth_bytes_per_s")
+
+
+class HardwareSpec(Spec):
+    """Fields every hardware description carries."""
+
+    kind: str
+    name: str
+    description: str = ""
+    sources: list[str] = Field(default_factory=list, description="where every number comes from")
+
+
+SpecT = TypeVar("SpecT", bound=type[HardwareSpec])
+KINDS: dict[str, type[HardwareSpec]] = {}
+
+
+def register_kind(kind: str):
+    """Class decorator: YAML files with ``kind: <kind>`` load into this model."""
+
+    def wrap(cls: SpecT) -> SpecT:
+        KINDS[kind] = cls
+        return cls
+
+    return wrap
+
+
+def _format_validation_error(err: ValidationError, source: str) -> AccelsimError:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif first["type"] == "missing":
+        msg = "required field is missing"
+    extra = f" (and {len(err.errors()) - 1} more problems)" if len(err.errors()) > 1 else ""
+    return AccelsimError(f"{msg}, got {first.get('input')!r}{extra}" if first["type"] != "missing" else msg + extra,
+                         field=loc, source=source)
+
+
+def spec_from_dict(data: Any, source: str = "<dict>") -> HardwareSpec:
+    """Build the right model for ``data['kind']``, turning validation errors into one line."""
+    from accelsim import hardware  # noqa: F401  (importing the package registers every kind)
+
+    if not isinstance(data, dict):
+        raise AccelsimError("expected a mapping of fields at top level", source=source)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise AccelsimError(f"unknown hardware kind {kind!r}", field="kind", allowed=sorted(KINDS), source=source)
+    try:
+        return KINDS[kind].model_validate(data)
+    except ValidationError as err:
+        raise _format_validation_error(err, source) from None
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise AccelsimError("file not found", source=str(path)) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise AccelsimError(f"malformed YAML{where}: {getattr(err, 'problem', err)}", source=str(path)) from None
+
+
+def preset_paths() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.yaml"))}
+
+
+def list_presets(kind: str | None = None) -> list[HardwareSpec]:
+    specs = [load_hardware(name) for name in preset_paths()]
+    return [s for s in specs if kind is None or s.kind == kind]
+
+
+def load_hardware(name_or_path: str | Path, kind: str | None = None) -> HardwareSpec:
+    """A preset by name, or a YAML file by path. ``kind`` restricts what is acceptable."""
+    presets = preset_paths()
+    key = str(name_or_path)
+    if key in presets:
+        path = presets[key]
+    else:
+        path = Path(key)
+        if not path.suffix and not path.exists():
+            raise AccelsimError(f"unknown hardware {key!r}", field="hardware", allowed=sorted(presets))
+    spec = spec_from_dict(read_yaml(path), source=str(path))
+    if kind is not None and spec.kind != kind:
+        names = [n for n, p in presets.items() if read_yaml(p).get("kind") == kind]
+        raise AccelsimError(f"{key!r} is a {spec.kind} design, this needs kind {kind}", field="hardware",
+                            allowed=names)
+    return spec

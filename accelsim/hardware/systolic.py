@@ -1,0 +1,50 @@
+"""A systolic-array accelerator: one 2D MAC array, three operand SRAMs, DRAM.
+
+The shape follows SCALE-Sim's view of a systolic accelerator (separate ifmap, filter and ofmap
+scratchpads, double buffered, fed from DRAM), so its configuration files map onto it directly.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from accelsim.hardware.base import HardwareSpec, MemoryLevel, Spec, register_kind
+
+Dataflow = Literal["os", "ws", "is"]
+DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
+
+
+class SystolicArray(Spec):
+    rows: int = Field(gt=0, description="PE rows (SCALE-Sim ArrayHeight)")
+    cols: int = Field(gt=0, description="PE columns (SCALE-Sim ArrayWidth)")
+    dataflow: Dataflow = Field(description="os (output-), ws (weight-) or is (input-stationary)")
+
+
+class OperandBuffers(Spec):
+    """Per-operand SRAM capacities; each is double buffered, so half holds the working set."""
+
+    ifmap_bytes: int = Field(gt=0)
+    filter_bytes: int = Field(gt=0)
+    ofmap_bytes: int = Field(gt=0)
+
+
+@register_kind("systolic")
+class SystolicAccelerator(HardwareSpec):
+    kind: Literal["systolic"] = "systolic"
+    clock_hz: float = Field(gt=0)
+    word_bytes: int = Field(default=1, gt=0, description="bytes per operand element")
+    array: SystolicArray
+    sram: OperandBuffers
+    dram: MemoryLevel
+    mac_energy_pj: float = Field(default=0.0, ge=0, description="energy of one MAC")
+    sram_read_energy_pj_per_byte: float = Field(default=0.0, ge=0)
+    sram_write_energy_pj_per_byte: float = Field(default=0.0, ge=0)
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        return self.dram.bytes_per_cycle(self.clock_hz)
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.array.rows * self.array.cols

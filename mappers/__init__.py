@@ -1,0 +1,1 @@
+"""Mappers: map(graph, hardware, **options) -> Mapping, or an error that says why nothing fits."""

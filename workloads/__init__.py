@@ -1,0 +1,1 @@
+"""Graph builders: transformers, MoE, attention cascades, CNNs; the model zoo and importers."""

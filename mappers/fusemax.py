@@ -127,7 +127,12 @@ def flat_candidates(hw: SpatialAccelerator, s: AttentionShape) -> list[Attention
     pe = hw.pe_dim
     p0, m0 = min(pe, s.p), min(hw.array_2d.rows, s.m)
     blocks = sorted({s.p} | {b for b in (pe, 2 * pe, 4 * pe) if b < s.p}, reverse=True)
-    return [AttentionPlan("flat", "3pass", p0, m0, blk, qk_onchip=onchip) for onchip in (True, False) for blk in blocks]
+    w = hw.word_bytes
+    out = [AttentionPlan("flat", "3pass", p0, m0, blk, qk_onchip=True) for blk in blocks]
+    # scores off chip: the block's Q rows and AV accumulators stay on chip with a K and a V tile
+    out += [AttentionPlan("flat", "3pass", p0, m0, blk, qk_onchip=False) for blk in blocks
+            if blk * (s.e + s.f) * w + m0 * (s.e + s.f) * w <= hw.buffer_bytes]
+    return out
 
 
 def flat_plan(hw: SpatialAccelerator, s: AttentionShape) -> AttentionPlan:

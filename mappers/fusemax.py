@@ -273,7 +273,7 @@ def _solve(hw, s, objective, n_stages, p0, m0, time_limit_s) -> OptimizeResult:
             m.AddBoolAnd([on["AV", u], st["AV", k]]).OnlyEnforceIf(both)
             m.AddBoolOr([on["AV", u].Not(), st["AV", k].Not()]).OnlyEnforceIf(both.Not())
             m.Add(av_extra >= load + cost["AV"][u] - T[k]).OnlyEnforceIf(both)
-    per_query_tile = m.NewIntVar(0, 10 ** 12, "per_qtile")
+    per_query_tile = m.NewIntVar(0, (n_mt + 1) * sum(max(c.values()) for c in cost.values()), "per_qtile")
     m.Add(per_query_tile == n_mt * sum(T) + av_extra)
     # staging of tile tensors that cross arrays, and P1
     crossing = []
@@ -293,29 +293,40 @@ def _solve(hw, s, objective, n_stages, p0, m0, time_limit_s) -> OptimizeResult:
     m.Add(p0 * (base_query * p1 + stage_query * prod_var) + kv <= hw.buffer_bytes)
     passes = m.NewIntVar(1, n_pt, "passes")
     m.AddDivisionEquality(passes, n_pt + p1 - 1, p1)
+    # everything per (batch, head): every head runs the same plan
     bh = s.b * s.h
-    fixed_bytes = bh * (s.p * s.e + s.p * s.f) * w
-    kv_bytes_per_pass = bh * s.m * (s.e + s.f) * w
-    compute = m.NewIntVar(0, 2 ** 62, "compute")
-    m.Add(compute == bh * n_pt * per_query_tile)
-    bpc = Fraction(hw.dram.bytes_per_cycle(hw.clock_hz)).limit_denominator(10 ** 6)
-    lat = m.NewIntVar(0, 2 ** 62, "latency")
+    fixed_bytes = (s.p * s.e + s.p * s.f) * w
+    kv_bytes_per_pass = s.m * (s.e + s.f) * w
+    worst_tile = sum(max(c.values()) for c in cost.values())
+    bpc = Fraction(hw.dram.bytes_per_cycle(hw.clock_hz)).limit_denominator(1000)
+    ub = n_pt * (n_mt + 1) * worst_tile + math.ceil((fixed_bytes + kv_bytes_per_pass * n_pt) / bpc) + 1
+    if ub * max(bpc.numerator, bpc.denominator) > 2 ** 62:
+        raise InfeasibleError("problem too large for exact integer arithmetic", field="shape")
+    compute = m.NewIntVar(0, ub, "compute")
+    m.Add(compute == n_pt * per_query_tile)
+    lat = m.NewIntVar(0, ub, "latency")
     m.Add(lat >= compute)
     # lat * bpc >= bytes  <=>  lat * num >= bytes * den
     m.Add(lat * bpc.numerator >= (fixed_bytes + kv_bytes_per_pass * passes) * bpc.denominator)
     dram_pj, staged_pj = _energy_coeffs(hw, s)
-    if objective == "latency":
-        m.Minimize(lat)
-    elif objective == "dram":
-        m.Minimize(passes * 10 ** 6 + lat * 0)  # traffic is monotone in passes
-    else:
-        # energy: DRAM (+ buffer fill/drain) per pass, staging of crossing tensors; compute actions
-        # do not depend on the binding (the same ops run on either array)
-        m.Minimize(int(dram_pj * kv_bytes_per_pass) * passes + int(staged_pj) * n_cross)
+    energy_expr = int(dram_pj * kv_bytes_per_pass) * passes + int(staged_pj / bh) * n_cross
+    primary, secondary = {"latency": (lat, passes), "dram": (passes, lat), "energy": (energy_expr, lat)}[objective]
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = 1
+    # lexicographic: the objective asked for, then the other (latency or traffic) at no cost to it
+    m.Minimize(primary)
     status = solver.Solve(m)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        bound1 = solver.BestObjectiveBound()
+        first_status = status
+        m.Add(primary <= int(round(solver.ObjectiveValue())))
+        m.Minimize(secondary)
+        status = solver.Solve(m)
+        if status == cp_model.OPTIMAL and first_status != cp_model.OPTIMAL:
+            status = first_status
+    if status == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT model invalid: {m.Validate()}")
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         one = p0 * (base_query) + kv
         raise InfeasibleError(f"tile {p0}x{m0}: even one query tile of {p0} queries plus a K/V tile of {m0} keys "
@@ -328,12 +339,12 @@ def _solve(hw, s, objective, n_stages, p0, m0, time_limit_s) -> OptimizeResult:
     plan = AttentionPlan("optimized", "1pass", p0, m0, solver.Value(p1), binding,
                          tuple(st_ for st_ in stages_t if st_), deferred_set, interleaved=True)
     # renumbering empty stages away keeps positions' order, so the schedule stays legal
-    lat_v = float(solver.Value(lat))
-    dram_v = float(fixed_bytes + kv_bytes_per_pass * solver.Value(passes))
+    lat_v = float(solver.Value(lat)) * bh
+    dram_v = float(fixed_bytes + kv_bytes_per_pass * solver.Value(passes)) * bh
     value = {"latency": lat_v, "dram": dram_v,
              "energy": dram_pj * dram_v + staged_pj * solver.Value(n_cross)}[objective]
-    bound = solver.BestObjectiveBound()
-    obj = solver.ObjectiveValue()
+    obj = float(solver.Value(primary))
+    bound = bound1
     gap = 0.0 if status == cp_model.OPTIMAL else abs(obj - bound) / max(abs(obj), 1e-9)
     return OptimizeResult(plan, objective, value, lat_v, dram_v, solver.StatusName(status), bound, gap)
 

@@ -292,18 +292,18 @@ def _one_pass_stream(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionSh
                     for unit in ("2d", "1d"):
                         c = cyc[unit] + (cyc["stall"] if unit == "2d" else 0)
                         if k == 0 and unit == av_unit and pending_av:
-                            c += av_cycles * pending_av
+                            c += av_cycles  # one finished query tile's division per tile
                         if c:
                             cur.append(Task(f"g{g}.k{j}.q{i}.s{k}.{unit}", unit, c, deps=deps))
                     if k == 0:
-                        pending_av = 0
+                        pending_av = max(0, pending_av - 1)
                         if j == n_kt - 1:
                             last_qk = cur
                     compute += cur
                     prev_stage = cur or prev_stage
             compute.append(Task(f"g{g} free KV{j}", "1d", 0, deps=list(prev_stage), free_bytes=kv_tile))
         compute.append(Task(f"g{g} free Q", "1d", 0, deps=last_qk, free_bytes=q_bytes))
-        pending_av = n_qt  # each query tile's AV division runs in the next tile's first stage
+        pending_av += n_qt  # each finished query tile's AV division runs in a later tile's first stage
         if prev_store is not None:
             dram.append(prev_store)
         out_bytes = ((n_qt - 1) * plan.p0 + last_p0) * s.f * w
@@ -337,22 +337,41 @@ def _simulate_one_pass(plan: AttentionPlan, hw: SpatialAccelerator, s: Attention
     head = [(p1, plan.p0)] * groups_full + ([(rem, last_p0)] if rem else [])
     if not rem:
         head[-1] = (p1, last_p0)
-    kinds = sorted(set(head), key=head.index)
+    # A head is (n - 1) regular groups and a closing "mini-head" (the last full group and the
+    # remainder group). Periods are measured on repeated streams, so transitions between group
+    # kinds (and between heads) are inside them; the pipeline fill is measured once.
+    mini = head[-2:] if rem else head[-1:]
+    n_regular = len(head) - len(mini)
 
-    def stream(kind: tuple[int, int], n_groups: int, c: int) -> float:
-        return _one_pass_stream(plan, hw, s, [kind] * n_groups, c, last_m0)
+    cache: dict = {}
 
-    def per_key_tiles(f, c_target: int) -> float:
-        """f(c) evaluated at c_target, exactly when small, else from the steady-state period."""
-        if c_target <= 4:
-            return f(c_target)
+    def stream(groups: tuple, c: int) -> float:
+        key = (groups, c)
+        if key not in cache:
+            cache[key] = _one_pass_stream(plan, hw, s, list(groups), c, last_m0)
+        return cache[key]
+
+    def unit_period(unit: tuple, c: int) -> float:
+        """Steady-state time one more ``unit`` (a run of groups) adds to a stream of them."""
+        return stream(unit * 3, c) - stream(unit * 2, c)
+
+    def in_key_tiles(f, n: int) -> float:
+        """f(n) for n key tiles: exact up to 3, else extended linearly (each key tile of a group
+        adds the same work once the pipeline is full)."""
+        if n <= 3:
+            return f(n)
         a, b = f(2), f(3)
-        return b + (c_target - 3) * (b - a)
+        return b + (n - 3) * (b - a)
 
-    period = {k: per_key_tiles(lambda c, k=k: stream(k, 2, c) - stream(k, 1, c), n_mt) for k in kinds}
-    first = per_key_tiles(lambda c: stream(head[0], 1, c), n_mt)
-    fill = first - period[head[0]]
-    latency = s.b * s.h * sum(period[k] for k in head) + fill
+    regular, mini_t = (head[0],), tuple(mini)
+    p_reg = in_key_tiles(lambda c: unit_period(regular, c), n_mt) if n_regular else 0.0
+    p_mini = in_key_tiles(lambda c: unit_period(mini_t, c), n_mt)
+    fill = in_key_tiles(lambda c: stream(mini_t * 2, c) - 2 * unit_period(mini_t, c), n_mt)
+    n_units = s.b * s.h
+    if n_units * len(mini) + n_regular * n_units <= 3 and n_mt <= 3:
+        latency = stream(tuple(([head[0]] * n_regular + list(mini)) * n_units), n_mt)
+    else:
+        latency = n_units * (n_regular * p_reg + p_mini) + fill
     # exact counts of work per unit (not extrapolated)
     tiles = s.b * s.h * n_pt * n_mt
     per_einsum: dict[str, float] = {}

@@ -191,7 +191,9 @@ def optimize(hw: SpatialAccelerator, s: AttentionShape, objective: str = "latenc
         except InfeasibleError as err:
             reasons.append(str(err))
             continue
-        if best is None or res.value < best.value - 1e-9:
+        other = res.dram_bytes if objective == "latency" else res.latency_cycles
+        if best is None or (res.value, other) < (best.value, best.dram_bytes if objective == "latency"
+                                                 else best.latency_cycles):
             best = res
     if best is None:
         raise InfeasibleError("no tiling fits: " + "; ".join(reasons), field="hardware.global_buffer.capacity_bytes")

@@ -1,0 +1,77 @@
+"""The networks used to evaluate COSMA, layer by layer, as accelsim Graphs.
+
+``build_network(name, **options)`` builds one; ``NETWORKS`` maps each name to its builder, the
+source of its architecture, and its published parameter count and multiply-accumulates with
+the input size at which they were published. Modelling conventions (BN folding, fused
+activations, concatenation, pooling, upsampling) are in ``workloads.cnn.builder``.
+
+Common options: ``dtype_bytes`` (default 1, the 8-bit data of the COSMA evaluation),
+``fold_bn`` (default True), ``fuse_activations`` (default True), ``batch`` (default 1);
+image networks take ``image_size`` (default 224), video networks ``frames`` and ``image_size``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from accelsim.errors import AccelsimError
+from accelsim.ir import Graph
+
+from workloads.cnn import resnet
+from workloads.cnn.builder import parameter_count, weight_elements
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    """A registered network: how to build it and what its authors published about it.
+
+    ``published_params`` is the framework's parameter count (for torchvision models the exact
+    ``num_params`` of the weights' metadata; those for segmentation models include the
+    auxiliary head, so compare with ``aux=True``). ``published_macs`` is in multiply-accumulates
+    at ``published_at`` (the options to build with for the comparison); torchvision lists it
+    as "GFLOPS" but counts one multiply-add as one operation.
+    """
+
+    builder: Callable[..., Graph]
+    source: str
+    published_params: float | None = None
+    params_source: str = ""
+    published_macs: float | None = None
+    macs_source: str = ""
+    published_at: dict = field(default_factory=dict)
+    params_exact: bool = False  # the published count is the framework's exact count
+    macs_rel_tol: float = 0.01  # tolerance of the MAC comparison (rounding of the published figure)
+
+
+TV = "torchvision model documentation, weights metadata (num_params, GFLOPS)"
+
+NETWORKS: dict[str, NetworkInfo] = {
+    "resnet50": NetworkInfo(
+        resnet.resnet50, "He et al., Deep Residual Learning, CVPR 2016; torchvision resnet50 (v1.5)",
+        25_557_032, f"{TV}: ResNet50_Weights.IMAGENET1K_V1", 4.09e9, f"{TV}: 4.09 GFLOPS", params_exact=True),
+    "resnext50": NetworkInfo(
+        resnet.resnext50, "Xie et al., Aggregated Residual Transformations, CVPR 2017; torchvision resnext50_32x4d",
+        25_028_904, f"{TV}: ResNeXt50_32X4D_Weights.IMAGENET1K_V1", 4.23e9, f"{TV}: 4.23 GFLOPS", params_exact=True),
+    "fcn-resnet50": NetworkInfo(
+        resnet.fcn_resnet50, "Long et al., FCN, CVPR 2015; torchvision fcn_resnet50 (dilated backbone, FCNHead)",
+        35_322_218, f"{TV}: FCN_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1 (with aux head)",
+        152.72e9, f"{TV}: 152.72 GFLOPS at 520x520", {"image_size": 520, "aux": True}, params_exact=True),
+    "deeplabv3-resnet50": NetworkInfo(
+        resnet.deeplabv3_resnet50, "Chen et al., Rethinking Atrous Convolution, 2017; torchvision deeplabv3_resnet50",
+        42_004_074, f"{TV}: DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1 (with aux head)",
+        178.72e9, f"{TV}: 178.72 GFLOPS at 520x520", {"image_size": 520, "aux": True}, params_exact=True),
+}
+
+
+def build_network(name: str, **options) -> Graph:
+    """Build a registered network; unknown names and options raise AccelsimError."""
+    info = NETWORKS.get(name)
+    if info is None:
+        raise AccelsimError(f"unknown network {name!r}", field="network", allowed=sorted(NETWORKS))
+    try:
+        return info.builder(**options)
+    except TypeError as exc:  # an option the builder does not take
+        raise AccelsimError(f"bad option for network {name!r}: {exc}", field="options") from None
+
+
+__all__ = ["NETWORKS", "NetworkInfo", "build_network", "parameter_count", "weight_elements"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from accelsim.errors import AccelsimError
 from accelsim.ir import Graph
 
-from workloads.cnn import resnet
+from workloads.cnn import mobilenet, resnet, video
 from workloads.cnn.builder import parameter_count, weight_elements
 
 
@@ -60,6 +60,24 @@ NETWORKS: dict[str, NetworkInfo] = {
         resnet.deeplabv3_resnet50, "Chen et al., Rethinking Atrous Convolution, 2017; torchvision deeplabv3_resnet50",
         42_004_074, f"{TV}: DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1 (with aux head)",
         178.72e9, f"{TV}: 178.72 GFLOPS at 520x520", {"image_size": 520, "aux": True}, params_exact=True),
+    "mobilenetv3-large": NetworkInfo(
+        mobilenet.mobilenetv3_large, "Howard et al., Searching for MobileNetV3, ICCV 2019; torchvision mobilenet_v3_large",
+        5_483_032, f"{TV}: MobileNet_V3_Large_Weights.IMAGENET1K_V1", 0.22e9,
+        f"{TV}: 0.22 GFLOPS (2 decimals, hence the 2.3% tolerance); the paper's Table 3 says 219M MAdds, "
+        "1.1% above our 216.6M conv/linear MACs (it presumably also counts SE scaling and other element-wise work)",
+        params_exact=True, macs_rel_tol=0.023),
+    "lraspp-mobilenetv3": NetworkInfo(
+        mobilenet.lraspp_mobilenetv3, "Howard et al. 2019 (LR-ASPP); torchvision lraspp_mobilenet_v3_large",
+        3_221_538, f"{TV}: LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1", 2.09e9,
+        f"{TV}: 2.09 GFLOPS at 520x520", {"image_size": 520}, params_exact=True),
+    "r2plus1d-18": NetworkInfo(
+        video.r2plus1d_18, "Tran et al., A Closer Look at Spatiotemporal Convolutions, CVPR 2018; torchvision r2plus1d_18",
+        31_505_325, f"{TV}: R2Plus1D_18_Weights.KINETICS400_V1", 40.52e9,
+        f"{TV}: 40.52 GFLOPS at 16x112x112", {"image_size": 112}, params_exact=True),
+    "s3d": NetworkInfo(
+        video.s3d, "Xie et al., Rethinking Spatiotemporal Feature Learning, ECCV 2018; torchvision s3d",
+        8_320_048, f"{TV}: S3D_Weights.KINETICS400_V1", 17.98e9, f"{TV}: 17.98 GFLOPS at 16x224x224",
+        params_exact=True),
 }
 
 

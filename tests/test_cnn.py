@@ -47,7 +47,7 @@ def test_weight_elements_within_1pct_of_published(graphs, name):
     info = NETWORKS[name]
     opts = {k: v for k, v in info.published_at.items() if k != "image_size"}
     g = build_network(name, **opts) if opts else graphs[name]
-    assert weight_elements(g) == pytest.approx(info.published_params, rel=0.01)
+    assert weight_elements(g) == pytest.approx(info.published_params, rel=info.params_rel_tol)
 
 
 @pytest.mark.parametrize("name", EXACT)
@@ -128,3 +128,65 @@ def test_max_operator_footprint_is_largest_in_plus_out(graphs):
     assert max_operator_footprint(g, with_weights=True) >= best
     e = g.einsum("layer4.0.conv2")
     assert operator_footprint_bytes(e, True) == 512 * 14 * 14 + 512 * 7 * 7 + 512 * 512 * 9
+
+
+def test_transformer_base_parameters_match_closed_form(graphs):
+    # Independent closed form (Vaswani et al. 2017 base: d 512, FFN 2048, 6+6 layers, shared
+    # 37000-token embedding as the output projection; biases on every linear; LN scale+shift).
+    d, f, layers, vocab = 512, 2048, 6, 37000
+    attn = 4 * d * d + 4 * d
+    ffn = 2 * d * f + f + d
+    encoder = attn + ffn + 2 * 2 * d
+    decoder = 2 * attn + ffn + 3 * 2 * d
+    assert parameter_count(graphs["transformer-base"]) == layers * (encoder + decoder) + vocab * d
+
+
+def test_transformer_base_attention_shapes(graphs):
+    g = graphs["transformer-base"]
+    assert g.tensors["encoder.0.self_attn.qk"].shape == (1, 8, 128, 128)
+    e = g.einsum("decoder.5.cross_attn.av")
+    assert e.macs == 8 * 128 * 128 * 64
+    assert g.einsum("decoder.0.self_attn.softmax").attrs["causal"] is True
+    assert g.tensors["generator"].shape == (1, 128, 37000)
+
+
+def test_vit_shapes_and_macs(graphs):
+    g = graphs["vit-b-16"]
+    assert g.tensors["conv_proj"].shape == (1, 196, 768)
+    assert g.tensors["add_pos_embedding"].shape == (1, 197, 768)
+    assert g.tensors["encoder.layers.11.self_attention.qk"].shape == (1, 12, 197, 197)
+    assert g.einsum("conv_proj").macs == 196 * 768 * 3 * 16 * 16
+    assert g.tensors["heads.head"].shape == (1, 1, 1000)
+
+
+def test_video_shapes(graphs):
+    g = graphs["r2plus1d-18"]
+    assert g.tensors["clip"].shape == (1, 3, 16, 224, 224)
+    assert g.tensors["stem.0"].shape == (1, 45, 16, 112, 112)
+    # midplanes of layer2.0: 64*128*27 // (64*9 + 3*128) = 230
+    assert g.tensors["layer2.0.conv1.0"].shape == (1, 230, 16, 56, 56)
+    assert g.tensors["layer4.1.add"].shape == (1, 512, 2, 14, 14)
+    s = graphs["s3d"]
+    assert s.tensors["features.15.concat"].shape == (1, 1024, 2, 7, 7)
+    assert s.tensors["classifier"].shape == (1, 400, 1, 1, 1)
+
+
+def test_mobilenet_depthwise_macs_are_exact(graphs):
+    g = graphs["mobilenetv3-large"]
+    e = g.einsum("features.4.depthwise")  # 72 channels, 5x5, stride 2: 56x56 -> 28x28
+    assert g.tensors["features.4.depthwise"].shape == (1, 72, 28, 28)
+    assert e.macs == 72 * 28 * 28 * 25
+    assert g.tensors["features.4.se.fc1"].shape == (1, 24, 1, 1)  # make_divisible(72 // 4, 8) = 24
+    lr = graphs["lraspp-mobilenetv3"]
+    assert lr.tensors["features.16"].shape == (1, 960, 14, 14)  # dilated last stage: stride 16
+    assert lr.tensors["head.add"].shape == (1, 21, 28, 28)
+
+
+def test_fc_densenet_shapes(graphs):
+    g = graphs["fc-densenet"]
+    assert g.tensors["first_conv"].shape == (1, 48, 224, 224)
+    assert g.tensors["down4.pool"].shape == (1, 656, 7, 7)
+    assert g.tensors["bottleneck.concat14"].shape == (1, 896, 7, 7)
+    assert g.tensors["up0.transition"].shape == (1, 240, 14, 14)
+    assert g.tensors["up4.concat3"].shape == (1, 256, 224, 224)  # Table 2: m = 256 before the 1x1 conv
+    assert g.tensors["softmax"].shape == (1, 11, 224, 224)

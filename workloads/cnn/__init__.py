@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from accelsim.errors import AccelsimError
 from accelsim.ir import Graph
 
-from workloads.cnn import mobilenet, resnet, video
+from workloads.cnn import densenet, mobilenet, resnet, transformers, video
 from workloads.cnn.builder import parameter_count, weight_elements
 
 
@@ -39,6 +39,7 @@ class NetworkInfo:
     published_macs: float | None = None
     macs_source: str = ""
     published_at: dict = field(default_factory=dict)
+    params_rel_tol: float = 0.01  # tolerance of the weight-count comparison
     params_exact: bool = False  # the published count is the framework's exact count
     macs_rel_tol: float = 0.01  # tolerance of the MAC comparison (rounding of the published figure)
 
@@ -78,6 +79,21 @@ NETWORKS: dict[str, NetworkInfo] = {
         video.s3d, "Xie et al., Rethinking Spatiotemporal Feature Learning, ECCV 2018; torchvision s3d",
         8_320_048, f"{TV}: S3D_Weights.KINETICS400_V1", 17.98e9, f"{TV}: 17.98 GFLOPS at 16x224x224",
         params_exact=True),
+    "vit-b-16": NetworkInfo(
+        transformers.vit_b_16, "Dosovitskiy et al., An Image is Worth 16x16 Words, ICLR 2021; torchvision vit_b_16",
+        86_567_656, f"{TV}: ViT_B_16_Weights.IMAGENET1K_V1", 17.56e9, f"{TV}: 17.56 GFLOPS",
+        params_exact=True),
+    "transformer-base": NetworkInfo(
+        transformers.transformer_base, "Vaswani et al., Attention Is All You Need, NeurIPS 2017, Table 3 (base)",
+        65e6, "Vaswani et al. 2017, Table 3: 65 x 10^6 parameters. We count 63.1M with the ~37000-token "
+        "shared vocabulary of Section 5.1 and biases on every linear; the paper neither gives the exact vocabulary "
+        "nor its bias convention (65M needs a ~40.7k vocabulary), hence the 4% tolerance",
+        params_rel_tol=0.04),
+    "fc-densenet": NetworkInfo(
+        densenet.fc_densenet, "Jegou et al., The One Hundred Layers Tiramisu (FC-DenseNet103), CVPRW 2017",
+        9.4e6, "Jegou et al. 2017, Table 3: FC-DenseNet103, 9.4M parameters. We count 9,322,091 trainable "
+        "(conv weights and biases, BN scale and shift); adding BN's running statistics, which the reference "
+        "Lasagne code also stores as parameters, gives 9,425,163"),
 }
 
 

@@ -43,11 +43,25 @@ def test_graph_is_well_formed(graphs, name):
 
 
 @pytest.mark.parametrize("name", WITH_PARAMS)
-def test_weight_elements_within_1pct_of_published(graphs, name):
+def test_weight_elements_within_tolerance_of_published(name):
+    # Unfolded graph: every framework parameter except biases is a weight tensor.
     info = NETWORKS[name]
     opts = {k: v for k, v in info.published_at.items() if k != "image_size"}
-    g = build_network(name, **opts) if opts else graphs[name]
+    g = build_network(name, fold_bn=False, **opts)
     assert weight_elements(g) == pytest.approx(info.published_params, rel=info.params_rel_tol)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_folding_bn_removes_one_parameter_per_folded_channel(graphs, name):
+    # Conservation: a folded BN's (scale, shift) become the conv's per-channel bias, so folding
+    # removes exactly C parameters per folded BN of C channels.
+    folded, unfolded = graphs[name], build_network(name, fold_bn=False)
+    bn = lambda g: sum(t.elements for t in g.tensors.values()  # noqa: E731
+                       if t.role is TensorRole.WEIGHT and t.dims == ("j", "c"))
+    folded_channels = (bn(unfolded) - bn(folded)) // 2
+    assert folded_channels >= 0  # zero for pre-activation nets (DenseNet) and transformers
+    assert parameter_count(unfolded) - parameter_count(folded) == folded_channels
+    assert unfolded.macs == folded.macs
 
 
 @pytest.mark.parametrize("name", EXACT)

@@ -143,25 +143,28 @@ class NetBuilder:
     def conv(self, name: str, x: Tensor, out_channels: int, kernel: int | Sequence[int], *,
              stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
              dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = False, bn: bool = True,
-             act: str | None = None, crop: Sequence[int] | None = None) -> Tensor:
+             act: str | None = None, shift: int | Sequence[int] = 0,
+             input_activation: str | None = None) -> Tensor:
         """Convolution (2D or 3D by the input's rank), optionally followed by BN and an activation.
 
-        ``crop`` trims the output's leading spatial elements (used by NASNet/DARTS factorized
-        reductions that read ``x[..., 1:, 1:]``): the input index is shifted by it.
+        ``shift`` offsets the input window (the second path of a factorized reduction reads
+        ``x[..., 1:, 1:]``) without changing the output size (TensorFlow's pad-then-shift; for
+        the even sizes where DARTS shifts, PyTorch's slice gives the same size).
+        ``input_activation`` records an activation applied to the input as it is read (a ReLU
+        fused into this consumer, see ``NetBuilder.pre_activation``).
         """
         nd = len(x.shape) - 2
         kern = _tuple(kernel, nd, f"{name}.kernel")
         strd = _tuple(stride, nd, f"{name}.stride")
         pad = _tuple(padding, nd, f"{name}.padding")
         dil = _tuple(dilation, nd, f"{name}.dilation")
-        shift = _tuple(crop or 0, nd, f"{name}.crop")
+        shift = _tuple(shift, nd, f"{name}.shift")
         cin = x.shape[1]
         if cin % groups or out_channels % groups:
             raise AccelsimError(f"groups {groups} must divide channels {cin} and {out_channels}",
                                 field=f"{name}.groups")
         in_sp = x.shape[2:]
-        out_sp = tuple((i - sh + 2 * p - d * (k - 1) - 1) // s + 1
-                       for i, sh, p, d, k, s in zip(in_sp, shift, pad, dil, kern, strd))
+        out_sp = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, p, d, k, s in zip(in_sp, pad, dil, kern, strd))
         if min(out_sp) <= 0:
             raise AccelsimError(f"kernel {kern} does not fit input {in_sp}", field=f"{name}")
         kg, cg = out_channels // groups, cin // groups
@@ -196,6 +199,8 @@ class NetBuilder:
         bias_elements = out_channels if (bias or fold) else 0
         if bias_elements:
             attrs["bias_elements"] = bias_elements
+        if input_activation:
+            attrs["input_activation"] = input_activation
         if fold:
             attrs["bn"] = "folded"
         act_attrs, pending = self._epilogue(act) if (fold or not bn) else ({}, None)
@@ -234,6 +239,16 @@ class NetBuilder:
         idx = x.dims
         return self._append(Einsum(name, Operand(out, idx), (Operand(x, idx),), dict(zip(idx, x.shape)),
                                    OpKind.ACTIVATION, {"kind": kind}))
+
+    def pre_activation(self, name: str, x: Tensor, kind: str = "relu") -> tuple[Tensor, str | None]:
+        """An activation applied to a tensor that other consumers read un-activated (DARTS/NASNet
+        ReLU-conv-BN). Fused: returns ``(x, kind)`` and the consuming convs record it as their
+        ``input_activation`` (no new tensor). Unfused: a separate out-of-place activation Einsum,
+        returned as ``(activated, None)``.
+        """
+        if self.fuse_activations:
+            return x, kind
+        return self.act(name, x, kind), None
 
     def pool(self, name: str, x: Tensor, kind: str, kernel: int | Sequence[int], *,
              stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,

@@ -366,7 +366,7 @@ def _mla(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str) -> Tensor:
     s2 = bb.add("attn.qk_rope", bb.t("attn.scores_rope", "bhsm", sc_shape), "bhsm",
                 [(q_pe, "bshp"), (kpe_keys, kpe_idx)], {c: sz[c] for c in "bhsmp"}, OpKind.MAC,
                 kind="attention_qk", causal=causal, flop_fraction=frac)
-    sc = bb.pointwise("attn.scores", OpKind.ADD, s1, s2, "bhsm", sz, flop_fraction=frac)
+    sc = bb.pointwise("attn.scores", OpKind.ADD, s1, s2, "bhsm", sz, kind="attention_scores", flop_fraction=frac)
     probs = bb.pointwise("attn.probs", OpKind.EXP, sc, None, "bhsm", sz, kind="softmax", causal=causal,
                          flop_fraction=frac)
     if phase == "prefill":
@@ -398,8 +398,30 @@ def _dense_ffn(bb: BlockBuilder, x: Tensor, D: _Dims, ffn: int, name: str = "ffn
     return bb.allreduce(n + "allreduce", y, "bsd", sz, D.tp) if allreduce else y
 
 
+SCORE_KINDS = frozenset({"attention_qk", "attention_qr", "attention_scores", "softmax"})
+
+
+def _keep_scores_on_chip(ops: list[Einsum]) -> list[Einsum]:
+    """FlashAttention-style fusion: attention scores and probabilities never reach DRAM.
+
+    Marks every score/probability tensor ``touched = 0`` in every Einsum that reads or writes
+    it, so traffic engines count no bytes for them; FLOPs are unchanged.
+    """
+    from dataclasses import replace
+
+    names = {e.output.tensor.name for e in ops if e.attrs.get("kind") in SCORE_KINDS}
+    out = []
+    for e in ops:
+        hit = {t.name for t in e.tensors} & names
+        if hit:
+            touched = dict(e.attrs.get("touched", {})) | {n: 0.0 for n in hit}
+            e = replace(e, attrs=dict(e.attrs) | {"touched": touched, "fused_attention": True})
+        out.append(e)
+    return out
+
+
 def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: object | None = None,
-           memory_len: int | None = None) -> Graph:
+           memory_len: int | None = None, flash: bool = True) -> Graph:
     """One layer: pre-norm (decoder-only models) or post-norm (BERT, XLM, T5 uses pre-norm).
 
     ``kind``: ``encoder`` (bidirectional, no cache), ``decoder`` (causal, cache), ``cross``
@@ -433,7 +455,7 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
     y = bb.pointwise("ffn_residual", OpKind.ADD, h, f, "bsd", sz, kind="residual")
     if post_norm:
         y = bb.norm("ffn_norm", y, "bsd", sz)
-    return Graph(f"{cfg.name}.{kind}-block", bb.ops)
+    return Graph(f"{cfg.name}.{kind}-block", _keep_scores_on_chip(bb.ops) if flash else bb.ops)
 
 
 def _embedding(cfg: ModelConfig, D: _Dims, phase: str, context: int, name: str = "embed") -> Graph:
@@ -538,7 +560,8 @@ def _head(cfg: ModelConfig, D: _Dims, phase: str) -> Graph | None:
 
 
 def build_block(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, seq: int = 512, context: int = 0,
-                tp: int = 1, layer: int | None = None, routing: object | None = None) -> Graph:
+                tp: int = 1, layer: int | None = None, routing: object | None = None,
+                fused_attention: bool = True) -> Graph:
     """One transformer layer's Graph for ``phase`` (see the module docstring for the layout)."""
     D = _dims(cfg, phase, batch, seq, context, tp)
     kind = "encoder" if cfg.architecture == "encoder" else "decoder"
@@ -548,26 +571,31 @@ def build_block(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
 
         routing = routing if routing is not None else route(D.b * D.s, cfg.moe.num_experts, cfg.moe.top_k,
                                                             capacity_factor=cfg.moe.capacity_factor)
-    return _block(cfg, D, phase, kind=kind, moe_routing=routing if moe else None)
+    return _block(cfg, D, phase, kind=kind, moe_routing=routing if moe else None, flash=fused_attention)
 
 
 def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, seq: int = 512, context: int = 0,
-                tp: int = 1, routing: object | None = None) -> ModelGraph:
+                tp: int = 1, routing: object | None = None, fused_attention: bool = True) -> ModelGraph:
     """The whole model for one phase as a ModelGraph (embedding, repeated blocks, head).
 
     ``seq`` is the prompt length (prefill) and, for an encoder-decoder in decode, the encoder
     length the cross-attention reads; ``context`` is the cached length in decode. ``routing``
     (a ``workloads.moe.Routing``) overrides uniform expected routing for MoE layers.
+    ``fused_attention`` (default, FlashAttention-style) keeps attention scores and
+    probabilities on chip; False materialises them in DRAM (eager attention).
     """
+    if cfg.architecture == "encoder" and phase == "decode":
+        raise AccelsimError(f"{cfg.name} is an encoder-only model; it has no decode phase", field="phase",
+                            allowed=["prefill"])
     D = _dims(cfg, phase, batch, seq, context, tp)
     parts = [Part("embed", _embedding(cfg, D, phase, context))]
     if cfg.architecture == "encoder-decoder":
         if phase == "prefill":
-            parts.append(Part("encoder", _block(cfg, D, phase, kind="encoder"), cfg.num_layers))
+            parts.append(Part("encoder", _block(cfg, D, phase, kind="encoder", flash=fused_attention), cfg.num_layers))
             Dd = D
         else:
             Dd = D
-        parts.append(Part("decoder", _block(cfg, Dd, phase, kind="cross", memory_len=seq), cfg.num_decoder_layers))
+        parts.append(Part("decoder", _block(cfg, Dd, phase, kind="cross", memory_len=seq, flash=fused_attention), cfg.num_decoder_layers))
     elif cfg.moe is not None:
         from workloads.moe import route
 
@@ -576,15 +604,17 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
         dense = cfg.moe.first_dense_layers
         kind = "encoder" if cfg.architecture == "encoder" else "decoder"
         if dense:
-            parts.append(Part("dense_block", _block(cfg, D, phase, kind=kind), dense))
-        parts.append(Part("moe_block", _block(cfg, D, phase, kind=kind, moe_routing=routing), cfg.num_layers - dense))
+            parts.append(Part("dense_block", _block(cfg, D, phase, kind=kind, flash=fused_attention), dense))
+        parts.append(Part("moe_block", _block(cfg, D, phase, kind=kind, moe_routing=routing, flash=fused_attention),
+                          cfg.num_layers - dense))
     else:
         kind = "encoder" if cfg.architecture == "encoder" else "decoder"
-        parts.append(Part("block", _block(cfg, D, phase, kind=kind), cfg.num_layers))
+        parts.append(Part("block", _block(cfg, D, phase, kind=kind, flash=fused_attention), cfg.num_layers))
     head = _head(cfg, D, phase)
     if head is not None:
         parts.append(Part("head", head))
-    meta = dict(phase=phase, batch=batch, seq=seq, context=context, tp=tp, attention=cfg.attention_kind)
+    meta = dict(phase=phase, batch=batch, seq=seq, context=context, tp=tp, attention=cfg.attention_kind,
+                fused_attention=fused_attention)
     return ModelGraph(f"{cfg.name}-{phase}-b{batch}-s{seq}-c{context}-tp{tp}", parts, cfg, meta)
 
 

@@ -74,6 +74,19 @@ def _affine(*terms: tuple[int, str], offset: int = 0) -> str:
     return text
 
 
+def _fit_plain(indices: list[str], shape: Sequence[int], extents: dict[str, int]) -> list[str]:
+    """The IR requires a plain-rank index to span its dim exactly; where a window index came out
+    plain but spans a different extent (e.g. a 1x1 conv with padding), add a rank z of extent 1
+    (always 0) so it is checked as a window instead."""
+    fixed = []
+    for index, extent in zip(indices, shape):
+        if index in extents and extents[index] != extent:
+            index += "+z"
+            extents["z"] = 1
+        fixed.append(index)
+    return fixed
+
+
 class NetBuilder:
     """Accumulates Einsums; each method returns the output Tensor of what it appended."""
 
@@ -189,6 +202,7 @@ class NetBuilder:
                 extents[kr] = k_ext
                 terms.append((d, kr))
             in_idx.append(_affine(*terms, offset=sh - p))
+        in_idx = _fit_plain(in_idx, in_sp, extents)
         out_idx = [o if e > 1 else "0" for o, e in zip(out_ranks, out_sp)]
         w_idx = [kr if e > 1 else "0" for kr, e in zip(ker_ranks, kern)]
         # Plain ranks must match extents exactly, so extent-1 dims use the constant index "0".
@@ -274,6 +288,7 @@ class NetBuilder:
                 terms.append((1, kr))
             in_idx.append(_affine(*terms, offset=-p))
             out_idx.append(o if o_ext > 1 else "0")
+        in_idx = _fit_plain(in_idx, in_sp, extents)
         op = {"max": OpKind.MAX, "avg": OpKind.ADD}.get(kind)
         if op is None:
             raise AccelsimError(f"unknown pooling {kind!r}", field=f"{name}.kind", allowed=["max", "avg"])

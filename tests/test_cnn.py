@@ -314,3 +314,35 @@ def test_pool_and_concat_einsums_compute_what_they_say():
     cat = _evaluate(b.einsums[1], {"pool": pooled, "x2": x2})
     np.testing.assert_allclose(cat, np.concatenate([pooled, x2], axis=1))
     assert cat_t.shape == (1, 5, 3, 3)
+
+
+def test_nas_cells_have_their_published_structure(graphs):
+    normal = graphs["darts-normal-cell"]
+    # 8 ops: 5 sep convs (2 dw + 2 pw each), 2 identities, 1 dil conv (dw + pw); 2 preprocess convs;
+    # 4 node sums; 1 concat.
+    convs = [e for e in normal.einsums if e.attrs.get("kind") == "conv"]
+    assert len(convs) == 2 + 5 * 4 + 2
+    assert sum(e.attrs.get("kind") == "add" for e in normal.einsums) == 4
+    assert [t.shape for t in normal.outputs] == [(1, 4 * 48, 28, 28)]
+    reduction = graphs["darts-reduction-cell"]
+    assert [t.shape for t in reduction.outputs] == [(1, 4 * 96, 14, 14)]
+    assert sum(e.op is OpKind.MAX for e in reduction.einsums) == 5
+    nas_normal = graphs["nasnet-a-normal-cell"]
+    assert [t.shape for t in nas_normal.outputs] == [(1, 6 * 44, 28, 28)]  # concat of h_prev and 5 blocks
+    nas_red = graphs["nasnet-a-reduction-cell"]
+    assert [t.shape for t in nas_red.outputs] == [(1, 4 * 88, 14, 14)]
+    assert graphs["nasnet-a"].tensors["cell_11.concat"].shape == (1, 1056, 7, 7)  # "4 @ 1056"
+    assert graphs["nasnet-a-cifar"].tensors["cell_17.concat"].shape == (1, 768, 8, 8)  # "6 @ 768"
+    assert graphs["pnasnet-5"].tensors["cell_8.concat"].shape == (1, 1080, 7, 7)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unfused_activations_add_tensors_not_macs(graphs, name):
+    unfused = build_network(name, fuse_activations=False)
+    fused = graphs[name]
+    acts = sum(e.op is OpKind.ACTIVATION for e in unfused.einsums)
+    fused_acts = sum(e.op is OpKind.ACTIVATION for e in fused.einsums)
+    assert unfused.macs == fused.macs
+    assert fused_acts == 0  # every activation is fused into a producer or consumer by default
+    assert len(unfused) == len(fused) + acts
+    assert len(unfused.tensors) == len(fused.tensors) + acts  # each out-of-place activation is a new tensor

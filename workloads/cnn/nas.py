@@ -1,4 +1,4 @@
-"""NAS cells and networks: DARTS (V2 genotype) and NASNet-A, with each cell's exact op DAG.
+"""NAS cells and networks: DARTS (V2 genotype), NASNet-A and PNASNet-5, each cell's exact op DAG.
 
 DARTS (Liu, Simonyan, Yang, ICLR 2019; reference code quark0/darts, facts restated): the
 second-order "DARTS_V2" genotype. A cell preprocesses its two inputs (ReLU-1x1 conv-BN, or a
@@ -20,6 +20,10 @@ ReLU-1x1-BN when the width differs) and the concatenation of unused states. Netw
 NASNet-A Mobile "4 @ 1056" (ImageNet, 44 filters, 12 cells, 2 stem reduction cells after a
 3x3 stride-2 VALID conv to 32 channels, 224x224 input, 1000 classes) and
 NASNet-A "6 @ 768" (CIFAR-10, 32 filters, 18 cells, 3x3 stem conv to 96 channels, 32x32).
+PNASNet-5 (Liu et al., ECCV 2018; TF-slim pnasnet.py) reuses the NASNet cell machinery with its
+single cell type (stride 2 where it reduces) and every cell reading the output two cells back.
+AmoebaNet-D, the fourth NAS network of the COSMA evaluation, is not built (its cell definition
+is not in a source we could check).
 TensorFlow's SAME padding is modelled by symmetric padding (same output sizes; the window of a
 stride-2 op on an even input is offset by one pixel, which changes no tensor size or MAC).
 """
@@ -292,4 +296,45 @@ def nasnet_cell_graph(reduction: bool = False, filters: int = 44, size: int = 28
     prev = b.input("h_prev", 6 * filters, (size, size))
     nasnet_cell(b, "cell", net, prev, filters * (2 if reduction else 1), 2 if reduction else 1,
                 NASNET_A_REDUCTION if reduction else NASNET_A_NORMAL)
+    return b.graph()
+
+
+# --- PNASNet-5 ----------------------------------------------------------------------------------
+
+# TF-slim pnasnet.py PNasNetNormalCell (Liu et al., Progressive Neural Architecture Search, ECCV
+# 2018, Figure 1): one cell type, used with stride 2 for reductions.
+PNASNET_5 = (
+    ("separable_5x5_2", "max_pool_3x3", "separable_7x7_2", "max_pool_3x3", "separable_5x5_2", "separable_3x3_2",
+     "separable_3x3_2", "max_pool_3x3", "separable_3x3_2", "none"),
+    (1, 1, 0, 0, 0, 0, 0),
+    (1, 1, 0, 0, 0, 0, 4, 0, 1, 0),
+)
+
+
+def pnasnet_5_mobile(image_size: int = 224, classes: int = 1000, filters: int = 54, cells: int = 9,
+                     **opts) -> Graph:
+    """PNASNet-5 Mobile: TF-slim mobile_imagenet_config (54 filters, 9 cells, reductions at 3 and 6,
+    the NASNet ImageNet stem with two stride-2 PNASNet cells, every cell reads the output two
+    cells back)."""
+    b = NetBuilder("pnasnet-5", **opts)
+    x = b.input("image", 3, (image_size, image_size))
+    net = b.conv("conv0", x, 32, 3, stride=2)  # VALID padding, stem_multiplier 1.0
+    outputs: list[Tensor | None] = [None, net]
+    scaling = 1 / 4
+    for i in range(2):
+        net = nasnet_cell(b, f"cell_stem_{i}", net, outputs[-2], int(filters * scaling), 2, PNASNET_5)
+        outputs.append(net)
+        scaling *= 2
+    reductions = [int(k / 3 * cells) for k in (1, 2)]
+    scaling = 1.0
+    for cell in range(cells):
+        reduction = cell in reductions
+        if reduction:
+            scaling *= 2
+        net = nasnet_cell(b, f"cell_{cell}", net, outputs[-2], int(filters * scaling), 2 if reduction else 1,
+                          PNASNET_5)
+        outputs.append(net)
+    net, pre = b.pre_activation("final_relu", net)
+    pooled = b.global_pool("global_pool", net)
+    b.conv("logits", pooled, classes, 1, bias=True, bn=False, input_activation=pre)
     return b.graph()

@@ -38,8 +38,10 @@ def test_graph_is_well_formed(graphs, name):
     # The builder's order is the framework's execution order, so it must already be topological.
     assert [e.name for e in g.topological_order()] == [e.name for e in g.einsums]
     for e in g.einsums:
-        if e.attrs.get("kind") in ("conv", "conv3d", "linear", "conv_transpose"):
-            e.as_gemm()  # every conv/linear is a two-operand GEMM
+        if e.op is OpKind.MAC:
+            # every conv, linear and attention product is a two-operand GEMM with the same MACs
+            assert len(e.inputs) == 2
+            assert e.as_gemm().macs == e.macs
 
 
 @pytest.mark.parametrize("name", WITH_PARAMS)

@@ -348,3 +348,16 @@ def test_unfused_activations_add_tensors_not_macs(graphs, name):
     assert fused_acts == 0  # every activation is fused into a producer or consumer by default
     assert len(unfused) == len(fused) + acts
     assert len(unfused.tensors) == len(fused.tensors) + acts  # each out-of-place activation is a new tensor
+
+
+def test_amoebanet_d_structure(graphs):
+    g = graphs["amoebanet-d"]
+    # normal cell concatenates 4 states (h0, h3, h4, h6), the reduction cell 3 (h4, h5, h6)
+    assert g.tensors["cell_0.concat"].shape == (1, 4 * 256, 28, 28)
+    assert g.tensors["reduction_cell_0.concat"].shape == (1, 3 * 512, 14, 14)
+    assert g.tensors["cell_11.concat"].shape == (1, 4 * 1024, 7, 7)
+    # TF SAME pooling on the odd 111x111 stem output gives 56x56
+    assert g.tensors["conv0"].shape == (1, 32, 111, 111)
+    assert g.tensors["cell_stem_0.concat"].shape == (1, 3 * 64, 56, 56)
+    # "1x7_7x1" runs inside a 1x1 bottleneck at a quarter of the width
+    assert g.tensors["cell_0.comb1.right.1x7"].shape == (1, 64, 28, 28)

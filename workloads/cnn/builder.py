@@ -266,15 +266,23 @@ class NetBuilder:
 
     def pool(self, name: str, x: Tensor, kind: str, kernel: int | Sequence[int], *,
              stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
-             ceil_mode: bool = False, act: str | None = None) -> Tensor:
-        """Max or average pooling with window ranks (average = sum, its scale folded)."""
+             ceil_mode: bool = False, same: bool = False, act: str | None = None) -> Tensor:
+        """Max or average pooling with window ranks (average = sum, its scale folded).
+
+        ``same=True`` is TensorFlow's SAME padding: output ceil(in / stride), the padding split
+        with the smaller half before (``padding`` is then ignored).
+        """
         nd = len(x.shape) - 2
         kern = _tuple(kernel, nd, f"{name}.kernel")
         strd = _tuple(kernel if stride is None else stride, nd, f"{name}.stride")
-        pad = _tuple(padding, nd, f"{name}.padding")
         in_sp = x.shape[2:]
-        rnd = (lambda a, b: -(-a // b)) if ceil_mode else (lambda a, b: a // b)
-        out_sp = tuple(rnd(i + 2 * p - k, s) + 1 for i, p, k, s in zip(in_sp, pad, kern, strd))
+        if same:
+            out_sp = tuple(-(-i // s) for i, s in zip(in_sp, strd))
+            pad = tuple(max((o - 1) * s + k - i, 0) // 2 for o, s, k, i in zip(out_sp, strd, kern, in_sp))
+        else:
+            pad = _tuple(padding, nd, f"{name}.padding")
+            rnd = (lambda a, b: -(-a // b)) if ceil_mode else (lambda a, b: a // b)
+            out_sp = tuple(rnd(i + 2 * p - k, s) + 1 for i, p, k, s in zip(in_sp, pad, kern, strd))
         name = self._name(name)
         extents: dict[str, int] = {"n": self.batch, "c": x.shape[1]}
         in_idx, out_idx = [], []

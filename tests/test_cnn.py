@@ -361,3 +361,12 @@ def test_amoebanet_d_structure(graphs):
     assert g.tensors["cell_stem_0.concat"].shape == (1, 3 * 64, 56, 56)
     # "1x7_7x1" runs inside a 1x1 bottleneck at a quarter of the width
     assert g.tensors["cell_0.comb1.right.1x7"].shape == (1, 64, 28, 28)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_batch_scales_work_not_weights(graphs, name):
+    one, two = graphs[name], build_network(name, batch=2)
+    assert two.macs == 2 * one.macs
+    assert weight_elements(two) == weight_elements(one)
+    acts = lambda g: sum(t.bytes for t in g.tensors.values() if t.role is not TensorRole.WEIGHT)  # noqa: E731
+    assert acts(two) == 2 * acts(one)

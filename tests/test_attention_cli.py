@@ -1,14 +1,24 @@
 """CLI: accelsim attention and accelsim map fusemax."""
 import json
-import subprocess
-import sys
+from types import SimpleNamespace
+
+import pytest
+
+from accelsim.cli import main
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "-m", "accelsim", *args], capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def run(capsys):
+    """The CLI in-process (same code path as the console script, without interpreter start-up)."""
+    def _run(*args):
+        with pytest.raises(SystemExit) as done:
+            main(list(args))
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=done.value.code, stdout=captured.out, stderr=captured.err)
+    return _run
 
 
-def test_attention_json_has_the_fields():
+def test_attention_json_has_the_fields(run):
     r = run("attention", "--design", "fusemax", "--model", "trxl", "--seq", "2000", "--batch", "2", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
@@ -18,7 +28,7 @@ def test_attention_json_has_the_fields():
     assert doc["dram_bytes"] == 2 * 16 * 2000 * 64 * 2 * 4
 
 
-def test_bad_inputs_exit_2_with_one_line():
+def test_bad_inputs_exit_2_with_one_line(run):
     for args in (("--design", "fast", "--model", "bert", "--seq", "1024"),
                  ("--design", "flat", "--model", "gpt9", "--seq", "1024"),
                  ("--design", "flat", "--model", "bert", "--seq", "0")):
@@ -30,7 +40,7 @@ def test_bad_inputs_exit_2_with_one_line():
     assert r.returncode == 2 and "max" in r.stderr
 
 
-def test_map_fusemax_json():
+def test_map_fusemax_json(run):
     r = run("map", "fusemax", "--model", "bert", "--seq", "1024", "--batch", "1", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)

@@ -387,6 +387,8 @@ def _simulate_one_pass(plan: AttentionPlan, hw: SpatialAccelerator, s: Attention
             acts["add"] = acts.get("add", 0) + 1  # the separate subtraction
         for act, k in acts.items():
             actions[act] = actions.get(act, 0.0) + k * elements
+            if act == "mac":
+                actions[f"mac@{unit}"] = actions.get(f"mac@{unit}", 0.0) + k * elements
     busy = {u: sum(c for e, c in per_einsum.items() if plan.binding[e] == u) for u in ("2d", "1d")}
     traffic = traffic_bytes(replace(plan, p1=p1), s, hw)
     busy["dram"] = _dram_cycles(sum(traffic.values()), hw)
@@ -456,7 +458,7 @@ def _simulate_three_pass(plan: AttentionPlan, hw: SpatialAccelerator, s: Attenti
     busy = {"2d": per_einsum["QK"] + per_einsum["AV"], "1d": per_einsum["softmax"],
             "dram": _dram_cycles(total_bytes, hw)}
     elements = s.b * s.h * s.m * s.p
-    actions: dict[str, float] = {"mac": float(elements * (s.e + s.f))}
+    actions: dict[str, float] = {"mac": float(elements * (s.e + s.f)), "mac@2d": float(elements * (s.e + s.f))}
     for op, k in SOFTMAX_OPS:
         for act, n in hw.array_1d.cost(op).actions.items():
             actions[act] = actions.get(act, 0.0) + n * k * elements
@@ -479,7 +481,11 @@ def simulate(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape) -> 
 def energy_pj(result: SimResult, hw: SpatialAccelerator) -> dict[str, float]:
     """Energy by component from action counts and the per-action table (Accelergy-style)."""
     e = hw.energy
-    compute = sum(n * e.compute_pj.get(act, 0.0) for act, n in result.actions.items() if not act.endswith("_bytes"))
+    compute = sum(n * e.compute_pj.get(act, 0.0) for act, n in result.actions.items()
+                  if not act.endswith("_bytes") and "@" not in act)
+    # operand register-file reads of each MAC, per array (Eyeriss-style PE register files)
+    compute += (result.actions.get("mac@2d", 0.0) * hw.array_2d.regfile_pj_per_mac
+                + result.actions.get("mac@1d", 0.0) * hw.array_1d.regfile_pj_per_mac)
     buffer = (result.actions.get("buffer_read_bytes", 0.0) * e.buffer_read_pj_per_byte
               + result.actions.get("buffer_write_bytes", 0.0) * e.buffer_write_pj_per_byte)
     dram = sum(result.traffic.values()) * e.dram_pj_per_byte

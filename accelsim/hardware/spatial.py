@@ -38,6 +38,7 @@ class PEArray(Spec):
     cols: int = Field(gt=0, description="PEs along the query (P0) dimension")
     ops: dict[str, OpCost] = Field(description="op kind -> cost; a missing op cannot run on this array")
     pe_area_um2: float = Field(default=0.0, ge=0, description="area of one PE (45 nm)")
+    regfile_pj_per_mac: float = Field(default=0.0, ge=0, description="PE register-file energy per MAC (operand reads)")
 
     @property
     def pes(self) -> int:

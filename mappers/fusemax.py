@@ -474,3 +474,31 @@ def size_hardware(hw: SpatialAccelerator, s: AttentionShape, *, area_budget_um2:
                               field="area_budget_um2")
     best = min(fitting, key=lambda r: (r["latency_cycles"], r["area_um2"]))
     return [best] + [r for r in rows if r is not best]
+
+
+# --- plans as accelsim Mappings (data) --------------------------------------------------------
+def to_mapping(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape):
+    """The plan as an ``accelsim.mapping.Mapping`` over the cascade Graph it runs: schedule
+    (topological), binding of the Graph's Einsums, tiling; the full plan (stages, deferral,
+    the paper's SPD/SPNV bindings) in ``meta`` so ``from_mapping`` restores it exactly."""
+    from accelsim.mapping import Mapping
+    from workloads.attention import cascade
+
+    graph = cascade("1pass" if plan.cascade == "1pass" else "3pass", s, m0=plan.m0)
+    names = [e.name for e in graph.topological_order()]
+    binding = {e: plan.binding[e] for e in names if e in plan.binding} if plan.cascade == "1pass" else \
+        {e: ("2d" if e in ("QK", "AV") else "1d") for e in names}
+    tiling = {e: {"p0": plan.p0, "m0": plan.m0, "p1": plan.p1} for e in names}
+    m = Mapping(graph=graph.name, hardware=hw.name, schedule=names, binding=binding, tiling=tiling,
+                meta={"mapper": "mappers.fusemax", "plan": plan.describe()})
+    m.validate(graph)
+    return m
+
+
+def from_mapping(mapping) -> AttentionPlan:
+    d = dict(mapping.meta.get("plan") or {})
+    if not d:
+        raise AccelsimError("mapping has no attention plan in meta.plan", field="mapping.meta")
+    return AttentionPlan(d["design"], d["cascade"], d["p0"], d["m0"], d["p1"], dict(d["binding"]),
+                         tuple(tuple(st) for st in d["stages"]), frozenset(d["deferred"]), d["interleaved"],
+                         d["qk_onchip"], d["fused"])

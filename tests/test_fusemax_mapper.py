@@ -103,3 +103,15 @@ def test_infeasible_buffer_message():
         optimize(hw, SMALL[0], tiles=[(4, 4)])
     with pytest.raises(AccelsimError, match="objective"):
         optimize(hw, SMALL[0], objective="speed")
+
+
+def test_plan_round_trips_through_a_mapping_file(tmp_path):
+    from accelsim.mapping import Mapping
+    from mappers.fusemax import from_mapping, to_mapping
+    hw = load_hardware("fusemax-cloud")
+    s = attention_model("t5").shape(3000, batch=2)
+    for design in ("fusemax", "flat"):
+        plan = published_plan(design, hw if design == "fusemax" else load_hardware("flat-cloud"), s)
+        path = tmp_path / f"{design}.yaml"
+        to_mapping(plan, hw, s).save(path)
+        assert from_mapping(Mapping.load(path)) == plan

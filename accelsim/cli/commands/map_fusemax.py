@@ -22,6 +22,7 @@ def map_fusemax_command(
     time_limit: float = typer.Option(10.0, help="Solver time limit per tile candidate (s)."),
     area_budget_um2: float = typer.Option(0.0, help="If > 0: also size the PE array under this area."),
     buffer_budget_bytes: int = typer.Option(0, help="With --area-budget-um2: buffer size for sizing."),
+    save_mapping: str = typer.Option("", help="Write the chosen mapping (YAML or .json) to this path."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Optimize the mapping, then simulate it and the published FuseMax mapping side by side."""
@@ -48,6 +49,10 @@ def map_fusemax_command(
                                                                     "util_2d", "util_1d")}}
     except AccelsimError as why:
         doc["published"] = {"error": str(why)}
+    if save_mapping:
+        from mappers.fusemax import to_mapping
+        to_mapping(res.plan, hw, s).save(save_mapping)
+        doc["mapping_file"] = save_mapping
     if area_budget_um2 > 0:
         doc["sizing"] = size_hardware(hw, s, area_budget_um2=area_budget_um2,
                                       buffer_budget_bytes=buffer_budget_bytes or None)

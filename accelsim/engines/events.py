@@ -67,8 +67,11 @@ def run(tasks: Sequence[Task], units: Sequence[str], buffer_bytes: int | None = 
 
     def worker(unit: str):
         for t in queues[unit]:
-            if t.deps:
-                yield env.all_of([d.done for d in t.deps])
+            pending = [d.done for d in t.deps if d.end is None]
+            if len(pending) == 1:
+                yield pending[0]
+            elif pending:
+                yield env.all_of(pending)
             if buffer is not None and t.alloc_bytes:
                 yield buffer.get(t.alloc_bytes)
                 peak[0] = max(peak[0], buffer.capacity - buffer.level)

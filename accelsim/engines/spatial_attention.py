@@ -410,7 +410,13 @@ def _useful_elements(e: str, s: AttentionShape, n_mt: int) -> int:
 
 
 def _simulate_three_pass(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape) -> SimResult:
-    """FLAT (fused, row blocks pipelined per query tile) or the unfused baseline (three phases)."""
+    """FLAT (fused, row blocks pipelined per query tile) or the unfused baseline (three phases).
+
+    FLAT: per query tile, QK on the 2D array, the softmax on the 1D array and AV on the 2D array,
+    software-pipelined (the 2D array runs QK of tile i+1 before AV of tile i) while DRAM streams
+    the tile's share of the block's traffic. The buffer enters through the spill fraction of the
+    score rows (``flat_spill_fraction``). Unfused: three phases one after the other, each a DRAM
+    stream overlapped with its compute."""
     w = hw.word_bytes
     pes = hw.array_2d.rows * hw.array_2d.cols
     if "mac" not in hw.array_2d.ops or not all(op in hw.array_1d.ops for op, _ in SOFTMAX_OPS):
@@ -449,11 +455,9 @@ def _simulate_three_pass(plan: AttentionPlan, hw: SpatialAccelerator, s: Attenti
                     tasks += [ld, Task(f"c{i}", unit, cyc, deps=[ld])]
                 return run(tasks, [unit, "dram"]).makespan_cycles
             return extrapolate(sim, rows_total, 8, 16)
-        bh = s.b * s.h
         latency = (phase("2d", qk_cyc, (traffic["Q"] + traffic["K"] + traffic["QK"] / 2) / rows_total)
                    + phase("1d", sm_cyc, (traffic["QK"] / 2 + traffic["A"] / 2) / rows_total)
                    + phase("2d", av_cyc, (traffic["A"] / 2 + traffic["V"] + traffic["AV"]) / rows_total))
-        del bh
     per_einsum = {"QK": qk_cyc * rows_total, "AV": av_cyc * rows_total, "softmax": sm_cyc * rows_total}
     busy = {"2d": per_einsum["QK"] + per_einsum["AV"], "1d": per_einsum["softmax"],
             "dram": _dram_cycles(total_bytes, hw)}

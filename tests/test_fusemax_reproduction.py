@@ -124,3 +124,29 @@ def test_memory_bound_when_dram_is_slow():
     dram_cycles = sum(r.traffic.values()) / hw.dram.bytes_per_cycle(hw.clock_hz)
     assert r.latency_cycles == pytest.approx(dram_cycles, rel=0.02)
     assert r.latency_cycles >= dram_cycles * (1 - 1e-12)  # DRAM is one serial queue
+
+
+@pytest.mark.parametrize("design", ["unfused", "flat", "cascade", "arch", "fusemax"])
+@pytest.mark.parametrize("seq,batch", [(700, 3), (5000, 1)])
+def test_latency_bounded_by_unit_work(design, seq, batch):
+    """No unit can be busier than the run is long; no run is longer than all work serialized."""
+    hw = load_hardware(DESIGN_HARDWARE[design])
+    s = attention_model("t5").shape(seq, batch)
+    plan = published_plan(design, hw, s)
+    r = simulate(plan, hw, s)
+    for unit in ("2d", "1d", "dram"):
+        assert r.latency_cycles >= r.busy_cycles[unit] * (1 - 1e-9)
+    n_tiles = s.b * s.h * math.ceil(s.p / plan.p0) * math.ceil(s.m / plan.m0)
+    stalls = n_tiles * hw.array_2d.rows if not plan.interleaved else 0
+    assert r.latency_cycles <= sum(r.busy_cycles.values()) + stalls + 1e-6
+
+
+def test_optimized_plan_simulates_consistently_with_its_model():
+    """A plan whose QK is not in the first stage (as the optimizer may produce) still runs; the
+    simulation lands within pipeline fill of the optimizer's steady-state model."""
+    from mappers.fusemax import model_latency_cycles, optimize
+    hw = load_hardware("fusemax-cloud")
+    s = attention_model("bert").shape(3000, batch=2)
+    res = optimize(hw, s, "latency", stages=5, tiles=[(256, 256)])
+    r = simulate(res.plan, hw, s)
+    assert r.latency_cycles == pytest.approx(model_latency_cycles(res.plan, hw, s), rel=0.01)

@@ -271,6 +271,8 @@ def _one_pass_stream(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionSh
     state_bytes = one_pass_buffer_bytes(replace(plan, p1=n_q_max), s, w) - kv_tile - n_q_max * plan.p0 * s.e * w
     av_unit = plan.binding["AV"]
     av_cycles = einsum_cycles("AV", av_unit, hw, s, plan.p0, plan.m0)
+    qk_stage = next(i for i, st in enumerate(plan.stages) if "QK" in st)
+    av_stage = next(i for i, st in enumerate(plan.stages) if "AV" in st)
     dram: list[Task] = []
     compute: list[Task] = [Task("state", "1d", 0, alloc_bytes=state_bytes)]
     prev_stage: list[Task] = [compute[0]]
@@ -287,18 +289,18 @@ def _one_pass_stream(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionSh
             dram.append(ld)
             for i in range(n_qt):
                 for k, cyc in enumerate(stages):
-                    deps = list(prev_stage) + ([ld, load_q] if k == 0 else [])
+                    deps = list(prev_stage) + ([ld, load_q] if k == qk_stage else [])
                     cur = []
                     for unit in ("2d", "1d"):
                         c = cyc[unit] + (cyc["stall"] if unit == "2d" else 0)
-                        if k == 0 and unit == av_unit and pending_av:
+                        if k == av_stage and unit == av_unit and pending_av:
                             c += av_cycles  # one finished query tile's division per tile
                         if c:
                             cur.append(Task(f"g{g}.k{j}.q{i}.s{k}.{unit}", unit, c, deps=deps))
-                    if k == 0:
+                    if k == av_stage:
                         pending_av = max(0, pending_av - 1)
-                        if j == n_kt - 1:
-                            last_qk = cur
+                    if k == qk_stage and j == n_kt - 1:
+                        last_qk = cur
                     compute += cur
                     prev_stage = cur or prev_stage
             compute.append(Task(f"g{g} free KV{j}", "1d", 0, deps=list(prev_stage), free_bytes=kv_tile))

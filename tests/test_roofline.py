@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -13,6 +10,7 @@ from accelsim.hardware import load_hardware
 from accelsim.ir import Graph, gemm
 from workloads.config import load_model
 from workloads.transformer import build_model
+from tests.cli_helper import cli_in_process
 
 
 @given(m=st.integers(1, 4096), k=st.integers(1, 8192), n=st.integers(1, 8192))
@@ -92,7 +90,8 @@ def test_tp_allreduce_is_costed_on_the_link():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "accelsim", *args], capture_output=True, text=True, timeout=120)
+    """In-process CLI run (the subprocess contract is covered by tests/test_cli_basics.py)."""
+    return cli_in_process(*args)
 
 
 def test_cli_json_fields():

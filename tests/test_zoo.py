@@ -1,11 +1,9 @@
 """Every zoo model's parameter count, derived from its built graph, within 1% of the cited figure."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
+from tests.cli_helper import cli_in_process
 from workloads.config import load_model, zoo_names
 from workloads.transformer import parameter_count
 
@@ -29,9 +27,7 @@ def test_parameter_count_within_one_percent_of_published(name):
 
 
 def test_workloads_cli_list_and_show():
-    done = subprocess.run([sys.executable, "-m", "accelsim", "workloads", "list"], capture_output=True, text=True,
-                          timeout=120)
+    done = cli_in_process("workloads", "list")
     assert done.returncode == 0 and all(n in done.stdout for n in REQUIRED)
-    done = subprocess.run([sys.executable, "-m", "accelsim", "workloads", "show", "deepseek-v3"], capture_output=True,
-                          text=True, timeout=120)
+    done = cli_in_process("workloads", "show", "deepseek-v3")
     assert done.returncode == 0 and "kv_lora_rank: 512" in done.stdout and "params_derived" in done.stdout

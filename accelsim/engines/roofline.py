@@ -105,6 +105,7 @@ def roofline(workload: Any, device: GPU | str) -> Report:
     totals = dict(total_s=0.0, flops=0.0, bytes=0.0, comm_bytes=0.0)
     by_bound = {b: 0.0 for b in BOUNDS}
     by_role: dict[str, float] = {}
+    by_part: dict[str, float] = {}
     for part, graph, repeat in _parts(workload):
         for e in graph.einsums:
             c = einsum_cost(e, device)
@@ -119,12 +120,14 @@ def roofline(workload: Any, device: GPU | str) -> Report:
             totals["bytes"] += c["bytes"] * repeat
             totals["comm_bytes"] += c["comm_bytes"] * repeat
             by_bound[c["bound"]] += c["time_s"] * repeat
+            by_part[part or graph.name] = by_part.get(part or graph.name, 0.0) + c["time_s"] * repeat
             tensors = {t.name: t for t in e.tensors}
             for tname, b in c["traffic"].items():
                 role = tensors[tname].role.value
                 by_role[role] = by_role.get(role, 0.0) + b * repeat
     totals.update({f"{b}_bound_s": v for b, v in by_bound.items()})
     totals["bytes_by_role"] = by_role
+    totals["time_by_part_s"] = by_part
     totals["bound"] = max(BOUNDS, key=lambda b: by_bound[b])
     meta = dict(getattr(workload, "meta", {}) or {})
     meta.update(device=device.name, memory_bytes_per_s=device.memory_bytes_per_s,

@@ -20,6 +20,10 @@ def roofline_command(
     tp: int = typer.Option(1, help="Tensor-parallel degree."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     top: int = typer.Option(12, help="Operators to list in the text output (largest time first)."),
+    fused_attention: bool = typer.Option(True, "--fused-attention/--unfused-attention",
+                                         help="Keep attention scores on chip (FlashAttention) or write them to DRAM."),
+    compute_efficiency: float = typer.Option(None, help="Override the device's achievable fraction of peak FLOP/s."),
+    memory_efficiency: float = typer.Option(None, help="Override the device's achievable fraction of bandwidth."),
 ) -> None:
     """Roofline time of one prefill or decode step: each Einsum bounded by compute, memory or link."""
     from accelsim.engines.roofline import roofline
@@ -31,13 +35,22 @@ def roofline_command(
         raise AccelsimError(f"unknown phase {phase!r}", field="phase", allowed=PHASES)
     cfg = load_model(model)
     hw = load_hardware(device, kind="gpu")
-    graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp)
+    overrides = {k: v for k, v in (("compute_efficiency", compute_efficiency),
+                                   ("memory_efficiency", memory_efficiency)) if v is not None}
+    for k, v in overrides.items():
+        if not 0 < v <= 1:
+            raise AccelsimError(f"must be in (0, 1], got {v}", field=k.replace("_", "-"))
+    if overrides:
+        hw = type(hw).model_validate(hw.model_dump() | overrides)
+    graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp, fused_attention=fused_attention)
     report = roofline(graph, hw)
     t = report.totals
     if as_json:
         doc = dict(model=cfg.name, device=hw.name, phase=phase, batch=batch, seq=seq, context=context, tp=tp,
                    total_s=t["total_s"], flops=t["flops"], bytes=t["bytes"], comm_bytes=t["comm_bytes"],
-                   bound=t["bound"], bytes_by_role=t["bytes_by_role"],
+                   bound=t["bound"], bytes_by_role=t["bytes_by_role"], time_by_part_s=t["time_by_part_s"],
+                   fused_attention=fused_attention, compute_efficiency=hw.compute_efficiency,
+                   memory_efficiency=hw.memory_efficiency,
                    time_by_bound_s={b: t[f"{b}_bound_s"] for b in ("compute", "memory", "communication")},
                    operators=[{k: row[k] for k in ("name", "kind", "count", "flops", "bytes", "time_s", "bound",
                                                    "compute_s", "memory_s", "comm_s")} for row in report.layers])

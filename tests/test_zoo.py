@@ -20,8 +20,7 @@ def test_zoo_has_every_required_model():
 def test_parameter_count_within_one_percent_of_published(name):
     cfg = load_model(name)
     assert cfg.sources and cfg.params_published
-    assert any("param" in s.lower() or "B total" in s or "110M" in s or "175.0B" in s for s in cfg.sources), \
-        "the published count must be cited"
+    assert any("param" in s.lower() for s in cfg.sources), "a source must cite the published parameter count"
     derived = parameter_count(cfg)
     assert abs(derived / cfg.params_published - 1) < 0.01, (derived, cfg.params_published)
 

@@ -145,7 +145,11 @@ def _rename(e: Einsum, prefix: str, mapping: dict[str, Tensor]) -> Einsum:
 
     if not prefix and not mapping:
         return e
-    return Einsum(prefix + e.name, op(e.output), tuple(op(i) for i in e.inputs), e.extents, e.op, e.attrs)
+    renamed = {o.tensor.name: op(o).tensor.name for o in (*e.inputs, e.output)}
+    attrs = dict(e.attrs)
+    if "touched" in attrs:  # fractions are keyed by tensor name: follow the renaming
+        attrs["touched"] = {renamed.get(k, k): v for k, v in attrs["touched"].items()}
+    return Einsum(prefix + e.name, op(e.output), tuple(op(i) for i in e.inputs), e.extents, e.op, attrs)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -143,3 +143,14 @@ def test_cli_bad_moe_top_k(tmp_path):
     path.write_text(text)
     done = run_cli("roofline", "--model", str(path), "--device", "a100-80gb")
     assert done.returncode == 2 and "top_k" in done.stderr
+
+
+def test_resident_bytes_are_weights_plus_kv_cache():
+    cfg = load_model("llama-2-7b")
+    rep = roofline(build_model(cfg, "decode", batch=4, context=1023), "t4")
+    weights = 6_738_415_616 * 2
+    kv = 2 * 32 * 4 * (1024 + 1) * 4096 * 2  # cache of context+1 rows read, plus the row written
+    assert rep.totals["resident_bytes"] == pytest.approx(weights + kv)
+    assert rep.totals["fits_memory"] is True
+    big = roofline(build_model(load_model("llama-2-13b"), "decode", batch=1, context=8), "t4")
+    assert big.totals["fits_memory"] is False

@@ -106,7 +106,12 @@ def roofline(workload: Any, device: GPU | str) -> Report:
     by_bound = {b: 0.0 for b in BOUNDS}
     by_role: dict[str, float] = {}
     by_part: dict[str, float] = {}
+    resident: dict[str, float] = {}  # weights and KV cache that must sit in device memory
     for part, graph, repeat in _parts(workload):
+        for t in graph.tensors.values():
+            if t.role.value in ("weight", "kv_cache"):
+                key = t.name if repeat == 1 else f"{part}.{t.name}"
+                resident[key] = t.bytes * repeat
         for e in graph.einsums:
             c = einsum_cost(e, device)
             name = f"{part}.{e.name}" if part else e.name
@@ -128,6 +133,11 @@ def roofline(workload: Any, device: GPU | str) -> Report:
     totals.update({f"{b}_bound_s": v for b, v in by_bound.items()})
     totals["bytes_by_role"] = by_role
     totals["time_by_part_s"] = by_part
+    # KV tensors read (the cache) and written (the appended rows) are both resident; a weight
+    # shared by name between single parts (tied embeddings) counts once
+    totals["resident_bytes"] = sum(resident.values())
+    capacity = device.memory.capacity_bytes
+    totals["fits_memory"] = capacity is None or totals["resident_bytes"] <= capacity
     totals["bound"] = max(BOUNDS, key=lambda b: by_bound[b])
     meta = dict(getattr(workload, "meta", {}) or {})
     meta.update(device=device.name, memory_bytes_per_s=device.memory_bytes_per_s,

@@ -49,6 +49,7 @@ def roofline_command(
         doc = dict(model=cfg.name, device=hw.name, phase=phase, batch=batch, seq=seq, context=context, tp=tp,
                    total_s=t["total_s"], flops=t["flops"], bytes=t["bytes"], comm_bytes=t["comm_bytes"],
                    bound=t["bound"], bytes_by_role=t["bytes_by_role"], time_by_part_s=t["time_by_part_s"],
+                   resident_bytes=t["resident_bytes"], fits_memory=t["fits_memory"],
                    fused_attention=fused_attention, compute_efficiency=hw.compute_efficiency,
                    memory_efficiency=hw.memory_efficiency,
                    time_by_bound_s={b: t[f"{b}_bound_s"] for b in ("compute", "memory", "communication")},
@@ -59,6 +60,10 @@ def roofline_command(
     out.print(f"{cfg.name} {phase} batch={batch} seq={seq} context={context} tp={tp} on {hw.name}: "
               f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
               f"mostly {t['bound']}-bound", markup=False, highlight=False)
+    if not t["fits_memory"]:
+        out.print(f"note: weights + KV cache need {t['resident_bytes'] / 1e9:.2f} GB per device, more than "
+                  f"{hw.name}'s {hw.memory.capacity_bytes / 1e9:.2f} GB (try a larger --tp)", markup=False,
+                  highlight=False)
     rows = sorted(report.layers, key=lambda r: -r["time_s"])[:top]
     out.print(f"{'operator':<34} {'x':>3} {'GFLOP':>10} {'MB':>10} {'ms':>9} bound", markup=False)
     for r in rows:

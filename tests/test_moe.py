@@ -11,8 +11,7 @@ from accelsim.engines.roofline import einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.ir import TensorRole
 from workloads.config import load_model
-from workloads.moe import (expected_distinct_experts, route, sample_assignments, simulate_distinct_experts,
-                           zipf_popularity)
+from workloads.moe import expected_distinct_experts, route, sample_assignments, simulate_distinct_experts
 from workloads.transformer import build_model
 
 

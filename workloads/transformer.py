@@ -549,8 +549,10 @@ def _head(cfg: ModelConfig, D: _Dims, phase: str) -> Graph | None:
     x = bb.t("head.x", "bsd", (D.b, D.s, D.d), I)
     if cfg.final_norm and cfg.architecture != "encoder":
         x = bb.norm("final_norm", x, "bsd", sz)
-    last = bb.t("head.last", "bod", (D.b, 1, D.d))
-    bb.add("head.select_last", last, "bod", [(x, "bsd")], {"b": D.b, "o": 1, "d": D.d, "s": D.s}, OpKind.COPY,
+    # one position per sequence: the last (next-token logits) or, for a pooler, the first ([CLS])
+    which = "first" if cfg.pooler else "last"
+    last = bb.t(f"head.{which}", "bod", (D.b, 1, D.d))
+    bb.add(f"head.select_{which}", last, "bod", [(x, "bsd")], {"b": D.b, "o": 1, "d": D.d, "s": D.s}, OpKind.COPY,
            kind="slice", touched={x.name: 1.0 / D.s})
     if cfg.pooler:
         bb.linear("pooler", last, "bod", "pooler.weight", "dk", "bok", dict(sz, k=D.d), bias=True)

@@ -154,3 +154,20 @@ def test_resident_bytes_are_weights_plus_kv_cache():
     assert rep.totals["fits_memory"] is True
     big = roofline(build_model(load_model("llama-2-13b"), "decode", batch=1, context=8), "t4")
     assert big.totals["fits_memory"] is False
+
+
+def test_cli_costs_an_onnx_file(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((64, 3, 7, 7), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2], pads=[3, 3, 3, 3])], "stem",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 112, 112])], [w])
+    path = tmp_path / "stem.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    done = run_cli("roofline", "--model", str(path), "--device", "t4", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["flops"] == 2 * 64 * 112 * 112 * 3 * 7 * 7  # ResNet stem conv, 2 FLOPs per MAC

@@ -11,7 +11,8 @@ from accelsim.errors import AccelsimError
 
 @app.command("roofline")
 def roofline_command(
-    model: str = typer.Option(..., help="Zoo model name, ModelConfig YAML or Hugging Face config.json."),
+    model: str = typer.Option(..., help="Zoo model name, ModelConfig YAML, Hugging Face config.json, or an .onnx "
+                                        "file (costed as given; phase, batch, seq, context and tp do not apply)."),
     device: str = typer.Option(..., help="GPU preset name (accelsim hardware list --kind gpu) or YAML path."),
     phase: str = typer.Option("decode", help="prefill or decode."),
     batch: int = typer.Option(1, help="Sequences in the batch."),
@@ -33,7 +34,6 @@ def roofline_command(
 
     if phase not in PHASES:
         raise AccelsimError(f"unknown phase {phase!r}", field="phase", allowed=PHASES)
-    cfg = load_model(model)
     hw = load_hardware(device, kind="gpu")
     overrides = {k: v for k, v in (("compute_efficiency", compute_efficiency),
                                    ("memory_efficiency", memory_efficiency)) if v is not None}
@@ -42,11 +42,19 @@ def roofline_command(
             raise AccelsimError(f"must be in (0, 1], got {v}", field=k.replace("_", "-"))
     if overrides:
         hw = type(hw).model_validate(hw.model_dump() | overrides)
-    graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp, fused_attention=fused_attention)
+    if model.endswith(".onnx"):
+        from workloads.importers.onnx_graph import graph_from_onnx
+
+        graph = graph_from_onnx(model)
+        name, phase, batch, seq, context, tp = graph.name, "onnx", None, None, None, None
+    else:
+        cfg = load_model(model)
+        name = cfg.name
+        graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp, fused_attention=fused_attention)
     report = roofline(graph, hw)
     t = report.totals
     if as_json:
-        doc = dict(model=cfg.name, device=hw.name, phase=phase, batch=batch, seq=seq, context=context, tp=tp,
+        doc = dict(model=name, device=hw.name, phase=phase, batch=batch, seq=seq, context=context, tp=tp,
                    total_s=t["total_s"], flops=t["flops"], bytes=t["bytes"], comm_bytes=t["comm_bytes"],
                    bound=t["bound"], bytes_by_role=t["bytes_by_role"], time_by_part_s=t["time_by_part_s"],
                    resident_bytes=t["resident_bytes"], fits_memory=t["fits_memory"],
@@ -57,7 +65,8 @@ def roofline_command(
                                                    "compute_s", "memory_s", "comm_s")} for row in report.layers])
         out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
         return
-    out.print(f"{cfg.name} {phase} batch={batch} seq={seq} context={context} tp={tp} on {hw.name}: "
+    setting = "(onnx graph)" if phase == "onnx" else f"{phase} batch={batch} seq={seq} context={context} tp={tp}"
+    out.print(f"{name} {setting} on {hw.name}: "
               f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
               f"mostly {t['bound']}-bound", markup=False, highlight=False)
     if not t["fits_memory"]:

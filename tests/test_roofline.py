@@ -171,3 +171,15 @@ def test_cli_costs_an_onnx_file(tmp_path):
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["flops"] == 2 * 64 * 112 * 112 * 3 * 7 * 7  # ResNet stem conv, 2 FLOPs per MAC
+
+
+def test_gpu_spec_errors_name_the_field(tmp_path):
+    from accelsim.errors import AccelsimError
+
+    bad = tmp_path / "gpu.yaml"
+    bad.write_text("kind: gpu\nname: x\npeak_flops_per_s: {fp16: 1.0e12}\nvector_flops_per_s: 1.0e11\n"
+                   "memory: {name: hbm, capacity_bytes: 1000}\n")
+    with pytest.raises(AccelsimError, match="bandwidth"):
+        load_hardware(str(bad))
+    with pytest.raises(AccelsimError, match="dtype"):
+        load_hardware("t4").matrix_flops_per_s("fp8")

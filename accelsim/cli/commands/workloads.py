@@ -51,7 +51,6 @@ def experts_command(
     from workloads.config import load_model
     from workloads.moe import expected_distinct_experts, simulate_distinct_experts
     from workloads.transformer import build_model
-    from accelsim.engines.roofline import roofline  # noqa: F401
 
     cfg = load_model(name)
     if cfg.moe is None:

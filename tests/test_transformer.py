@@ -69,17 +69,20 @@ def test_encoder_attention_is_not_masked():
     assert qk == 2 * 12 * 128 * 128 * 64
 
 
-@pytest.mark.parametrize("name, per_token_values, read_values", [
-    ("llama-2-7b", 2 * 32 * 128, 2 * 32 * 128),  # K and V, 32 heads x 128
-    ("llama-2-70b", 2 * 8 * 128, 2 * 8 * 128),  # GQA: 8 KV heads
-    # MLA caches the 512-wide latent + 64-wide rope key; unfused absorbed decode reads the latent
-    # twice (as keys in QK^T and as values in PV), FlashMLA-style fusion would read it once
-    ("deepseek-v3", 512 + 64, 2 * 512 + 64),
+@pytest.mark.parametrize("name, per_token_values, read_values, fused", [
+    ("llama-2-7b", 2 * 32 * 128, 2 * 32 * 128, True),  # K and V, 32 heads x 128
+    ("llama-2-70b", 2 * 8 * 128, 2 * 8 * 128, True),  # GQA: 8 KV heads
+    # MLA caches the 512-wide latent (kv_lora_rank, DeepSeek-V3 config.json) + 64-wide rope key
+    # (qk_rope_head_dim); a fused (FlashMLA-style) kernel reads each cached row once, ...
+    ("deepseek-v3", 512 + 64, 512 + 64, True),
+    # ... while unfused absorbed decode reads the latent twice (keys in QK^T, values in PV)
+    ("deepseek-v3", 512 + 64, 2 * 512 + 64, False),
 ])
-def test_decode_kv_cache_read_is_context_plus_one_rows(name, per_token_values, read_values):
+def test_decode_kv_cache_read_is_context_plus_one_rows(name, per_token_values, read_values, fused):
     cfg = load_model(name)
     b, ctx = 3, 1000
-    m = build_model(cfg, "decode", batch=b, context=ctx)
+    m = build_model(cfg, "decode", batch=b, context=ctx, fused_attention=fused)
+    # layers x rows x values per row x bytes
     expected_read = cfg.num_layers * b * (ctx + 1) * read_values * cfg.kv_bytes
     expected_write = cfg.num_layers * b * 1 * per_token_values * cfg.kv_bytes
     assert role_bytes(m, TensorRole.KV_CACHE) == pytest.approx(expected_read + expected_write)

@@ -10,16 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.yamlio import read_yaml, validation_error
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a capacity factor or parameter count of .inf/.nan is a typo, not a model
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MLAConfig(_Strict):
@@ -155,16 +156,7 @@ def config_from_dict(data: object, source: str = "<dict>") -> ModelConfig:
     try:
         return ModelConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        if not loc:
-            loc = next((f for f in _VALIDATOR_FIELDS if msg.startswith(f)), "model")
-        if first["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif first["type"] != "missing" and "input" in first and not msg.startswith(loc.split(".")[-1]):
-            msg = f"{msg}, got {first['input']!r}"
-        raise AccelsimError(msg, field=loc, source=source) from None
+        raise validation_error(err, source, _VALIDATOR_FIELDS) from None
 
 
 def zoo_paths() -> dict[str, Path]:
@@ -176,22 +168,27 @@ def zoo_names() -> list[str]:
 
 
 def load_model(name_or_path: str | Path) -> ModelConfig:
-    """A zoo model by name, a ModelConfig YAML file, or a Hugging Face ``config.json`` by path."""
+    """A zoo model by name, or by path a ModelConfig YAML/JSON file or a Hugging Face ``config.json``.
+
+    A ``.json`` file is a Hugging Face config when it has ``model_type`` (every transformers
+    config does), and an accelsim ModelConfig when it has ModelConfig fields instead.
+    """
     key = str(name_or_path)
     zoo = zoo_paths()
     if key in zoo:
         path = zoo[key]
     else:
         path = Path(key)
-        if not path.exists():
+        if not key or not path.exists():
             raise AccelsimError(f"unknown model {key!r} (neither a zoo name nor an existing file)", field="model",
                                 allowed=sorted(zoo))
+    data = read_yaml(path)  # YAML is a superset of JSON; also rejects directories and bad syntax
     if path.suffix == ".json":
-        from workloads.importers.hf_config import config_from_hf_file
+        if isinstance(data, dict) and "model_type" in data:
+            from workloads.importers.hf_config import config_from_hf_file
 
-        return config_from_hf_file(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise AccelsimError(f"malformed YAML: {err}", source=str(path)) from None
+            return config_from_hf_file(path)
+        if not (isinstance(data, dict) and set(data) & set(ModelConfig.model_fields)):
+            raise AccelsimError("neither a Hugging Face config.json (no model_type) nor an accelsim ModelConfig "
+                                "(no ModelConfig fields)", source=str(path))
     return config_from_dict(data, source=str(path))

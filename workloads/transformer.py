@@ -79,30 +79,17 @@ class ModelGraph:
             for e in part.graph.einsums:
                 yield e, part.repeat
 
+    def _weights(self) -> list[tuple[Tensor, int]]:
+        from accelsim.resident import resident_tensors
+
+        return list(resident_tensors((p.name, p.graph, p.repeat) for p in self.parts).values())
+
     def weight_elements(self) -> int:
-        """Parameters: weight tensors x repeat, a weight shared by name between single parts counted once."""
-        seen: set[str] = set()
-        total = 0
-        for part in self.parts:
-            for t in part.graph.tensors.values():
-                if t.role is not TensorRole.WEIGHT:
-                    continue
-                if part.repeat == 1:
-                    if t.name in seen:
-                        continue
-                    seen.add(t.name)
-                total += t.elements * part.repeat
-        return total
+        """Parameters on one device (see ``accelsim.resident`` for how shared weights count once)."""
+        return sum(t.elements * n for t, n in self._weights())
 
     def weight_bytes(self) -> int:
-        seen: set[str] = set()
-        total = 0
-        for part in self.parts:
-            for t in part.graph.tensors.values():
-                if t.role is TensorRole.WEIGHT and not (part.repeat == 1 and t.name in seen):
-                    seen.add(t.name)
-                    total += t.bytes * part.repeat
-        return total
+        return sum(t.bytes * n for t, n in self._weights())
 
     @property
     def flops_dense(self) -> int:
@@ -257,6 +244,16 @@ def _dims(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, tp: 
             raise AccelsimError(f"must be a positive integer, got {v!r}", field=label)
     if phase == "decode" and (not isinstance(context, int) or context < 0):
         raise AccelsimError(f"must be a non-negative integer, got {context!r}", field="context")
+    if cfg.position == "learned":
+        # a learned position table has max_positions rows; a position past it has no embedding
+        # (the model cannot run), so refuse rather than clamp. Prefill uses positions 0..seq-1;
+        # decode's new token sits at position ``context``.
+        if phase == "prefill" and seq > cfg.max_positions:
+            raise AccelsimError(f"{cfg.name} has learned positions for at most {cfg.max_positions} tokens, "
+                                f"got seq={seq}", field="seq")
+        if phase == "decode" and context + 1 > cfg.max_positions:
+            raise AccelsimError(f"{cfg.name} has learned positions for at most {cfg.max_positions} tokens, got "
+                                f"context={context} (+1 new token)", field="context")
     heads = _shard(cfg.num_heads, tp, "num_heads")
     kv = cfg.kv_heads
     if kv >= tp:
@@ -431,14 +428,21 @@ def _keep_scores_on_chip(ops: list[Einsum]) -> list[Einsum]:
     """FlashAttention-style fusion: attention scores and probabilities never reach DRAM.
 
     Marks every score/probability tensor ``touched = 0`` in every Einsum that reads or writes
-    it, so traffic engines count no bytes for them; FLOPs are unchanged.
+    it, so traffic engines count no bytes for them; FLOPs are unchanged. A cache tensor read
+    both as keys (QK^T) and as values (PV), which is MLA's absorbed decode over the compressed
+    latent, is read once by the fused kernel (FlashMLA loads each latent tile once and uses it
+    for both products), so its read is counted in QK^T and ``touched = 0`` in PV.
     """
     from dataclasses import replace
 
     names = {e.output.tensor.name for e in ops if e.attrs.get("kind") in SCORE_KINDS}
+    key_reads = {t.name for e in ops if e.attrs.get("kind") == "attention_qk" for t in (o.tensor for o in e.inputs)
+                 if t.role is TensorRole.KV_CACHE}
     out = []
     for e in ops:
         hit = {t.name for t in e.tensors} & names
+        if e.attrs.get("kind") == "attention_pv":
+            hit |= {o.tensor.name for o in e.inputs} & key_reads
         if hit:
             touched = dict(e.attrs.get("touched", {})) | {n: 0.0 for n in hit}
             e = replace(e, attrs=dict(e.attrs) | {"touched": touched, "fused_attention": True})
@@ -499,7 +503,7 @@ def _embedding(cfg: ModelConfig, D: _Dims, phase: str, context: int, name: str =
     if cfg.position == "learned":
         pos = bb.t("embed.positions", "pd", (cfg.max_positions, D.d), W, shared=True)
         pe = bb.t("embed.pos", "bsd", x.shape)
-        rows = min(D.s, cfg.max_positions)
+        rows = D.s  # _dims has checked that every position has a row
         bb.add("embed.pos_lookup", pe, "bsd", [(ids, "bs"), (pos, "pd")],
                {"b": D.b, "s": D.s, "d": D.d, "p": cfg.max_positions}, OpKind.COPY, kind="gather",
                touched={pos.name: rows / cfg.max_positions})

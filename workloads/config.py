@@ -96,6 +96,8 @@ class ModelConfig(_Strict):
     lm_head: bool = Field(default=True, description="vocabulary projection at the end")
     lm_head_bias: bool = False
     relative_position_projection: bool = Field(default=False, description="Transformer-XL r_net + r_w/r_r biases")
+    relative_attention_buckets: int = Field(default=0, ge=0, description="T5 bucketed position-bias table rows "
+                                            "(one [buckets, heads] table per stack, in its first layer)")
     adaptive_cutoffs: list[int] | None = Field(default=None, description="Transformer-XL adaptive input/softmax")
     adaptive_div: int = Field(default=1, gt=0)
     mla: MLAConfig | None = None

@@ -473,7 +473,10 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
     if kind == "cross":
         mem = bb.t("encoder_out", "bsd", (D.b, memory_len, D.d), I)
         c_in = bb.norm("cross_norm", h, "bsd", sz)
-        c = _attention(bb, c_in, D, phase, causal=False, cache=False, name="cross", memory=mem, memory_len=memory_len)
+        # prefill computes the cross-attention K/V of the encoder output once and writes them to the
+        # cache that every decode step reads (cache=True writes them; decode reads the cache)
+        c = _attention(bb, c_in, D, phase, causal=False, cache=phase == "prefill", name="cross", memory=mem,
+                       memory_len=memory_len)
         h = bb.pointwise("cross_residual", OpKind.ADD, h, c, "bsd", sz, kind="residual")
     f_in = h if post_norm else bb.norm("ffn_norm", h, "bsd", sz)
     if moe_routing is not None:
@@ -518,6 +521,30 @@ def _embedding(cfg: ModelConfig, D: _Dims, phase: str, context: int, name: str =
     if cfg.embed_norm:
         x = bb.norm("embed.norm", x, "bsd", sz)
     return Graph(f"{cfg.name}.{name}", bb.ops)
+
+
+def _position_bias(cfg: ModelConfig, D: _Dims, phase: str) -> Graph:
+    """T5 relative position bias: each stack's first layer looks up ``[buckets, heads]`` once per
+    step into a ``[heads, s, m]`` bias that all its layers add to their scores (Raffel et al. 2020,
+    Sec. 2.1; transformers' ``relative_attention_bias``). Costed as a gather; the adds are folded
+    into the score computation. Prefill has an encoder and a decoder table, decode the decoder's."""
+    bb = BlockBuilder(cfg, "")
+    stacks = ["encoder", "decoder"] if phase == "prefill" else ["decoder"]
+    k = cfg.relative_attention_buckets
+    for stack in stacks:
+        table = bb.t(f"{stack}.relative_attention_bias", "kh", (k, cfg.num_heads), W, shared=True)
+        bias = bb.t(f"{stack}.position_bias", "hsm", (D.heads, D.s, D.m))
+        bb.add(f"{stack}.position_bias", bias, "hsm", [(table, "kh")],
+               {"h": D.heads, "s": D.s, "m": D.m, "k": k}, OpKind.COPY, kind="gather")
+    return Graph(f"{cfg.name}.position_bias", bb.ops)
+
+
+def _encoder_final_norm(cfg: ModelConfig, D: _Dims) -> Graph:
+    """The encoder stack's final norm (T5 ``encoder.final_layer_norm``) before the decoder reads it."""
+    bb = BlockBuilder(cfg, "")
+    sz = dict(b=D.b, s=D.s, d=D.d)
+    bb.norm("encoder.final_norm", bb.t("encoder.x", "bsd", (D.b, D.s, D.d), I), "bsd", sz)
+    return Graph(f"{cfg.name}.encoder_norm", bb.ops)
 
 
 def _adaptive_clusters(cfg: ModelConfig) -> list[tuple[int, int]]:
@@ -625,13 +652,15 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
                             allowed=["prefill"])
     D = _dims(cfg, phase, batch, seq, context, tp)
     parts = [_chained("embed", _embedding(cfg, D, phase, context))]
+    if cfg.relative_attention_buckets:
+        parts.append(Part("position_bias", _position_bias(cfg, D, phase)))  # off the hidden-state chain
     if cfg.architecture == "encoder-decoder":
         if phase == "prefill":
             parts.append(_chained("encoder", _block(cfg, D, phase, kind="encoder", flash=fused_attention), cfg.num_layers))
-            Dd = D
-        else:
-            Dd = D
-        parts.append(_chained("decoder", _block(cfg, Dd, phase, kind="cross", memory_len=seq, flash=fused_attention), cfg.num_decoder_layers))
+            norm = _encoder_final_norm(cfg, D)
+            parts.append(Part("encoder_norm", norm, input="encoder.x", output=norm.einsums[-1].output.tensor.name))
+        parts.append(_chained("decoder", _block(cfg, D, phase, kind="cross", memory_len=seq, flash=fused_attention),
+                              cfg.num_decoder_layers))
     elif cfg.moe is not None:
         from workloads.moe import route
 

@@ -9,7 +9,7 @@ from accelsim.engines.roofline import einsum_flops, einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.ir import OpKind, TensorRole
 from workloads.config import ModelConfig, config_from_dict, load_model
-from workloads.transformer import build_block, build_model
+from workloads.transformer import build_block, build_model, parameter_count
 
 
 def tiny(**over) -> ModelConfig:
@@ -182,3 +182,18 @@ def test_moe_graph_honours_given_routing_and_capacity():
     m = build_model(cfg, "decode", batch=16, context=8, routing=capped)
     flops = sum(einsum_flops(e) * n for e, n in m.einsums() if e.attrs.get("kind") == "moe_expert")
     assert flops == pytest.approx(32 * 3 * 2 * 4 * 4096 * 14336)
+
+
+def test_t5_base_parameters_match_transformers_exactly():
+    # transformers T5ForConditionalGeneration('google-t5/t5-base').num_parameters() = 222,903,552
+    # (printed in many public training logs); this includes both stacks' final norms and the two
+    # 32-bucket x 12-head relative position-bias tables
+    assert parameter_count(load_model("t5")) == 222_903_552
+
+
+def test_t5_prefill_writes_self_and_cross_kv_cache():
+    cfg = load_model("t5")  # 12 decoder layers, d_model 768 = 12 heads x d_kv 64, bf16/fp16 (2 bytes)
+    b, s = 2, 100
+    m = build_model(cfg, "prefill", batch=b, seq=s)
+    per_layer = 2 * b * s * 768 + 2 * b * s * 768  # self-attention K/V + cross-attention K/V of the encoder output
+    assert role_bytes(m, TensorRole.KV_CACHE) == pytest.approx(12 * per_layer * 2)

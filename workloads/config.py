@@ -65,13 +65,17 @@ class ModelConfig(_Strict):
     """A transformer language model, sized exactly.
 
     ``sources`` cites every number; ``params_published`` is the parameter count the sources
-    publish, which the test suite compares with the count derived from the built graph.
+    publish, which the test suite compares with the count derived from the built graph within
+    ``params_published_rel_tol``.
     """
 
     name: str
     description: str = ""
     sources: list[str] = Field(default_factory=list)
     params_published: float | None = Field(default=None, gt=0)
+    params_published_rel_tol: float = Field(default=0.01, gt=0, lt=1, description=(
+        "how far the derived count may be from params_published: 1% for a rounded published figure; an "
+        "estimate (from a checkpoint's file size) states its own, justified in its sources"))
     architecture: Literal["decoder", "encoder", "encoder-decoder"] = "decoder"
     hidden_size: int = Field(gt=0)
     num_layers: int = Field(gt=0, description="decoder layers, or encoder layers for an encoder")
@@ -100,6 +104,10 @@ class ModelConfig(_Strict):
                                             "(one [buckets, heads] table per stack, in its first layer)")
     adaptive_cutoffs: list[int] | None = Field(default=None, description="Transformer-XL adaptive input/softmax")
     adaptive_div: int = Field(default=1, gt=0)
+    adaptive_tie_projs: list[bool] | None = Field(default=None, description="per cluster: head projection tied to "
+                                                  "the input one (Transformer-XL tie_projs); None: all tied")
+    attn_out_bias: bool | None = Field(default=None, description="bias on the attention output projection; "
+                                       "None: proj_bias (Transformer-XL: FFN biases but none on o_net)")
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
     dtype_bytes: int = Field(default=2, gt=0)
@@ -122,6 +130,8 @@ class ModelConfig(_Strict):
             cuts = self.adaptive_cutoffs
             if cuts != sorted(cuts) or not cuts or cuts[-1] >= self.vocab_size or cuts[0] <= 0:
                 raise ValueError("adaptive_cutoffs must increase strictly inside (0, vocab_size)")
+            if self.adaptive_tie_projs is not None and len(self.adaptive_tie_projs) != len(cuts) + 1:
+                raise ValueError("adaptive_tie_projs needs one entry per cluster (len(adaptive_cutoffs) + 1)")
         return self
 
     # --- derived sizes ---------------------------------------------------------------------
@@ -148,7 +158,7 @@ class ModelConfig(_Strict):
 
 # Error field names pydantic reports for model-level validators are empty; name them here.
 _VALIDATOR_FIELDS = ("num_kv_heads", "num_heads", "moe.top_k", "num_decoder_layers", "max_positions",
-                     "moe.first_dense_layers", "adaptive_cutoffs")
+                     "moe.first_dense_layers", "adaptive_cutoffs", "adaptive_tie_projs")
 
 
 def config_from_dict(data: object, source: str = "<dict>") -> ModelConfig:

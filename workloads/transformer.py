@@ -331,7 +331,8 @@ def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: boo
                                  (Operand(q, tuple("bsgre")), Operand(bb.t(n + bias, "gre", (D.g, D.r, D.e), W),
                                                                       tuple("gre"))),
                                  {c: sz[c] for c in "bsgre"}, OpKind.ADD, {"kind": "bias"}))
-    o = bb.linear(n + "o", ctx, "bsgre", n + "wo", "gred", "bsd", sz, bias=cfg.proj_bias)
+    o_bias = cfg.proj_bias if cfg.attn_out_bias is None else cfg.attn_out_bias
+    o = bb.linear(n + "o", ctx, "bsgre", n + "wo", "gred", "bsd", sz, bias=o_bias)
     return bb.allreduce(n + "allreduce", o, "bsd", sz, D.tp)
 
 
@@ -554,8 +555,10 @@ def _adaptive_clusters(cfg: ModelConfig) -> list[tuple[int, int]]:
 
 
 def _adaptive_embedding(cfg: ModelConfig, bb: BlockBuilder, D: _Dims, ids: Tensor) -> Graph:
-    """Adaptive input: each cluster a table of narrower rows projected up to d (projections for
-    narrower clusters only). Tokens are costed as if all came from the head cluster (upper bound on
+    """Adaptive input: each cluster a table of narrower rows projected up to d. With
+    ``adaptive_div > 1`` every cluster has a projection, the full-width first one included, as in
+    the reference implementation (Transformer-XL mem_transformer.py / transformers' AdaptiveEmbedding
+    append ``emb_projs`` for every cluster when div_val != 1). Tokens are costed as if all came from the head cluster (upper bound on
     gather traffic is tiny either way)."""
     for i, (rows, width) in enumerate(_adaptive_clusters(cfg)):
         table = bb.t(f"embed.cluster{i}", "vw", (rows, width), W, shared=True)
@@ -563,7 +566,7 @@ def _adaptive_embedding(cfg: ModelConfig, bb: BlockBuilder, D: _Dims, ids: Tenso
         bb.add(f"embed.lookup{i}", g, "bsw", [(ids, "bs"), (table, "vw")],
                {"b": D.b, "s": D.s, "w": width, "v": rows}, OpKind.COPY, kind="gather",
                touched={table.name: min(D.b * D.s, rows) / rows})
-        if width != D.d:
+        if cfg.adaptive_div > 1 or width != D.d:
             proj = bb.t(f"embed.proj{i}", "wd", (width, D.d), W, shared=True)
             y = bb.t(f"embed.p{i}", "bsd", (D.b, D.s, D.d))
             bb.add(f"embed.project{i}", y, "bsd", [(g, "bsw"), (proj, "wd")],
@@ -591,8 +594,10 @@ def _head(cfg: ModelConfig, D: _Dims, phase: str) -> Graph | None:
         for i, (rows, width) in enumerate(_adaptive_clusters(cfg)):
             rows_dev = math.ceil(rows / D.tp)
             h = last
-            if width != D.d:  # tied projection back to the cluster width
-                h = bb.linear(f"head.proj{i}", last, "bod", f"embed.proj{i}", "wd", "bow",
+            if cfg.adaptive_div > 1 or width != D.d:  # projection back to the cluster width
+                tied = cfg.adaptive_tie_projs is None or cfg.adaptive_tie_projs[i]
+                h = bb.linear(f"head.proj{i}", last, "bod", f"embed.proj{i}" if tied else f"head.proj{i}.weight",
+                              "wd", "bow",
                               dict(sz, w=width))
             bb.linear(f"head.logits{i}", h, "bow", f"embed.cluster{i}", "vw", "bov",
                       dict(sz, w=width, v=rows_dev), bias=True)

@@ -32,7 +32,20 @@ heads, ``max(1, kv_heads/tp)`` KV heads (KV heads are replicated when fewer than
 ``vocab/tp``. Row-parallel outputs (attention output projection, FFN down) end in an
 all-reduce Einsum (OpKind.ALLREDUCE) over ``[b, s, d]`` with ``attrs`` ``participants = tp`` and
 ``collective_bytes = 2 (tp-1)/tp * size`` (ring all-reduce, bytes each device sends). The
-graph is one device's work. Norms and residuals are replicated.
+graph is one device's work. Norms and residuals are replicated, and so is the input token
+embedding (not vocabulary-sharded, unlike Megatron's VocabParallelEmbedding: a gather of b*s rows
+reads little, but every device holds the whole table). The LM head is vocabulary-sharded; tied to
+the embedding, it reads ``embed.weight_shard``, a slice of the replicated table that
+``accelsim.resident`` does not count again.
+
+Learned positions. A model with a learned position table cannot run past ``max_positions``
+(prefill ``seq``, or decode ``context + 1``); that is an error, never clamped.
+
+Encoder-decoders (T5). Prefill runs the encoder stack, its final norm, and the decoder, whose
+cross-attention K/V of the encoder output are computed once and written to the cache; decode
+runs the decoder only and reads that cache (the encoder's weights are then not part of the
+graph, so they are not counted as resident). The bucketed relative position-bias tables are a
+gather per stack.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ syntax or an invalid field, with one line naming the file and the field, never a
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,28 @@ from accelsim.errors import AccelsimError
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML (or JSON) file; a missing file, a directory or bad syntax is one AccelsimError."""
+    """Parse a YAML file, or a ``.json`` file with the JSON parser; a missing file, a directory or
+    bad syntax is one AccelsimError.
+
+    Why JSON separately: PyYAML implements YAML 1.1, which reads JSON numbers such as ``1e-05``
+    (a Hugging Face ``rms_norm_eps``) as strings.
+    """
     path = Path(path)
     if not path.exists():
         raise AccelsimError("file not found", source=str(path))
     if not path.is_file():
         raise AccelsimError("not a regular file (a directory?)", source=str(path))
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_text()
     except UnicodeDecodeError:
         raise AccelsimError("not a text file", source=str(path)) from None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise AccelsimError(f"malformed JSON at line {err.lineno}: {err.msg}", source=str(path)) from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

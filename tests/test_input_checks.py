@@ -128,3 +128,14 @@ def test_build_network_rejects_unknown_option_but_not_builder_bugs(monkeypatch):
     monkeypatch.setitem(cnn.NETWORKS, "broken", cnn.NetworkInfo(broken, "test"))
     with pytest.raises(TypeError, match="bug inside"):  # not reported as the user's bad option
         cnn.build_network("broken", image_size=4)
+
+
+def test_json_files_are_parsed_as_json(tmp_path):
+    from accelsim.yamlio import read_yaml
+
+    path = tmp_path / "c.json"
+    path.write_text('{"rms_norm_eps": 1e-05, "rope_theta": 1e6}')
+    assert read_yaml(path) == {"rms_norm_eps": 1e-05, "rope_theta": 1e6}  # PyYAML 1.1 would give strings
+    path.write_text('{"a": 1,}')
+    with pytest.raises(AccelsimError, match="malformed JSON at line 1"):
+        read_yaml(path)

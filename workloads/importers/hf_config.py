@@ -6,11 +6,11 @@ the transformers library's configuration classes for each family.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from accelsim.errors import AccelsimError
+from accelsim.yamlio import read_yaml
 from workloads.config import ModelConfig, config_from_dict
 
 # torch dtype names a config.json's ``torch_dtype`` may hold -> bytes per element
@@ -131,11 +131,6 @@ def config_from_hf(data: dict[str, Any], name: str, source: str = "<config.json>
 
 def config_from_hf_file(path: str | Path) -> ModelConfig:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AccelsimError("file not found", source=str(path)) from None
-    except json.JSONDecodeError as err:
-        raise AccelsimError(f"malformed JSON at line {err.lineno}: {err.msg}", source=str(path)) from None
+    data = read_yaml(path)  # the project's one file reader (JSON parsed as JSON)
     name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
     return config_from_hf(data, name=name.lower(), source=str(path))

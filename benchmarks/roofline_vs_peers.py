@@ -74,9 +74,10 @@ def explain(row: dict, report) -> str:
     memory_share = report.totals["memory_bound_s"] / total_s
     parts = []
     if row["phase"] == "decode" and row["distinct_experts"]:
-        parts.append(f"MoE expert reads: accelsim reads the expected {row['distinct_experts']:.2f} experts per layer "
-                     f"at batch {row['batch']} (E(1-(1-k/E)^b)), {row['distinct_experts']:.2f}x the one expert GenZ "
-                     "reads (it puts all tokens on one expert per device)")
+        d, tp = row["distinct_experts"], row["tp"]
+        parts.append(f"MoE expert reads: accelsim reads the expected {d:.2f} experts per layer at batch {row['batch']} "
+                     f"(E(1-(1-k/E)^b)), each a 1/{tp} shard per device, {d / tp:.2f}x the expert bytes GenZ reads "
+                     "(it puts all tokens on one whole expert per device)")
     if row["phase"] == "prefill":
         parts.append(f"accelsim's unfused non-GEMM passes (norms, activations, residuals, rotary, KV writes, MoE "
                      f"dispatch) take {non_gemm_s * 1e3:.2f} ms ({100 * non_gemm_s / total_s:.0f}% of its time); "

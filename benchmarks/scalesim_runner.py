@@ -47,11 +47,11 @@ WriteRequestBuffer: 512
 [layout]
 IfmapCustomLayout: False
 IfmapSRAMBankBandwidth: {bandwidth}
-IfmapSRAMBankNum: 10
+IfmapSRAMBankNum: 1
 IfmapSRAMBankPort: 2
 FilterCustomLayout: False
 FilterSRAMBankBandwidth: {bandwidth}
-FilterSRAMBankNum: 10
+FilterSRAMBankNum: 1
 FilterSRAMBankPort: 2
 
 [sparsity]

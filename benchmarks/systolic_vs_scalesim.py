@@ -9,7 +9,7 @@ Two SCALE-Sim measurements per row:
 * compute module (every row, capped by ``--compute-timeout``): SCALE-Sim's own operand and demand
   matrices give its stall-free cycle count, mapping efficiency and SRAM read counts. The match
   columns compare against these.
-* full run (rows whose stall-free cycles are at most ``--full-cycle-cap``, each capped by
+* full run (rows whose stall-free cycles x (rows + cols) are at most ``--full-lane-cycle-cap``, capped by
   ``--full-timeout``): the complete SCALE-Sim layer simulation, whose wall time gives the speed
   ratio (accelsim fast path vs SCALE-Sim full run, both per layer, both in-process time).
 
@@ -125,8 +125,10 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=1080.0, help="overall SCALE-Sim time budget")
     parser.add_argument("--compute-timeout", type=float, default=90.0)
     parser.add_argument("--full-timeout", type=float, default=60.0)
-    parser.add_argument("--full-cycle-cap", type=int, default=30000,
-                        help="run the full SCALE-Sim simulation only up to this many stall-free cycles")
+    parser.add_argument("--full-lane-cycle-cap", type=int, default=1_500_000,
+                        help="run the full SCALE-Sim simulation only when stall-free cycles x (rows + cols) is at "
+                             "most this (its memory simulation costs about that many element steps; 1.5M is about "
+                             "10 s on one core)")
     parser.add_argument("--quick", action="store_true", help="two workloads, two arrays")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "systolic_vs_scalesim")
     args = parser.parse_args()
@@ -181,7 +183,8 @@ def main() -> None:
                 rec["match_sram_reads"] = (ref["sram_ifmap_reads"] == ours["sram_reads"]["ifmap"]
                                            and ref["sram_filter_reads"] == ours["sram_reads"]["filter"])
             left = args.budget_s - (time.perf_counter() - started)
-            if cycles <= args.full_cycle_cap and left > 5:
+            lane_cycles = cycles * (rows + cols)
+            if lane_cycles <= args.full_lane_cycle_cap and left > 5:
                 full = run_scalesim(python, rows, cols, df, w, "full", min(args.full_timeout, left))
                 if isinstance(full, str):
                     rec["note"] = (rec["note"] + f"; full run {full}").lstrip("; ")
@@ -191,8 +194,8 @@ def main() -> None:
                     rec["speed_ratio_vs_full"] = full["wall_s"] / wall
                     if rec["match_compute_cycles"] is not None:
                         rec["match_compute_cycles"] &= rec["scalesim_full_compute_cycles"] == ours["compute_cycles"]
-            elif cycles > args.full_cycle_cap:
-                rec["note"] = (rec["note"] + f"; full run skipped (> {args.full_cycle_cap} cycles)").lstrip("; ")
+            elif lane_cycles > args.full_lane_cycle_cap:
+                rec["note"] = (rec["note"] + "; full run skipped (too slow)").lstrip("; ")
         records.append(rec)
         print(f"{rec['workload']:<26} {rec['array']:>7} {df}  accelsim {rec['accelsim_compute_cycles']:>9} "
               f"scalesim {rec['scalesim_compute_cycles']!s:>9} match {rec['match_compute_cycles']!s:<5} "

@@ -214,8 +214,8 @@ def _tile_words(geo: FoldGeometry, ifmap_words: int) -> dict[str, Any]:
         ofmap = zeros + (m * used_c)[:, None]
         keys = {"ifmap": fr_idx, "filter": fc_idx * fr_n + fr_idx, "ofmap": fc_idx}
     else:  # is: Sr = K (rows), Sc = M (cols)
-        per_col = apportion(ifmap_words, c_edges, m)
-        ifmap = np.stack([apportion(int(w), r_edges, k) for w in per_col]) if fc_n else zeros
+        per_col = apportion(ifmap_words, c_edges, m)  # then each column block's words over its K blocks
+        ifmap = np.diff((per_col[:, None] * r_edges[None, :]) // k, axis=1)
         filt = zeros + (used_r * n)[None, :]
         ofmap = zeros + (used_c * n)[:, None]
         keys = {"ifmap": fc_idx * fr_n + fr_idx, "filter": fr_idx, "ofmap": fc_idx}
@@ -304,9 +304,12 @@ def _ticks(bw: float) -> tuple[int, int]:
     return ratio.numerator, ratio.denominator
 
 
-def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: int, bw: float
-                   ) -> tuple[int, int, int]:
-    """(prefetch, stall, drain) cycles of the double-buffered fold pipeline; one pass over folds."""
+def _schedule_per_fold(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: int, bw: float
+                       ) -> tuple[int, int, int]:
+    """(prefetch, stall, drain) cycles of the double-buffered fold pipeline; one pass over folds.
+
+    The plain recurrence; ``_schedule_fast`` computes the same numbers with runs compressed.
+    """
     per_cycle, per_byte = _ticks(bw)
     t_in = (np.asarray(fold_in, dtype=object) * per_byte).tolist()
     t_out = (np.asarray(fold_out, dtype=object) * per_byte).tolist()
@@ -330,6 +333,58 @@ def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: i
             start = nxt
         else:
             drain = -(-channel // per_cycle) - end // per_cycle
+    return prefetch, stall // per_cycle, drain
+
+
+def _runs(fold_in: np.ndarray, fold_out: np.ndarray) -> list[tuple[int, int, int]]:
+    """Run-length encoding of the pipeline steps: (load bytes of fold j+1, write bytes of fold j, count)."""
+    a = np.asarray(fold_in, dtype=np.int64)[1:]
+    b = np.asarray(fold_out, dtype=np.int64)[:-1]
+    if len(a) == 0:
+        return []
+    change = np.flatnonzero((a[1:] != a[:-1]) | (b[1:] != b[:-1])) + 1
+    starts = np.concatenate(([0], change))
+    counts = np.diff(np.concatenate((starts, [len(a)])))
+    return list(zip(a[starts].tolist(), b[starts].tolist(), counts.tolist()))
+
+
+def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: int, bw: float
+                   ) -> tuple[int, int, int]:
+    """The fold pipeline of ``_schedule_per_fold``, computed over runs of identical folds.
+
+    The only state carried from fold to fold is ``d``, how far past the fold's start the DRAM
+    channel is still busy. Within a run of identical steps, ``d`` soon repeats (after one
+    bandwidth-bound step it lies within one cycle of the write-back time); from the first repeat
+    on, the run is periodic, so whole periods are skipped with their stall added at once. Exact:
+    the same integer tick arithmetic as the per-fold loop.
+    """
+    per_cycle, per_byte = _ticks(bw)
+    c = cycles_per_fold * per_cycle
+    prefetch = -(-int(fold_in[0]) * per_byte // per_cycle)
+    d = 0  # channel busy time relative to the current fold's start, in ticks
+    stall = 0
+    for load_bytes, write_bytes, count in _runs(fold_in, fold_out):
+        t_in, t_out = load_bytes * per_byte, write_bytes * per_byte
+        seen: dict[int, tuple[int, int]] | None = {}
+        k = 0
+        while k < count:
+            if seen is not None:
+                if d in seen:
+                    k0, stall0 = seen[d]
+                    period, periods = k - k0, (count - k) // (k - k0)
+                    stall += periods * (stall - stall0)
+                    k += periods * period
+                    seen = None
+                    continue
+                seen[d] = (k, stall)
+            load_done = max(d, 0) + t_in
+            channel = max(load_done, c) + t_out
+            nxt = max(c, -(-load_done // per_cycle) * per_cycle)
+            stall += nxt - c
+            d = channel - nxt
+            k += 1
+    channel = max(d, 0, c) + int(fold_out[-1]) * per_byte
+    drain = -(-channel // per_cycle) - cycles_per_fold
     return prefetch, stall // per_cycle, drain
 
 

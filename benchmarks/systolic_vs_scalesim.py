@@ -131,6 +131,9 @@ def main() -> None:
                              "10 s on one core)")
     parser.add_argument("--quick", action="store_true", help="two workloads, two arrays")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "systolic_vs_scalesim")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep rows of an existing --out CSV that SCALE-Sim already finished; rerun only the "
+                             "rest (for example with longer timeouts on a quieter machine)")
     args = parser.parse_args()
 
     python = args.venv / "bin" / "python"
@@ -151,8 +154,18 @@ def main() -> None:
     jobs.sort(key=lambda j: j[0])  # cheapest first, so the budget covers as many rows as possible
 
     records = []
+    done_before: dict[tuple, dict] = {}
+    if args.resume and args.out.with_suffix(".csv").exists():
+        previous = pd.read_csv(args.out.with_suffix(".csv"))
+        for rec in previous.to_dict("records"):
+            if rec["match_compute_cycles"] in (True, False):
+                done_before[(rec["workload"], rec["array"], rec["dataflow"])] = {
+                    k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
     started = time.perf_counter()
     for cycles, w, layer, rows, cols, df, ours, wall in jobs:
+        if (w["name"], f"{rows}x{cols}", df) in done_before:
+            records.append(done_before[(w["name"], f"{rows}x{cols}", df)])
+            continue
         rec = {
             "workload": w["name"], "m": layer.shape.m, "k": layer.shape.k, "n": layer.shape.n,
             "array": f"{rows}x{cols}", "dataflow": df,
@@ -196,6 +209,8 @@ def main() -> None:
                         rec["match_compute_cycles"] &= rec["scalesim_full_compute_cycles"] == ours["compute_cycles"]
             elif lane_cycles > args.full_lane_cycle_cap:
                 rec["note"] = (rec["note"] + "; full run skipped (too slow)").lstrip("; ")
+            if rec["note"].startswith("compute module timeout"):
+                rec["note"] += " (rerun with --resume --compute-timeout 900)"
         records.append(rec)
         print(f"{rec['workload']:<26} {rec['array']:>7} {df}  accelsim {rec['accelsim_compute_cycles']:>9} "
               f"scalesim {rec['scalesim_compute_cycles']!s:>9} match {rec['match_compute_cycles']!s:<5} "
@@ -224,17 +239,23 @@ def main() -> None:
           "Compute cycles are stall-free (SCALE-Sim: Total Cycles - Stall Cycles). `scalesim_compute_cycles` comes "
           "from SCALE-Sim's compute module (its demand matrices), `scalesim_full_compute_cycles` from a full SCALE-Sim "
           "run where affordable; wall times are in-process seconds per layer.", "",
-          table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)]
+          markdown(table)]
     args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(summary))
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub markdown table (no extra dependency); floats to 4 significant digits."""
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -252,3 +252,37 @@ def test_reference_demand_computes_the_gemm(m, k, n, rows, cols, df, seed):
     product, macs = _execute_demand(FoldGeometry(df, m, k, n, rows, cols), a, b)
     assert (macs == 1).all()  # every multiply happens exactly once
     assert (product == a @ b).all()
+
+
+def test_dram_traffic_rises_as_buffers_shrink():
+    shape = GemmShape(m=256, k=512, n=256)  # os: the ifmap (128 KiB) is re-walked once per column fold
+    traffic = [simulate_gemm(shape, accelerator(32, 32, "os", ifmap=size, filt=1 << 20, ofmap=1 << 20))
+               ["dram_bytes"]["ifmap"] for size in (1 << 18, 1 << 17, 1 << 16, 1 << 14)]
+    assert traffic[0] == 256 * 512  # fits its half buffer: compulsory
+    assert traffic[0] < traffic[1] < traffic[2] < traffic[3]
+    assert traffic[3] <= 256 * 512 * 8  # never worse than re-reading it for each of the 8 column folds
+
+
+def test_energy_is_linear_in_the_per_access_numbers():
+    shape = GemmShape(m=40, k=30, n=20)
+    base = accelerator(8, 8, "ws", ifmap=4096, filt=4096, ofmap=4096, bw=4)
+    assert "energy_pj" not in simulate_gemm(shape, base)
+    hw = base.model_copy(update={"mac_energy_pj": 0.5, "sram_read_energy_pj_per_byte": 2.0,
+                                 "dram": base.dram.model_copy(update={"read_energy_pj_per_byte": 10.0})})
+    row = simulate_gemm(shape, hw)
+    expected = row["macs"] * 0.5 + sum(row["sram_reads"].values()) * 2.0 + row["dram_read_bytes"] * 10.0
+    assert row["energy_pj"] == pytest.approx(expected)
+
+
+def test_batched_einsum_runs_batch_gemms():
+    from accelsim.ir import Einsum
+
+    q = Tensor("q", ("h", "m", "e"), (4, 16, 8), 1, TensorRole.INPUT)
+    kt = Tensor("k", ("h", "e", "n"), (4, 8, 16), 1, TensorRole.KV_CACHE)
+    s = Tensor("s", ("h", "m", "n"), (4, 16, 16), 1)
+    qk = Einsum("qk", Operand(s, ("h", "m", "n")), (Operand(q, ("h", "m", "e")), Operand(kt, ("h", "e", "n"))),
+                {"h": 4, "m": 16, "e": 8, "n": 16}, OpKind.MAC)
+    hw = accelerator(8, 8, "os")
+    row = simulate_graph(Graph("attn", [qk]), hw).layers[0]
+    single = simulate_gemm(GemmShape(m=16, k=8, n=16), hw)
+    assert row["batch"] == 4 and row["compute_cycles"] == 4 * single["compute_cycles"]

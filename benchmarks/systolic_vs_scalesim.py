@@ -230,6 +230,10 @@ def main() -> None:
     if len(ratios):
         summary.append(f"speed ratio (SCALE-Sim full run / accelsim, per layer) over {len(ratios)} rows: "
                        f"min {ratios.min():.0f}x, median {ratios.median():.0f}x, max {ratios.max():.0f}x")
+    module = (table["scalesim_compute_module_wall_s"] / table["accelsim_wall_s"]).dropna()
+    if len(module):
+        summary.append(f"speed ratio (SCALE-Sim compute module alone / accelsim) over {len(module)} rows: "
+                       f"min {module.min():.0f}x, median {module.median():.0f}x, max {module.max():.0f}x")
     summary.append(f"accelsim wall time per layer: median {table['accelsim_wall_s'].median() * 1e3:.2f} ms, "
                    f"max {table['accelsim_wall_s'].max() * 1e3:.2f} ms")
     md = ["# accelsim systolic engine vs SCALE-Sim 3.0", "",

@@ -38,7 +38,7 @@ sram = st.integers(2, 3000)
 bandwidth = st.sampled_from([0.25, 0.5, 1.0, 3.0, 7.5, 16.0, 1e6])
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(m=dims, k=dims, n=dims, rows=edges, cols=edges, df=dataflows, i=sram, f=sram, o=sram, bw=bandwidth,
        wb=st.sampled_from([1, 2]), footprint=st.floats(0.05, 1.0))
 def test_fast_path_equals_cycle_stepped_reference(m, k, n, rows, cols, df, i, f, o, bw, wb, footprint):

@@ -169,15 +169,17 @@ def test_non_positive_dimensions_are_rejected(bad):
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(pattern=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 400), st.integers(1, 60)), min_size=1,
                         max_size=6),
-       cycles=st.integers(1, 50), bw=st.sampled_from([0.1, 0.3, 1.0, 3.0, 7.0, 10.0, 64.0]))
-def test_run_compressed_schedule_equals_per_fold_loop(pattern, cycles, bw):
-    """Long runs of identical folds (where the fast path skips whole periods) against the plain loop."""
+       cycles=st.integers(1, 50), bw=st.sampled_from([0.1, 0.3, 1.0, 3.0, 7.0, 10.0, 64.0]),
+       rounds=st.integers(1, 12))
+def test_run_compressed_schedule_equals_per_fold_loop(pattern, cycles, bw, rounds):
+    """Long runs of identical folds (where the fast path skips whole periods) and repeated rounds of runs
+    (where it looks runs up) against the plain per-fold loop."""
     import numpy as np
 
     from accelsim.engines.systolic import _schedule_fast, _schedule_per_fold
 
-    fold_in = np.array([x for a, _, n in pattern for x in [a] * n], dtype=np.int64)
-    fold_out = np.array([x for _, b, n in pattern for x in [b] * n], dtype=np.int64)
+    fold_in = np.array([x for a, _, n in pattern for x in [a] * n] * rounds, dtype=np.int64)
+    fold_out = np.array([x for _, b, n in pattern for x in [b] * n] * rounds, dtype=np.int64)
     assert _schedule_fast(fold_in, fold_out, cycles, bw) == _schedule_per_fold(fold_in, fold_out, cycles, bw)
 
 

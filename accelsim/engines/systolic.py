@@ -356,14 +356,22 @@ def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: i
     channel is still busy. Within a run of identical steps, ``d`` soon repeats (after one
     bandwidth-bound step it lies within one cycle of the write-back time); from the first repeat
     on, the run is periodic, so whole periods are skipped with their stall added at once. Exact:
-    the same integer tick arithmetic as the per-fold loop.
+    the same integer tick arithmetic as the per-fold loop. Runs that recur with the same
+    incoming state (every outer fold repeats the inner loop's runs) are looked up, not rerun.
     """
     per_cycle, per_byte = _ticks(bw)
     c = cycles_per_fold * per_cycle
     prefetch = -(-int(fold_in[0]) * per_byte // per_cycle)
     d = 0  # channel busy time relative to the current fold's start, in ticks
     stall = 0
+    memo: dict[tuple[int, int, int, int], tuple[int, int]] = {}  # outer folds repeat the same runs
     for load_bytes, write_bytes, count in _runs(fold_in, fold_out):
+        key = (load_bytes, write_bytes, count, d)
+        if key in memo:
+            d, run_stall = memo[key]
+            stall += run_stall
+            continue
+        stall_before = stall
         t_in, t_out = load_bytes * per_byte, write_bytes * per_byte
         seen: dict[int, tuple[int, int]] | None = {}
         k = 0
@@ -383,6 +391,7 @@ def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: i
             stall += nxt - c
             d = channel - nxt
             k += 1
+        memo[key] = (d, stall - stall_before)
     channel = max(d, 0, c) + int(fold_out[-1]) * per_byte
     drain = -(-channel // per_cycle) - cycles_per_fold
     return prefetch, stall // per_cycle, drain

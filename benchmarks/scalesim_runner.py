@@ -11,6 +11,10 @@ Input (argv[1], JSON): {"rows", "cols", "dataflow", "ifmap_kb", "filter_kb", "of
 "sram_filter_reads", "sram_ofmap_writes", "dram_ifmap_reads", "dram_filter_reads",
 "dram_ofmap_writes", "wall_s"}]}.
 
+The generated .cfg sets one SRAM bank (SCALE-Sim's read buffer asserts that the bandwidth divides
+evenly over the banks; with IfmapCustomLayout/FilterCustomLayout False the banks change nothing
+else) and InterfaceBandwidth USER with the given Bandwidth (words per cycle).
+
 With ``"run": "compute"`` only SCALE-Sim's compute module runs (operand matrices, then the
 demand matrices of its systolic_compute_{os,ws,is} class, one at a time and freed at once to
 bound memory). That gives SCALE-Sim's own stall-free cycle count (demand lines - 1, which is
@@ -47,11 +51,11 @@ WriteRequestBuffer: 512
 [layout]
 IfmapCustomLayout: False
 IfmapSRAMBankBandwidth: {bandwidth}
-IfmapSRAMBankNum: 10
+IfmapSRAMBankNum: 1
 IfmapSRAMBankPort: 2
 FilterCustomLayout: False
 FilterSRAMBankBandwidth: {bandwidth}
-FilterSRAMBankNum: 10
+FilterSRAMBankNum: 1
 FilterSRAMBankPort: 2
 
 [sparsity]

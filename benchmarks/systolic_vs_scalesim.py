@@ -9,7 +9,7 @@ Two SCALE-Sim measurements per row:
 * compute module (every row, capped by ``--compute-timeout``): SCALE-Sim's own operand and demand
   matrices give its stall-free cycle count, mapping efficiency and SRAM read counts. The match
   columns compare against these.
-* full run (rows whose stall-free cycles are at most ``--full-cycle-cap``, each capped by
+* full run (rows whose stall-free cycles x (rows + cols) are at most ``--full-lane-cycle-cap``, capped by
   ``--full-timeout``): the complete SCALE-Sim layer simulation, whose wall time gives the speed
   ratio (accelsim fast path vs SCALE-Sim full run, both per layer, both in-process time).
 
@@ -125,10 +125,15 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=1080.0, help="overall SCALE-Sim time budget")
     parser.add_argument("--compute-timeout", type=float, default=90.0)
     parser.add_argument("--full-timeout", type=float, default=60.0)
-    parser.add_argument("--full-cycle-cap", type=int, default=30000,
-                        help="run the full SCALE-Sim simulation only up to this many stall-free cycles")
+    parser.add_argument("--full-lane-cycle-cap", type=int, default=1_500_000,
+                        help="run the full SCALE-Sim simulation only when stall-free cycles x (rows + cols) is at "
+                             "most this (its memory simulation costs about that many element steps; 1.5M is about "
+                             "10 s on one core)")
     parser.add_argument("--quick", action="store_true", help="two workloads, two arrays")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "systolic_vs_scalesim")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep rows of an existing --out CSV that SCALE-Sim already finished; rerun only the "
+                             "rest (for example with longer timeouts on a quieter machine)")
     args = parser.parse_args()
 
     python = args.venv / "bin" / "python"
@@ -149,8 +154,24 @@ def main() -> None:
     jobs.sort(key=lambda j: j[0])  # cheapest first, so the budget covers as many rows as possible
 
     records = []
+    done_before: dict[tuple, dict] = {}
+    if args.resume and args.out.with_suffix(".csv").exists():
+        previous = pd.read_csv(args.out.with_suffix(".csv"))
+        for rec in previous.to_dict("records"):
+            if rec["match_compute_cycles"] in (True, False):
+                done_before[(rec["workload"], rec["array"], rec["dataflow"])] = {
+                    k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
     started = time.perf_counter()
     for cycles, w, layer, rows, cols, df, ours, wall in jobs:
+        if (w["name"], f"{rows}x{cols}", df) in done_before:
+            rec = done_before[(w["name"], f"{rows}x{cols}", df)]
+            # SCALE-Sim's numbers are kept; accelsim is re-timed with the code as it is now
+            assert rec["accelsim_compute_cycles"] == ours["compute_cycles"], rec
+            rec["accelsim_wall_s"] = wall
+            if rec.get("scalesim_full_wall_s") is not None:
+                rec["speed_ratio_vs_full"] = rec["scalesim_full_wall_s"] / wall
+            records.append(rec)
+            continue
         rec = {
             "workload": w["name"], "m": layer.shape.m, "k": layer.shape.k, "n": layer.shape.n,
             "array": f"{rows}x{cols}", "dataflow": df,
@@ -181,7 +202,8 @@ def main() -> None:
                 rec["match_sram_reads"] = (ref["sram_ifmap_reads"] == ours["sram_reads"]["ifmap"]
                                            and ref["sram_filter_reads"] == ours["sram_reads"]["filter"])
             left = args.budget_s - (time.perf_counter() - started)
-            if cycles <= args.full_cycle_cap and left > 5:
+            lane_cycles = cycles * (rows + cols)
+            if lane_cycles <= args.full_lane_cycle_cap and left > 5:
                 full = run_scalesim(python, rows, cols, df, w, "full", min(args.full_timeout, left))
                 if isinstance(full, str):
                     rec["note"] = (rec["note"] + f"; full run {full}").lstrip("; ")
@@ -191,8 +213,10 @@ def main() -> None:
                     rec["speed_ratio_vs_full"] = full["wall_s"] / wall
                     if rec["match_compute_cycles"] is not None:
                         rec["match_compute_cycles"] &= rec["scalesim_full_compute_cycles"] == ours["compute_cycles"]
-            elif cycles > args.full_cycle_cap:
-                rec["note"] = (rec["note"] + f"; full run skipped (> {args.full_cycle_cap} cycles)").lstrip("; ")
+            elif lane_cycles > args.full_lane_cycle_cap:
+                rec["note"] = (rec["note"] + "; full run skipped (too slow)").lstrip("; ")
+            if rec["note"].startswith("compute module timeout"):
+                rec["note"] += " (rerun with --resume --compute-timeout 900)"
         records.append(rec)
         print(f"{rec['workload']:<26} {rec['array']:>7} {df}  accelsim {rec['accelsim_compute_cycles']:>9} "
               f"scalesim {rec['scalesim_compute_cycles']!s:>9} match {rec['match_compute_cycles']!s:<5} "
@@ -212,6 +236,10 @@ def main() -> None:
     if len(ratios):
         summary.append(f"speed ratio (SCALE-Sim full run / accelsim, per layer) over {len(ratios)} rows: "
                        f"min {ratios.min():.0f}x, median {ratios.median():.0f}x, max {ratios.max():.0f}x")
+    module = (table["scalesim_compute_module_wall_s"] / table["accelsim_wall_s"]).dropna()
+    if len(module):
+        summary.append(f"speed ratio (SCALE-Sim compute module alone / accelsim) over {len(module)} rows: "
+                       f"min {module.min():.0f}x, median {module.median():.0f}x, max {module.max():.0f}x")
     summary.append(f"accelsim wall time per layer: median {table['accelsim_wall_s'].median() * 1e3:.2f} ms, "
                    f"max {table['accelsim_wall_s'].max() * 1e3:.2f} ms")
     md = ["# accelsim systolic engine vs SCALE-Sim 3.0", "",
@@ -221,17 +249,23 @@ def main() -> None:
           "Compute cycles are stall-free (SCALE-Sim: Total Cycles - Stall Cycles). `scalesim_compute_cycles` comes "
           "from SCALE-Sim's compute module (its demand matrices), `scalesim_full_compute_cycles` from a full SCALE-Sim "
           "run where affordable; wall times are in-process seconds per layer.", "",
-          table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)]
+          markdown(table)]
     args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(summary))
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False
+def markdown(table: pd.DataFrame) -> str:
+    """A GitHub markdown table (no extra dependency); floats to 4 significant digits."""
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

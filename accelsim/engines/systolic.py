@@ -57,11 +57,20 @@ apportionment is an approximation of the exact window overlap between tiles.
 Stalls come from one shared DRAM channel of ``bw`` bytes per cycle that serves, in order, the
 load of fold ``j+1`` (it may start when fold ``j`` starts, since that frees the buffer half) and
 the write-back of fold ``j``'s outputs (after fold ``j`` ends). A transfer of ``X`` bytes occupies
-the channel for ``ceil(X / bw)`` whole cycles. Fold ``j+1`` starts at
-``max(end of fold j, end of its load)``; the gap is a stall. The first load (before cycle 0)
+the channel for ``X / bw`` cycles (exact rational time, so short transfers share a
+cycle). Fold ``j+1`` starts at the first cycle boundary at or after both the end of fold ``j``
+and the end of its load; the gap is a stall. The first load (before cycle 0)
 and the last write-back (after the last fold) are reported separately as ``prefetch_cycles``
 and ``drain_cycles``, matching SCALE-Sim's split between "Total Cycles" and "Total Cycles
 (incl. prefetch)".
+
+Two paths compute all of this. ``simulate_gemm_reference`` builds every fold's demand on the
+array edges, steps it cycle by cycle (counting SRAM accesses and busy PEs), runs the tile
+residency state machine fold by fold and steps the DRAM channel cycle by cycle; it is for
+small shapes and tests. ``simulate_gemm`` uses the closed forms, numpy over the fold grid and
+the pipeline recurrence over runs of identical folds (milliseconds for a 256x1024x1024 GEMM).
+Property tests prove the two agree exactly, and that the reference demand really computes the
+GEMM when executed on numbers.
 
 Deliberate differences from SCALE-Sim 3.0
 -----------------------------------------
@@ -77,7 +86,13 @@ Deliberate differences from SCALE-Sim 3.0
    lines).
 4. Batched GEMMs (``batch > 1``) run as ``batch`` independent SCALE-Sim layers: every count is
    multiplied by ``batch`` (including the per-layer ``- 1`` in ``compute_cycles``).
-5. ``mapping_efficiency`` is a fraction in [0, 1] (SCALE-Sim prints a percentage) computed
+5. Utilization and seconds use the cycles the array is actually busy, ``busy_cycles = folds * c``
+   (plus stalls). SCALE-Sim divides by its Total Cycles, which is one less (the index of the last
+   cycle), so its utilization exceeds 100% on degenerate layers (a 1x1 array, or a 1x1x1 GEMM
+   reports 0 cycles). ``compute_cycles`` itself keeps SCALE-Sim's convention so it can be compared
+   one to one; ``total_cycles = compute_cycles + stall_cycles`` likewise matches SCALE-Sim's
+   Total Cycles when there are no stalls.
+6. ``mapping_efficiency`` is a fraction in [0, 1] (SCALE-Sim prints a percentage) computed
    from the exact closed form ``Sr*Sc / (folds*rows*cols)``; SCALE-Sim averages per-fold
    floats, so the two agree to floating-point rounding (about 1e-15 relative).
 """
@@ -85,6 +100,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -206,8 +222,8 @@ def _tile_words(geo: FoldGeometry, ifmap_words: int) -> dict[str, Any]:
         ofmap = zeros + (m * used_c)[:, None]
         keys = {"ifmap": fr_idx, "filter": fc_idx * fr_n + fr_idx, "ofmap": fc_idx}
     else:  # is: Sr = K (rows), Sc = M (cols)
-        per_col = apportion(ifmap_words, c_edges, m)
-        ifmap = np.stack([apportion(int(w), r_edges, k) for w in per_col]) if fc_n else zeros
+        per_col = apportion(ifmap_words, c_edges, m)  # then each column block's words over its K blocks
+        ifmap = np.diff((per_col[:, None] * r_edges[None, :]) // k, axis=1)
         filt = zeros + (used_r * n)[None, :]
         ofmap = zeros + (used_c * n)[:, None]
         keys = {"ifmap": fc_idx * fr_n + fr_idx, "filter": fr_idx, "ofmap": fc_idx}
@@ -228,11 +244,6 @@ def _sram_counts(geo: FoldGeometry) -> tuple[dict[str, int], dict[str, int]]:
         reads = {"ifmap": m * k, "filter": geo.col_folds * k * n, "ofmap": (geo.row_folds - 1) * m * n}
         writes = {"ofmap": geo.row_folds * m * n}
     return reads, writes
-
-
-def _transfer_cycles(nbytes: np.ndarray | int, bw: float) -> np.ndarray:
-    """Whole cycles the DRAM channel is busy moving ``nbytes`` at ``bw`` bytes per cycle."""
-    return np.ceil(np.asarray(nbytes, dtype=np.float64) / bw).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,31 +302,107 @@ def _dram_per_fold_fast(geo: FoldGeometry, tiles: dict[str, Any], buf: _Buffers,
     return fold_in, fold_out, totals
 
 
-def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: int, bw: float
-                   ) -> tuple[int, int, int]:
-    """(prefetch, stall, drain) cycles of the double-buffered fold pipeline; one pass over folds."""
-    t_in = _transfer_cycles(fold_in, bw).tolist()
-    t_out = _transfer_cycles(fold_out, bw).tolist()
-    c = cycles_per_fold
+def _ticks(bw: float) -> tuple[int, int]:
+    """Exact integer time base for a bandwidth of ``bw`` bytes per cycle.
+
+    With ``bw = p / q`` (the float's exact rational value) one cycle is ``p`` ticks and one byte
+    takes ``q`` ticks, so transfers that share a cycle are timed exactly, with no rounding.
+    """
+    ratio = Fraction(bw)
+    return ratio.numerator, ratio.denominator
+
+
+def _schedule_per_fold(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: int, bw: float
+                       ) -> tuple[int, int, int]:
+    """(prefetch, stall, drain) cycles of the double-buffered fold pipeline; one pass over folds.
+
+    The plain recurrence; ``_schedule_fast`` computes the same numbers with runs compressed.
+    """
+    per_cycle, per_byte = _ticks(bw)
+    t_in = (np.asarray(fold_in, dtype=object) * per_byte).tolist()
+    t_out = (np.asarray(fold_out, dtype=object) * per_byte).tolist()
+    c = cycles_per_fold * per_cycle
     folds = len(t_in)
-    prefetch = t_in[0]
-    channel = 0  # cycle at which the DRAM channel is next free (time 0 = fold 0 starts)
-    start = 0
+    prefetch = -(-t_in[0] // per_cycle)
+    channel = 0  # tick at which the DRAM channel is next free (tick 0 = fold 0 starts)
+    start = 0  # ticks, always a whole cycle
     stall = 0
+    drain = 0
     for j in range(folds):
         end = start + c
-        load_done = start
+        load_done = 0
         if j + 1 < folds:
             channel = max(channel, start) + t_in[j + 1]
             load_done = channel
         channel = max(channel, end) + t_out[j]
         if j + 1 < folds:
-            nxt = max(end, load_done)
+            nxt = max(end, -(-load_done // per_cycle) * per_cycle)  # a fold starts on a cycle boundary
             stall += nxt - end
             start = nxt
         else:
-            drain = channel - end
-    return prefetch, stall, drain
+            drain = -(-channel // per_cycle) - end // per_cycle
+    return prefetch, stall // per_cycle, drain
+
+
+def _runs(fold_in: np.ndarray, fold_out: np.ndarray) -> list[tuple[int, int, int]]:
+    """Run-length encoding of the pipeline steps: (load bytes of fold j+1, write bytes of fold j, count)."""
+    a = np.asarray(fold_in, dtype=np.int64)[1:]
+    b = np.asarray(fold_out, dtype=np.int64)[:-1]
+    if len(a) == 0:
+        return []
+    change = np.flatnonzero((a[1:] != a[:-1]) | (b[1:] != b[:-1])) + 1
+    starts = np.concatenate(([0], change))
+    counts = np.diff(np.concatenate((starts, [len(a)])))
+    return list(zip(a[starts].tolist(), b[starts].tolist(), counts.tolist()))
+
+
+def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: int, bw: float
+                   ) -> tuple[int, int, int]:
+    """The fold pipeline of ``_schedule_per_fold``, computed over runs of identical folds.
+
+    The only state carried from fold to fold is ``d``, how far past the fold's start the DRAM
+    channel is still busy. Within a run of identical steps, ``d`` soon repeats (after one
+    bandwidth-bound step it lies within one cycle of the write-back time); from the first repeat
+    on, the run is periodic, so whole periods are skipped with their stall added at once. Exact:
+    the same integer tick arithmetic as the per-fold loop. Runs that recur with the same
+    incoming state (every outer fold repeats the inner loop's runs) are looked up, not rerun.
+    """
+    per_cycle, per_byte = _ticks(bw)
+    c = cycles_per_fold * per_cycle
+    prefetch = -(-int(fold_in[0]) * per_byte // per_cycle)
+    d = 0  # channel busy time relative to the current fold's start, in ticks
+    stall = 0
+    memo: dict[tuple[int, int, int, int], tuple[int, int]] = {}  # outer folds repeat the same runs
+    for load_bytes, write_bytes, count in _runs(fold_in, fold_out):
+        key = (load_bytes, write_bytes, count, d)
+        if key in memo:
+            d, run_stall = memo[key]
+            stall += run_stall
+            continue
+        stall_before = stall
+        t_in, t_out = load_bytes * per_byte, write_bytes * per_byte
+        seen: dict[int, tuple[int, int]] | None = {}
+        k = 0
+        while k < count:
+            if seen is not None:
+                if d in seen:
+                    k0, stall0 = seen[d]
+                    period, periods = k - k0, (count - k) // (k - k0)
+                    stall += periods * (stall - stall0)
+                    k += periods * period
+                    seen = None
+                    continue
+                seen[d] = (k, stall)
+            load_done = max(d, 0) + t_in
+            channel = max(load_done, c) + t_out
+            nxt = max(c, -(-load_done // per_cycle) * per_cycle)
+            stall += nxt - c
+            d = channel - nxt
+            k += 1
+        memo[key] = (d, stall - stall_before)
+    channel = max(d, 0, c) + int(fold_out[-1]) * per_byte
+    drain = -(-channel // per_cycle) - cycles_per_fold
+    return prefetch, stall // per_cycle, drain
 
 
 def _assemble(shape: GemmShape, hw: SystolicAccelerator, geo: FoldGeometry, compute_cycles: int,
@@ -326,6 +413,7 @@ def _assemble(shape: GemmShape, hw: SystolicAccelerator, geo: FoldGeometry, comp
     wb = hw.word_bytes
     macs = shape.m * shape.k * shape.n * b
     compute = compute_cycles * b
+    busy = (compute_cycles + 1) * b  # SCALE-Sim's count is the index of the last busy cycle
     stall_total = stall * b
     total = compute + stall_total
     pe = hw.array.rows * hw.array.cols
@@ -351,14 +439,15 @@ def _assemble(shape: GemmShape, hw: SystolicAccelerator, geo: FoldGeometry, comp
         "col_folds": geo.col_folds,
         "cycles_per_fold": geo.cycles_per_fold,
         "compute_cycles": compute,
+        "busy_cycles": busy,
         "stall_cycles": stall_total,
         "total_cycles": total,
         "prefetch_cycles": prefetch * b,
         "drain_cycles": drain * b,
-        "end_to_end_cycles": total + (prefetch + drain) * b,
-        "total_s": total / hw.clock_hz,
-        "overall_utilization": macs / (total * pe) if total else 0.0,
-        "compute_utilization": macs / (compute * pe) if compute else 0.0,
+        "end_to_end_cycles": busy + stall_total + (prefetch + drain) * b,
+        "total_s": (busy + stall_total) / hw.clock_hz,
+        "overall_utilization": macs / ((busy + stall_total) * pe),
+        "compute_utilization": macs / (busy * pe),
         "mapping_efficiency": mapping_efficiency,
         "sram_reads": sram_reads,
         "sram_writes": sram_writes,
@@ -421,7 +510,9 @@ def _fold_demand(geo: FoldGeometry, fr: int, fc: int) -> dict[str, np.ndarray]:
 
     Built from the dataflow's definition, independently of the closed forms: the stationary
     operand is loaded (ws/is: ``rows`` cycles), the streamed operands enter skewed by one cycle
-    per lane, and outputs leave skewed after the last partial product reaches the array edge.
+    per lane, and outputs leave skewed over the columns. The os output slots follow SCALE-Sim's
+    demand (bottom PE row first, starting when the first column's last product enters), which
+    fixes when writes are issued, not their number.
     Ids: ifmap ``i*K + k``, filter ``k*N + j``, ofmap ``i*N + j``.
     """
     m, k, n, R, C = geo.m, geo.k, geo.n, geo.rows, geo.cols
@@ -531,37 +622,43 @@ def _schedule_reference(fold_in: list[int], fold_out: list[int], cycles_per_fold
     """Step the array and the DRAM channel one cycle at a time; returns (prefetch, stall, drain).
 
     Channel jobs, in order: load of fold j+1 (ready once fold j has started), write-back of fold j
-    (ready once fold j has ended). Each holds the channel for ceil(bytes / bw) whole cycles.
+    (ready once fold j has ended). Within a cycle the channel moves up to ``bw`` bytes, finishing
+    one job and starting the next in the same cycle if it is ready. A fold starts at the first
+    cycle boundary at which its load is complete and the previous fold has finished.
     """
+    per_cycle, per_byte = _ticks(bw)
     folds = len(fold_in)
     jobs: list[tuple[str, int, int]] = []
     for j in range(folds):
         if j + 1 < folds:
-            jobs.append(("load", j + 1, int(_transfer_cycles(fold_in[j + 1], bw))))
-        jobs.append(("write", j, int(_transfer_cycles(fold_out[j], bw))))
-    prefetch = int(_transfer_cycles(fold_in[0], bw))
-    loaded_at = {0: 0}
-    started: dict[int, int] = {}
+            jobs.append(("load", j + 1, fold_in[j + 1]))
+        jobs.append(("write", j, fold_out[j]))
+    prefetch = -(-fold_in[0] * per_byte // per_cycle)
+    loaded_at = {0: 0}  # fold -> tick its load completed
+    started: dict[int, int] = {}  # fold -> cycle
     ended: dict[int, int] = {}
-    job_i, channel_free_at, last_write_done = 0, 0, 0
+    job_i, channel_tick, last_write_tick = 0, 0, 0
     fold, progress, stall, t = 0, 0, 0, 0
     while fold < folds or job_i < len(jobs):
-        changed = True
-        while changed:  # settle everything that can happen at the start of cycle t
-            changed = False
-            if fold < folds and fold not in started and loaded_at.get(fold, t + 1) <= t:
+        progressed = True
+        while progressed:  # settle what happens at the boundary of cycle t
+            progressed = False
+            if fold < folds and fold not in started and loaded_at.get(fold, math.inf) <= t * per_cycle:
                 started[fold] = t
-                changed = True
-            if job_i < len(jobs) and channel_free_at <= t:
-                kind, jf, cyc = jobs[job_i]
-                if (kind == "load" and jf - 1 in started) or (kind == "write" and jf in ended):
-                    channel_free_at = t + cyc
-                    if kind == "load":
-                        loaded_at[jf] = t + cyc
-                    else:
-                        last_write_done = t + cyc
-                    job_i += 1
-                    changed = True
+                progressed = True
+            # the channel serves ready jobs for the rest of this cycle's capacity
+            while job_i < len(jobs) and channel_tick < (t + 1) * per_cycle:
+                kind, jf, nbytes = jobs[job_i]
+                ready = started.get(jf - 1) if kind == "load" else ended.get(jf)
+                if ready is None or ready > t:
+                    break
+                channel_tick = max(channel_tick, ready * per_cycle) + nbytes * per_byte
+                if kind == "load":
+                    loaded_at[jf] = channel_tick
+                else:
+                    last_write_tick = channel_tick
+                job_i += 1
+                progressed = True
         if fold < folds:
             if fold in started:
                 progress += 1
@@ -571,7 +668,7 @@ def _schedule_reference(fold_in: list[int], fold_out: list[int], cycles_per_fold
             else:
                 stall += 1
         t += 1
-    drain = last_write_done - ended[folds - 1]
+    drain = -(-last_write_tick // per_cycle) - ended[folds - 1]
     return prefetch, stall, drain
 
 
@@ -584,8 +681,6 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
     cycle-stepped DRAM channel. Only for small shapes (tests); ``simulate_gemm`` must agree
     with it exactly.
     """
-    from fractions import Fraction
-
     _validate(shape, hw)
     geo = FoldGeometry(hw.array.dataflow, shape.m, shape.k, shape.n, hw.array.rows, hw.array.cols)
     ifmap_words = shape.m * shape.k if ifmap_words is None else int(ifmap_words)
@@ -628,7 +723,7 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
 # --------------------------------------------------------------------------------------------
 
 SUMMED_FIELDS: tuple[str, ...] = (
-    "macs", "folds", "compute_cycles", "stall_cycles", "total_cycles", "prefetch_cycles", "drain_cycles",
+    "macs", "folds", "compute_cycles", "busy_cycles", "stall_cycles", "total_cycles", "prefetch_cycles", "drain_cycles",
     "end_to_end_cycles", "total_s", "dram_read_bytes", "dram_write_bytes", "energy_pj",
 )
 SUMMED_PER_OPERAND: tuple[str, ...] = ("sram_reads", "sram_writes", "dram_bytes", "compulsory_dram_bytes")
@@ -653,9 +748,9 @@ def totals_of(rows: list[dict[str, Any]], hw: SystolicAccelerator) -> dict[str, 
     for key in SUMMED_PER_OPERAND:
         totals[key] = {op: sum(r[key][op] for r in rows) for op in OPERANDS}
     pe = hw.array.rows * hw.array.cols
-    total, compute = totals.get("total_cycles", 0), totals.get("compute_cycles", 0)
-    totals["overall_utilization"] = totals["macs"] / (total * pe) if total else 0.0
-    totals["compute_utilization"] = totals["macs"] / (compute * pe) if compute else 0.0
+    busy, stall = totals["busy_cycles"], totals["stall_cycles"]
+    totals["overall_utilization"] = totals["macs"] / ((busy + stall) * pe)
+    totals["compute_utilization"] = totals["macs"] / (busy * pe)
     folds = totals.get("folds", 0)
     totals["mapping_efficiency"] = (sum(r["mapping_efficiency"] * r["folds"] for r in rows) / folds
                                     if folds else 0.0)

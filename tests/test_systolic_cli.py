@@ -1,0 +1,142 @@
+"""`accelsim simulate` and `accelsim run`: outputs, SCALE-Sim inputs, and one-line errors."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+SCALESIM = DATA / "scalesim"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """A real process, as a user runs it (used sparingly: each start costs seconds)."""
+    return subprocess.run([sys.executable, "-m", "accelsim", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in this process (fast); returns (exit status, stdout, stderr)."""
+    from accelsim.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as done:
+            main(list(args))
+        captured = capsys.readouterr()
+        return done.value.code or 0, captured.out, captured.err
+
+    return invoke
+
+
+def scalesim_cfg(tmp_path: Path, **changes: str) -> Path:
+    text = (SCALESIM / "google_user_bw.cfg").read_text()
+    values = {"ArrayHeight:    256": "ArrayHeight: 4", "ArrayWidth:     256": "ArrayWidth: 4",
+              "IfmapSramSzkB:    6144": "IfmapSramSzkB: 1", "FilterSramSzkB:   6144": "FilterSramSzkB: 1",
+              "OfmapSramSzkB:    2048": "OfmapSramSzkB: 1", "Bandwidth : 10": "Bandwidth : 2"}
+    values.update(changes)
+    for old, new in values.items():
+        text = text.replace(old, new)
+    path = tmp_path / "small.cfg"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_simulate_scalesim_inputs_json_matches_recorded_scalesim(tmp_path, dataflow, cli):
+    cfg = scalesim_cfg(tmp_path, **{"Dataflow : ws": f"Dataflow : {dataflow}"})
+    status, stdout, stderr = cli("simulate", "--scalesim-config", str(cfg), "--topology",
+                                 str(SCALESIM / "small_conv.csv"), "--json")
+    assert status == 0, stderr
+    report = json.loads(stdout)
+    required = ["compute_cycles", "stall_cycles", "total_cycles", "overall_utilization", "mapping_efficiency"]
+    for row in (*report["layers"], report["totals"]):
+        for key in required:
+            assert key in row
+        for key in ("sram_reads", "sram_writes", "dram_bytes"):
+            assert set(row[key]) == {"ifmap", "filter", "ofmap"}
+    # the same three convolutions were run through SCALE-Sim 3.0 on a 4x4 array (tests/data)
+    with (DATA / "scalesim_reference.csv").open() as f:
+        recorded = {r["layer"]: r for r in csv.DictReader(f)
+                    if (r["rows"], r["cols"], r["dataflow"]) == ("4", "4", dataflow)}
+    names = ["c_7x7_3x3_c2_f5_s2", "c_12x10_3x3_c4_f8_s1", "c_9x9_1x1_c16_f4_s1"]
+    for row, name in zip(report["layers"], names):
+        ref = recorded[name]
+        assert row["compute_cycles"] == int(ref["total_cycles"]) - int(ref["stall_cycles"])
+        assert row["sram_reads"]["ifmap"] == int(ref["sram_ifmap_reads"])
+        assert row["sram_reads"]["filter"] == int(ref["sram_filter_reads"])
+    assert report["totals"]["compute_cycles"] == sum(r["compute_cycles"] for r in report["layers"])
+
+
+def test_simulate_gemm_with_preset_writes_csv(tmp_path, cli):
+    out = tmp_path / "layers.csv"
+    status, stdout, stderr = cli("simulate", "--hardware", "scalesim-scale", "--gemm", "384,96,384", "--gemm",
+                                 "1x2048x8192", "--dataflow", "ws", "--csv", str(out))
+    assert status == 0, stderr
+    assert "gemm0_384x96x384" in stdout and "(ws)" in stdout
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["m"]) for r in rows] == [384, 1]
+    assert {"compute_cycles", "sram_reads_ifmap", "dram_bytes_ofmap"} <= set(rows[0])
+
+
+def test_run_simulates_the_default_example():
+    done = run_cli("run")
+    assert done.returncode == 0, done.stderr
+    for needle in ("tpu-v1", "qkv_proj", "ffn_down", "total", "compute"):
+        assert needle in done.stdout
+
+
+def test_help_explains_every_option(cli):
+    _, stdout, _ = cli("simulate", "--help")
+    for option in ("--scalesim-config", "--hardware", "--topology", "--topology-kind", "--gemm", "--dataflow",
+                   "--json", "--csv"):
+        assert option in stdout
+
+
+def _bad_hardware_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "hw.yaml"
+    text = (Path(__file__).parents[1] / "accelsim" / "hardware" / "presets" / "scalesim-scale.yaml").read_text()
+    path.write_text(text.replace("filter_bytes: 65536", "filter_bytes: 0"))
+    return path
+
+
+@pytest.mark.parametrize("args, needles", [
+    (lambda p: ["simulate", "--gemm", "0,4,4"], ["--gemm", "positive"]),
+    (lambda p: ["simulate", "--gemm", "4,4"], ["--gemm", "M,K,N"]),
+    (lambda p: ["simulate"], ["--topology/--gemm"]),
+    (lambda p: ["simulate", "--hardware", "no-such", "--gemm", "4,4,4"], ["hardware", "tpu-v1"]),
+    (lambda p: ["simulate", "--hardware", str(_bad_hardware_yaml(p)), "--gemm", "4,4,4"],
+     ["hw.yaml", "sram.filter_bytes"]),
+    (lambda p: ["simulate", "--gemm", "4,4,4", "--dataflow", "xs"], ["--dataflow", "os, ws, is"]),
+    (lambda p: ["simulate", "--scalesim-config", str(scalesim_cfg(p, **{"Dataflow : ws": "Dataflow : rs"})),
+                "--gemm", "4,4,4"], ["small.cfg", "Dataflow", "os, ws, is"]),
+    (lambda p: ["simulate", "--scalesim-config", str(scalesim_cfg(p, **{"ArrayWidth:     256": "ArrayWidth: -3"})),
+                "--gemm", "4,4,4"], ["small.cfg", "ArrayWidth"]),
+    (lambda p: ["simulate", "--scalesim-config", str(scalesim_cfg(p)), "--hardware", "tpu-v1", "--gemm", "4,4,4"],
+     ["--scalesim-config/--hardware"]),
+    (lambda p: ["simulate", "--topology", str(_write(p / "t.csv", "Layer, M, N, K,\ng, 4, 4,\n"))],
+     ["t.csv", "line 2", "K"]),
+    (lambda p: ["simulate", "--topology", str(p / "missing.csv")], ["missing.csv", "not found"]),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, needles, cli):
+    status, stdout, stderr = cli(*args(tmp_path))
+    assert status == 2, stdout + stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    for needle in needles:
+        assert needle in stderr
+
+
+def test_bad_input_in_a_real_process_has_no_traceback(tmp_path):
+    cfg = scalesim_cfg(tmp_path, **{"Dataflow : ws": "Dataflow : rs"})
+    done = run_cli("simulate", "--scalesim-config", str(cfg), "--topology", str(SCALESIM / "small_gemm.csv"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Dataflow" in done.stderr
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

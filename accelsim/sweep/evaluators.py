@@ -1,0 +1,73 @@
+"""Evaluators: what turns (hardware, workload, options) into a dict of metrics.
+
+A registry, so each engine or mapper adds one small function here (or registers its own from its
+module) and every sweep, CLI and notebook can use it by name. A sweep may also name any
+importable function as ``package.module:function`` with the same signature; that is how tests
+and users plug in models without touching this file.
+
+Signature: ``fn(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict) -> dict``.
+The dict may nest one level (``{"sram_reads": {"ifmap": ..}}``); the sweep flattens it to
+``sram_reads_ifmap`` columns as :class:`accelsim.report.Report` does.
+
+Extension points (engines still being written when this was): ``roofline`` (branch llm),
+``cosma`` and ``fusemax`` mappers register here the same way ``systolic`` does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from accelsim.errors import AccelsimError
+from accelsim.hardware.base import HardwareSpec
+from accelsim.ir import GemmShape, Graph
+from accelsim.sweep.workloads import import_callable
+
+EvaluatorFn = Callable[[HardwareSpec, "GemmShape | Graph", dict[str, Any]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    name: str
+    fn: EvaluatorFn
+    kinds: tuple[str, ...] | None = None
+    # Declared metric columns and their Arrow types; None means "learn them from a first point".
+    metric_types: dict[str, str] | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register_evaluator(name: str, *, kinds: tuple[str, ...] | None = None,
+                       metric_types: dict[str, str] | None = None,
+                       description: str = "") -> Callable[[EvaluatorFn], EvaluatorFn]:
+    def wrap(fn: EvaluatorFn) -> EvaluatorFn:
+        EVALUATORS[name] = Evaluator(name, fn, kinds, metric_types, description or (fn.__doc__ or "").strip())
+        return fn
+
+    return wrap
+
+
+def get_evaluator(name: str) -> Evaluator:
+    """A registered evaluator by name, or an importable ``module:function``."""
+    if name in EVALUATORS:
+        return EVALUATORS[name]
+    if ":" in name:
+        return Evaluator(name, import_callable(name, "evaluator.name"))
+    raise AccelsimError(f"unknown evaluator {name!r}", field="evaluator.name",
+                        allowed=sorted(EVALUATORS) + ["package.module:function"])
+
+
+@register_evaluator("systolic", kinds=("systolic",),
+                    description="cycle-level systolic-array engine (accelsim.engines.systolic)")
+def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
+    """One GEMM through ``simulate_gemm`` or a whole graph through ``simulate_graph`` (totals)."""
+    try:
+        from accelsim.engines import systolic as engine
+    except ImportError as err:  # the engine lands on its own branch
+        raise AccelsimError(f"the systolic engine is not available: {err}", field="evaluator.name") from None
+    if isinstance(workload, GemmShape):
+        return engine.simulate_gemm(workload, hardware, **options)
+    return engine.simulate_graph(workload, hardware, **options).totals

@@ -60,7 +60,23 @@ def get_evaluator(name: str) -> Evaluator:
                         allowed=sorted(EVALUATORS) + ["package.module:function"])
 
 
-@register_evaluator("systolic", kinds=("systolic",),
+_OPERANDS = ("ifmap", "filter", "ofmap")
+# The columns a systolic point reports: what simulate_gemm and simulate_graph's totals share.
+# Declared (not learned from a first point) so counts stay integers and the schema never depends
+# on which point happened to run first. energy_pj is null when the spec gives no energies.
+SYSTOLIC_METRICS: dict[str, str] = {
+    **{name: "int64" for name in ("macs", "folds", "compute_cycles", "stall_cycles", "total_cycles",
+                                  "prefetch_cycles", "drain_cycles", "end_to_end_cycles",
+                                  "dram_read_bytes", "dram_write_bytes")},
+    "total_s": "float64", "overall_utilization": "float64", "compute_utilization": "float64",
+    "mapping_efficiency": "float64",
+    **{f"{group}_{op}": "int64" for group in ("sram_reads", "sram_writes", "dram_bytes", "compulsory_dram_bytes")
+       for op in _OPERANDS},
+    "energy_pj": "float64",
+}
+
+
+@register_evaluator("systolic", kinds=("systolic",), metric_types=SYSTOLIC_METRICS,
                     description="cycle-level systolic-array engine (accelsim.engines.systolic)")
 def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
     """One GEMM through ``simulate_gemm`` or a whole graph through ``simulate_graph`` (totals)."""

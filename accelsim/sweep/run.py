@@ -62,6 +62,7 @@ _started_queue: Any = None  # set in process-pool workers: chunk ids are reporte
 def _init_worker(started: Any) -> None:
     global _started_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker must not inherit the CLI's handler
     _started_queue = started
 
 
@@ -212,7 +213,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         proc.join(timeout=5)
 
 
-def connect_dask(address: Any, timeout_s: float = 10.0) -> tuple[Any, bool]:
+def connect_dask(address: Any, timeout_s: float = 5.0) -> tuple[Any, bool]:
     """A ``distributed.Client`` for ``address`` (or the client passed in); True if we own it."""
     from distributed import Client
 

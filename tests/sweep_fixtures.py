@@ -43,3 +43,13 @@ def flaky(hardware, workload, options):
     if rows == 56 and options.get("kill", False):
         os._exit(3)  # a worker that dies without a word
     return analytic(hardware, workload, options)
+
+
+def slow(hardware, workload, options):
+    """``analytic`` after a pause of ``$ACCELSIM_TEST_SLEEP_S`` seconds (none when unset), so a
+    test can interrupt a sweep part-way. Environment, not an option, so the pause is not part of
+    the points' keys and a fast re-run resumes the slow one."""
+    import time
+
+    time.sleep(float(os.environ.get("ACCELSIM_TEST_SLEEP_S", "0")))
+    return analytic(hardware, workload, options)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -61,9 +62,23 @@ _started_queue: Any = None  # set in process-pool workers: chunk ids are reporte
 
 def _init_worker(started: Any) -> None:
     global _started_queue
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker must not inherit the CLI's handler
     _started_queue = started
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the sweep process dies (even by SIGKILL), so a
+    killed sweep leaves no orphan workers behind. Elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def evaluate_chunk(context: Context, tasks: list[dict[str, Any]], chunk_id: int = -1) -> list[dict[str, Any]]:
@@ -221,6 +236,13 @@ def connect_dask(address: Any, timeout_s: float = 5.0) -> tuple[Any, bool]:
         return address, False
     if not isinstance(address, str) or "://" not in address:
         raise AccelsimError(f"expected a scheduler address like tcp://host:8786, got {address!r}", field="--dask")
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme == "tcp" and host and port.isdigit():
+        try:  # a refused or unroutable address fails here in milliseconds, not after the client's timeout
+            socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout_s, 2.0)).close()
+        except OSError as err:
+            raise AccelsimError(f"cannot reach the Dask scheduler at {address}: {err}", field="--dask") from None
     try:
         client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except (OSError, TimeoutError) as err:
@@ -239,7 +261,7 @@ def _dask(context: Context, chunks: list[Chunk], client: Any) -> Iterator[tuple[
             futures[fut] = chunk
             return fut
 
-        stream = as_completed([submit(c) for c in chunks])
+        stream = as_completed([submit(c) for c in chunks], loop=client.loop)
         for fut in stream:
             chunk = futures.pop(fut)
             try:

@@ -343,7 +343,7 @@ class SweepSpec(_Model):
         workloads = normalize_workloads(self.workloads)
         fingerprints = [workload_fingerprint(w) for w in workloads]
         constraints = [compile_expression(t, f"constraints[{i}]") for i, t in enumerate(self.constraints)]
-        common = {"evaluator": self.evaluator.name, "options": self.evaluator.options,
+        common = {"evaluator": self.evaluator.name,
                   "metrics": self.metrics, "derived": self.derived, "accelsim": accelsim.__version__}
         points: list[Point] = []
         seen: set[str] = set()

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import typer
 import yaml
 
@@ -23,6 +22,8 @@ def _read_table(path: Path, key: str | None = None) -> Any:
     if not path.exists():
         raise AccelsimError("file not found", source=str(path))
     if path.suffix.lower() == ".csv":
+        import pandas as pd
+
         return pd.read_csv(path).to_dict("records")
     if path.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise AccelsimError(f"unsupported file type {path.suffix!r}", source=str(path), allowed=".csv, .json, .yaml")
@@ -109,6 +110,8 @@ def pareto_command(
     from accelsim.sweep import load_results
 
     if directory.suffix.lower() == ".csv":
+        import pandas as pd
+
         df = pd.read_csv(directory)
     else:
         df = load_results(directory)

@@ -190,14 +190,21 @@ def roofs_from_systolic(hw: Any) -> dict[str, Any]:
             "bandwidth_bytes_per_s": hw.dram_bytes_per_cycle * hw.clock_hz}
 
 
-def ops_from_systolic_report(report: Any, phase: str = "") -> list[dict[str, Any]]:
-    """Roofline points from a systolic Report: DRAM intensity and achieved FLOP/s per layer."""
+def ops_from_systolic_report(report: Any, hw: Any, phase: str = "") -> list[dict[str, Any]]:
+    """Roofline points from a systolic Report: DRAM intensity and achieved FLOP/s per layer.
+
+    Time is ``end_to_end_cycles`` (first load to last write-back), not ``total_cycles``: the
+    engine's total leaves out the initial prefetch and final drain, and over that shorter window
+    the layer's DRAM bytes would seem to move faster than the channel allows (a point above the
+    bandwidth roof). Over the end-to-end window, bytes <= bandwidth x time holds by construction.
+    """
     ops = []
     for row in report.layers:
         dram = row["dram_read_bytes"] + row["dram_write_bytes"]
         flops = 2 * row["macs"]
+        seconds = row["end_to_end_cycles"] / hw.clock_hz
         ops.append({"name": row.get("layer", "?"), "intensity_flop_per_byte": flops / dram if dram else np.inf,
-                    "flops_per_s": flops / row["total_s"] if row["total_s"] else None, "phase": phase,
+                    "flops_per_s": flops / seconds if seconds else None, "phase": phase,
                     "device": report.hardware})
     return ops
 

@@ -69,7 +69,7 @@ def roofline_command(
         ops += list(_read_table(data, "ops") or [])
     for hw, report in _systolic_reports(hardware or []):
         devices.append(plots.roofs_from_systolic(hw))
-        ops += plots.ops_from_systolic_report(report, phase="layer")
+        ops += plots.ops_from_systolic_report(report, hw, phase="layer")
     _saved(plots.save_figure(plots.roofline_plot(devices, ops), out_stem))
 
 

@@ -672,7 +672,7 @@ def simulate_graph(graph: Graph, hw: SystolicAccelerator) -> Report:
     if not isinstance(hw, SystolicAccelerator):
         raise AccelsimError(f"needs a systolic accelerator, got kind {getattr(hw, 'kind', type(hw).__name__)!r}",
                             field="hardware", allowed="kind: systolic")
-    rows: list[dict[str, Any]] = []
+    layers: list[GemmLayer] = []
     not_mapped: list[dict[str, str]] = []
     for einsum in graph.topological_order():
         if einsum.op is not OpKind.MAC or len(einsum.inputs) != 2:
@@ -680,12 +680,31 @@ def simulate_graph(graph: Graph, hw: SystolicAccelerator) -> Report:
                                "reason": "not a two-input multiply-accumulate; no systolic mapping"})
             continue
         shape = einsum.as_gemm()
-        row = {"layer": einsum.name, "ifmap_tensor": shape.ifmap, "filter_tensor": shape.filter,
-               "ofmap_tensor": shape.ofmap}
-        row.update(simulate_gemm(shape, hw, ifmap_words=ifmap_footprint_words(einsum, shape)))
-        rows.append(row)
-    if not rows:
+        layers.append(GemmLayer(einsum.name, shape, ifmap_footprint_words(einsum, shape)))
+    if not layers:
         raise AccelsimError("has no two-input multiply-accumulate einsum to run on a systolic array",
                             field=f"graph {graph.name}")
-    meta = {"engine": "systolic", "dataflow": hw.array.dataflow, "not_mapped": not_mapped}
-    return Report(workload=graph.name, hardware=hw.name, layers=rows, totals=totals_of(rows, hw), meta=meta)
+    return simulate_layers(layers, hw, workload=graph.name, meta={"not_mapped": not_mapped})
+
+
+@dataclass(frozen=True)
+class GemmLayer:
+    """A named GEMM with its ifmap footprint (distinct words per batch element; None means M*K)."""
+
+    name: str
+    shape: GemmShape
+    ifmap_words: int | None = None
+
+
+def simulate_layers(layers: list[GemmLayer], hw: SystolicAccelerator, *, workload: str = "layers",
+                    meta: dict[str, Any] | None = None) -> Report:
+    """Simulate GEMM layers one after another (SCALE-Sim's topology semantics) into a Report."""
+    rows: list[dict[str, Any]] = []
+    for layer in layers:
+        shape = layer.shape
+        row = {"layer": layer.name, "ifmap_tensor": shape.ifmap, "filter_tensor": shape.filter,
+               "ofmap_tensor": shape.ofmap}
+        row.update(simulate_gemm(shape, hw, ifmap_words=layer.ifmap_words))
+        rows.append(row)
+    info = {"engine": "systolic", "dataflow": hw.array.dataflow, **(meta or {})}
+    return Report(workload=workload, hardware=hw.name, layers=rows, totals=totals_of(rows, hw), meta=info)

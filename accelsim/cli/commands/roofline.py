@@ -1,0 +1,53 @@
+"""``accelsim roofline``: a whole model, one phase, on a GPU-like device."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from accelsim.cli import app, out
+from accelsim.errors import AccelsimError
+
+
+@app.command("roofline")
+def roofline_command(
+    model: str = typer.Option(..., help="Zoo model name, ModelConfig YAML or Hugging Face config.json."),
+    device: str = typer.Option(..., help="GPU preset name (accelsim hardware list --kind gpu) or YAML path."),
+    phase: str = typer.Option("decode", help="prefill or decode."),
+    batch: int = typer.Option(1, help="Sequences in the batch."),
+    seq: int = typer.Option(512, help="Prompt length (prefill); encoder length for encoder-decoders."),
+    context: int = typer.Option(2048, help="Tokens already in the KV cache (decode)."),
+    tp: int = typer.Option(1, help="Tensor-parallel degree."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    top: int = typer.Option(12, help="Operators to list in the text output (largest time first)."),
+) -> None:
+    """Roofline time of one prefill or decode step: each Einsum bounded by compute, memory or link."""
+    from accelsim.engines.roofline import roofline
+    from accelsim.hardware import load_hardware
+    from workloads.config import load_model
+    from workloads.transformer import PHASES, build_model
+
+    if phase not in PHASES:
+        raise AccelsimError(f"unknown phase {phase!r}", field="phase", allowed=PHASES)
+    cfg = load_model(model)
+    hw = load_hardware(device, kind="gpu")
+    graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp)
+    report = roofline(graph, hw)
+    t = report.totals
+    if as_json:
+        doc = dict(model=cfg.name, device=hw.name, phase=phase, batch=batch, seq=seq, context=context, tp=tp,
+                   total_s=t["total_s"], flops=t["flops"], bytes=t["bytes"], comm_bytes=t["comm_bytes"],
+                   bound=t["bound"], bytes_by_role=t["bytes_by_role"],
+                   time_by_bound_s={b: t[f"{b}_bound_s"] for b in ("compute", "memory", "communication")},
+                   operators=[{k: row[k] for k in ("name", "kind", "count", "flops", "bytes", "time_s", "bound",
+                                                   "compute_s", "memory_s", "comm_s")} for row in report.layers])
+        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        return
+    out.print(f"{cfg.name} {phase} batch={batch} seq={seq} context={context} tp={tp} on {hw.name}: "
+              f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
+              f"mostly {t['bound']}-bound", markup=False, highlight=False)
+    rows = sorted(report.layers, key=lambda r: -r["time_s"])[:top]
+    out.print(f"{'operator':<34} {'x':>3} {'GFLOP':>10} {'MB':>10} {'ms':>9} bound", markup=False)
+    for r in rows:
+        out.print(f"{r['name'][:34]:<34} {r['count']:>3} {r['flops'] / 1e9:>10.3f} {r['bytes'] / 1e6:>10.3f} "
+                  f"{r['time_s'] * 1e3:>9.4f} {r['bound']}", markup=False, highlight=False)

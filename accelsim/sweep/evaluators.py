@@ -86,4 +86,28 @@ def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[
         raise AccelsimError(f"the systolic engine is not available: {err}", field="evaluator.name") from None
     if isinstance(workload, GemmShape):
         return engine.simulate_gemm(workload, hardware, **options)
+    if not isinstance(workload, Graph):  # a zoo model: run its layers, repeats expanded
+        workload = workload.expand()
     return engine.simulate_graph(workload, hardware, **options).totals
+
+
+ROOFLINE_METRICS: dict[str, str] = {
+    **{name: "float64" for name in ("total_s", "flops", "bytes", "comm_bytes", "compute_bound_s", "memory_bound_s",
+                                    "communication_bound_s")},
+    "bound": "string",
+    # bytes by tensor role (accelsim.ir.TensorRole values)
+    **{f"bytes_by_role_{role}": "float64" for role in ("input", "weight", "kv_cache", "activation", "output")},
+}
+
+
+@register_evaluator("roofline", kinds=("gpu",), metric_types=ROOFLINE_METRICS,
+                    description="roofline engine: max(compute, memory, link) time per einsum (accelsim.engines.roofline)")
+def roofline(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
+    """A Graph or zoo model on a GPU-like device; a single GEMM is costed as a one-einsum graph."""
+    from accelsim.engines.roofline import roofline as engine
+
+    if isinstance(workload, GemmShape):
+        from accelsim.ir import gemm
+
+        workload = Graph("gemm", [gemm("gemm", workload.m, workload.k, workload.n, **options)])
+    return engine(workload, hardware).totals

@@ -6,6 +6,7 @@ Forms accepted (each is one entry of ``workloads:``):
 - ``{transformer_layer: {seq: 128, d_model: 256}}``: a registered builder with keyword args;
 - ``{gemm: [m, k, n]}`` or ``{gemm: {m: .., k: .., n: .., batch: ..}}``: one GEMM;
 - ``{gemms: [[m, k, n], ...]}``: shorthand for several ``gemm`` entries;
+- ``{zoo: {model: llama-2-7b, phase: decode, batch: 8, seq: 1, context: 2048}}``: a whole zoo model;
 - ``{builder: "package.module:function", args: {...}}``: any importable graph builder.
 
 Every form may add ``label: text`` (the value of the ``workload`` column). Builders register
@@ -36,11 +37,22 @@ def register_builder(name: str) -> Callable[[Callable[..., Graph]], Callable[...
     return wrap
 
 
+def zoo_model(model: str, phase: str = "prefill", batch: int = 1, seq: int = 512, context: int = 0, tp: int = 1,
+              fused_attention: bool = True) -> Any:
+    """A whole model from the zoo (``workloads/zoo/*.yaml`` or a config path) for one phase."""
+    from workloads.config import load_model
+    from workloads.transformer import build_model
+
+    return build_model(load_model(model), phase, batch=batch, seq=seq, context=context, tp=tp,
+                       fused_attention=fused_attention)
+
+
 def _builtin_builders() -> None:
     from workloads import examples
 
     BUILDERS.setdefault("example", examples.default_example)
     BUILDERS.setdefault("transformer_layer", examples.transformer_layer_gemms)
+    BUILDERS.setdefault("zoo", zoo_model)
 
 
 _builtin_builders()
@@ -124,7 +136,7 @@ def normalize_workloads(entries: list[Any]) -> list[dict[str, Any]]:
             raise AccelsimError(f"builder arguments must be a mapping, got {args!r}", field=field)
         normalized = {"builder": target, "args": dict(args)}
         graph = resolve_workload(json.dumps(normalized, sort_keys=True))  # fail now, not in a worker
-        out.append({"label": label or (graph.name if isinstance(graph, Graph) else target), **normalized})
+        out.append({"label": label or getattr(graph, "name", target), **normalized})
     labels = [w["label"] for w in out]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:
@@ -138,7 +150,7 @@ def _gemm_label(gemm: dict[str, int]) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def resolve_workload(canonical: str) -> GemmShape | Graph:
+def resolve_workload(canonical: str) -> Any:
     """A normalized entry (as canonical JSON, so it can be cached per process) to its object."""
     entry = json.loads(canonical)
     entry.pop("label", None)
@@ -150,9 +162,9 @@ def resolve_workload(canonical: str) -> GemmShape | Graph:
         graph = fn(**args)
     except TypeError as err:
         raise AccelsimError(f"bad arguments {args!r} for workload {target!r}: {err}", field="workloads") from None
-    if not isinstance(graph, (Graph, GemmShape)):
-        raise AccelsimError(f"workload {target!r} returned {type(graph).__name__}, expected a Graph or GemmShape",
-                            field="workloads")
+    if not isinstance(graph, (Graph, GemmShape)) and not hasattr(graph, "parts"):
+        raise AccelsimError(f"workload {target!r} returned {type(graph).__name__}, expected a Graph, a GemmShape "
+                            "or a model with parts", field="workloads")
     return graph
 
 
@@ -163,15 +175,21 @@ def workload_fingerprint(entry: dict[str, Any]) -> str:
     obj = resolve_workload(json.dumps({k: v for k, v in entry.items() if k != "label"}, sort_keys=True))
     if isinstance(obj, GemmShape):
         desc: Any = {"gemm": [obj.m, obj.k, obj.n, obj.batch]}
-    else:
-        desc = {"graph": obj.name, "einsums": [
-            {"name": e.name, "op": e.op.value, "extents": dict(e.extents), "attrs": _plain(e.attrs),
-             "out": [e.output.tensor.name, list(e.output.index)],
-             "in": [[o.tensor.name, list(o.index)] for o in e.inputs]}
-            for e in obj.einsums],
-            "tensors": {t.name: [list(t.dims), list(t.shape), t.dtype_bytes, t.role.value]
-                        for t in obj.tensors.values()}}
+    elif isinstance(obj, Graph):
+        desc = _graph_desc(obj)
+    else:  # a model: parts of (graph, repeat)
+        desc = {"model": obj.name, "parts": [[p.name, p.repeat, _graph_desc(p.graph)] for p in obj.parts]}
     return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _graph_desc(graph: Graph) -> dict[str, Any]:
+    return {"graph": graph.name, "einsums": [
+        {"name": e.name, "op": e.op.value, "extents": dict(e.extents), "attrs": _plain(dict(e.attrs)),
+         "out": [e.output.tensor.name, list(e.output.index)],
+         "in": [[o.tensor.name, list(o.index)] for o in e.inputs]}
+        for e in graph.einsums],
+        "tensors": {t.name: [list(t.dims), list(t.shape), t.dtype_bytes, t.role.value]
+                    for t in graph.tensors.values()}}
 
 
 def _plain(value: Any) -> Any:

@@ -44,6 +44,16 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS,
     return paths
 
 
+def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes, for ``IPython.display.Image``: shows the same in a notebook
+    whatever matplotlib backend the kernel runs (Agg in CI has no inline display hook)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
 def _rows(data: Any, required: Sequence[str], what: str) -> list[dict[str, Any]]:
     rows = data.to_dict("records") if isinstance(data, pd.DataFrame) else [dict(r) for r in data]
     for i, row in enumerate(rows):

@@ -267,8 +267,19 @@ class SweepSpec(_Model):
     def from_yaml(cls, path: str | Path) -> "SweepSpec":
         return cls.from_dict(read_yaml(Path(path)), source=str(path))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as the YAML file would say it: defaults left out, value lists as plain lists."""
+        data = self.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+        data["parameters"] = {
+            path: (list(p.values) if p.values is not None
+                   else p.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
+            for path, p in self.parameters.items()}
+        if not data["parameters"]:
+            data.pop("parameters")
+        return data
+
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     # --- validation that needs the hardware ---------------------------------------------
     def base_hardware(self, preset: str | None = None) -> dict[str, Any]:

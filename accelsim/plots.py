@@ -150,13 +150,17 @@ def pareto_plot(df: pd.DataFrame, x: str, y: str, color: str | None = None, *, m
 
 # --- roofline -----------------------------------------------------------------------------
 def roofline_plot(devices: Iterable[Mapping[str, Any]], ops: Iterable[Mapping[str, Any]] = (),
-                  title: str = "Roofline") -> Figure:
-    """Log-log roofline: one roof per device, each operator a point, marker by phase."""
+                  title: str = "Roofline", annotate: bool | None = None) -> Figure:
+    """Log-log roofline: one roof per device, each operator a point, marker by phase.
+
+    Operator names are written next to their points when there are few (``annotate`` None: at
+    most 16 operators) or when asked."""
     devs = _rows(devices, ("name", "peak_flops_per_s", "bandwidth_bytes_per_s"), "roofline devices")
     op_rows = _rows(ops, ("name", "intensity_flop_per_byte"), "roofline ops")
     if not devs:
         raise AccelsimError("needs at least one device", field="roofline devices")
     by_name = {d["name"]: d for d in devs}
+    annotate = len(op_rows) <= 16 if annotate is None else annotate
     intensities = [float(o["intensity_flop_per_byte"]) for o in op_rows] or [1.0]
     ridges = [d["peak_flops_per_s"] / d["bandwidth_bytes_per_s"] for d in devs]
     lo = min(min(intensities), min(ridges)) / 8
@@ -181,7 +185,8 @@ def roofline_plot(devices: Iterable[Mapping[str, Any]], ops: Iterable[Mapping[st
             y = o.get("flops_per_s")
             y = float(y) if y is not None and not pd.isna(y) else min(d["peak_flops_per_s"], x * d["bandwidth_bytes_per_s"])
             ax.scatter([x], [y], marker=MARKERS[j % len(MARKERS)], color=colors[dev], s=30, zorder=3)
-            ax.annotate(str(o["name"]), (x, y), fontsize=6, xytext=(3, -8), textcoords="offset points")
+            if annotate:
+                ax.annotate(str(o["name"]), (x, y), fontsize=6, xytext=(3, -8), textcoords="offset points")
     for j, phase in enumerate(phases):
         ax.scatter([], [], marker=MARKERS[j % len(MARKERS)], color="gray", label=f"phase: {phase or 'n/a'}")
     ax.set_xscale("log")
@@ -216,6 +221,25 @@ def ops_from_systolic_report(report: Any, hw: Any, phase: str = "") -> list[dict
         ops.append({"name": row.get("layer", "?"), "intensity_flop_per_byte": flops / dram if dram else np.inf,
                     "flops_per_s": flops / seconds if seconds else None, "phase": phase,
                     "device": report.hardware})
+    return ops
+
+
+def roofs_from_gpu(hw: Any, dtype: str | int = 2) -> dict[str, Any]:
+    """A GPU-like device's achievable roof for one datatype (efficiencies applied, as the
+    roofline engine applies them)."""
+    return {"name": hw.name, "peak_flops_per_s": hw.matrix_flops_per_s(dtype),
+            "bandwidth_bytes_per_s": hw.memory_bytes_per_s}
+
+
+def ops_from_roofline_report(report: Any, phase: str = "", min_flops: float = 1.0) -> list[dict[str, Any]]:
+    """Roofline points from a roofline-engine Report (one per einsum row; rows without FLOPs,
+    such as gathers and cache writes, have no place on a log-scale FLOP axis and are left out)."""
+    ops = []
+    for row in report.layers:
+        if row["flops"] < min_flops or not row["bytes"] or not row["time_s"]:
+            continue
+        ops.append({"name": row["name"], "intensity_flop_per_byte": row["flops"] / row["bytes"],
+                    "flops_per_s": row["flops"] / row["time_s"], "phase": phase, "device": report.hardware})
     return ops
 
 

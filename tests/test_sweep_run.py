@@ -43,10 +43,6 @@ def cluster():
             yield client
 
 
-def _no_key(df: pd.DataFrame) -> pd.DataFrame:
-    return df.reset_index(drop=True)
-
-
 def test_serial_process_and_localcluster_give_identical_tables(tmp_path, cluster):
     spec = SweepSpec.from_dict(SYSTOLIC)
     serial = run_sweep(spec, tmp_path / "serial", executor="serial")

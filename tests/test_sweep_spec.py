@@ -193,3 +193,15 @@ def test_expression_agrees_with_python_on_safe_arithmetic(nums, ops, a, b):
     env = {"x.y": a, "b": b}
     assert compile_expression(text)(env) == eval(text.replace("x.y", "xy"), {"abs": abs, "min": min},  # noqa: S307
                                                  {"xy": a, "b": b})
+
+
+def test_shipped_example_specs_expand():
+    from pathlib import Path
+
+    import accelsim.sweep
+
+    examples = sorted((Path(accelsim.sweep.__file__).parent / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        exp = SweepSpec.from_yaml(path).points()
+        assert exp.points and exp.skipped_by_constraints > 0  # the area budget binds

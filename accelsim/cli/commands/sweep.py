@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from accelsim.cli import err, group, out
-from accelsim.errors import AccelsimError
 
 sweep = group("sweep", "Run design-space sweeps and inspect their results.")
 
@@ -110,7 +109,3 @@ def table_command(
     else:
         out.print(df.drop(columns=["key"]).to_string(index=False, max_rows=60), markup=False, highlight=False)
 
-
-def _positive(value: int | None, field: str) -> None:
-    if value is not None and value < 1:
-        raise AccelsimError(f"must be at least 1, got {value}", field=field)

@@ -77,7 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--small", action="store_true", help="a smaller grid, for a quick look")
+    parser.add_argument("--from-csv", action="store_true", help="re-render the report from results/*.csv")
     args = parser.parse_args()
+    if args.from_csv:
+        report(pd.read_csv(ROOT / "results" / "sweep_throughput.csv"), ROOT / "results")
+        return
     s = spec(args.small)
     from distributed import Client, LocalCluster
 
@@ -105,6 +109,10 @@ def main() -> None:
     results = ROOT / "results"
     results.mkdir(exist_ok=True)
     df.to_csv(results / "sweep_throughput.csv", index=False)
+    report(df, results)
+
+
+def report(df: pd.DataFrame, results: Path) -> None:
     best = df.groupby(["executor", "workers"], sort=False).agg(points=("points", "first"),
                                                                best_points_per_s=("points_per_s", "max"),
                                                                median_points_per_s=("points_per_s", "median"),
@@ -117,14 +125,32 @@ def main() -> None:
         one = best.loc[(best.executor == name) & (best.workers == 1), "best_points_per_s"].iloc[0]
         two = best.loc[(best.executor == name) & (best.workers == 2), "best_points_per_s"].iloc[0]
         scale[name] = two / one
+    serial_cpu = best.loc[best.executor == "serial", "cpu_s_median"].iloc[0]
+    pool_cpu = best.loc[(best.executor == "process") & (best.workers == 2), "cpu_s_median"].iloc[0]
+    n = int(df.points.iloc[0])
+    per_point_ms = 1e3 * serial_cpu / n
+    overhead = pool_cpu / serial_cpu - 1
+    projected = 2 * 60 * n / pool_cpu
+    loads = pd.concat([df.load_before, df.load_after])
     lines = ["# Sweep throughput: systolic-GEMM points", "",
-             f"Grid: {len(df.points.unique()) and int(df.points.iloc[0])} points (array rows x cols x dataflow x "
-             "ifmap/filter/ofmap SRAM x 4 BERT-base GEMMs at sequence 128), `python benchmarks/sweep_throughput.py`.",
-             f"Machine: {os.cpu_count()} cores, shared with other engineers' jobs (load average column; a load above "
-             "the core count means we did not have the cores to ourselves).", "",
+             f"Grid: {n} points (array rows x cols x dataflow x ifmap/filter/ofmap SRAM x 4 BERT-base GEMMs at "
+             "sequence 128), each run end to end through `run_sweep` (expansion, evaluation, Parquet). "
+             "Command: `python benchmarks/sweep_throughput.py`; raw runs in `sweep_throughput.csv`.", "",
              markdown_table(best), "",
              "Scaling 1 -> 2 workers (best rate of 2 workers / best rate of 1): " +
-             ", ".join(f"{k} {v:.2f}x" for k, v in scale.items()), ""]
+             ", ".join(f"{k} {v:.2f}x" for k, v in scale.items()) + ".", "",
+             f"**Load.** {os.cpu_count()} cores shared with five other engineers' jobs; the 1-minute load average "
+             f"was {loads.min():.1f} to {loads.max():.1f} during these runs, so no configuration had the cores to "
+             "itself and the wall-clock rates (and above all the 1 -> 2 worker ratio) mostly measure the "
+             "neighbours. The CPU-time columns are steadier:", "",
+             f"- one point costs {per_point_ms:.2f} ms of CPU in-process (serial);",
+             f"- the 2-worker process pool spends {100 * overhead:+.0f}% CPU on top (pickling, IPC, Parquet in the "
+             "parent); Dask worker CPU time is not visible from the client;",
+             f"- projection, not a measurement: on two idle cores the 2-worker pool would run about "
+             f"{projected:,.0f} points/min (2 x points / pool CPU seconds).", "",
+             "Target >= 10,000 points/min: met by every configuration even under this load (lowest best rate "
+             f"{best.points_per_min.min():,} points/min). Near-linear 1 -> 2 worker scaling could not be "
+             "demonstrated on the shared machine; the CPU overhead above bounds what a quiet machine would show.", ""]
     (results / "sweep_throughput.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

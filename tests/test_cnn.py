@@ -38,8 +38,10 @@ def test_graph_is_well_formed(graphs, name):
     # The builder's order is the framework's execution order, so it must already be topological.
     assert [e.name for e in g.topological_order()] == [e.name for e in g.einsums]
     for e in g.einsums:
-        if e.attrs.get("kind") in ("conv", "conv3d", "linear", "conv_transpose"):
-            e.as_gemm()  # every conv/linear is a two-operand GEMM
+        if e.op is OpKind.MAC:
+            # every conv, linear and attention product is a two-operand GEMM with the same MACs
+            assert len(e.inputs) == 2
+            assert e.as_gemm().macs == e.macs
 
 
 @pytest.mark.parametrize("name", WITH_PARAMS)
@@ -204,3 +206,167 @@ def test_fc_densenet_shapes(graphs):
     assert g.tensors["up0.transition"].shape == (1, 240, 14, 14)
     assert g.tensors["up4.concat3"].shape == (1, 256, 224, 224)  # Table 2: m = 256 before the 1x1 conv
     assert g.tensors["softmax"].shape == (1, 11, 224, 224)
+
+
+# --- semantics of the index expressions, against direct loop references -----------------------
+
+import itertools  # noqa: E402
+
+import numpy as np  # noqa: E402
+from hypothesis import assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from accelsim.ir import AffineIndex  # noqa: E402
+from workloads.cnn.builder import NetBuilder  # noqa: E402
+
+
+def _evaluate(einsum, arrays):
+    """Slow generic evaluator: visit every iteration point, skip reads outside a tensor (padding)."""
+    out_t = einsum.output.tensor
+    init = -np.inf if einsum.op is OpKind.MAX else 0.0
+    out = np.full(out_t.shape, init)
+    ranks = list(einsum.extents)
+    parse = lambda operand: [AffineIndex.parse(i) for i in operand.index]  # noqa: E731
+    out_idx, in_idx = parse(einsum.output), [parse(o) for o in einsum.inputs]
+
+    def at(affs, env, shape):
+        idx = tuple(a.offset + sum(c * env[r] for r, c in a.coefs) for a in affs)
+        return idx if all(0 <= i < n for i, n in zip(idx, shape)) else None
+
+    for point in itertools.product(*(range(einsum.extents[r]) for r in ranks)):
+        env = dict(zip(ranks, point))
+        o = at(out_idx, env, out_t.shape)
+        if o is None:
+            continue
+        vals = []
+        for operand, affs in zip(einsum.inputs, in_idx):
+            i = at(affs, env, operand.tensor.shape)
+            vals.append(None if i is None else arrays[operand.tensor.name][i])
+        if einsum.op is OpKind.MAC:
+            if None not in vals:
+                out[o] += vals[0] * vals[1]
+        elif einsum.op is OpKind.MAX:
+            if vals[0] is not None:
+                out[o] = max(out[o], vals[0])
+        elif einsum.op is OpKind.COPY:
+            present = [v for v in vals if v is not None]
+            assert len(present) == 1  # concat pieces never overlap
+            out[o] = present[0]
+    return out
+
+
+def _conv_reference(x, w, stride, pad, dil, groups, shift):
+    """Direct grouped/dilated 2D convolution (cross-correlation, zero padding, input shift)."""
+    _, cin, h, wd = x.shape
+    k, cg, r, s = w.shape
+    p_out = (h + 2 * pad - dil * (r - 1) - 1) // stride + 1
+    q_out = (wd + 2 * pad - dil * (s - 1) - 1) // stride + 1
+    y = np.zeros((1, k, p_out, q_out))
+    kg = k // groups
+    for ko in range(k):
+        g = ko // kg
+        for p in range(p_out):
+            for q in range(q_out):
+                acc = 0.0
+                for c in range(cg):
+                    for i in range(r):
+                        for j in range(s):
+                            hh = p * stride + i * dil - pad + shift
+                            ww = q * stride + j * dil - pad + shift
+                            if 0 <= hh < h and 0 <= ww < wd:
+                                acc += x[0, g * cg + c, hh, ww] * w[ko, c, i, j]
+                y[0, ko, p, q] = acc
+    return y
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(groups=st.sampled_from([1, 2, 4]), per_in=st.integers(1, 2), per_out=st.integers(1, 2),
+       size=st.integers(3, 7), kernel=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 2),
+       dil=st.integers(1, 2), shift=st.integers(0, 1))
+def test_conv_einsum_computes_a_convolution(groups, per_in, per_out, size, kernel, stride, pad, dil, shift):
+    assume(size + 2 * pad >= dil * (kernel - 1) + 1)
+    b = NetBuilder("t")
+    x_t = b.input("x", groups * per_in, (size, size))
+    y_t = b.conv("conv", x_t, groups * per_out, kernel, stride=stride, padding=pad, dilation=dil, groups=groups,
+                 bn=False, shift=shift)
+    e = b.einsums[-1]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_t.shape)
+    w = rng.standard_normal(e.inputs[1].tensor.shape)
+    got = _evaluate(e, {"x": x, "conv.weight": w})
+    want = _conv_reference(x, w, stride, pad, dil, groups, shift)
+    assert got.shape == want.shape == y_t.shape
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    assert e.macs == want.size * per_in * kernel * kernel
+
+
+def test_pool_and_concat_einsums_compute_what_they_say():
+    b = NetBuilder("t")
+    x_t = b.input("x", 2, (5, 5))
+    pooled_t = b.pool("pool", x_t, "max", 3, stride=2, padding=1)
+    x2_t = b.input("x2", 3, (3, 3))
+    cat_t = b.concat("cat", [pooled_t, x2_t])
+    rng = np.random.default_rng(1)
+    x, x2 = rng.standard_normal(x_t.shape), rng.standard_normal(x2_t.shape)
+    pooled = _evaluate(b.einsums[0], {"x": x})
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    want = np.array([[[[padded[0, c, 2 * p:2 * p + 3, 2 * q:2 * q + 3].max() for q in range(3)] for p in range(3)]
+                      for c in range(2)]])
+    np.testing.assert_allclose(pooled, want)
+    cat = _evaluate(b.einsums[1], {"pool": pooled, "x2": x2})
+    np.testing.assert_allclose(cat, np.concatenate([pooled, x2], axis=1))
+    assert cat_t.shape == (1, 5, 3, 3)
+
+
+def test_nas_cells_have_their_published_structure(graphs):
+    normal = graphs["darts-normal-cell"]
+    # 8 ops: 5 sep convs (2 dw + 2 pw each), 2 identities, 1 dil conv (dw + pw); 2 preprocess convs;
+    # 4 node sums; 1 concat.
+    convs = [e for e in normal.einsums if e.attrs.get("kind") == "conv"]
+    assert len(convs) == 2 + 5 * 4 + 2
+    assert sum(e.attrs.get("kind") == "add" for e in normal.einsums) == 4
+    assert [t.shape for t in normal.outputs] == [(1, 4 * 48, 28, 28)]
+    reduction = graphs["darts-reduction-cell"]
+    assert [t.shape for t in reduction.outputs] == [(1, 4 * 96, 14, 14)]
+    assert sum(e.op is OpKind.MAX for e in reduction.einsums) == 5
+    nas_normal = graphs["nasnet-a-normal-cell"]
+    assert [t.shape for t in nas_normal.outputs] == [(1, 6 * 44, 28, 28)]  # concat of h_prev and 5 blocks
+    nas_red = graphs["nasnet-a-reduction-cell"]
+    assert [t.shape for t in nas_red.outputs] == [(1, 4 * 88, 14, 14)]
+    assert graphs["nasnet-a"].tensors["cell_11.concat"].shape == (1, 1056, 7, 7)  # "4 @ 1056"
+    assert graphs["nasnet-a-cifar"].tensors["cell_17.concat"].shape == (1, 768, 8, 8)  # "6 @ 768"
+    assert graphs["pnasnet-5"].tensors["cell_8.concat"].shape == (1, 1080, 7, 7)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unfused_activations_add_tensors_not_macs(graphs, name):
+    unfused = build_network(name, fuse_activations=False)
+    fused = graphs[name]
+    acts = sum(e.op is OpKind.ACTIVATION for e in unfused.einsums)
+    fused_acts = sum(e.op is OpKind.ACTIVATION for e in fused.einsums)
+    assert unfused.macs == fused.macs
+    assert fused_acts == 0  # every activation is fused into a producer or consumer by default
+    assert len(unfused) == len(fused) + acts
+    assert len(unfused.tensors) == len(fused.tensors) + acts  # each out-of-place activation is a new tensor
+
+
+def test_amoebanet_d_structure(graphs):
+    g = graphs["amoebanet-d"]
+    # normal cell concatenates 4 states (h0, h3, h4, h6), the reduction cell 3 (h4, h5, h6)
+    assert g.tensors["cell_0.concat"].shape == (1, 4 * 256, 28, 28)
+    assert g.tensors["reduction_cell_0.concat"].shape == (1, 3 * 512, 14, 14)
+    assert g.tensors["cell_11.concat"].shape == (1, 4 * 1024, 7, 7)
+    # TF SAME pooling on the odd 111x111 stem output gives 56x56
+    assert g.tensors["conv0"].shape == (1, 32, 111, 111)
+    assert g.tensors["cell_stem_0.concat"].shape == (1, 3 * 64, 56, 56)
+    # "1x7_7x1" runs inside a 1x1 bottleneck at a quarter of the width
+    assert g.tensors["cell_0.comb1.right.1x7"].shape == (1, 64, 28, 28)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_batch_scales_work_not_weights(graphs, name):
+    one, two = graphs[name], build_network(name, batch=2)
+    assert two.macs == 2 * one.macs
+    assert weight_elements(two) == weight_elements(one)
+    acts = lambda g: sum(t.bytes for t in g.tensors.values() if t.role is not TensorRole.WEIGHT)  # noqa: E731
+    assert acts(two) == 2 * acts(one)

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -13,6 +10,7 @@ from accelsim.hardware import load_hardware
 from accelsim.ir import Graph, gemm
 from workloads.config import load_model
 from workloads.transformer import build_model
+from tests.cli_helper import cli_in_process
 
 
 @given(m=st.integers(1, 4096), k=st.integers(1, 8192), n=st.integers(1, 8192))
@@ -92,7 +90,8 @@ def test_tp_allreduce_is_costed_on_the_link():
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "accelsim", *args], capture_output=True, text=True, timeout=120)
+    """In-process CLI run (the subprocess contract is covered by tests/test_cli_basics.py)."""
+    return cli_in_process(*args)
 
 
 def test_cli_json_fields():
@@ -144,3 +143,43 @@ def test_cli_bad_moe_top_k(tmp_path):
     path.write_text(text)
     done = run_cli("roofline", "--model", str(path), "--device", "a100-80gb")
     assert done.returncode == 2 and "top_k" in done.stderr
+
+
+def test_resident_bytes_are_weights_plus_kv_cache():
+    cfg = load_model("llama-2-7b")
+    rep = roofline(build_model(cfg, "decode", batch=4, context=1023), "t4")
+    weights = 6_738_415_616 * 2
+    kv = 2 * 32 * 4 * (1024 + 1) * 4096 * 2  # cache of context+1 rows read, plus the row written
+    assert rep.totals["resident_bytes"] == pytest.approx(weights + kv)
+    assert rep.totals["fits_memory"] is True
+    big = roofline(build_model(load_model("llama-2-13b"), "decode", batch=1, context=8), "t4")
+    assert big.totals["fits_memory"] is False
+
+
+def test_cli_costs_an_onnx_file(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.zeros((64, 3, 7, 7), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], strides=[2, 2], pads=[3, 3, 3, 3])], "stem",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 224, 224])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64, 112, 112])], [w])
+    path = tmp_path / "stem.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    done = run_cli("roofline", "--model", str(path), "--device", "t4", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["flops"] == 2 * 64 * 112 * 112 * 3 * 7 * 7  # ResNet stem conv, 2 FLOPs per MAC
+
+
+def test_gpu_spec_errors_name_the_field(tmp_path):
+    from accelsim.errors import AccelsimError
+
+    bad = tmp_path / "gpu.yaml"
+    bad.write_text("kind: gpu\nname: x\npeak_flops_per_s: {fp16: 1.0e12}\nvector_flops_per_s: 1.0e11\n"
+                   "memory: {name: hbm, capacity_bytes: 1000}\n")
+    with pytest.raises(AccelsimError, match="bandwidth"):
+        load_hardware(str(bad))
+    with pytest.raises(AccelsimError, match="dtype"):
+        load_hardware("t4").matrix_flops_per_s("fp8")

@@ -139,3 +139,43 @@ def test_zero_batch_and_bad_phase_are_errors():
         build_model(tiny(), "generate")
     with pytest.raises(AccelsimError, match="tp"):
         build_model(tiny(), "decode", tp=3)
+
+
+@pytest.mark.parametrize("name, phase", [("llama-2-7b", "decode"), ("mixtral-8x7b", "prefill"), ("t5", "prefill"),
+                                         ("deepseek-v3", "decode"), ("bert-base", "prefill")])
+def test_repeat_multiplier_equals_expanded_graph(name, phase):
+    """Costing one block x layers must equal costing the flat, connected graph of every layer."""
+    from accelsim.engines.roofline import roofline
+
+    m = build_model(load_model(name), phase, batch=2, seq=16, context=32)
+    flat = m.expand()
+    assert len(flat.outputs) >= 1
+    a, b = roofline(m, "a100-80gb").totals, roofline(flat, "a100-80gb").totals
+    assert a["flops"] == pytest.approx(b["flops"]) and a["bytes"] == pytest.approx(b["bytes"])
+    assert a["total_s"] == pytest.approx(b["total_s"])
+
+
+def test_mqa_reads_one_kv_head_and_replicates_under_tp():
+    cfg = tiny(num_heads=8, num_kv_heads=1, hidden_size=64)
+    assert cfg.attention_kind == "mqa"
+    for tp in (1, 2, 4):
+        m = build_model(cfg, "decode", batch=1, context=99, tp=tp)
+        # each device keeps the single KV head (replicated): 2 x layers x 100 rows x head_dim x bytes
+        assert role_bytes(m, TensorRole.KV_CACHE) == pytest.approx(2 * 2 * (100 + 1) * 8 * 2)
+
+
+def test_moe_graph_honours_given_routing_and_capacity():
+    from workloads.moe import route
+
+    cfg = load_model("mixtral-8x7b")
+    skew = route(16, 8, 2, histogram=[32, 0, 0, 0, 0, 0, 0, 0])
+    expert_w = 8 * 3 * 4096 * 14336 * 2  # one layer's experts in bytes
+    m = build_model(cfg, "decode", batch=16, context=8, routing=skew)
+    read = sum(n * b for e, n in m.einsums() if e.attrs.get("kind") == "moe_expert"
+               for t, b in einsum_traffic(e).items() if t.startswith("moe.w_"))
+    assert read == pytest.approx(32 * expert_w / 8)  # one expert per layer
+    capped = route(16, 8, 2, histogram=[32, 0, 0, 0, 0, 0, 0, 0], capacity_factor=1.0)
+    assert capped.processed == 4  # capacity ceil(1.0 * 16 * 2 / 8) = 4, the rest dropped
+    m = build_model(cfg, "decode", batch=16, context=8, routing=capped)
+    flops = sum(einsum_flops(e) * n for e, n in m.einsums() if e.attrs.get("kind") == "moe_expert")
+    assert flops == pytest.approx(32 * 3 * 2 * 4 * 4096 * 14336)

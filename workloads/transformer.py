@@ -51,11 +51,17 @@ W, A, I, KV = TensorRole.WEIGHT, TensorRole.ACTIVATION, TensorRole.INPUT, Tensor
 
 @dataclass(frozen=True)
 class Part:
-    """A Graph executed ``repeat`` times in sequence (identical layers)."""
+    """A Graph executed ``repeat`` times in sequence (identical layers).
+
+    ``input``/``output`` name the tensors carrying the hidden state in and out, so ``expand``
+    can chain repeats and parts into one connected Graph.
+    """
 
     name: str
     graph: Graph
     repeat: int = 1
+    input: str | None = None
+    output: str | None = None
 
 
 @dataclass
@@ -104,25 +110,46 @@ class ModelGraph:
         return sum(e.flops * n for e, n in self.einsums())
 
     def expand(self) -> Graph:
-        """The flat Graph: every repeat's tensors and Einsums renamed ``<part>.<i>.<name>``."""
+        """The flat, connected Graph of every layer.
+
+        Each repeat's Einsums and tensors are renamed ``<part>.<i>.<name>``; a part's hidden-state
+        input becomes the previous part's (or repeat's) output. Tensors shared by all layers (graph
+        inputs without a dotted name: ``rope_table``, ``token_ids``, ``encoder_out``) keep their
+        names. For an encoder-decoder prefill the decoder chain is fed by the encoder's output (the
+        decoder's own token embedding is not a separate part).
+        """
         out: list[Einsum] = []
+        carry: Tensor | None = None
         for part in self.parts:
             for i in range(part.repeat):
                 prefix = f"{part.name}.{i}." if part.repeat > 1 else ""
-                out.extend(_rename(e, prefix) for e in part.graph.einsums)
+                mapping = {part.input: carry} if (part.input and carry is not None) else {}
+                out.extend(_rename(e, prefix, mapping) for e in part.graph.einsums)
+                if part.output:
+                    t = part.graph.tensors[part.output]
+                    carry = Tensor(prefix + t.name, t.dims, t.shape, t.dtype_bytes, t.role)
         return Graph(self.name, out)
 
 
-def _rename(e: Einsum, prefix: str) -> Einsum:
-    if not prefix:
-        return e
-
+def _rename(e: Einsum, prefix: str, mapping: dict[str, Tensor]) -> Einsum:
     def op(o: Operand) -> Operand:
         t = o.tensor
-        # weights stay per-layer distinct; graph inputs of a layer keep their prefix too
+        if t.name in mapping:
+            src = mapping[t.name]
+            if src.shape != t.shape:
+                raise AccelsimError(f"cannot chain {src.name} {src.shape} into {t.name} {t.shape}", field="expand")
+            return Operand(Tensor(src.name, src.dims, src.shape, src.dtype_bytes, TensorRole.ACTIVATION), o.index)
+        if not prefix or (t.role is TensorRole.INPUT and "." not in t.name):
+            return o
         return Operand(Tensor(prefix + t.name, t.dims, t.shape, t.dtype_bytes, t.role), o.index)
 
-    return Einsum(prefix + e.name, op(e.output), tuple(op(i) for i in e.inputs), e.extents, e.op, e.attrs)
+    if not prefix and not mapping:
+        return e
+    renamed = {o.tensor.name: op(o).tensor.name for o in (*e.inputs, e.output)}
+    attrs = dict(e.attrs)
+    if "touched" in attrs:  # fractions are keyed by tensor name: follow the renaming
+        attrs["touched"] = {renamed.get(k, k): v for k, v in attrs["touched"].items()}
+    return Einsum(prefix + e.name, op(e.output), tuple(op(i) for i in e.inputs), e.extents, e.op, attrs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -262,11 +289,10 @@ def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: boo
     mlen = D.m if memory is None else memory_len
     sz["m"] = mlen
     if memory is not None and phase == "decode":
-        # cross-attention K/V of the encoder output are computed once, then cached
+        # cross-attention K/V of the encoder output are computed once (prefill) and cached, so
+        # decode reads the cache and never touches the cross-attention K/V weights
         k = bb.t(n + "k_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
         v = bb.t(n + "v_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
-        # weights still belong to the model: count them via a zero-size read? No: cross-K/V weights
-        # are read when the cache is built (prefill); decode does not touch them.
     else:
         k = bb.linear(n + "k", kv_src, "bsd", n + "wk", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
         v = bb.linear(n + "v", kv_src, "bsd", n + "wv", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
@@ -500,7 +526,6 @@ def _adaptive_embedding(cfg: ModelConfig, bb: BlockBuilder, D: _Dims, ids: Tenso
     """Adaptive input: each cluster a table of narrower rows projected up to d (projections for
     narrower clusters only). Tokens are costed as if all came from the head cluster (upper bound on
     gather traffic is tiny either way)."""
-    parts = []
     for i, (rows, width) in enumerate(_adaptive_clusters(cfg)):
         table = bb.t(f"embed.cluster{i}", "vw", (rows, width), W, shared=True)
         g = bb.t(f"embed.c{i}", "bsw", (D.b, D.s, width))
@@ -513,7 +538,6 @@ def _adaptive_embedding(cfg: ModelConfig, bb: BlockBuilder, D: _Dims, ids: Tenso
             bb.add(f"embed.project{i}", y, "bsd", [(g, "bsw"), (proj, "wd")],
                    {"b": D.b, "s": D.s, "w": width, "d": D.d}, OpKind.MAC, kind="gemm",
                    flop_fraction=1.0 / len(_adaptive_clusters(cfg)))
-            parts.append(y)
     return Graph(f"{cfg.name}.embed", bb.ops)
 
 
@@ -525,8 +549,10 @@ def _head(cfg: ModelConfig, D: _Dims, phase: str) -> Graph | None:
     x = bb.t("head.x", "bsd", (D.b, D.s, D.d), I)
     if cfg.final_norm and cfg.architecture != "encoder":
         x = bb.norm("final_norm", x, "bsd", sz)
-    last = bb.t("head.last", "bod", (D.b, 1, D.d))
-    bb.add("head.select_last", last, "bod", [(x, "bsd")], {"b": D.b, "o": 1, "d": D.d, "s": D.s}, OpKind.COPY,
+    # one position per sequence: the last (next-token logits) or, for a pooler, the first ([CLS])
+    which = "first" if cfg.pooler else "last"
+    last = bb.t(f"head.{which}", "bod", (D.b, 1, D.d))
+    bb.add(f"head.select_{which}", last, "bod", [(x, "bsd")], {"b": D.b, "o": 1, "d": D.d, "s": D.s}, OpKind.COPY,
            kind="slice", touched={x.name: 1.0 / D.s})
     if cfg.pooler:
         bb.linear("pooler", last, "bod", "pooler.weight", "dk", "bok", dict(sz, k=D.d), bias=True)
@@ -574,6 +600,12 @@ def build_block(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
     return _block(cfg, D, phase, kind=kind, moe_routing=routing if moe else None, flash=fused_attention)
 
 
+def _chained(name: str, graph: Graph, repeat: int = 1) -> Part:
+    """A Part whose hidden state enters as ``x``/``head.x`` and leaves as its last Einsum's output."""
+    inp = next((n for n in ("x", "head.x") if n in graph.tensors), None)
+    return Part(name, graph, repeat, input=inp, output=graph.einsums[-1].output.tensor.name)
+
+
 def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, seq: int = 512, context: int = 0,
                 tp: int = 1, routing: object | None = None, fused_attention: bool = True) -> ModelGraph:
     """The whole model for one phase as a ModelGraph (embedding, repeated blocks, head).
@@ -588,14 +620,14 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
         raise AccelsimError(f"{cfg.name} is an encoder-only model; it has no decode phase", field="phase",
                             allowed=["prefill"])
     D = _dims(cfg, phase, batch, seq, context, tp)
-    parts = [Part("embed", _embedding(cfg, D, phase, context))]
+    parts = [_chained("embed", _embedding(cfg, D, phase, context))]
     if cfg.architecture == "encoder-decoder":
         if phase == "prefill":
-            parts.append(Part("encoder", _block(cfg, D, phase, kind="encoder", flash=fused_attention), cfg.num_layers))
+            parts.append(_chained("encoder", _block(cfg, D, phase, kind="encoder", flash=fused_attention), cfg.num_layers))
             Dd = D
         else:
             Dd = D
-        parts.append(Part("decoder", _block(cfg, Dd, phase, kind="cross", memory_len=seq, flash=fused_attention), cfg.num_decoder_layers))
+        parts.append(_chained("decoder", _block(cfg, Dd, phase, kind="cross", memory_len=seq, flash=fused_attention), cfg.num_decoder_layers))
     elif cfg.moe is not None:
         from workloads.moe import route
 
@@ -604,15 +636,15 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
         dense = cfg.moe.first_dense_layers
         kind = "encoder" if cfg.architecture == "encoder" else "decoder"
         if dense:
-            parts.append(Part("dense_block", _block(cfg, D, phase, kind=kind, flash=fused_attention), dense))
-        parts.append(Part("moe_block", _block(cfg, D, phase, kind=kind, moe_routing=routing, flash=fused_attention),
+            parts.append(_chained("dense_block", _block(cfg, D, phase, kind=kind, flash=fused_attention), dense))
+        parts.append(_chained("moe_block", _block(cfg, D, phase, kind=kind, moe_routing=routing, flash=fused_attention),
                           cfg.num_layers - dense))
     else:
         kind = "encoder" if cfg.architecture == "encoder" else "decoder"
-        parts.append(Part("block", _block(cfg, D, phase, kind=kind, flash=fused_attention), cfg.num_layers))
+        parts.append(_chained("block", _block(cfg, D, phase, kind=kind, flash=fused_attention), cfg.num_layers))
     head = _head(cfg, D, phase)
     if head is not None:
-        parts.append(Part("head", head))
+        parts.append(_chained("head", head))
     meta = dict(phase=phase, batch=batch, seq=seq, context=context, tp=tp, attention=cfg.attention_kind,
                 fused_attention=fused_attention)
     return ModelGraph(f"{cfg.name}-{phase}-b{batch}-s{seq}-c{context}-tp{tp}", parts, cfg, meta)

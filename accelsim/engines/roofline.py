@@ -105,7 +105,13 @@ def roofline(workload: Any, device: GPU | str) -> Report:
     totals = dict(total_s=0.0, flops=0.0, bytes=0.0, comm_bytes=0.0)
     by_bound = {b: 0.0 for b in BOUNDS}
     by_role: dict[str, float] = {}
+    by_part: dict[str, float] = {}
+    resident: dict[str, float] = {}  # weights and KV cache that must sit in device memory
     for part, graph, repeat in _parts(workload):
+        for t in graph.tensors.values():
+            if t.role.value in ("weight", "kv_cache"):
+                key = t.name if repeat == 1 else f"{part}.{t.name}"
+                resident[key] = t.bytes * repeat
         for e in graph.einsums:
             c = einsum_cost(e, device)
             name = f"{part}.{e.name}" if part else e.name
@@ -119,12 +125,19 @@ def roofline(workload: Any, device: GPU | str) -> Report:
             totals["bytes"] += c["bytes"] * repeat
             totals["comm_bytes"] += c["comm_bytes"] * repeat
             by_bound[c["bound"]] += c["time_s"] * repeat
+            by_part[part or graph.name] = by_part.get(part or graph.name, 0.0) + c["time_s"] * repeat
             tensors = {t.name: t for t in e.tensors}
             for tname, b in c["traffic"].items():
                 role = tensors[tname].role.value
                 by_role[role] = by_role.get(role, 0.0) + b * repeat
     totals.update({f"{b}_bound_s": v for b, v in by_bound.items()})
     totals["bytes_by_role"] = by_role
+    totals["time_by_part_s"] = by_part
+    # KV tensors read (the cache) and written (the appended rows) are both resident; a weight
+    # shared by name between single parts (tied embeddings) counts once
+    totals["resident_bytes"] = sum(resident.values())
+    capacity = device.memory.capacity_bytes
+    totals["fits_memory"] = capacity is None or totals["resident_bytes"] <= capacity
     totals["bound"] = max(BOUNDS, key=lambda b: by_bound[b])
     meta = dict(getattr(workload, "meta", {}) or {})
     meta.update(device=device.name, memory_bytes_per_s=device.memory_bytes_per_s,

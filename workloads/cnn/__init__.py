@@ -113,6 +113,16 @@ NETWORKS: dict[str, NetworkInfo] = {
         nas.nasnet_a_cifar, "Zoph et al., CVPR 2018; NASNet-A 6 @ 768 for CIFAR-10 (32 filters, 18 cells)",
         3.3e6, "Zoph et al. 2018, Table 1: NASNet-A (6 @ 768), 3.3M; published to 0.1M, so the tolerance is half of "
         "that last digit (1.5%); we count 3,346,538", params_rel_tol=0.05 / 3.3),
+    "pnasnet-5": NetworkInfo(
+        nas.pnasnet_5_mobile, "Liu et al., Progressive Neural Architecture Search, ECCV 2018; PNASNet-5 Mobile "
+        "(TF-slim pnasnet.py mobile config: 54 filters, 9 cells)",
+        5.1e6, "Liu et al. 2018, Table 5: PNASNet-5 (Mobile) 5.1M parameters; published to 0.1M, so the tolerance "
+        "is half of that last digit (0.98%); we count 5,064,487", 588e6,
+        "Liu et al. 2018, Table 5: 588M Mult-Adds", params_rel_tol=0.05 / 5.1),
+    "amoebanet-d": NetworkInfo(
+        nas.amoebanet_d, "Real et al., Regularized Evolution for Image Classifier Architecture Search, AAAI 2019; "
+        "cell 'amoeba_net_d' and defaults (12 cells, 256 filters) of the TensorFlow TPU reference implementation, "
+        "at 224x224; no published parameter count for this configuration"),
     "darts-normal-cell": NetworkInfo(
         nas.darts_cell_graph, "one DARTS_V2 normal cell (C=48, inputs 192x28x28), see darts"),
     "darts-reduction-cell": NetworkInfo(

@@ -38,7 +38,6 @@ Modelling conventions (one place, used by every network):
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from accelsim.errors import AccelsimError
@@ -72,6 +71,24 @@ def _affine(*terms: tuple[int, str], offset: int = 0) -> str:
     elif offset < 0:
         text += f"-{-offset}"
     return text
+
+
+def _broadcast(index: Sequence[str], t: Tensor, ref: Tensor) -> tuple[str, ...]:
+    """``index`` with "0" wherever ``t`` has extent 1 but ``ref`` does not (broadcast read)."""
+    return tuple("0" if a == 1 and b != 1 else i for i, a, b in zip(index, t.shape, ref.shape))
+
+
+def _fit_plain(indices: list[str], shape: Sequence[int], extents: dict[str, int]) -> list[str]:
+    """The IR requires a plain-rank index to span its dim exactly; where a window index came out
+    plain but spans a different extent (e.g. a 1x1 conv with padding), add a rank z of extent 1
+    (always 0) so it is checked as a window instead."""
+    fixed = []
+    for index, extent in zip(indices, shape):
+        if index in extents and extents[index] != extent:
+            index += "+z"
+            extents["z"] = 1
+        fixed.append(index)
+    return fixed
 
 
 class NetBuilder:
@@ -189,6 +206,7 @@ class NetBuilder:
                 extents[kr] = k_ext
                 terms.append((d, kr))
             in_idx.append(_affine(*terms, offset=sh - p))
+        in_idx = _fit_plain(in_idx, in_sp, extents)
         out_idx = [o if e > 1 else "0" for o, e in zip(out_ranks, out_sp)]
         w_idx = [kr if e > 1 else "0" for kr, e in zip(ker_ranks, kern)]
         # Plain ranks must match extents exactly, so extent-1 dims use the constant index "0".
@@ -252,15 +270,23 @@ class NetBuilder:
 
     def pool(self, name: str, x: Tensor, kind: str, kernel: int | Sequence[int], *,
              stride: int | Sequence[int] | None = None, padding: int | Sequence[int] = 0,
-             ceil_mode: bool = False, act: str | None = None) -> Tensor:
-        """Max or average pooling with window ranks (average = sum, its scale folded)."""
+             ceil_mode: bool = False, same: bool = False, act: str | None = None) -> Tensor:
+        """Max or average pooling with window ranks (average = sum, its scale folded).
+
+        ``same=True`` is TensorFlow's SAME padding: output ceil(in / stride), the padding split
+        with the smaller half before (``padding`` is then ignored).
+        """
         nd = len(x.shape) - 2
         kern = _tuple(kernel, nd, f"{name}.kernel")
         strd = _tuple(kernel if stride is None else stride, nd, f"{name}.stride")
-        pad = _tuple(padding, nd, f"{name}.padding")
         in_sp = x.shape[2:]
-        rnd = (lambda a, b: -(-a // b)) if ceil_mode else (lambda a, b: a // b)
-        out_sp = tuple(rnd(i + 2 * p - k, s) + 1 for i, p, k, s in zip(in_sp, pad, kern, strd))
+        if same:
+            out_sp = tuple(-(-i // s) for i, s in zip(in_sp, strd))
+            pad = tuple(max((o - 1) * s + k - i, 0) // 2 for o, s, k, i in zip(out_sp, strd, kern, in_sp))
+        else:
+            pad = _tuple(padding, nd, f"{name}.padding")
+            rnd = (lambda a, b: -(-a // b)) if ceil_mode else (lambda a, b: a // b)
+            out_sp = tuple(rnd(i + 2 * p - k, s) + 1 for i, p, k, s in zip(in_sp, pad, kern, strd))
         name = self._name(name)
         extents: dict[str, int] = {"n": self.batch, "c": x.shape[1]}
         in_idx, out_idx = [], []
@@ -274,6 +300,7 @@ class NetBuilder:
                 terms.append((1, kr))
             in_idx.append(_affine(*terms, offset=-p))
             out_idx.append(o if o_ext > 1 else "0")
+        in_idx = _fit_plain(in_idx, in_sp, extents)
         op = {"max": OpKind.MAX, "avg": OpKind.ADD}.get(kind)
         if op is None:
             raise AccelsimError(f"unknown pooling {kind!r}", field=f"{name}.kind", allowed=["max", "avg"])
@@ -289,16 +316,18 @@ class NetBuilder:
         return self.pool(name, x, "avg", tuple(x.shape[2:]), stride=1)
 
     def add(self, name: str, *xs: Tensor, act: str | None = None) -> Tensor:
-        """Element-wise sum of equally shaped tensors (residual add, cell node sums)."""
+        """Element-wise sum of equally shaped tensors (residual add, cell node sums); the first
+        operand sets the shape, later ones may broadcast along extent-1 dims (a batch-1 weight)."""
+        ref = xs[0]
         for t in xs[1:]:
-            if t.shape != xs[0].shape:
-                raise AccelsimError(f"shapes differ: {xs[0].shape} vs {t.shape}", field=f"{name}")
+            if any(a != b and a != 1 for a, b in zip(t.shape, ref.shape)) or len(t.shape) != len(ref.shape):
+                raise AccelsimError(f"shapes differ: {ref.shape} vs {t.shape}", field=f"{name}")
         name = self._name(name)
-        idx = xs[0].dims
+        idx = ref.dims
         act_attrs, pending = self._epilogue(act)
-        out = self._like(name, xs[0])
-        y = self._append(Einsum(name, Operand(out, idx), tuple(Operand(t, idx) for t in xs),
-                                dict(zip(idx, xs[0].shape)), OpKind.ADD, {"kind": "add", **act_attrs}))
+        out = self._like(name, ref)
+        y = self._append(Einsum(name, Operand(out, idx), tuple(Operand(t, _broadcast(idx, t, ref)) for t in xs),
+                                dict(zip(idx, ref.shape)), OpKind.ADD, {"kind": "add", **act_attrs}))
         return self._activation(name, y, pending)
 
     def scale(self, name: str, x: Tensor, s: Tensor) -> Tensor:
@@ -318,15 +347,16 @@ class NetBuilder:
         name = self._name(name)
         base = xs[0]
         total = sum(t.shape[axis] for t in xs)
-        shape = list(base.shape)
-        shape[axis] = total
-        out = self.tensor(name, base.dims, shape)
         idx = list(base.dims)
         operands, offset = [], 0
+        ref = max(xs, key=lambda t: t.elements // t.shape[axis])  # the operand that is not broadcast
+        shape = list(ref.shape)
+        shape[axis] = total
+        out = self.tensor(name, base.dims, shape)
         for t in xs:
-            if t.shape[:axis] + t.shape[axis + 1:] != base.shape[:axis] + base.shape[axis + 1:]:
-                raise AccelsimError(f"cannot concatenate {t.shape} with {base.shape}", field=name)
-            ti = list(idx)
+            if any(a != b and a != 1 for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != axis):
+                raise AccelsimError(f"cannot concatenate {t.shape} with {ref.shape}", field=name)
+            ti = list(_broadcast(idx, t, out))
             # The IR requires a plain rank to span its dim exactly, so the piece at offset 0 is
             # indexed "c+z" with a rank z of extent 1 (always 0): a window like the others.
             ti[axis] = _affine((1, idx[axis]), offset=-offset) if offset else f"{idx[axis]}+z"
@@ -464,9 +494,4 @@ def weight_elements(graph: Graph) -> int:
     return sum(t.elements for t in graph.tensors.values() if t.role is TensorRole.WEIGHT)
 
 
-def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """PyTorch's output-size rule, for builders that need a size before building."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
-
-
-__all__ = ["NetBuilder", "parameter_count", "weight_elements", "conv_out", "math"]
+__all__ = ["NetBuilder", "parameter_count", "weight_elements"]

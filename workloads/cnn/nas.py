@@ -1,4 +1,4 @@
-"""NAS cells and networks: DARTS (V2 genotype) and NASNet-A, with each cell's exact op DAG.
+"""NAS cells and networks: DARTS (V2 genotype), NASNet-A and PNASNet-5, each cell's exact op DAG.
 
 DARTS (Liu, Simonyan, Yang, ICLR 2019; reference code quark0/darts, facts restated): the
 second-order "DARTS_V2" genotype. A cell preprocesses its two inputs (ReLU-1x1 conv-BN, or a
@@ -20,6 +20,15 @@ ReLU-1x1-BN when the width differs) and the concatenation of unused states. Netw
 NASNet-A Mobile "4 @ 1056" (ImageNet, 44 filters, 12 cells, 2 stem reduction cells after a
 3x3 stride-2 VALID conv to 32 channels, 224x224 input, 1000 classes) and
 NASNet-A "6 @ 768" (CIFAR-10, 32 filters, 18 cells, 3x3 stem conv to 96 channels, 32x32).
+PNASNet-5 (Liu et al., ECCV 2018; TF-slim pnasnet.py) reuses the NASNet cell machinery with its
+single cell type (stride 2 where it reduces) and every cell reading the output two cells back.
+AmoebaNet-D (Real et al., AAAI 2019; cell spec "amoeba_net_d" of the TensorFlow TPU reference
+implementation, model_specs.py / network_utils.py, facts restated) uses the same cell frame with
+its own ops: "1x1" (ReLU, 1x1 conv, BN), "none", pools (2x2 and 3x3; a 1x1 conv follows when the
+width changes), and "3x3"/"1x7_7x1" convs inside a bottleneck (ReLU, 1x1 to F/4, BN, ReLU, the
+conv(s) at F/4 with BN-ReLU between 1x7 and 7x1, BN, ReLU, 1x1 back to F, BN). The reference's
+default size (12 cells, 256 filters, 32 stem filters) is built at 224x224; no parameter count
+is published for this configuration, so only its structure is checked.
 TensorFlow's SAME padding is modelled by symmetric padding (same output sizes; the window of a
 stride-2 op on an even input is offset by one pixel, which changes no tensor size or MAC).
 """
@@ -205,8 +214,9 @@ def _nasnet_op(b: NetBuilder, name: str, x: Tensor, op: str, filters: int, strid
 
 
 def nasnet_cell(b: NetBuilder, name: str, net: Tensor, prev: Tensor | None, filters: int, stride: int,
-                spec: tuple) -> Tensor:
-    """One NASNet-A cell (TF-slim NasNetABaseCell.__call__)."""
+                spec: tuple, op_fn=None) -> Tensor:
+    """One NASNet-A cell (TF-slim NasNetABaseCell.__call__); ``op_fn`` applies one op (AmoebaNet's differ)."""
+    op_fn = op_fn or _nasnet_op
     operations, used, indices = spec
     # _reduce_prev_layer
     if prev is None:
@@ -224,8 +234,8 @@ def nasnet_cell(b: NetBuilder, name: str, net: Tensor, prev: Tensor | None, filt
         for j in (2 * block, 2 * block + 1):
             index = indices[j]
             s = stride if index < 2 else 1
-            outs.append(_nasnet_op(b, f"{name}.comb{block}.{'left' if j % 2 == 0 else 'right'}", states[index],
-                                   operations[j], filters, s))
+            outs.append(op_fn(b, f"{name}.comb{block}.{'left' if j % 2 == 0 else 'right'}", states[index],
+                              operations[j], filters, s))
         states.append(b.add(f"{name}.comb{block}", *outs))
     # _combine_unused_states
     final = states[-1]
@@ -292,4 +302,116 @@ def nasnet_cell_graph(reduction: bool = False, filters: int = 44, size: int = 28
     prev = b.input("h_prev", 6 * filters, (size, size))
     nasnet_cell(b, "cell", net, prev, filters * (2 if reduction else 1), 2 if reduction else 1,
                 NASNET_A_REDUCTION if reduction else NASNET_A_NORMAL)
+    return b.graph()
+
+
+# --- PNASNet-5 ----------------------------------------------------------------------------------
+
+# TF-slim pnasnet.py PNasNetNormalCell (Liu et al., Progressive Neural Architecture Search, ECCV
+# 2018, Figure 1): one cell type, used with stride 2 for reductions.
+PNASNET_5 = (
+    ("separable_5x5_2", "max_pool_3x3", "separable_7x7_2", "max_pool_3x3", "separable_5x5_2", "separable_3x3_2",
+     "separable_3x3_2", "max_pool_3x3", "separable_3x3_2", "none"),
+    (1, 1, 0, 0, 0, 0, 0),
+    (1, 1, 0, 0, 0, 0, 4, 0, 1, 0),
+)
+
+
+def pnasnet_5_mobile(image_size: int = 224, classes: int = 1000, filters: int = 54, cells: int = 9,
+                     **opts) -> Graph:
+    """PNASNet-5 Mobile: TF-slim mobile_imagenet_config (54 filters, 9 cells, reductions at 3 and 6,
+    the NASNet ImageNet stem with two stride-2 PNASNet cells, every cell reads the output two
+    cells back)."""
+    b = NetBuilder("pnasnet-5", **opts)
+    x = b.input("image", 3, (image_size, image_size))
+    net = b.conv("conv0", x, 32, 3, stride=2)  # VALID padding, stem_multiplier 1.0
+    outputs: list[Tensor | None] = [None, net]
+    scaling = 1 / 4
+    for i in range(2):
+        net = nasnet_cell(b, f"cell_stem_{i}", net, outputs[-2], int(filters * scaling), 2, PNASNET_5)
+        outputs.append(net)
+        scaling *= 2
+    reductions = [int(k / 3 * cells) for k in (1, 2)]
+    scaling = 1.0
+    for cell in range(cells):
+        reduction = cell in reductions
+        if reduction:
+            scaling *= 2
+        net = nasnet_cell(b, f"cell_{cell}", net, outputs[-2], int(filters * scaling), 2 if reduction else 1,
+                          PNASNET_5)
+        outputs.append(net)
+    net, pre = b.pre_activation("final_relu", net)
+    pooled = b.global_pool("global_pool", net)
+    b.conv("logits", pooled, classes, 1, bias=True, bn=False, input_activation=pre)
+    return b.graph()
+
+
+# --- AmoebaNet-D --------------------------------------------------------------------------------
+
+# (operations, used_hiddenstates, hiddenstate_indices) of "amoeba_net_d", TPU reference model_specs.py
+AMOEBANET_D_NORMAL = (
+    ("1x1", "max_pool_3x3", "none", "1x7_7x1", "1x1", "1x7_7x1", "max_pool_3x3", "none", "avg_pool_3x3", "1x1"),
+    (0, 1, 1, 0, 0, 1, 0),
+    (1, 1, 1, 0, 0, 0, 2, 2, 1, 5),
+)
+AMOEBANET_D_REDUCTION = (
+    ("max_pool_2x2", "max_pool_3x3", "none", "3x3", "1x7_7x1", "max_pool_3x3", "none", "max_pool_2x2",
+     "avg_pool_3x3", "1x1"),
+    (1, 1, 1, 1, 0, 0, 0),
+    (0, 0, 2, 1, 2, 2, 3, 1, 2, 3),
+)
+
+
+def _amoeba_op(b: NetBuilder, name: str, x: Tensor, op: str, filters: int, stride: int) -> Tensor:
+    if op in ("none", "1x1"):
+        if stride > 1 or op == "1x1" or x.shape[1] != filters:
+            x, pre = b.pre_activation(f"{name}.relu", x)
+            return b.conv(f"{name}.1x1", x, filters, 1, stride=stride, input_activation=pre)
+        return x
+    if "pool" in op:
+        kernel = int(op[-1])
+        y = b.pool(name, x, op[:3], kernel, stride=stride, same=True)  # TensorFlow SAME pooling
+        if x.shape[1] != filters:
+            y = b.conv(f"{name}.1x1", y, filters, 1)
+        return y
+    if op in ("3x3", "1x7_7x1"):
+        reduced = filters // 4
+        x, pre = b.pre_activation(f"{name}.relu", x)
+        y = b.conv(f"{name}.pre_1x1", x, reduced, 1, input_activation=pre, act="relu")
+        if op == "3x3":
+            y = b.conv(f"{name}.3x3", y, reduced, 3, stride=stride, padding=1, act="relu")
+        else:
+            y = b.conv(f"{name}.1x7", y, reduced, (1, 7), stride=(1, stride), padding=(0, 3), act="relu")
+            y = b.conv(f"{name}.7x1", y, reduced, (7, 1), stride=(stride, 1), padding=(3, 0), act="relu")
+        return b.conv(f"{name}.post_1x1", y, filters, 1)
+    raise ValueError(f"unknown AmoebaNet op {op}")
+
+
+def amoebanet_d(image_size: int = 224, classes: int = 1000, filters: int = 256, cells: int = 12,
+                stem_filters: int = 32, **opts) -> Graph:
+    """AmoebaNet-D with the TPU reference defaults (12 normal cells, reductions at 4 and 8)."""
+    b = NetBuilder("amoebanet-d", **opts)
+    x = b.input("image", 3, (image_size, image_size))
+    net = b.conv("conv0", x, stem_filters, 3, stride=2)  # VALID padding
+    outputs: list[Tensor | None] = [None, net]
+    scaling = 1 / 4
+    for i in range(2):
+        net = nasnet_cell(b, f"cell_stem_{i}", net, outputs[-2], int(filters * scaling), 2, AMOEBANET_D_REDUCTION,
+                          _amoeba_op)
+        outputs.append(net)
+        scaling *= 2
+    reductions = [int(k / 3 * cells) for k in (1, 2)]
+    scaling = 1.0
+    for cell in range(cells):
+        if cell in reductions:
+            scaling *= 2
+            net = nasnet_cell(b, f"reduction_cell_{reductions.index(cell)}", net, outputs[-2],
+                              int(filters * scaling), 2, AMOEBANET_D_REDUCTION, _amoeba_op)
+            outputs.append(net)
+        net = nasnet_cell(b, f"cell_{cell}", net, outputs[-2], int(filters * scaling), 1, AMOEBANET_D_NORMAL,
+                          _amoeba_op)
+        outputs.append(net)
+    net, pre = b.pre_activation("final_relu", net)
+    pooled = b.global_pool("global_pool", net)
+    b.conv("logits", pooled, classes, 1, bias=True, bn=False, input_activation=pre)
     return b.graph()

@@ -24,7 +24,7 @@ carry biases (PyTorch ``nn.Transformer`` convention).
 """
 from __future__ import annotations
 
-from accelsim.ir import Einsum, Graph, Operand, OpKind, Tensor
+from accelsim.ir import Einsum, Graph, Operand, OpKind, Tensor, TensorRole
 
 from workloads.cnn.builder import NetBuilder
 
@@ -80,16 +80,16 @@ def vit_b_16(image_size: int = 224, patch: int = 16, width: int = 768, heads: in
     grid = image_size // patch
     # Patch embedding: tokens[n, grid*p+q, k] = sum_{c,r,s} image[n, c, 16p+r, 16q+s] * W[k, c, r, s]
     name = b._name("conv_proj")
-    weight = b.tensor(f"{name}.weight", ("k", "c", "r", "s"), (width, 3, patch, patch), "weight")
+    weight = b.tensor(f"{name}.weight", ("k", "c", "r", "s"), (width, 3, patch, patch), TensorRole.WEIGHT)
     patches = b.tensor(name, ("n", "t", "d"), (b.batch, grid * grid, width))
     b._append(Einsum(name, Operand(patches, ("n", f"{grid}*p+q", "k")),
                      (Operand(image, ("n", "c", f"{patch}*p+r", f"{patch}*q+s")),
                       Operand(weight, ("k", "c", "r", "s"))),
                      {"n": b.batch, "k": width, "c": 3, "p": grid, "q": grid, "r": patch, "s": patch}, OpKind.MAC,
                      {"kind": "conv", "stride": patch, "kernel": (patch, patch), "bias_elements": width}))
-    cls = b.tensor("class_token", ("n", "t", "d"), (b.batch, 1, width), "weight")
+    cls = b.tensor("class_token", ("n", "t", "d"), (1, 1, width), TensorRole.WEIGHT)  # broadcast over the batch
     x = b.concat("cat_class_token", [cls, patches])
-    pos = b.tensor("pos_embedding", ("n", "t", "d"), (b.batch, grid * grid + 1, width), "weight")
+    pos = b.tensor("pos_embedding", ("n", "t", "d"), (1, grid * grid + 1, width), TensorRole.WEIGHT)
     x = b.add("add_pos_embedding", x, pos)
     for i in range(layers):
         name = f"encoder.layers.{i}"

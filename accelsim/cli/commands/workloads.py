@@ -9,29 +9,52 @@ import yaml
 from accelsim.cli import group, out
 from accelsim.errors import AccelsimError
 
-workloads = group("workloads", "List and show zoo models; MoE expert statistics.")
+workloads = group("workloads", "List and show zoo models and CNN/NAS networks; MoE expert statistics.")
 
 
 @workloads.command("list")
 def list_command() -> None:
-    """List the zoo models with their derived parameter counts."""
+    """List the zoo's transformer models and the built-in CNN/NAS networks with derived sizes."""
+    from workloads.cnn import NETWORKS, build_network
+    from workloads.cnn.builder import parameter_count as network_parameters
     from workloads.config import load_model, zoo_names
     from workloads.transformer import parameter_count
 
+    out.print("transformer models (workloads/zoo):", markup=False)
     for name in zoo_names():
         cfg = load_model(name)
         params = parameter_count(cfg)
-        out.print(f"{name:<16} {cfg.architecture:<16} {cfg.attention_kind:<4} {params / 1e9:9.3f}B params  "
+        out.print(f"  {name:<24} {cfg.architecture:<16} {cfg.attention_kind:<4} {params / 1e9:9.3f}B params  "
                   f"{'moe' if cfg.moe else 'dense'}", markup=False, highlight=False)
+    out.print("CNN and NAS networks (workloads/cnn, 8-bit, default input):", markup=False)
+    for name in NETWORKS:
+        graph = build_network(name)
+        out.print(f"  {name:<24} {len(graph):>4} einsums  {network_parameters(graph) / 1e6:8.2f}M params  "
+                  f"{graph.macs / 1e9:8.3f} GMAC", markup=False, highlight=False)
 
 
 @workloads.command("show")
 def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAML or Hugging Face config.json."),
                  as_json: bool = typer.Option(False, "--json", help="JSON instead of YAML.")) -> None:
-    """Print a model configuration (sources included) and its derived parameter count."""
-    from workloads.config import load_model
+    """Print a model configuration (sources included) and its derived parameter count, or a network's summary."""
+    from workloads.cnn import NETWORKS, build_network
+    from workloads.cnn.builder import parameter_count as network_parameters
+    from pathlib import Path
+
+    from workloads.config import load_model, zoo_names
     from workloads.transformer import parameter_count
 
+    if name not in NETWORKS and name not in zoo_names() and not Path(name).exists():
+        raise AccelsimError(f"unknown workload {name!r}", field="name", allowed=[*zoo_names(), *NETWORKS])
+    if name in NETWORKS:
+        graph = build_network(name)
+        info = NETWORKS[name]
+        data = {"name": name, "einsums": len(graph), "params_derived": network_parameters(graph),
+                "macs": graph.macs, "bn_folded_into_conv": True, "published_params": info.published_params, "source": info.source,
+                "inputs": {t.name: list(t.shape) for t in graph.inputs if t.role.value == "input"}}
+        text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
+        out.print(text, markup=False, highlight=False)
+        return
     cfg = load_model(name)
     data = cfg.model_dump(mode="json", exclude_none=True)
     data["params_derived"] = parameter_count(cfg)
@@ -51,7 +74,6 @@ def experts_command(
     from workloads.config import load_model
     from workloads.moe import expected_distinct_experts, simulate_distinct_experts
     from workloads.transformer import build_model
-    from accelsim.engines.roofline import roofline  # noqa: F401
 
     cfg = load_model(name)
     if cfg.moe is None:

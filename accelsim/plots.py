@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from accelsim.errors import AccelsimError
-from accelsim.timeline import TaskRecord, merged_intervals, utilization_over_time
+from accelsim.timeline import TaskRecord, as_records, merged_intervals, utilization_over_time
 
 FORMATS = ("png", "svg")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -289,8 +289,10 @@ def _human_bytes(n: float) -> str:
 # --- timeline -----------------------------------------------------------------------------
 def timeline_plot(records: Sequence[TaskRecord], bins: int = 50, title: str = "Utilization over time",
                   time_unit: str = "cycles") -> Figure:
-    """Top: a Gantt chart of tasks per unit (colour by kind). Bottom: busy fraction per unit per bin."""
-    records = list(records)
+    """Top: a Gantt chart of tasks per unit (colour by kind). Bottom: busy fraction per unit per bin.
+
+    ``records``: TaskRecords, dicts, or an engine's task objects (see ``accelsim.timeline.as_records``)."""
+    records = as_records(records)
     edges, util = utilization_over_time(records, bins)
     units = sorted(util)
     kinds = sorted({r.kind for r in records})
@@ -318,7 +320,7 @@ def timeline_plot(records: Sequence[TaskRecord], bins: int = 50, title: str = "U
 
 def busy_summary(records: Sequence[TaskRecord]) -> pd.DataFrame:
     """Per unit: busy time, span of the whole run, utilization (busy / span)."""
-    records = list(records)
+    records = as_records(records)
     if not records:
         raise AccelsimError("no task records", field="timeline")
     span = max(r.end for r in records) - min(r.start for r in records)

@@ -55,10 +55,32 @@ def records_from_rows(rows: Iterable[dict[str, Any]]) -> list[TaskRecord]:
     return out
 
 
+def as_records(items: Iterable[Any]) -> list[TaskRecord]:
+    """TaskRecords from records, dicts, or any task objects with ``unit``, ``start`` and ``end``
+    attributes (``name``/``label`` and ``kind`` optional), such as the tasks a simpy engine keeps
+    after running (for example ``accelsim.engines.events.Task``). Tasks that never ran (no start
+    or end) are left out. Duck-typed on purpose: engines need not import this module."""
+    out: list[TaskRecord] = []
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, TaskRecord):
+            out.append(item)
+        elif isinstance(item, dict):
+            rows.append(item)
+        else:
+            start, end = getattr(item, "start", None), getattr(item, "end", None)
+            if start is None or end is None:
+                continue
+            label = getattr(item, "label", None) or getattr(item, "name", "") or ""
+            out.append(TaskRecord(str(item.unit), float(start), float(end), str(label),
+                                  str(getattr(item, "kind", "") or "")))
+    return out + records_from_rows(rows)
+
+
 def merged_intervals(records: Iterable[TaskRecord]) -> dict[str, list[tuple[float, float]]]:
     """Per unit, the union of its busy intervals as sorted, disjoint (start, end) pairs."""
     by_unit: dict[str, list[tuple[float, float]]] = {}
-    for r in records:
+    for r in as_records(records):
         if r.end > r.start:
             by_unit.setdefault(r.unit, []).append((r.start, r.end))
         else:
@@ -89,7 +111,7 @@ def utilization_over_time(records: Sequence[TaskRecord], bins: int | Sequence[fl
     The fraction is exact: the overlap of each merged interval with each bin, divided by the
     bin's width (computed with cumulative busy time at the edges, no sampling).
     """
-    records = list(records)
+    records = as_records(records)
     if not records:
         raise AccelsimError("no task records", field="timeline")
     if isinstance(bins, int):

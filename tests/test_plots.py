@@ -136,3 +136,23 @@ def test_plot_cli_writes_png_and_svg(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["plot", "timeline", str(tmp_path / "missing.csv")])
     assert done.value.code == 2 and "file not found" in capsys.readouterr().err
+
+
+def test_engine_task_objects_become_records():
+    """Any object with unit/start/end (e.g. a simpy engine's tasks) feeds the timeline unchanged."""
+    from dataclasses import dataclass
+
+    from accelsim.timeline import as_records
+
+    @dataclass
+    class Task:  # the shape of an event engine's task after a run
+        name: str
+        unit: str
+        start: float | None
+        end: float | None
+
+    tasks = [Task("qk0", "pe2d", 0, 4), Task("sm0", "pe1d", 4, 6), Task("never", "pe1d", None, None)]
+    recs = as_records(tasks)
+    assert recs == [TaskRecord("pe2d", 0, 4, "qk0"), TaskRecord("pe1d", 4, 6, "sm0")]
+    assert busy_time(tasks) == {"pe2d": 4, "pe1d": 2}
+    assert plots.busy_summary(tasks).set_index("unit")["utilization"].to_dict() == {"pe1d": 2 / 6, "pe2d": 4 / 6}

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -37,10 +38,13 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS,
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
-        paths.append(path)
+    # A fixed hash salt and no date make the SVG the same bytes on every run, so regenerated
+    # figures in results/ only show up in a diff when they really changed.
+    with matplotlib.rc_context({"svg.hashsalt": "accelsim"}):
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+            paths.append(path)
     return paths
 
 

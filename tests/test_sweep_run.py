@@ -108,11 +108,18 @@ def test_failing_points_are_recorded_and_the_sweep_completes(tmp_path, executor,
         assert df.loc[df["array.rows"] == 56, "error"].str.contains("WorkerDied").all()
     status = sweep_status(tmp_path)
     assert status["total"] == 10 and status["failed"] == result.failed and status["pending"] == 0
+    assert len(pd.read_parquet(tmp_path)) == 10  # error and ok rows share one schema
     # a re-run skips failed points; retry_failed re-runs exactly them
     again = run_sweep(SweepSpec.from_dict(spec), tmp_path, **kw)
     assert again.computed == 0 and again.already_done == 10
     retried = run_sweep(SweepSpec.from_dict(spec), tmp_path, retry_failed=True, **kw)
     assert retried.computed == result.failed
+    store = ResultStore(tmp_path)
+    assert store.raw()["key"].duplicated().sum() == result.failed  # the retries' rows
+    before = load_results(tmp_path)
+    store.compact()
+    assert not store.raw()["key"].duplicated().any()
+    pd.testing.assert_frame_equal(load_results(tmp_path), before)
 
 
 def test_resume_computes_only_what_is_missing(tmp_path):
@@ -124,6 +131,11 @@ def test_resume_computes_only_what_is_missing(tmp_path):
     reference = run_sweep(part, tmp_path / "ref", executor="serial")
     pd.testing.assert_frame_equal(load_results(tmp_path / "d"), load_results(reference.out_dir))
     assert not ResultStore(tmp_path / "d").raw()["key"].duplicated().any()
+    # compaction keeps the table and leaves one part file
+    store = ResultStore(tmp_path / "d")
+    before = load_results(tmp_path / "d")
+    assert len(store.parts()) > 1 and store.compact() > 1 and len(store.parts()) == 1
+    pd.testing.assert_frame_equal(load_results(tmp_path / "d"), before)
 
 
 SLOW = {

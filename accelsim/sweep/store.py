@@ -120,6 +120,29 @@ class ResultStore:
         return df.reset_index(drop=True)
 
 
+    def compact(self) -> int:
+        """Merge every part file into one (one row per key, a success preferred); returns the
+        number of part files replaced. The merged file is written before the old ones are removed,
+        so a crash in between leaves duplicate rows, which ``table`` already tolerates."""
+        parts = self.parts()
+        if len(parts) < 2:
+            return 0
+        table = pq.read_table(parts)
+        df = table.to_pandas()
+        df["_order"] = range(len(df))
+        df["_ok"] = df["status"] == OK
+        keep = df.sort_values(["_ok", "_order"]).drop_duplicates("key", keep="last").sort_values("_order").index
+        merged = table.take(pa.array(sorted(keep)))
+        name = f"part-{self._run}-{self._seq:06d}.parquet"
+        self._seq += 1
+        tmp = self.root / f".{name}.tmp"
+        pq.write_table(merged, tmp)
+        os.replace(tmp, self.root / name)
+        for part in parts:
+            part.unlink()
+        return len(parts)
+
+
 def load_results(directory: str | Path, all_keys: bool = False) -> pd.DataFrame:
     """The sweep's table: one row per point, every parameter and metric a column."""
     directory = Path(directory)

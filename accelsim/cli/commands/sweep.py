@@ -109,3 +109,13 @@ def table_command(
     else:
         out.print(df.drop(columns=["key"]).to_string(index=False, max_rows=60), markup=False, highlight=False)
 
+
+
+@sweep.command("compact")
+def compact_command(directory: Path = typer.Argument(..., help="A sweep results directory.")) -> None:
+    """Merge the part files of a results directory into one (no sweep may be running on it)."""
+    from accelsim.sweep import ResultStore, sweep_status
+
+    sweep_status(directory)  # a clear error if this is not a results directory
+    n = ResultStore(directory).compact()
+    out.print(f"merged {n} part files" if n else "nothing to merge", markup=False, highlight=False)

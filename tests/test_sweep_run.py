@@ -210,13 +210,16 @@ def _cli(capsys, *args):
     return SimpleNamespace(returncode=done.value.code, out=captured.out, err=captured.err)
 
 
-def test_cli_run_status_and_errors(tmp_path, capsys):
+def test_cli_run_status_and_errors(tmp_path, capsys, cluster):
     spec_path = tmp_path / "s.yaml"
     spec_path.write_text(yaml.safe_dump({**SYSTOLIC, "parameters": {"array.rows": [8, 16]}}))
     run = _cli(capsys, "sweep", "run", spec_path, "--out", tmp_path / "o", "--executor", "serial")
     assert run.returncode == 0, run.err
     status = _cli(capsys, "sweep", "status", tmp_path / "o")
     assert "4 points: 4 done, 0 failed" in status.out
+    on_dask = _cli(capsys, "sweep", "run", spec_path, "--out", tmp_path / "d", "--dask", cluster.scheduler.address)
+    assert on_dask.returncode == 0 and "4 computed" in on_dask.out, on_dask.err
+    pd.testing.assert_frame_equal(load_results(tmp_path / "d"), load_results(tmp_path / "o"))
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**SYSTOLIC, "parameters": {"array.rowz": [8]}}))
     for args, needle in [(("sweep", "run", bad), "array.rows"),

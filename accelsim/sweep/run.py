@@ -392,7 +392,6 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
                 flush()
 
         progress.start(len(todo), already_done)
-        take(probe_rows)
         if executor == "serial":
             stream = _serial(context, chunks)
         elif executor == "process":
@@ -400,6 +399,7 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
         else:
             stream = _dask(context, chunks, client)
         try:
+            take(probe_rows)
             for _chunk, rows in stream:
                 take(rows)
         finally:

@@ -53,3 +53,7 @@ def slow(hardware, workload, options):
 
     time.sleep(float(os.environ.get("ACCELSIM_TEST_SLEEP_S", "0")))
     return analytic(hardware, workload, options)
+
+
+def broken(hardware, workload, options):
+    raise ImportError("a setup problem that fails every point")

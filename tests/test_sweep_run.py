@@ -201,6 +201,18 @@ def test_bad_arguments_fail_before_any_work(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_probe_learns_columns_and_a_broken_setup_is_one_error(tmp_path):
+    """An evaluator that declares no metrics has its columns learned from a first point (kept, not
+    recomputed); if every probed point fails, that is one error before the store fills with it."""
+    spec = SweepSpec.from_dict({**FLAKY, "evaluator": "tests.sweep_fixtures:flaky"})
+    result = run_sweep(spec, tmp_path / "ok", executor="serial")
+    assert result.computed == result.total == 10
+    assert {"total_cycles", "sram_reads_ifmap", "overall_utilization"} <= set(load_results(tmp_path / "ok").columns)
+    with pytest.raises(AccelsimError, match="probed points all failed.*ImportError"):
+        run_sweep(SweepSpec.from_dict({**FLAKY, "evaluator": "tests.sweep_fixtures:broken"}), tmp_path / "bad")
+    assert not list((tmp_path / "bad").glob("part-*"))
+
+
 def _cli(capsys, *args):
     from accelsim.cli import main
 

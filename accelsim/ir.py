@@ -12,6 +12,7 @@ exactly; an affine index must cover the tensor's dimension (reaching outside it 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ from enum import Enum
 from functools import cached_property
 
 from accelsim.errors import AccelsimError
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class OpKind(str, Enum):
@@ -79,6 +84,9 @@ class Tensor:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dims", tuple(self.dims))
+        for extent in self.shape:
+            if not _is_int(extent):
+                raise AccelsimError(f"extents must be integers, got {extent!r}", field=f"tensor {self.name}.shape")
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         object.__setattr__(self, "role", TensorRole(self.role))
         if not self.name:
@@ -196,8 +204,13 @@ class Einsum:
         object.__setattr__(self, "op", OpKind(self.op))
         where = f"einsum {self.name}"
         for rank, extent in self.extents.items():
-            if not isinstance(extent, int) or extent <= 0:
+            if not _is_int(extent) or extent <= 0:
                 raise AccelsimError(f"extent of rank {rank!r} must be a positive integer, got {extent!r}", field=where)
+        used = frozenset().union(*(o.ranks for o in (self.output, *self.inputs)))
+        unused = sorted(set(self.extents) - used)
+        if unused:
+            # An extent no operand indexes would multiply the FLOP count without moving data.
+            raise AccelsimError(f"ranks {unused} appear in no operand's index", field=where, allowed=sorted(used))
         for operand in (self.output, *self.inputs):
             for dim, affine, extent in zip(operand.tensor.dims, operand.affine, operand.tensor.shape):
                 missing = [r for r in affine.ranks if r not in self.extents]
@@ -242,7 +255,8 @@ class Einsum:
 
     @property
     def input_bytes(self) -> int:
-        return sum(o.tensor.bytes for o in self.inputs)
+        """Each distinct input tensor once, even if it is read through several operands (x * x)."""
+        return sum({o.tensor.name: o.tensor.bytes for o in self.inputs}.values())
 
     @property
     def output_bytes(self) -> int:

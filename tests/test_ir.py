@@ -85,3 +85,19 @@ def test_extent_mismatch_names_the_operand():
     with pytest.raises(AccelsimError, match="operand t"):
         Einsum("e", Operand(o, ("i",)), (Operand(t, ("i",)),), {"i": 4}, OpKind.EXP)
     assert math.isfinite(gemm("g", 2, 2, 2).arithmetic_intensity)
+
+
+def test_unused_extent_and_fractional_shape_are_rejected():
+    a = Tensor("a", ("i",), (4,), role=TensorRole.INPUT)
+    o = Tensor("o", ("i",), (4,))
+    with pytest.raises(AccelsimError, match="appear in no operand"):
+        Einsum("e", Operand(o, ("i",)), (Operand(a, ("i",)),), {"i": 4, "z": 1000}, OpKind.EXP)
+    with pytest.raises(AccelsimError, match="integers"):
+        Tensor("t", ("i",), (2.5,))
+
+
+def test_a_tensor_read_twice_is_one_compulsory_load():
+    x = Tensor("x", ("i",), (10,), dtype_bytes=2, role=TensorRole.INPUT)
+    y = Tensor("y", ("i",), (10,), dtype_bytes=2)
+    square = Einsum("sq", Operand(y, ("i",)), (Operand(x, ("i",)), Operand(x, ("i",))), {"i": 10}, OpKind.MUL)
+    assert square.bytes == 40

@@ -1,0 +1,75 @@
+"""``accelsim map fusemax``: choose binding, schedule and tiling of the 1-pass cascade with CP-SAT."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from accelsim.cli import group, out
+from accelsim.errors import AccelsimError
+
+sub = group("map", "Map workloads onto hardware with an optimizer.")
+
+
+@sub.command("fusemax")
+def map_fusemax_command(
+    model: str = typer.Option(..., help="bert, trxl, t5 or xlm."),
+    seq: int = typer.Option(..., help="Sequence length."),
+    batch: int = typer.Option(64, help="Batch size."),
+    hardware: str = typer.Option("fusemax-cloud", help="Spatial preset or YAML."),
+    objective: str = typer.Option("latency", help="latency, energy or dram."),
+    stages: int = typer.Option(4, help="Stages per tile in the schedule."),
+    time_limit: float = typer.Option(10.0, help="Solver time limit per tile candidate (s)."),
+    area_budget_um2: float = typer.Option(0.0, help="If > 0: also size the PE array under this area."),
+    buffer_budget_bytes: int = typer.Option(0, help="With --area-budget-um2: buffer size for sizing."),
+    save_mapping: str = typer.Option("", help="Write the chosen mapping (YAML or .json) to this path."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Optimize the mapping, then simulate it and the published FuseMax mapping side by side."""
+    from accelsim.engines.spatial_attention import report
+    from accelsim.hardware import load_hardware
+    from mappers.fusemax import optimize, published_plan, size_hardware
+    from workloads.attention import attention_model
+
+    if stages < 1:
+        raise AccelsimError("must be at least 1", field="stages")
+    m = attention_model(model)
+    hw = load_hardware(hardware, kind="spatial")
+    s = m.shape(seq, batch)
+    res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
+    opt = report(res.plan, hw, s).totals
+    doc = {"model": m.name, "seq": seq, "batch": batch, "hardware": hw.name, "objective": objective,
+           "status": res.status, "best_bound": res.best_bound, "gap": res.gap, "plan": res.plan.describe(),
+           "optimized": {k: opt[k] for k in ("latency_s", "dram_bytes", "energy_pj", "util_2d", "util_1d",
+                                              "buffer_bytes_used")}}
+    try:
+        design = "fusemax" if "exp" in hw.array_2d.ops else "cascade"
+        pub = report(published_plan(design, hw, s), hw, s).totals
+        doc["published"] = {"design": design, **{k: pub[k] for k in ("latency_s", "dram_bytes", "energy_pj",
+                                                                    "util_2d", "util_1d")}}
+    except AccelsimError as why:
+        doc["published"] = {"error": str(why)}
+    if save_mapping:
+        from mappers.fusemax import to_mapping
+        to_mapping(res.plan, hw, s).save(save_mapping)
+        doc["mapping_file"] = save_mapping
+    if area_budget_um2 > 0:
+        doc["sizing"] = size_hardware(hw, s, area_budget_um2=area_budget_um2,
+                                      buffer_budget_bytes=buffer_budget_bytes or None)
+    if as_json:
+        out.print(json.dumps(doc, indent=2, default=float), markup=False, highlight=False)
+        return
+    p = res.plan
+    out.print(f"{m.name} seq={seq} on {hw.name}, objective {objective}: {res.status}", markup=False)
+    out.print(f"  tile {p.p0}x{p.m0}, p1 {p.p1}, stages {[list(x) for x in p.stages]}, deferred {sorted(p.deferred)}",
+              markup=False, highlight=False)
+    out.print(f"  binding 2D: {[e for e, u in p.binding.items() if u == '2d']}", markup=False, highlight=False)
+    out.print(f"  optimized: {opt['latency_s']:.6g} s, {opt['dram_bytes'] / 1e9:.4g} GB, "
+              f"2D util {opt['util_2d']:.3f}", markup=False, highlight=False)
+    if "latency_s" in doc["published"]:
+        pb = doc["published"]
+        out.print(f"  published {pb['design']}: {pb['latency_s']:.6g} s, {pb['dram_bytes'] / 1e9:.4g} GB, "
+                  f"2D util {pb['util_2d']:.3f}", markup=False, highlight=False)
+    for row in doc.get("sizing", [])[:1]:
+        out.print(f"  sizing: best PE dim {row['pe_dim']} ({row['area_um2'] / 1e6:.1f} mm^2, {row['latency_s']:.4g} s)",
+                  markup=False, highlight=False)

@@ -1,0 +1,48 @@
+"""CLI: accelsim attention and accelsim map fusemax."""
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from accelsim.cli import main
+
+
+@pytest.fixture
+def run(capsys):
+    """The CLI in-process (same code path as the console script, without interpreter start-up)."""
+    def _run(*args):
+        with pytest.raises(SystemExit) as done:
+            main(list(args))
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=done.value.code, stdout=captured.out, stderr=captured.err)
+    return _run
+
+
+def test_attention_json_has_the_fields(run):
+    r = run("attention", "--design", "fusemax", "--model", "trxl", "--seq", "2000", "--batch", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    for key in ("latency_s", "dram_bytes", "energy_pj", "util_2d", "util_1d", "buffer_bytes_needed"):
+        assert doc[key] > 0
+    # seq 2000 is not a multiple of 256: every tensor still moved at its real size once
+    assert doc["dram_bytes"] == 2 * 16 * 2000 * 64 * 2 * 4
+
+
+def test_bad_inputs_exit_2_with_one_line(run):
+    for args in (("--design", "fast", "--model", "bert", "--seq", "1024"),
+                 ("--design", "flat", "--model", "gpt9", "--seq", "1024"),
+                 ("--design", "flat", "--model", "bert", "--seq", "0")):
+        r = run("attention", *args)
+        assert r.returncode == 2
+        assert r.stderr.strip().count("\n") == 0 and "error" in r.stderr
+    # flat-edge's 2D array is MAC-only, so FuseMax's binding is refused, naming the op
+    r = run("attention", "--design", "fusemax", "--model", "bert", "--seq", "1024", "--hardware", "flat-edge")
+    assert r.returncode == 2 and "max" in r.stderr
+
+
+def test_map_fusemax_json(run):
+    r = run("map", "fusemax", "--model", "bert", "--seq", "1024", "--batch", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "OPTIMAL"
+    assert doc["optimized"]["latency_s"] <= doc["published"]["latency_s"] * (1 + 1e-5)

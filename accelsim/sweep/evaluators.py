@@ -111,3 +111,25 @@ def roofline(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[
 
         workload = Graph("gemm", [gemm("gemm", workload.m, workload.k, workload.n, **options)])
     return engine(workload, hardware).totals
+
+
+ATTENTION_METRICS: dict[str, str] = {
+    name: "float64" for name in ("latency_cycles", "latency_s", "dram_bytes", "energy_pj", "util_2d", "util_1d",
+                                 "buffer_bytes_needed", "buffer_bytes_used", "area_um2", "spill_fraction")}
+
+
+@register_evaluator("attention", kinds=("spatial",), metric_types=ATTENTION_METRICS,
+                    description="attention on a spatial accelerator: a published plan (options.design) "
+                                "simulated by accelsim.engines.spatial_attention")
+def attention(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) -> Mapping[str, Any]:
+    """``options.design`` is one of mappers.fusemax.DESIGNS (fusemax, arch, cascade, flat, unfused)."""
+    from accelsim.engines.spatial_attention import report
+    from mappers.fusemax import DESIGNS, published_plan
+
+    design = options.get("design", "fusemax")
+    if design not in DESIGNS:
+        raise AccelsimError(f"unknown design {design!r}", field="options.design", allowed=DESIGNS)
+    if not hasattr(workload, "m") or not hasattr(workload, "e"):
+        raise AccelsimError("needs an attention workload, e.g. {attention: {model: bert, seq: 4096}}",
+                            field="workloads")
+    return report(published_plan(design, hardware, workload), hardware, workload).totals

@@ -7,6 +7,7 @@ Forms accepted (each is one entry of ``workloads:``):
 - ``{gemm: [m, k, n]}`` or ``{gemm: {m: .., k: .., n: .., batch: ..}}``: one GEMM;
 - ``{gemms: [[m, k, n], ...]}``: shorthand for several ``gemm`` entries;
 - ``{zoo: {model: llama-2-7b, phase: decode, batch: 8, seq: 1, context: 2048}}``: a whole zoo model;
+- ``{attention: {model: bert, seq: 4096, batch: 64}}``: one attention layer's shape;
 - ``{builder: "package.module:function", args: {...}}``: any importable graph builder.
 
 Every form may add ``label: text`` (the value of the ``workload`` column). Builders register
@@ -14,6 +15,7 @@ in ``BUILDERS``; a model zoo adds its entry there (extension point) without touc
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib
@@ -47,12 +49,28 @@ def zoo_model(model: str, phase: str = "prefill", batch: int = 1, seq: int = 512
                        fused_attention=fused_attention)
 
 
+def attention_layer(model: str = "bert", seq: int = 1024, batch: int = 64, heads: int | None = None,
+                    queries: int | None = None) -> Any:
+    """One attention layer's shape (``workloads.attention``): a FuseMax-artifact model at ``seq``."""
+    from dataclasses import replace
+
+    from workloads.attention import attention_model
+
+    shape = attention_model(model).shape(seq, batch=batch)
+    if heads is not None:
+        shape = replace(shape, h=heads)
+    if queries is not None:
+        shape = replace(shape, p=queries)
+    return shape
+
+
 def _builtin_builders() -> None:
     from workloads import examples
 
     BUILDERS.setdefault("example", examples.default_example)
     BUILDERS.setdefault("transformer_layer", examples.transformer_layer_gemms)
     BUILDERS.setdefault("zoo", zoo_model)
+    BUILDERS.setdefault("attention", attention_layer)
 
 
 _builtin_builders()
@@ -162,10 +180,9 @@ def resolve_workload(canonical: str) -> Any:
         graph = fn(**args)
     except TypeError as err:
         raise AccelsimError(f"bad arguments {args!r} for workload {target!r}: {err}", field="workloads") from None
-    if not isinstance(graph, (Graph, GemmShape)) and not hasattr(graph, "parts"):
-        raise AccelsimError(f"workload {target!r} returned {type(graph).__name__}, expected a Graph, a GemmShape "
-                            "or a model with parts", field="workloads")
-    return graph
+    if graph is None:
+        raise AccelsimError(f"workload {target!r} returned nothing", field="workloads")
+    return graph  # a Graph, GemmShape, model with parts, or a shape an evaluator understands
 
 
 def workload_fingerprint(entry: dict[str, Any]) -> str:
@@ -177,8 +194,12 @@ def workload_fingerprint(entry: dict[str, Any]) -> str:
         desc: Any = {"gemm": [obj.m, obj.k, obj.n, obj.batch]}
     elif isinstance(obj, Graph):
         desc = _graph_desc(obj)
-    else:  # a model: parts of (graph, repeat)
+    elif hasattr(obj, "parts"):  # a model: parts of (graph, repeat)
         desc = {"model": obj.name, "parts": [[p.name, p.repeat, _graph_desc(p.graph)] for p in obj.parts]}
+    elif dataclasses.is_dataclass(obj):  # a shape such as AttentionShape
+        desc = {type(obj).__name__: dataclasses.asdict(obj)}
+    else:
+        desc = {type(obj).__name__: repr(obj)}
     return hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -128,11 +128,12 @@ def test_plot_cli_writes_png_and_svg(tmp_path, capsys):
 
     (tmp_path / "tl.json").write_text(json.dumps([{"unit": "pe", "start": 0, "end": 4, "kind": "compute"}]))
     for args in (["plot", "traffic", "--hardware", "tpu-v1", "--out", str(tmp_path / "t")],
+                 ["plot", "roofline", "--hardware", "tpu-v1", "--hardware", "h100-sxm", "--out", str(tmp_path / "r")],
                  ["plot", "timeline", str(tmp_path / "tl.json"), "--out", str(tmp_path / "tl")]):
         with pytest.raises(SystemExit) as done:
             main(args)
         assert done.value.code == 0, capsys.readouterr().err
-    assert {p.name for p in tmp_path.iterdir()} >= {"t.png", "t.svg", "tl.png", "tl.svg"}
+    assert {p.name for p in tmp_path.iterdir()} >= {"t.png", "t.svg", "tl.png", "tl.svg", "r.png", "r.svg"}
     with pytest.raises(SystemExit) as done:
         main(["plot", "timeline", str(tmp_path / "missing.csv")])
     assert done.value.code == 2 and "file not found" in capsys.readouterr().err

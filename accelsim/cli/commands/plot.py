@@ -54,7 +54,7 @@ def _systolic_reports(names: list[str]):  # noqa: ANN202
 @plot.command("roofline")
 def roofline_command(
     data: Path = typer.Argument(None, help="YAML/JSON with 'devices' and 'ops' lists."),
-    hardware: list[str] = typer.Option(None, "--hardware", help="Systolic preset(s): simulate the default example."),
+    hardware: list[str] = typer.Option(None, "--hardware", help="Systolic or GPU preset(s): run the default example."),
     out_stem: Path = typer.Option(Path("roofline"), "--out", help="Output path without extension."),
 ) -> None:
     """Device roofs with each operator as a point (marker by phase)."""
@@ -67,9 +67,22 @@ def roofline_command(
     if data is not None:
         devices += list(_read_table(data, "devices"))
         ops += list(_read_table(data, "ops") or [])
-    for hw, report in _systolic_reports(hardware or []):
+    from accelsim.hardware import load_hardware
+
+    specs = [load_hardware(n) for n in hardware or []]
+    systolic = [h.name for h in specs if h.kind == "systolic"]
+    for hw, report in _systolic_reports(systolic):
         devices.append(plots.roofs_from_systolic(hw))
         ops += plots.ops_from_systolic_report(report, hw, phase="layer")
+    for hw in (h for h in specs if h.kind == "gpu"):
+        from accelsim.engines.roofline import roofline
+        from workloads.examples import default_example
+
+        devices.append(plots.roofs_from_gpu(hw))
+        ops += plots.ops_from_roofline_report(roofline(default_example(), hw), phase="layer")
+    other = [h.name for h in specs if h.kind not in ("systolic", "gpu")]
+    if other:
+        raise AccelsimError(f"no roofline for {other} yet", field="--hardware", allowed="systolic and gpu presets")
     _saved(plots.save_figure(plots.roofline_plot(devices, ops), out_stem))
 
 

@@ -134,3 +134,57 @@ def test_onnx_file_roundtrip(tmp_path):
     assert g.name == "m" and len(g) == 2
     with pytest.raises(AccelsimError, match="not found"):
         graph_from_onnx(tmp_path / "missing.onnx")
+
+
+def _identity_model(elem_type: int):
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", elem_type, [2, 3])],
+                              [helper.make_tensor_value_info("y", elem_type, [2, 3])])
+    return helper.make_model(graph)
+
+
+@pytest.mark.parametrize("name", ["FLOAT", "FLOAT16", "BFLOAT16", "DOUBLE", "INT8", "INT64", "BOOL", "COMPLEX64",
+                                  "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ"])
+def test_onnx_element_sizes_match_numpy(name):
+    elem = TensorProto.DataType.Value(name)
+    expected = helper.tensor_dtype_to_np_dtype(elem).itemsize  # onnx's own numpy mapping, not our table
+    g = graph_from_onnx(_identity_model(elem))
+    assert {t.dtype_bytes for t in g.inputs} == {expected}
+
+
+@pytest.mark.parametrize("name", ["INT4", "UINT4", "FLOAT4E2M1", "STRING"])
+def test_onnx_sub_byte_or_sizeless_types_are_named_not_guessed(name):
+    with pytest.raises(AccelsimError, match=name) as err:
+        graph_from_onnx(_identity_model(TensorProto.DataType.Value(name)))
+    assert err.value.field == "onnx.elem_type"
+
+
+def test_hf_unknown_torch_dtype_is_an_error_naming_it():
+    with pytest.raises(AccelsimError, match="float128") as err:
+        config_from_hf(dict(LLAMA2_7B, torch_dtype="float128"), name="x")
+    assert err.value.field == "torch_dtype"
+
+
+def test_hf_fp8_quantization_config_sets_one_byte_weights():
+    # DeepSeek-V3's config.json: torch_dtype bfloat16 with quantization_config quant_method fp8 (e4m3,
+    # 128x128 blocks): weights are 1 byte, the KV cache stays bf16 (2 bytes)
+    quant = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": [128, 128]}
+    cfg = config_from_hf(dict(LLAMA2_7B, torch_dtype="bfloat16", quantization_config=quant), name="x")
+    assert (cfg.dtype_bytes, cfg.kv_bytes) == (1, 2)
+    with pytest.raises(AccelsimError, match="gptq") as err:
+        config_from_hf(dict(LLAMA2_7B, quantization_config={"quant_method": "gptq", "bits": 4}), name="x")
+    assert err.value.field == "quantization_config.quant_method"
+
+
+def test_accelsim_model_config_as_json_loads(tmp_path):
+    import yaml
+
+    from workloads.config import ZOO_DIR
+
+    data = yaml.safe_load((ZOO_DIR / "gpt2.yaml").read_text())
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(data))
+    assert load_model(str(path)) == load_model("gpt2")
+    path.write_text(json.dumps({"foo": 1}))
+    with pytest.raises(AccelsimError, match="model_type"):
+        load_model(str(path))

@@ -183,3 +183,56 @@ def test_gpu_spec_errors_name_the_field(tmp_path):
         load_hardware(str(bad))
     with pytest.raises(AccelsimError, match="dtype"):
         load_hardware("t4").matrix_flops_per_s("fp8")
+
+
+# Datasheet memory capacity per preset, in the vendor's "GB", which for HBM/GDDR capacity is
+# binary (accelsim/hardware/gpu.py): A100 80GB, H100 SXM 80GB, H200 141GB, T4 16GB datasheets.
+DATASHEET_GB = {"a100-80gb": 80, "h100-sxm": 80, "h200": 141, "t4": 16}
+
+
+@pytest.mark.parametrize("name, gb", sorted(DATASHEET_GB.items()))
+def test_gpu_capacity_is_datasheet_gib(name, gb):
+    assert load_hardware(name).memory.capacity_bytes == gb * 2**30
+
+
+def test_h200_capacity_holds_what_nvidia_smi_reports():
+    # nvidia-smi on an H200 SXM reports 143771 MiB total (public logs): a decimal 141e9 B could not hold it
+    assert load_hardware("h200").memory.capacity_bytes >= 143771 * 2**20 > 141e9
+
+
+def test_cli_capacity_note_is_in_gib():
+    done = run_cli("roofline", "--model", "llama-2-13b", "--device", "t4")
+    assert done.returncode == 0
+    assert "16.00 GiB" in done.stdout  # the T4's 16 GB datasheet capacity
+
+
+def test_one_byte_model_on_device_without_fp8_records_the_substitution():
+    cfg = load_model("llama-2-7b").model_copy(update={"dtype_bytes": 1})
+    a100 = roofline(build_model(cfg, "decode", batch=1, context=16), "a100-80gb")  # no fp8 on Ampere
+    assert "int8" in a100.meta["dtype_substitutions"]["1-byte"]
+    h100 = roofline(build_model(cfg, "decode", batch=1, context=16), "h100-sxm")
+    assert h100.meta["dtype_substitutions"] == {}
+    done = run_cli("roofline", "--model", "llama-2-7b", "--device", "a100-80gb", "--json")
+    assert json.loads(done.stdout)["dtype_substitutions"] == {}  # 2-byte model: fp16 is the preferred peak
+
+
+EMBEDDING_HEAVY = dict(name="wide-vocab", hidden_size=64, num_layers=1, num_heads=4, ffn_size=128,
+                       vocab_size=100_000, tie_embeddings=True, position="rope")
+
+
+@pytest.mark.parametrize("model", ["gpt2", "wide-vocab"])
+@pytest.mark.parametrize("tp", [1, 2, 4])
+def test_tied_embedding_resident_weights_never_exceed_parameters(model, tp):
+    # Tied input/output embedding (GPT-2's parameter_count is checked against the published
+    # 124,439,808 in test_zoo): one device never holds more than all parameters, at tp=1 exactly them.
+    # The wide-vocabulary model is almost all embedding, so counting the LM head's vocabulary shard
+    # on top of the (unsharded) table would break the bound.
+    from workloads.config import config_from_dict
+    from workloads.transformer import parameter_count
+
+    cfg = load_model("gpt2") if model == "gpt2" else config_from_dict(EMBEDDING_HEAVY)
+    rep = roofline(build_model(cfg, "decode", batch=1, context=8, tp=tp), "t4")
+    params_bytes = parameter_count(cfg) * cfg.dtype_bytes
+    assert rep.totals["resident_weight_bytes"] <= params_bytes
+    if tp == 1:
+        assert rep.totals["resident_weight_bytes"] == params_bytes

@@ -9,7 +9,7 @@ from accelsim.engines.roofline import einsum_flops, einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.ir import OpKind, TensorRole
 from workloads.config import ModelConfig, config_from_dict, load_model
-from workloads.transformer import build_block, build_model
+from workloads.transformer import build_block, build_model, parameter_count
 
 
 def tiny(**over) -> ModelConfig:
@@ -69,17 +69,20 @@ def test_encoder_attention_is_not_masked():
     assert qk == 2 * 12 * 128 * 128 * 64
 
 
-@pytest.mark.parametrize("name, per_token_values, read_values", [
-    ("llama-2-7b", 2 * 32 * 128, 2 * 32 * 128),  # K and V, 32 heads x 128
-    ("llama-2-70b", 2 * 8 * 128, 2 * 8 * 128),  # GQA: 8 KV heads
-    # MLA caches the 512-wide latent + 64-wide rope key; unfused absorbed decode reads the latent
-    # twice (as keys in QK^T and as values in PV), FlashMLA-style fusion would read it once
-    ("deepseek-v3", 512 + 64, 2 * 512 + 64),
+@pytest.mark.parametrize("name, per_token_values, read_values, fused", [
+    ("llama-2-7b", 2 * 32 * 128, 2 * 32 * 128, True),  # K and V, 32 heads x 128
+    ("llama-2-70b", 2 * 8 * 128, 2 * 8 * 128, True),  # GQA: 8 KV heads
+    # MLA caches the 512-wide latent (kv_lora_rank, DeepSeek-V3 config.json) + 64-wide rope key
+    # (qk_rope_head_dim); a fused (FlashMLA-style) kernel reads each cached row once, ...
+    ("deepseek-v3", 512 + 64, 512 + 64, True),
+    # ... while unfused absorbed decode reads the latent twice (keys in QK^T, values in PV)
+    ("deepseek-v3", 512 + 64, 2 * 512 + 64, False),
 ])
-def test_decode_kv_cache_read_is_context_plus_one_rows(name, per_token_values, read_values):
+def test_decode_kv_cache_read_is_context_plus_one_rows(name, per_token_values, read_values, fused):
     cfg = load_model(name)
     b, ctx = 3, 1000
-    m = build_model(cfg, "decode", batch=b, context=ctx)
+    m = build_model(cfg, "decode", batch=b, context=ctx, fused_attention=fused)
+    # layers x rows x values per row x bytes
     expected_read = cfg.num_layers * b * (ctx + 1) * read_values * cfg.kv_bytes
     expected_write = cfg.num_layers * b * 1 * per_token_values * cfg.kv_bytes
     assert role_bytes(m, TensorRole.KV_CACHE) == pytest.approx(expected_read + expected_write)
@@ -179,3 +182,18 @@ def test_moe_graph_honours_given_routing_and_capacity():
     m = build_model(cfg, "decode", batch=16, context=8, routing=capped)
     flops = sum(einsum_flops(e) * n for e, n in m.einsums() if e.attrs.get("kind") == "moe_expert")
     assert flops == pytest.approx(32 * 3 * 2 * 4 * 4096 * 14336)
+
+
+def test_t5_base_parameters_match_transformers_exactly():
+    # transformers T5ForConditionalGeneration('google-t5/t5-base').num_parameters() = 222,903,552
+    # (printed in many public training logs); this includes both stacks' final norms and the two
+    # 32-bucket x 12-head relative position-bias tables
+    assert parameter_count(load_model("t5")) == 222_903_552
+
+
+def test_t5_prefill_writes_self_and_cross_kv_cache():
+    cfg = load_model("t5")  # 12 decoder layers, d_model 768 = 12 heads x d_kv 64, bf16/fp16 (2 bytes)
+    b, s = 2, 100
+    m = build_model(cfg, "prefill", batch=b, seq=s)
+    per_layer = 2 * b * s * 768 + 2 * b * s * 768  # self-attention K/V + cross-attention K/V of the encoder output
+    assert role_bytes(m, TensorRole.KV_CACHE) == pytest.approx(12 * per_layer * 2)

@@ -10,16 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.yamlio import read_yaml, validation_error
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a capacity factor or parameter count of .inf/.nan is a typo, not a model
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MLAConfig(_Strict):
@@ -64,13 +65,17 @@ class ModelConfig(_Strict):
     """A transformer language model, sized exactly.
 
     ``sources`` cites every number; ``params_published`` is the parameter count the sources
-    publish, which the test suite compares with the count derived from the built graph.
+    publish, which the test suite compares with the count derived from the built graph within
+    ``params_published_rel_tol``.
     """
 
     name: str
     description: str = ""
     sources: list[str] = Field(default_factory=list)
     params_published: float | None = Field(default=None, gt=0)
+    params_published_rel_tol: float = Field(default=0.01, gt=0, lt=1, description=(
+        "how far the derived count may be from params_published: 1% for a rounded published figure; an "
+        "estimate (from a checkpoint's file size) states its own, justified in its sources"))
     architecture: Literal["decoder", "encoder", "encoder-decoder"] = "decoder"
     hidden_size: int = Field(gt=0)
     num_layers: int = Field(gt=0, description="decoder layers, or encoder layers for an encoder")
@@ -95,8 +100,14 @@ class ModelConfig(_Strict):
     lm_head: bool = Field(default=True, description="vocabulary projection at the end")
     lm_head_bias: bool = False
     relative_position_projection: bool = Field(default=False, description="Transformer-XL r_net + r_w/r_r biases")
+    relative_attention_buckets: int = Field(default=0, ge=0, description="T5 bucketed position-bias table rows "
+                                            "(one [buckets, heads] table per stack, in its first layer)")
     adaptive_cutoffs: list[int] | None = Field(default=None, description="Transformer-XL adaptive input/softmax")
     adaptive_div: int = Field(default=1, gt=0)
+    adaptive_tie_projs: list[bool] | None = Field(default=None, description="per cluster: head projection tied to "
+                                                  "the input one (Transformer-XL tie_projs); None: all tied")
+    attn_out_bias: bool | None = Field(default=None, description="bias on the attention output projection; "
+                                       "None: proj_bias (Transformer-XL: FFN biases but none on o_net)")
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
     dtype_bytes: int = Field(default=2, gt=0)
@@ -119,6 +130,8 @@ class ModelConfig(_Strict):
             cuts = self.adaptive_cutoffs
             if cuts != sorted(cuts) or not cuts or cuts[-1] >= self.vocab_size or cuts[0] <= 0:
                 raise ValueError("adaptive_cutoffs must increase strictly inside (0, vocab_size)")
+            if self.adaptive_tie_projs is not None and len(self.adaptive_tie_projs) != len(cuts) + 1:
+                raise ValueError("adaptive_tie_projs needs one entry per cluster (len(adaptive_cutoffs) + 1)")
         return self
 
     # --- derived sizes ---------------------------------------------------------------------
@@ -145,7 +158,7 @@ class ModelConfig(_Strict):
 
 # Error field names pydantic reports for model-level validators are empty; name them here.
 _VALIDATOR_FIELDS = ("num_kv_heads", "num_heads", "moe.top_k", "num_decoder_layers", "max_positions",
-                     "moe.first_dense_layers", "adaptive_cutoffs")
+                     "moe.first_dense_layers", "adaptive_cutoffs", "adaptive_tie_projs")
 
 
 def config_from_dict(data: object, source: str = "<dict>") -> ModelConfig:
@@ -155,16 +168,7 @@ def config_from_dict(data: object, source: str = "<dict>") -> ModelConfig:
     try:
         return ModelConfig.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        if not loc:
-            loc = next((f for f in _VALIDATOR_FIELDS if msg.startswith(f)), "model")
-        if first["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif first["type"] != "missing" and "input" in first and not msg.startswith(loc.split(".")[-1]):
-            msg = f"{msg}, got {first['input']!r}"
-        raise AccelsimError(msg, field=loc, source=source) from None
+        raise validation_error(err, source, _VALIDATOR_FIELDS) from None
 
 
 def zoo_paths() -> dict[str, Path]:
@@ -176,22 +180,27 @@ def zoo_names() -> list[str]:
 
 
 def load_model(name_or_path: str | Path) -> ModelConfig:
-    """A zoo model by name, a ModelConfig YAML file, or a Hugging Face ``config.json`` by path."""
+    """A zoo model by name, or by path a ModelConfig YAML/JSON file or a Hugging Face ``config.json``.
+
+    A ``.json`` file is a Hugging Face config when it has ``model_type`` (every transformers
+    config does), and an accelsim ModelConfig when it has ModelConfig fields instead.
+    """
     key = str(name_or_path)
     zoo = zoo_paths()
     if key in zoo:
         path = zoo[key]
     else:
         path = Path(key)
-        if not path.exists():
+        if not key or not path.exists():
             raise AccelsimError(f"unknown model {key!r} (neither a zoo name nor an existing file)", field="model",
                                 allowed=sorted(zoo))
+    data = read_yaml(path)  # YAML is a superset of JSON; also rejects directories and bad syntax
     if path.suffix == ".json":
-        from workloads.importers.hf_config import config_from_hf_file
+        if isinstance(data, dict) and "model_type" in data:
+            from workloads.importers.hf_config import config_from_hf_file
 
-        return config_from_hf_file(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise AccelsimError(f"malformed YAML: {err}", source=str(path)) from None
+            return config_from_hf_file(path)
+        if not (isinstance(data, dict) and set(data) & set(ModelConfig.model_fields)):
+            raise AccelsimError("neither a Hugging Face config.json (no model_type) nor an accelsim ModelConfig "
+                                "(no ModelConfig fields)", source=str(path))
     return config_from_dict(data, source=str(path))

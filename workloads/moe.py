@@ -96,6 +96,8 @@ def simulate_distinct_experts(tokens: int, experts: int, top_k: int, trials: int
     without replacement proportional to ``popularity``; uniform when None). Vectorised in chunks.
     """
     _check(tokens, experts, top_k)
+    if not isinstance(trials, int) or trials < 1:
+        raise AccelsimError(f"must be a positive integer, got {trials!r}", field="trials")
     rng = np.random.default_rng(seed)
     logp = np.zeros(experts) if popularity is None else np.log(popularity)
     counts = []

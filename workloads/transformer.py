@@ -32,7 +32,20 @@ heads, ``max(1, kv_heads/tp)`` KV heads (KV heads are replicated when fewer than
 ``vocab/tp``. Row-parallel outputs (attention output projection, FFN down) end in an
 all-reduce Einsum (OpKind.ALLREDUCE) over ``[b, s, d]`` with ``attrs`` ``participants = tp`` and
 ``collective_bytes = 2 (tp-1)/tp * size`` (ring all-reduce, bytes each device sends). The
-graph is one device's work. Norms and residuals are replicated.
+graph is one device's work. Norms and residuals are replicated, and so is the input token
+embedding (not vocabulary-sharded, unlike Megatron's VocabParallelEmbedding: a gather of b*s rows
+reads little, but every device holds the whole table). The LM head is vocabulary-sharded; tied to
+the embedding, it reads ``embed.weight_shard``, a slice of the replicated table that
+``accelsim.resident`` does not count again.
+
+Learned positions. A model with a learned position table cannot run past ``max_positions``
+(prefill ``seq``, or decode ``context + 1``); that is an error, never clamped.
+
+Encoder-decoders (T5). Prefill runs the encoder stack, its final norm, and the decoder, whose
+cross-attention K/V of the encoder output are computed once and written to the cache; decode
+runs the decoder only and reads that cache (the encoder's weights are then not part of the
+graph, so they are not counted as resident). The bucketed relative position-bias tables are a
+gather per stack.
 """
 from __future__ import annotations
 
@@ -79,30 +92,17 @@ class ModelGraph:
             for e in part.graph.einsums:
                 yield e, part.repeat
 
+    def _weights(self) -> list[tuple[Tensor, int]]:
+        from accelsim.resident import resident_tensors
+
+        return list(resident_tensors((p.name, p.graph, p.repeat) for p in self.parts).values())
+
     def weight_elements(self) -> int:
-        """Parameters: weight tensors x repeat, a weight shared by name between single parts counted once."""
-        seen: set[str] = set()
-        total = 0
-        for part in self.parts:
-            for t in part.graph.tensors.values():
-                if t.role is not TensorRole.WEIGHT:
-                    continue
-                if part.repeat == 1:
-                    if t.name in seen:
-                        continue
-                    seen.add(t.name)
-                total += t.elements * part.repeat
-        return total
+        """Parameters on one device (see ``accelsim.resident`` for how shared weights count once)."""
+        return sum(t.elements * n for t, n in self._weights())
 
     def weight_bytes(self) -> int:
-        seen: set[str] = set()
-        total = 0
-        for part in self.parts:
-            for t in part.graph.tensors.values():
-                if t.role is TensorRole.WEIGHT and not (part.repeat == 1 and t.name in seen):
-                    seen.add(t.name)
-                    total += t.bytes * part.repeat
-        return total
+        return sum(t.bytes * n for t, n in self._weights())
 
     @property
     def flops_dense(self) -> int:
@@ -257,6 +257,16 @@ def _dims(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, tp: 
             raise AccelsimError(f"must be a positive integer, got {v!r}", field=label)
     if phase == "decode" and (not isinstance(context, int) or context < 0):
         raise AccelsimError(f"must be a non-negative integer, got {context!r}", field="context")
+    if cfg.position == "learned":
+        # a learned position table has max_positions rows; a position past it has no embedding
+        # (the model cannot run), so refuse rather than clamp. Prefill uses positions 0..seq-1;
+        # decode's new token sits at position ``context``.
+        if phase == "prefill" and seq > cfg.max_positions:
+            raise AccelsimError(f"{cfg.name} has learned positions for at most {cfg.max_positions} tokens, "
+                                f"got seq={seq}", field="seq")
+        if phase == "decode" and context + 1 > cfg.max_positions:
+            raise AccelsimError(f"{cfg.name} has learned positions for at most {cfg.max_positions} tokens, got "
+                                f"context={context} (+1 new token)", field="context")
     heads = _shard(cfg.num_heads, tp, "num_heads")
     kv = cfg.kv_heads
     if kv >= tp:
@@ -334,7 +344,8 @@ def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: boo
                                  (Operand(q, tuple("bsgre")), Operand(bb.t(n + bias, "gre", (D.g, D.r, D.e), W),
                                                                       tuple("gre"))),
                                  {c: sz[c] for c in "bsgre"}, OpKind.ADD, {"kind": "bias"}))
-    o = bb.linear(n + "o", ctx, "bsgre", n + "wo", "gred", "bsd", sz, bias=cfg.proj_bias)
+    o_bias = cfg.proj_bias if cfg.attn_out_bias is None else cfg.attn_out_bias
+    o = bb.linear(n + "o", ctx, "bsgre", n + "wo", "gred", "bsd", sz, bias=o_bias)
     return bb.allreduce(n + "allreduce", o, "bsd", sz, D.tp)
 
 
@@ -431,14 +442,21 @@ def _keep_scores_on_chip(ops: list[Einsum]) -> list[Einsum]:
     """FlashAttention-style fusion: attention scores and probabilities never reach DRAM.
 
     Marks every score/probability tensor ``touched = 0`` in every Einsum that reads or writes
-    it, so traffic engines count no bytes for them; FLOPs are unchanged.
+    it, so traffic engines count no bytes for them; FLOPs are unchanged. A cache tensor read
+    both as keys (QK^T) and as values (PV), which is MLA's absorbed decode over the compressed
+    latent, is read once by the fused kernel (FlashMLA loads each latent tile once and uses it
+    for both products), so its read is counted in QK^T and ``touched = 0`` in PV.
     """
     from dataclasses import replace
 
     names = {e.output.tensor.name for e in ops if e.attrs.get("kind") in SCORE_KINDS}
+    key_reads = {t.name for e in ops if e.attrs.get("kind") == "attention_qk" for t in (o.tensor for o in e.inputs)
+                 if t.role is TensorRole.KV_CACHE}
     out = []
     for e in ops:
         hit = {t.name for t in e.tensors} & names
+        if e.attrs.get("kind") == "attention_pv":
+            hit |= {o.tensor.name for o in e.inputs} & key_reads
         if hit:
             touched = dict(e.attrs.get("touched", {})) | {n: 0.0 for n in hit}
             e = replace(e, attrs=dict(e.attrs) | {"touched": touched, "fused_attention": True})
@@ -469,7 +487,10 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
     if kind == "cross":
         mem = bb.t("encoder_out", "bsd", (D.b, memory_len, D.d), I)
         c_in = bb.norm("cross_norm", h, "bsd", sz)
-        c = _attention(bb, c_in, D, phase, causal=False, cache=False, name="cross", memory=mem, memory_len=memory_len)
+        # prefill computes the cross-attention K/V of the encoder output once and writes them to the
+        # cache that every decode step reads (cache=True writes them; decode reads the cache)
+        c = _attention(bb, c_in, D, phase, causal=False, cache=phase == "prefill", name="cross", memory=mem,
+                       memory_len=memory_len)
         h = bb.pointwise("cross_residual", OpKind.ADD, h, c, "bsd", sz, kind="residual")
     f_in = h if post_norm else bb.norm("ffn_norm", h, "bsd", sz)
     if moe_routing is not None:
@@ -499,7 +520,7 @@ def _embedding(cfg: ModelConfig, D: _Dims, phase: str, context: int, name: str =
     if cfg.position == "learned":
         pos = bb.t("embed.positions", "pd", (cfg.max_positions, D.d), W, shared=True)
         pe = bb.t("embed.pos", "bsd", x.shape)
-        rows = min(D.s, cfg.max_positions)
+        rows = D.s  # _dims has checked that every position has a row
         bb.add("embed.pos_lookup", pe, "bsd", [(ids, "bs"), (pos, "pd")],
                {"b": D.b, "s": D.s, "d": D.d, "p": cfg.max_positions}, OpKind.COPY, kind="gather",
                touched={pos.name: rows / cfg.max_positions})
@@ -516,6 +537,30 @@ def _embedding(cfg: ModelConfig, D: _Dims, phase: str, context: int, name: str =
     return Graph(f"{cfg.name}.{name}", bb.ops)
 
 
+def _position_bias(cfg: ModelConfig, D: _Dims, phase: str) -> Graph:
+    """T5 relative position bias: each stack's first layer looks up ``[buckets, heads]`` once per
+    step into a ``[heads, s, m]`` bias that all its layers add to their scores (Raffel et al. 2020,
+    Sec. 2.1; transformers' ``relative_attention_bias``). Costed as a gather; the adds are folded
+    into the score computation. Prefill has an encoder and a decoder table, decode the decoder's."""
+    bb = BlockBuilder(cfg, "")
+    stacks = ["encoder", "decoder"] if phase == "prefill" else ["decoder"]
+    k = cfg.relative_attention_buckets
+    for stack in stacks:
+        table = bb.t(f"{stack}.relative_attention_bias", "kh", (k, cfg.num_heads), W, shared=True)
+        bias = bb.t(f"{stack}.position_bias", "hsm", (D.heads, D.s, D.m))
+        bb.add(f"{stack}.position_bias", bias, "hsm", [(table, "kh")],
+               {"h": D.heads, "s": D.s, "m": D.m, "k": k}, OpKind.COPY, kind="gather")
+    return Graph(f"{cfg.name}.position_bias", bb.ops)
+
+
+def _encoder_final_norm(cfg: ModelConfig, D: _Dims) -> Graph:
+    """The encoder stack's final norm (T5 ``encoder.final_layer_norm``) before the decoder reads it."""
+    bb = BlockBuilder(cfg, "")
+    sz = dict(b=D.b, s=D.s, d=D.d)
+    bb.norm("encoder.final_norm", bb.t("encoder.x", "bsd", (D.b, D.s, D.d), I), "bsd", sz)
+    return Graph(f"{cfg.name}.encoder_norm", bb.ops)
+
+
 def _adaptive_clusters(cfg: ModelConfig) -> list[tuple[int, int]]:
     """(rows, embedding width) per adaptive cluster (Baevski & Auli 2019; Transformer-XL div_val)."""
     bounds = [0, *cfg.adaptive_cutoffs, cfg.vocab_size]
@@ -523,8 +568,10 @@ def _adaptive_clusters(cfg: ModelConfig) -> list[tuple[int, int]]:
 
 
 def _adaptive_embedding(cfg: ModelConfig, bb: BlockBuilder, D: _Dims, ids: Tensor) -> Graph:
-    """Adaptive input: each cluster a table of narrower rows projected up to d (projections for
-    narrower clusters only). Tokens are costed as if all came from the head cluster (upper bound on
+    """Adaptive input: each cluster a table of narrower rows projected up to d. With
+    ``adaptive_div > 1`` every cluster has a projection, the full-width first one included, as in
+    the reference implementation (Transformer-XL mem_transformer.py / transformers' AdaptiveEmbedding
+    append ``emb_projs`` for every cluster when div_val != 1). Tokens are costed as if all came from the head cluster (upper bound on
     gather traffic is tiny either way)."""
     for i, (rows, width) in enumerate(_adaptive_clusters(cfg)):
         table = bb.t(f"embed.cluster{i}", "vw", (rows, width), W, shared=True)
@@ -532,7 +579,7 @@ def _adaptive_embedding(cfg: ModelConfig, bb: BlockBuilder, D: _Dims, ids: Tenso
         bb.add(f"embed.lookup{i}", g, "bsw", [(ids, "bs"), (table, "vw")],
                {"b": D.b, "s": D.s, "w": width, "v": rows}, OpKind.COPY, kind="gather",
                touched={table.name: min(D.b * D.s, rows) / rows})
-        if width != D.d:
+        if cfg.adaptive_div > 1 or width != D.d:
             proj = bb.t(f"embed.proj{i}", "wd", (width, D.d), W, shared=True)
             y = bb.t(f"embed.p{i}", "bsd", (D.b, D.s, D.d))
             bb.add(f"embed.project{i}", y, "bsd", [(g, "bsw"), (proj, "wd")],
@@ -560,8 +607,10 @@ def _head(cfg: ModelConfig, D: _Dims, phase: str) -> Graph | None:
         for i, (rows, width) in enumerate(_adaptive_clusters(cfg)):
             rows_dev = math.ceil(rows / D.tp)
             h = last
-            if width != D.d:  # tied projection back to the cluster width
-                h = bb.linear(f"head.proj{i}", last, "bod", f"embed.proj{i}", "wd", "bow",
+            if cfg.adaptive_div > 1 or width != D.d:  # projection back to the cluster width
+                tied = cfg.adaptive_tie_projs is None or cfg.adaptive_tie_projs[i]
+                h = bb.linear(f"head.proj{i}", last, "bod", f"embed.proj{i}" if tied else f"head.proj{i}.weight",
+                              "wd", "bow",
                               dict(sz, w=width))
             bb.linear(f"head.logits{i}", h, "bow", f"embed.cluster{i}", "vw", "bov",
                       dict(sz, w=width, v=rows_dev), bias=True)
@@ -621,13 +670,15 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
                             allowed=["prefill"])
     D = _dims(cfg, phase, batch, seq, context, tp)
     parts = [_chained("embed", _embedding(cfg, D, phase, context))]
+    if cfg.relative_attention_buckets:
+        parts.append(Part("position_bias", _position_bias(cfg, D, phase)))  # off the hidden-state chain
     if cfg.architecture == "encoder-decoder":
         if phase == "prefill":
             parts.append(_chained("encoder", _block(cfg, D, phase, kind="encoder", flash=fused_attention), cfg.num_layers))
-            Dd = D
-        else:
-            Dd = D
-        parts.append(_chained("decoder", _block(cfg, Dd, phase, kind="cross", memory_len=seq, flash=fused_attention), cfg.num_decoder_layers))
+            norm = _encoder_final_norm(cfg, D)
+            parts.append(Part("encoder_norm", norm, input="encoder.x", output=norm.einsums[-1].output.tensor.name))
+        parts.append(_chained("decoder", _block(cfg, D, phase, kind="cross", memory_len=seq, flash=fused_attention),
+                              cfg.num_decoder_layers))
     elif cfg.moe is not None:
         from workloads.moe import route
 

@@ -2,7 +2,9 @@
 
 Model (no overlap between operators, no fusion, no caching between operators):
 - compute time = FLOPs / achievable FLOP/s. Multiply-accumulate Einsums run on tensor cores at
-  the peak for their datatype (from the element size of their first input); every other op kind
+  the peak for their datatype (from the element size of their first input; a fallback such as
+  1-byte MACs at the int8 peak on a device without fp8 is listed in ``meta['dtype_substitutions']``);
+  every other op kind
   (norms, softmax, element-wise, copies) runs at the device's vector rate.
 - memory time = bytes / achievable bandwidth, bytes = every operand read once and the output
   written once (compulsory traffic), so activations between operators go through DRAM.
@@ -23,9 +25,10 @@ from typing import Any
 
 from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
-from accelsim.hardware.gpu import GPU
-from accelsim.ir import Einsum, Graph, OpKind
+from accelsim.hardware.gpu import DTYPE_BY_BYTES, GPU
+from accelsim.ir import Einsum, Graph, OpKind, TensorRole
 from accelsim.report import Report
+from accelsim.resident import resident_tensors
 
 BOUNDS = ("compute", "memory", "communication")
 
@@ -72,8 +75,10 @@ def einsum_cost(e: Einsum, device: GPU) -> dict[str, Any]:
     flops = einsum_flops(e)
     traffic = einsum_traffic(e)
     nbytes = sum(traffic.values())
+    dtype = None
     if e.op is OpKind.MAC:
-        rate = device.matrix_flops_per_s(e.inputs[0].tensor.dtype_bytes)
+        dtype = device.matrix_dtype(e.inputs[0].tensor.dtype_bytes)
+        rate = device.matrix_flops_per_s(dtype)
     else:
         rate = device.vector_flops_per_s * device.compute_efficiency
     compute_s = flops / rate
@@ -88,7 +93,7 @@ def einsum_cost(e: Einsum, device: GPU) -> dict[str, Any]:
     times = {"compute": compute_s, "memory": memory_s, "communication": comm_s}
     bound = max(BOUNDS, key=lambda k: times[k])
     return dict(flops=flops, bytes=nbytes, comm_bytes=comm_bytes, compute_s=compute_s, memory_s=memory_s,
-                comm_s=comm_s, time_s=times[bound], bound=bound, traffic=traffic)
+                comm_s=comm_s, time_s=times[bound], bound=bound, traffic=traffic, dtype=dtype)
 
 
 def roofline(workload: Any, device: GPU | str) -> Report:
@@ -106,14 +111,16 @@ def roofline(workload: Any, device: GPU | str) -> Report:
     by_bound = {b: 0.0 for b in BOUNDS}
     by_role: dict[str, float] = {}
     by_part: dict[str, float] = {}
-    resident: dict[str, float] = {}  # weights and KV cache that must sit in device memory
-    for part, graph, repeat in _parts(workload):
-        for t in graph.tensors.values():
-            if t.role.value in ("weight", "kv_cache"):
-                key = t.name if repeat == 1 else f"{part}.{t.name}"
-                resident[key] = t.bytes * repeat
+    parts = list(_parts(workload))
+    substitutions: dict[str, str] = {}  # element size -> datatype used when the preferred one is missing
+    for part, graph, repeat in parts:
         for e in graph.einsums:
             c = einsum_cost(e, device)
+            if c["dtype"] is not None:
+                size = e.inputs[0].tensor.dtype_bytes
+                preferred = DTYPE_BY_BYTES.get(size, (c["dtype"],))[0]
+                if c["dtype"] != preferred:
+                    substitutions[f"{size}-byte"] = f"costed at the {c['dtype']} peak: {device.name} has no {preferred}"
             name = f"{part}.{e.name}" if part else e.name
             rows.append(dict(name=name, part=part, op=e.op.value, kind=e.attrs.get("kind", e.op.value), count=repeat,
                              flops=c["flops"] * repeat, bytes=c["bytes"] * repeat, comm_bytes=c["comm_bytes"] * repeat,
@@ -133,14 +140,18 @@ def roofline(workload: Any, device: GPU | str) -> Report:
     totals.update({f"{b}_bound_s": v for b, v in by_bound.items()})
     totals["bytes_by_role"] = by_role
     totals["time_by_part_s"] = by_part
-    # KV tensors read (the cache) and written (the appended rows) are both resident; a weight
-    # shared by name between single parts (tied embeddings) counts once
-    totals["resident_bytes"] = sum(resident.values())
+    # weights and KV cache must sit in device memory; KV tensors read (the cache) and written (the
+    # appended rows) are both resident; shared weights count once (accelsim.resident)
+    weights = resident_tensors(parts, (TensorRole.WEIGHT,))
+    kv = resident_tensors(parts, (TensorRole.KV_CACHE,))
+    totals["resident_weight_bytes"] = sum(t.bytes * n for t, n in weights.values())
+    totals["resident_bytes"] = totals["resident_weight_bytes"] + sum(t.bytes * n for t, n in kv.values())
     capacity = device.memory.capacity_bytes
     totals["fits_memory"] = capacity is None or totals["resident_bytes"] <= capacity
     totals["bound"] = max(BOUNDS, key=lambda b: by_bound[b])
     meta = dict(getattr(workload, "meta", {}) or {})
-    meta.update(device=device.name, memory_bytes_per_s=device.memory_bytes_per_s,
+    # the datatype guess is the user's to see: an fp8 model on an fp8-less device is not free int8
+    meta.update(dtype_substitutions=substitutions, device=device.name, memory_bytes_per_s=device.memory_bytes_per_s,
                 compute_efficiency=device.compute_efficiency, memory_efficiency=device.memory_efficiency)
     return Report(workload=getattr(workload, "name", "workload"), hardware=device.name, layers=rows, totals=totals,
                   meta=meta)

@@ -9,18 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from accelsim.errors import AccelsimError
+from accelsim.yamlio import read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
 class Spec(BaseModel):
-    """Base of every spec: strict (unknown fields are errors, so typos never pass silently)."""
+    """Base of every spec: strict (unknown fields are errors, so typos never pass silently) and
+    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MemoryLevel(Spec):
@@ -69,19 +70,6 @@ def register_kind(kind: str):
     return wrap
 
 
-def _format_validation_error(err: ValidationError, source: str) -> AccelsimError:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = first["msg"]
-    if first["type"] == "extra_forbidden":
-        msg = "unknown field"
-    elif first["type"] == "missing":
-        msg = "required field is missing"
-    extra = f" (and {len(err.errors()) - 1} more problems)" if len(err.errors()) > 1 else ""
-    return AccelsimError(f"{msg}, got {first.get('input')!r}{extra}" if first["type"] != "missing" else msg + extra,
-                         field=loc, source=source)
-
-
 def spec_from_dict(data: Any, source: str = "<dict>") -> HardwareSpec:
     """Build the right model for ``data['kind']``, turning validation errors into one line."""
     from accelsim import hardware  # noqa: F401  (importing the package registers every kind)
@@ -94,18 +82,7 @@ def spec_from_dict(data: Any, source: str = "<dict>") -> HardwareSpec:
     try:
         return KINDS[kind].model_validate(data)
     except ValidationError as err:
-        raise _format_validation_error(err, source) from None
-
-
-def read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise AccelsimError("file not found", source=str(path)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise AccelsimError(f"malformed YAML{where}: {getattr(err, 'problem', err)}", source=str(path)) from None
+        raise validation_error(err, source) from None
 
 
 def preset_paths() -> dict[str, Path]:

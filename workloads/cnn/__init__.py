@@ -11,14 +11,17 @@ image networks take ``image_size`` (default 224), video networks ``frames`` and 
 """
 from __future__ import annotations
 
+import inspect
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import Graph
 
 from workloads.cnn import densenet, mobilenet, nas, resnet, transformers, video
-from workloads.cnn.builder import parameter_count, weight_elements
+from workloads.cnn.builder import NetBuilder, parameter_count, weight_elements
 
 
 @dataclass(frozen=True)
@@ -126,14 +129,30 @@ NETWORKS: dict[str, NetworkInfo] = {
     "darts-normal-cell": NetworkInfo(
         nas.darts_cell_graph, "one DARTS_V2 normal cell (C=48, inputs 192x28x28), see darts"),
     "darts-reduction-cell": NetworkInfo(
-        lambda **o: nas.darts_cell_graph(reduction=True, **o),
+        partial(nas.darts_cell_graph, reduction=True),
         "one DARTS_V2 reduction cell (C=96, inputs 192x28x28), see darts"),
     "nasnet-a-normal-cell": NetworkInfo(
         nas.nasnet_cell_graph, "one NASNet-A normal cell (44 filters, inputs 264x28x28), see nasnet-a"),
     "nasnet-a-reduction-cell": NetworkInfo(
-        lambda **o: nas.nasnet_cell_graph(reduction=True, **o),
+        partial(nas.nasnet_cell_graph, reduction=True),
         "one NASNet-A reduction cell (88 filters, inputs 264x28x28), see nasnet-a"),
 }
+
+
+def _keywords(fn: Callable[..., object], skip: tuple[str, ...] = ()) -> tuple[list[str], bool]:
+    params = inspect.signature(fn).parameters
+    named = [n for n, p in params.items() if n not in skip
+             and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def network_options(name: str) -> list[str]:
+    """Keyword options ``build_network(name, ...)`` accepts: the builder's own and, when it
+    forwards ``**opts``, NetBuilder's (dtype_bytes, fold_bn, fuse_activations, batch)."""
+    named, forwards = _keywords(NETWORKS[name].builder)
+    if forwards:
+        named += _keywords(NetBuilder.__init__, skip=("self", "name"))[0]
+    return named
 
 
 def build_network(name: str, **options) -> Graph:
@@ -141,10 +160,14 @@ def build_network(name: str, **options) -> Graph:
     info = NETWORKS.get(name)
     if info is None:
         raise AccelsimError(f"unknown network {name!r}", field="network", allowed=sorted(NETWORKS))
-    try:
-        return info.builder(**options)
-    except TypeError as exc:  # an option the builder does not take
-        raise AccelsimError(f"bad option for network {name!r}: {exc}", field="options") from None
+    # check the options against the builder's signature before calling it, so a TypeError raised
+    # inside a builder (a bug) stays a traceback instead of posing as the user's bad option.
+    # Builders forward ``**opts`` to NetBuilder, so its keyword options are accepted too.
+    unknown = [k for k in options if k not in network_options(name)]
+    if unknown:
+        raise AccelsimError(f"network {name!r} has no option {', '.join(map(repr, unknown))}", field="options",
+                            allowed=network_options(name) or "no options")
+    return info.builder(**options)
 
 
 __all__ = ["NETWORKS", "NetworkInfo", "build_network", "parameter_count", "weight_elements"]

@@ -6,14 +6,48 @@ the transformers library's configuration classes for each family.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from accelsim.errors import AccelsimError
+from accelsim.yamlio import read_yaml
 from workloads.config import ModelConfig, config_from_dict
 
-_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1, "int8": 1}
+# torch dtype names a config.json's ``torch_dtype`` may hold -> bytes per element
+_DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float8_e4m3fn": 1,
+                "float8_e5m2": 1, "int8": 1, "uint8": 1}
+# quantization_config.quant_method values whose weight element size is certain: "fp8" is
+# DeepSeek-V3's block-wise e4m3 (config.json: quant_method fp8, fmt e4m3, weight_block_size
+# [128, 128]) and transformers' FineGrainedFP8Config; 1 byte per weight (block scales ignored,
+# 1/16384 of the weight bytes for 128x128 blocks). GPTQ/AWQ/bitsandbytes are 4-bit or mixed
+# layouts that a whole-byte dtype cannot express, so they are rejected.
+_QUANT_WEIGHT_BYTES = {"fp8": 1}
+
+
+def _dtypes(data: dict[str, Any], source: str) -> dict[str, int]:
+    """``dtype_bytes``/``kv_dtype_bytes`` from ``torch_dtype`` and ``quantization_config``.
+
+    A missing ``torch_dtype`` keeps ModelConfig's default (2 bytes, fp16/bf16); an unknown one is
+    an error naming it. Quantised weights set ``dtype_bytes`` (which this package also uses for
+    activations) while the KV cache stays in ``torch_dtype``.
+    """
+    out: dict[str, int] = {}
+    dtype = data.get("torch_dtype", data.get("dtype"))
+    if dtype is not None:
+        if dtype not in _DTYPE_BYTES:
+            raise AccelsimError(f"unknown torch_dtype {dtype!r}", field="torch_dtype", allowed=sorted(_DTYPE_BYTES),
+                                source=source)
+        out["dtype_bytes"] = _DTYPE_BYTES[dtype]
+    quant = data.get("quantization_config")
+    if quant is not None:
+        method = quant.get("quant_method") if isinstance(quant, dict) else None
+        if method not in _QUANT_WEIGHT_BYTES:
+            raise AccelsimError(f"unsupported quantization_config.quant_method {method!r} (weight element size "
+                                "unknown or below one byte)", field="quantization_config.quant_method",
+                                allowed=sorted(_QUANT_WEIGHT_BYTES), source=source)
+        out["kv_dtype_bytes"] = out.get("dtype_bytes", 2)
+        out["dtype_bytes"] = _QUANT_WEIGHT_BYTES[method]
+    return out
 
 
 def _get(cfg: dict[str, Any], key: str, source: str) -> Any:
@@ -89,9 +123,7 @@ def config_from_hf(data: dict[str, Any], name: str, source: str = "<config.json>
                             source=source)
     fields = FAMILIES[model_type](data, source)
     fields = {k: v for k, v in fields.items() if v is not None}
-    dtype = data.get("torch_dtype")
-    if dtype in _DTYPE_BYTES:
-        fields["dtype_bytes"] = _DTYPE_BYTES[dtype]
+    fields.update(_dtypes(data, source))
     fields.update(name=name, description=f"imported from Hugging Face config.json ({model_type})",
                   sources=[f"Hugging Face config.json: {source}"])
     return config_from_dict(fields, source=source)
@@ -99,11 +131,6 @@ def config_from_hf(data: dict[str, Any], name: str, source: str = "<config.json>
 
 def config_from_hf_file(path: str | Path) -> ModelConfig:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AccelsimError("file not found", source=str(path)) from None
-    except json.JSONDecodeError as err:
-        raise AccelsimError(f"malformed JSON at line {err.lineno}: {err.msg}", source=str(path)) from None
+    data = read_yaml(path)  # the project's one file reader (JSON parsed as JSON)
     name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
     return config_from_hf(data, name=name.lower(), source=str(path))

@@ -27,14 +27,35 @@ UNARY = {"Relu": OpKind.ACTIVATION, "Sigmoid": OpKind.ACTIVATION, "Tanh": OpKind
 LAYOUT = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 SUPPORTED = sorted({"MatMul", "Gemm", "Conv", "Softmax", "Transpose", "Constant", *BINARY, *UNARY, *LAYOUT})
 
-# ONNX TensorProto element types -> bytes (onnx.TensorProto enum values)
-_ELEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
+# ONNX TensorProto element types -> bytes per element (onnx.TensorProto.DataType enum values:
+# FLOAT 1, UINT8 2, INT8 3, UINT16 4, INT16 5, INT32 6, INT64 7, BOOL 9, FLOAT16 10, DOUBLE 11,
+# UINT32 12, UINT64 13, COMPLEX64 14, COMPLEX128 15, BFLOAT16 16, FLOAT8E4M3FN 17,
+# FLOAT8E4M3FNUZ 18, FLOAT8E5M2 19, FLOAT8E5M2FNUZ 20, FLOAT8E8M0 24). Sub-byte types (INT4,
+# UINT4, FLOAT4E2M1, INT2, FLOAT6...) cannot be sized in whole bytes per element, and STRING or
+# UNDEFINED have no size: those raise an error naming the type rather than guessing 4 bytes.
+_ELEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 14: 8, 15: 16, 16: 2,
+               17: 1, 18: 1, 19: 1, 20: 1, 24: 1}
+
+
+def elem_bytes(elem_type: int, tensor: str) -> int:
+    """Bytes per element of an ONNX element type; an error naming the type when it has no whole-byte size."""
+    if elem_type in _ELEM_BYTES:
+        return _ELEM_BYTES[elem_type]
+    import onnx
+
+    try:
+        type_name = onnx.TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        type_name = f"type {elem_type}"
+    allowed = sorted(onnx.TensorProto.DataType.Name(t) for t in _ELEM_BYTES)
+    raise AccelsimError(f"tensor {tensor!r} has element type {type_name}, which has no whole-byte size here",
+                        field="onnx.elem_type", allowed=allowed)
 
 
 def graph_from_onnx(model_or_path, name: str | None = None) -> Graph:
     """Translate an ONNX ModelProto or ``.onnx`` path into a Graph."""
     import onnx
-    from onnx import numpy_helper, shape_inference
+    from onnx import shape_inference
 
     if isinstance(model_or_path, (str, Path)):
         path = Path(model_or_path)
@@ -58,16 +79,16 @@ def graph_from_onnx(model_or_path, name: str | None = None) -> Graph:
     for vi in (*g.input, *g.value_info, *g.output):
         tt = vi.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim)
-        shapes[vi.name] = (dims, _ELEM_BYTES.get(tt.elem_type, 4))
+        shapes[vi.name] = (dims, elem_bytes(tt.elem_type, vi.name))
     roles: dict[str, TensorRole] = {}
     for init in g.initializer:
-        shapes[init.name] = (tuple(init.dims), _ELEM_BYTES.get(init.data_type, 4))
+        shapes[init.name] = (tuple(init.dims), elem_bytes(init.data_type, init.name))
         roles[init.name] = TensorRole.WEIGHT
     for n in g.node:
         if n.op_type == "Constant":
-            arr = numpy_helper.to_array(n.attribute[0].t) if n.attribute[0].HasField("t") else None
-            if arr is not None:
-                shapes[n.output[0]] = (tuple(arr.shape), arr.dtype.itemsize)
+            if n.attribute[0].HasField("t"):
+                const = n.attribute[0].t
+                shapes[n.output[0]] = (tuple(const.dims), elem_bytes(const.data_type, n.output[0]))
             roles[n.output[0]] = TensorRole.WEIGHT
     for vi in g.input:
         roles.setdefault(vi.name, TensorRole.INPUT)

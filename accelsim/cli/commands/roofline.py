@@ -34,6 +34,8 @@ def roofline_command(
 
     if phase not in PHASES:
         raise AccelsimError(f"unknown phase {phase!r}", field="phase", allowed=PHASES)
+    if top < 0:
+        raise AccelsimError(f"must be a non-negative integer, got {top}", field="top")
     hw = load_hardware(device, kind="gpu")
     overrides = {k: v for k, v in (("compute_efficiency", compute_efficiency),
                                    ("memory_efficiency", memory_efficiency)) if v is not None}
@@ -54,24 +56,30 @@ def roofline_command(
     report = roofline(graph, hw)
     t = report.totals
     if as_json:
-        doc = dict(model=name, device=hw.name, phase=phase, batch=batch, seq=seq, context=context, tp=tp,
+        doc = dict(model=name, device=hw.name, phase=phase, batch=batch, seq=seq, tp=tp,
                    total_s=t["total_s"], flops=t["flops"], bytes=t["bytes"], comm_bytes=t["comm_bytes"],
                    bound=t["bound"], bytes_by_role=t["bytes_by_role"], time_by_part_s=t["time_by_part_s"],
                    resident_bytes=t["resident_bytes"], fits_memory=t["fits_memory"],
                    fused_attention=fused_attention, compute_efficiency=hw.compute_efficiency,
+                   dtype_substitutions=report.meta["dtype_substitutions"],
                    memory_efficiency=hw.memory_efficiency,
                    time_by_bound_s={b: t[f"{b}_bound_s"] for b in ("compute", "memory", "communication")},
                    operators=[{k: row[k] for k in ("name", "kind", "count", "flops", "bytes", "time_s", "bound",
                                                    "compute_s", "memory_s", "comm_s")} for row in report.layers])
+        if phase != "prefill":  # prefill has no cache: echoing the unused --context would mislead
+            doc["context"] = context
         out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
         return
-    setting = "(onnx graph)" if phase == "onnx" else f"{phase} batch={batch} seq={seq} context={context} tp={tp}"
+    setting = ("(onnx graph)" if phase == "onnx" else f"{phase} batch={batch} seq={seq} tp={tp}"
+               + (f" context={context}" if phase == "decode" else ""))
     out.print(f"{name} {setting} on {hw.name}: "
               f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
               f"mostly {t['bound']}-bound", markup=False, highlight=False)
-    if not t["fits_memory"]:
-        out.print(f"note: weights + KV cache need {t['resident_bytes'] / 1e9:.2f} GB per device, more than "
-                  f"{hw.name}'s {hw.memory.capacity_bytes / 1e9:.2f} GB (try a larger --tp)", markup=False,
+    for size, why in report.meta["dtype_substitutions"].items():
+        out.print(f"note: {size} matrix multiplies {why}", markup=False, highlight=False)
+    if not t["fits_memory"]:  # capacities are binary (accelsim/hardware/gpu.py): print GiB
+        out.print(f"note: weights + KV cache need {t['resident_bytes'] / 2**30:.2f} GiB per device, more than "
+                  f"{hw.name}'s {hw.memory.capacity_bytes / 2**30:.2f} GiB (try a larger --tp)", markup=False,
                   highlight=False)
     rows = sorted(report.layers, key=lambda r: -r["time_s"])[:top]
     out.print(f"{'operator':<34} {'x':>3} {'GFLOP':>10} {'MB':>10} {'ms':>9} bound", markup=False)

@@ -44,7 +44,7 @@ def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAM
     from workloads.config import load_model, zoo_names
     from workloads.transformer import parameter_count
 
-    if name not in NETWORKS and name not in zoo_names() and not Path(name).exists():
+    if name not in NETWORKS and name not in zoo_names() and not (name and Path(name).exists()):
         raise AccelsimError(f"unknown workload {name!r}", field="name", allowed=[*zoo_names(), *NETWORKS])
     if name in NETWORKS:
         graph = build_network(name)
@@ -82,13 +82,20 @@ def experts_command(
         sizes = [int(b) for b in batches.split(",")]
     except ValueError:
         raise AccelsimError(f"expected comma-separated integers, got {batches!r}", field="batches") from None
+    # validate everything before the first line of the table is printed
+    bad = [b for b in sizes if b <= 0]
+    if bad:
+        raise AccelsimError(f"batch sizes must be positive, got {bad[0]}", field="batches")
+    if context < 0:
+        raise AccelsimError(f"must be a non-negative integer, got {context}", field="context")
+    if trials < 0:
+        raise AccelsimError(f"must be a non-negative integer (0: no Monte Carlo), got {trials}", field="trials")
+    models = {b: build_model(cfg, "decode", batch=b, context=context) for b in sizes}
     E, k = cfg.moe.num_experts, cfg.moe.top_k
     out.print(f"{cfg.name}: {E} experts, top-{k}; decode context {context}", markup=False)
     out.print(f"{'batch':>6} {'distinct':>9} {'monte_carlo':>12} {'weight_GB_read':>15}", markup=False)
     for b in sizes:
-        if b <= 0:
-            raise AccelsimError(f"batch sizes must be positive, got {b}", field="batches")
-        model = build_model(cfg, "decode", batch=b, context=context)
+        model = models[b]
         weight_read = _weight_bytes_read(model)
         mc = ""
         if trials:

@@ -19,6 +19,9 @@ def test_default_example_runs():
 
 @pytest.mark.parametrize("args, needle", [
     (("hardware", "show", "no-such-preset"), "tpu-v1"),
+    (("hardware", "list", "--kind"), "--kind"),
+    (("attention", "--design", "fusemax", "--model", "bert", "--seq", "abc"), "--seq"),
+    (("no-such-command",), "no-such-command"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     done = run_cli(*args)

@@ -13,11 +13,15 @@ import importlib
 import pkgutil
 import sys
 
-import click
 import typer
 from rich.console import Console
 
 from accelsim.errors import AccelsimError
+
+try:  # typer >= 0.29 carries its own copy of click; older versions use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions
 
 app = typer.Typer(
     name="accelsim",
@@ -57,12 +61,16 @@ def main(argv: list[str] | None = None) -> None:
     except AccelsimError as error:
         err.print(f"accelsim: error: {error}", markup=False, highlight=False)
         sys.exit(2)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.exceptions.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except getattr(click_exceptions, "NoArgsIsHelpError", ()) as shown:
+        shown.show()  # the group's help text, as for ``accelsim`` alone
+        sys.exit(0)
+    except click_exceptions.ClickException as error:
+        # One line, like every other input error: the option and what was wrong with it.
+        err.print(f"accelsim: error: {error.format_message()} (see --help)", markup=False, highlight=False)
+        sys.exit(2 if isinstance(error, click_exceptions.UsageError) else error.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         err.print("accelsim: interrupted")
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,135 @@
+"""Evaluators: what turns (hardware, workload, options) into a dict of metrics.
+
+A registry, so each engine or mapper adds one small function here (or registers its own from its
+module) and every sweep, CLI and notebook can use it by name. A sweep may also name any
+importable function as ``package.module:function`` with the same signature; that is how tests
+and users plug in models without touching this file.
+
+Signature: ``fn(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict) -> dict``.
+The dict may nest one level (``{"sram_reads": {"ifmap": ..}}``); the sweep flattens it to
+``sram_reads_ifmap`` columns as :class:`accelsim.report.Report` does.
+
+Extension points (engines still being written when this was): ``roofline`` (branch llm),
+``cosma`` and ``fusemax`` mappers register here the same way ``systolic`` does.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from accelsim.errors import AccelsimError
+from accelsim.hardware.base import HardwareSpec
+from accelsim.ir import GemmShape, Graph
+from accelsim.sweep.workloads import import_callable
+
+EvaluatorFn = Callable[[HardwareSpec, "GemmShape | Graph", dict[str, Any]], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    name: str
+    fn: EvaluatorFn
+    kinds: tuple[str, ...] | None = None
+    # Declared metric columns and their Arrow types; None means "learn them from a first point".
+    metric_types: dict[str, str] | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register_evaluator(name: str, *, kinds: tuple[str, ...] | None = None,
+                       metric_types: dict[str, str] | None = None,
+                       description: str = "") -> Callable[[EvaluatorFn], EvaluatorFn]:
+    def wrap(fn: EvaluatorFn) -> EvaluatorFn:
+        EVALUATORS[name] = Evaluator(name, fn, kinds, metric_types, description or (fn.__doc__ or "").strip())
+        return fn
+
+    return wrap
+
+
+def get_evaluator(name: str) -> Evaluator:
+    """A registered evaluator by name, or an importable ``module:function``."""
+    if name in EVALUATORS:
+        return EVALUATORS[name]
+    if ":" in name:
+        return Evaluator(name, import_callable(name, "evaluator.name"))
+    raise AccelsimError(f"unknown evaluator {name!r}", field="evaluator.name",
+                        allowed=sorted(EVALUATORS) + ["package.module:function"])
+
+
+_OPERANDS = ("ifmap", "filter", "ofmap")
+# The columns a systolic point reports: what simulate_gemm and simulate_graph's totals share.
+# Declared (not learned from a first point) so counts stay integers and the schema never depends
+# on which point happened to run first. energy_pj is null when the spec gives no energies.
+SYSTOLIC_METRICS: dict[str, str] = {
+    **{name: "int64" for name in ("macs", "folds", "compute_cycles", "stall_cycles", "total_cycles",
+                                  "prefetch_cycles", "drain_cycles", "end_to_end_cycles",
+                                  "dram_read_bytes", "dram_write_bytes")},
+    "total_s": "float64", "overall_utilization": "float64", "compute_utilization": "float64",
+    "mapping_efficiency": "float64",
+    **{f"{group}_{op}": "int64" for group in ("sram_reads", "sram_writes", "dram_bytes", "compulsory_dram_bytes")
+       for op in _OPERANDS},
+    "energy_pj": "float64",
+}
+
+
+@register_evaluator("systolic", kinds=("systolic",), metric_types=SYSTOLIC_METRICS,
+                    description="cycle-level systolic-array engine (accelsim.engines.systolic)")
+def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
+    """One GEMM through ``simulate_gemm`` or a whole graph through ``simulate_graph`` (totals)."""
+    try:
+        from accelsim.engines import systolic as engine
+    except ImportError as err:  # the engine lands on its own branch
+        raise AccelsimError(f"the systolic engine is not available: {err}", field="evaluator.name") from None
+    if isinstance(workload, GemmShape):
+        return engine.simulate_gemm(workload, hardware, **options)
+    if not isinstance(workload, Graph):  # a zoo model: run its layers, repeats expanded
+        workload = workload.expand()
+    return engine.simulate_graph(workload, hardware, **options).totals
+
+
+ROOFLINE_METRICS: dict[str, str] = {
+    **{name: "float64" for name in ("total_s", "flops", "bytes", "comm_bytes", "compute_bound_s", "memory_bound_s",
+                                    "communication_bound_s")},
+    "bound": "string",
+    # bytes by tensor role (accelsim.ir.TensorRole values)
+    **{f"bytes_by_role_{role}": "float64" for role in ("input", "weight", "kv_cache", "activation", "output")},
+}
+
+
+@register_evaluator("roofline", kinds=("gpu",), metric_types=ROOFLINE_METRICS,
+                    description="roofline engine: max(compute, memory, link) time per einsum (accelsim.engines.roofline)")
+def roofline(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
+    """A Graph or zoo model on a GPU-like device; a single GEMM is costed as a one-einsum graph."""
+    from accelsim.engines.roofline import roofline as engine
+
+    if isinstance(workload, GemmShape):
+        from accelsim.ir import gemm
+
+        workload = Graph("gemm", [gemm("gemm", workload.m, workload.k, workload.n, **options)])
+    return engine(workload, hardware).totals
+
+
+ATTENTION_METRICS: dict[str, str] = {
+    name: "float64" for name in ("latency_cycles", "latency_s", "dram_bytes", "energy_pj", "util_2d", "util_1d",
+                                 "buffer_bytes_needed", "buffer_bytes_used", "area_um2", "spill_fraction")}
+
+
+@register_evaluator("attention", kinds=("spatial",), metric_types=ATTENTION_METRICS,
+                    description="attention on a spatial accelerator: a published plan (options.design) "
+                                "simulated by accelsim.engines.spatial_attention")
+def attention(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) -> Mapping[str, Any]:
+    """``options.design`` is one of mappers.fusemax.DESIGNS (fusemax, arch, cascade, flat, unfused)."""
+    from accelsim.engines.spatial_attention import report
+    from mappers.fusemax import DESIGNS, published_plan
+
+    design = options.get("design", "fusemax")
+    if design not in DESIGNS:
+        raise AccelsimError(f"unknown design {design!r}", field="options.design", allowed=DESIGNS)
+    if not hasattr(workload, "m") or not hasattr(workload, "e"):
+        raise AccelsimError("needs an attention workload, e.g. {attention: {model: bert, seq: 4096}}",
+                            field="workloads")
+    return report(published_plan(design, hardware, workload), hardware, workload).totals

@@ -1,0 +1,452 @@
+"""What a sweep is: a base design, the parameters to vary, the workloads, the evaluator, the metrics.
+
+The same model is the YAML file and the Python API (``SweepSpec(...)`` or
+``SweepSpec.from_yaml(path)``). ``points()`` expands it into concrete design points, each with the
+full hardware dict it evaluates and a key that hashes its complete input, so results can be
+reused across runs safely (see :mod:`accelsim.sweep.store`).
+
+Parameters are addressed by their path in the hardware spec (``array.rows``, ``sram.ifmap_bytes``,
+``dram.bandwidth_bytes_per_cycle``, ``clock_hz``), by ``hardware`` (the preset or file itself) or
+by ``options.<name>`` (an evaluator/mapper option). A value is given as
+
+- a list: ``array.rows: [16, 32, 64]``;
+- a linear range, stop included: ``{range: {start: 16, stop: 64, step: 16}}``;
+- a geometric range, stop included: ``{range: {start: 16, stop: 256, factor: 2}}``;
+- a continuous interval (random and Latin-hypercube sampling only): ``{low: 0.5e9, high: 1e9,
+  log: false, integer: false}``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import accelsim
+from accelsim.errors import AccelsimError
+from accelsim.hardware.base import read_yaml, spec_from_dict
+from accelsim.hardware import load_hardware
+from accelsim.sweep.expr import Expression, compile_expression
+from accelsim.sweep.workloads import normalize_workloads, workload_fingerprint
+
+# Fields that name or describe a design rather than parameterize it: not sweepable, not hashed
+# as parameters (they are still part of the hardware dict that is hashed).
+DESCRIPTIVE_FIELDS = ("kind", "name", "description", "sources")
+# Columns every results table has; a parameter or metric may not reuse these names.
+RESERVED_COLUMNS = ("point", "key", "status", "error", "workload", "evaluator")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _coerce_number(value: Any) -> Any:
+    """YAML 1.1 reads ``5e8`` (no dot) as a string; accept it as the number it obviously is."""
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        number = float(value)
+        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Model):
+    """Inclusive range: linear with ``step`` or geometric with ``factor``."""
+
+    start: float
+    stop: float
+    step: float | None = None
+    factor: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "Range":
+        if (self.step is None) == (self.factor is None):
+            raise ValueError("give exactly one of step (linear) or factor (geometric)")
+        if self.stop < self.start:
+            raise ValueError(f"stop {self.stop} is below start {self.start}")
+        if self.step is not None and not self.step > 0:
+            raise ValueError(f"step must be positive, got {self.step}")
+        if self.factor is not None:
+            if not self.factor > 1:
+                raise ValueError(f"factor must be greater than 1, got {self.factor}")
+            if not self.start > 0:
+                raise ValueError(f"a geometric range needs a positive start, got {self.start}")
+        return self
+
+    def values(self) -> list[float | int]:
+        ints = all(float(v).is_integer() for v in (self.start, self.stop, self.step or self.factor))
+        out: list[float] = []
+        tol = 1e-9 * max(abs(self.stop), 1.0)  # so a stop reached by float steps is kept
+        i = 0
+        while True:
+            v = self.start + i * self.step if self.step is not None else self.start * self.factor ** i
+            if v > self.stop + tol:
+                break
+            out.append(v)
+            i += 1
+            if i > 1_000_000:
+                raise ValueError("range has more than a million values")
+        return [int(round(v)) for v in out] if ints else out
+
+
+class Parameter(_Model):
+    """How one spec field varies. A bare list in YAML means ``values``."""
+
+    values: list[Any] | None = None
+    range: Range | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, (list, tuple)):
+            return {"values": list(data)}
+        if not isinstance(data, dict):
+            return {"values": [data]}
+        data = dict(data)
+        for key in ("low", "high"):
+            if key in data:
+                data[key] = _coerce_number(data[key])
+        if isinstance(data.get("range"), dict):
+            data["range"] = {k: _coerce_number(v) for k, v in data["range"].items()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "Parameter":
+        given = [self.values is not None, self.range is not None, self.low is not None or self.high is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of: a list of values, range: {start, stop, step|factor}, or low/high")
+        if self.values is not None:
+            if not self.values:
+                raise ValueError("the list of values is empty")
+            coerced = [_coerce_number(v) for v in self.values]
+            kinds = {_kind(v) for v in coerced}
+            if len(kinds) > 1 and kinds != {"int", "float"}:
+                raise ValueError(f"values mix types {sorted(kinds)}; one parameter takes one type")
+            object.__setattr__(self, "values", coerced)
+        if given[2]:
+            if self.low is None or self.high is None:
+                raise ValueError("an interval needs both low and high")
+            if not self.high > self.low:
+                raise ValueError(f"high {self.high} must exceed low {self.low}")
+            if self.log and not self.low > 0:
+                raise ValueError("a log-scale interval needs a positive low")
+        return self
+
+    @property
+    def is_interval(self) -> bool:
+        return self.low is not None
+
+    def choices(self) -> list[Any]:
+        if self.values is not None:
+            return list(self.values)
+        if self.range is not None:
+            return self.range.values()
+        raise AccelsimError("an interval (low/high) can only be sampled, use sampling method random or lhs")
+
+    def from_unit(self, u: np.ndarray) -> list[Any]:
+        """Map uniform samples in [0, 1) to values: an index into the choices or a point in the interval."""
+        if not self.is_interval:
+            choices = self.choices()
+            idx = np.minimum((u * len(choices)).astype(int), len(choices) - 1)
+            return [choices[i] for i in idx]
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        x = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if self.log else lo + u * (hi - lo)
+        return [int(round(v)) for v in x] if self.integer else [float(v) for v in x]
+
+    def dtype(self) -> str:
+        """Arrow type name of this parameter's column."""
+        if self.is_interval:
+            return "int64" if self.integer else "float64"
+        kinds = {_kind(v) for v in self.choices()}
+        if kinds == {"int"}:
+            return "int64"
+        if kinds <= {"int", "float"}:
+            return "float64"
+        return {"bool": "bool", "str": "string"}.get(kinds.pop(), "string")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
+
+
+class Sampling(_Model):
+    method: Literal["grid", "random", "lhs"] = "grid"
+    samples: int | None = Field(default=None, gt=0, description="points drawn (random, lhs)")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "Sampling":
+        if self.method != "grid" and self.samples is None:
+            raise ValueError(f"sampling method {self.method} needs 'samples'")
+        return self
+
+
+class EvaluatorSpec(_Model):
+    """The evaluator (engine or mapper + engine) that scores a point, and its fixed options."""
+
+    name: str = "systolic"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+@dataclass(frozen=True)
+class Point:
+    """One design point, everything a worker needs, JSON-able."""
+
+    index: int
+    key: str
+    params: dict[str, Any]
+    hardware: dict[str, Any]
+    workload: dict[str, Any]
+    options: dict[str, Any]
+
+    @property
+    def workload_label(self) -> str:
+        return self.workload["label"]
+
+
+class SweepSpec(_Model):
+    """A design-space sweep. See the module docstring for the parameter forms."""
+
+    name: str = "sweep"
+    hardware: str | dict[str, Any] = Field(default="tpu-v1", description="base: preset name, YAML path or dict")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="fixed path -> value on the base")
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    sampling: Sampling = Field(default_factory=Sampling)
+    workloads: list[Any] = Field(default_factory=lambda: ["example"])
+    evaluator: EvaluatorSpec = Field(default_factory=EvaluatorSpec)
+    metrics: list[str] | None = Field(default=None, description="metric columns to keep; None keeps all")
+    derived: dict[str, str] = Field(default_factory=dict, description="column -> expression over params+metrics")
+    constraints: list[str] = Field(default_factory=list, description="expressions every kept point satisfies")
+
+    @field_validator("overrides")
+    @classmethod
+    def _coerce_overrides(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return {k: _coerce_number(v) for k, v in value.items()}
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<sweep>") -> "SweepSpec":
+        if not isinstance(data, dict):
+            raise AccelsimError("a sweep file is a mapping at top level", source=source)
+        try:
+            spec = cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after")) or "(top level)"
+            msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+            msg = msg.removeprefix("Value error, ")
+            allowed = sorted(cls.model_fields) if first["type"] == "extra_forbidden" and len(first["loc"]) == 1 else None
+            raise AccelsimError(msg, field=loc, source=source, allowed=allowed) from None
+        spec.check()
+        return spec
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SweepSpec":
+        return cls.from_dict(read_yaml(Path(path)), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as the YAML file would say it: defaults left out, value lists as plain lists."""
+        data = self.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+        data["parameters"] = {
+            path: (list(p.values) if p.values is not None
+                   else p.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
+            for path, p in self.parameters.items()}
+        if not data["parameters"]:
+            data.pop("parameters")
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    # --- validation that needs the hardware ---------------------------------------------
+    def base_hardware(self, preset: str | None = None) -> dict[str, Any]:
+        """The base design as a plain dict (``preset`` replaces ``hardware`` when it is swept)."""
+        base = preset if preset is not None else self.hardware
+        if isinstance(base, dict):
+            return spec_from_dict(base, source="sweep hardware").model_dump(mode="json")
+        return load_hardware(base).model_dump(mode="json")
+
+    def _bases(self) -> dict[str, dict[str, Any]]:
+        if "hardware" in self.parameters:
+            names = self.parameters["hardware"].choices()
+            return {str(n): self.base_hardware(str(n)) for n in names}
+        return {"": self.base_hardware()}
+
+    def check(self) -> None:
+        """Every error a sweep can catch without running a point, raised as one AccelsimError."""
+        bases = self._bases()
+        valid = sorted(set.intersection(*(set(hardware_paths(b)) for b in bases.values())))
+        for path, value in self.overrides.items():
+            if path not in valid:
+                raise AccelsimError(f"unknown parameter path {path!r}", field="overrides", allowed=valid)
+        for path, param in self.parameters.items():
+            if path == "hardware":
+                if param.is_interval or param.dtype() != "string":
+                    raise AccelsimError("takes a list of preset names or YAML paths", field="parameters.hardware")
+                continue
+            if path.startswith("options.") and len(path) > len("options."):
+                continue
+            if path not in valid:
+                raise AccelsimError(f"unknown parameter path {path!r}", field="parameters",
+                                    allowed=valid + ["hardware", "options.<name>"])
+            if self.sampling.method == "grid" and param.is_interval:
+                raise AccelsimError("a grid needs a list of values or a range, not low/high",
+                                    field=f"parameters.{path}")
+            if path in RESERVED_COLUMNS:
+                raise AccelsimError("collides with a reserved column", field=f"parameters.{path}",
+                                    allowed=RESERVED_COLUMNS)
+        for name in self.derived:
+            if name in RESERVED_COLUMNS or name in self.parameters:
+                raise AccelsimError("derived column collides with a parameter or reserved column",
+                                    field=f"derived.{name}")
+        known = set(valid) | set(self.parameters) | {"workload"}
+        for i, text in enumerate(self.constraints):
+            compile_expression(text, f"constraints[{i}]").require_names(known, f"constraints[{i}]")
+        for name, text in self.derived.items():
+            compile_expression(text, f"derived.{name}")  # names checked once metrics are known
+        normalize_workloads(self.workloads)
+
+    # --- expansion ----------------------------------------------------------------------
+    def parameter_rows(self) -> list[dict[str, Any]]:
+        """Parameter assignments before constraints, in a deterministic order."""
+        names = list(self.parameters)
+        if not names:
+            return [{}]
+        params = [self.parameters[n] for n in names]
+        if self.sampling.method == "grid":
+            grids = [p.choices() for p in params]
+            return [dict(zip(names, combo)) for combo in itertools.product(*grids)]
+        n = self.sampling.samples
+        rng = np.random.default_rng(self.sampling.seed)
+        if self.sampling.method == "random":
+            unit = rng.random((n, len(names)))
+        else:
+            unit = latin_hypercube(n, len(names), rng)
+        columns = [p.from_unit(unit[:, j]) for j, p in enumerate(params)]
+        return [dict(zip(names, row)) for row in zip(*columns)]
+
+    def points(self) -> "Expansion":
+        """Concrete points: constraints applied, duplicates removed, every hardware validated."""
+        bases = self._bases()
+        workloads = normalize_workloads(self.workloads)
+        fingerprints = [workload_fingerprint(w) for w in workloads]
+        constraints = [compile_expression(t, f"constraints[{i}]") for i, t in enumerate(self.constraints)]
+        common = {"evaluator": self.evaluator.name,
+                  "metrics": self.metrics, "derived": self.derived, "accelsim": accelsim.__version__}
+        points: list[Point] = []
+        seen: set[str] = set()
+        skipped = duplicates = 0
+        for params in self.parameter_rows():
+            hw, options = self._apply(bases, params)
+            env = {**flatten_paths(hw), **params}
+            for workload, fingerprint in zip(workloads, fingerprints):
+                env["workload"] = workload["label"]
+                if not all(_truth(c, env) for c in constraints):
+                    skipped += 1
+                    continue
+                key = point_key(hw, workload, fingerprint, options, common)
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+                points.append(Point(len(points), key, dict(params), hw, workload, options))
+        if not points:
+            raise AccelsimError(f"no design points left ({skipped} removed by constraints)",
+                                field="parameters" if not skipped else "constraints")
+        return Expansion(points, skipped, duplicates)
+
+    def _apply(self, bases: dict[str, dict[str, Any]], params: dict[str, Any]) -> tuple[dict, dict]:
+        base = bases[str(params["hardware"])] if "hardware" in params else bases[""]
+        hw = json.loads(json.dumps(base))
+        options = dict(self.evaluator.options)
+        for path, value in [*self.overrides.items(), *params.items()]:
+            if path == "hardware":
+                continue
+            if path.startswith("options."):
+                options[path[len("options."):]] = value
+                continue
+            node = hw
+            *parents, leaf = path.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        try:
+            validated = spec_from_dict(hw, source="sweep point").model_dump(mode="json")
+        except AccelsimError as err:
+            raise AccelsimError(f"{err.detail} at point {params}", field=err.field, allowed=err.allowed,
+                                source="sweep") from None
+        return validated, options
+
+
+@dataclass(frozen=True)
+class Expansion:
+    points: list[Point]
+    skipped_by_constraints: int
+    duplicates: int
+
+
+def _truth(expr: Expression, env: dict[str, Any]) -> bool:
+    try:
+        return bool(expr(env))
+    except (ArithmeticError, TypeError, ValueError) as err:
+        raise AccelsimError(f"cannot evaluate: {err}", field=f"constraint {expr.text!r}") from None
+
+
+def latin_hypercube(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """n x d samples in [0, 1): each column hits each of the n equal strata exactly once."""
+    strata = np.stack([rng.permutation(n) for _ in range(d)], axis=1) if d else np.zeros((n, 0))
+    return (strata + rng.random((n, d))) / n
+
+
+def flatten_paths(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"array": {"rows": 8}}`` to ``{"array.rows": 8}`` (descriptive fields left out)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if not prefix and key in DESCRIPTIVE_FIELDS:
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten_paths(value, f"{path}."))
+        elif not isinstance(value, list):
+            out[path] = value
+    return out
+
+
+def hardware_paths(tree: dict[str, Any]) -> list[str]:
+    return sorted(flatten_paths(tree))
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def point_key(hardware: dict, workload: dict, fingerprint: str, options: dict, common: dict) -> str:
+    """Hash of everything that determines a point's row: the full validated hardware dict (so two
+    spellings of one design share a key), the workload and its content fingerprint, evaluator and
+    options, kept metrics and derived formulas, and the accelsim version."""
+    payload = {"hardware": hardware, "workload": {k: v for k, v in workload.items() if k != "label"},
+               "label": workload["label"], "fingerprint": fingerprint, "options": options, **common}
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:24]

@@ -1,0 +1,207 @@
+"""Sweep specification: expansion, sampling, constraints, keys, and every bad-input message."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.errors import AccelsimError
+from accelsim.sweep import SweepSpec, compile_expression, latin_hypercube
+from accelsim.sweep.spec import Range
+
+FIX = "tests.sweep_fixtures:analytic"
+
+
+def spec(**kw):
+    base = {"workloads": [{"gemm": [64, 32, 48]}], "evaluator": FIX}
+    base.update(kw)
+    return SweepSpec.from_dict(base)
+
+
+def test_grid_is_the_cartesian_product_in_declared_order():
+    s = spec(parameters={"array.rows": [8, 16, 32], "array.dataflow": ["os", "ws"]},
+             workloads=[{"gemm": [8, 8, 8]}, {"gemm": [16, 8, 8]}])
+    pts = s.points().points
+    expected = list(itertools.product([8, 16, 32], ["os", "ws"], ["gemm-8x8x8", "gemm-16x8x8"]))
+    assert [(p.params["array.rows"], p.params["array.dataflow"], p.workload_label) for p in pts] == expected
+    assert [p.index for p in pts] == list(range(len(expected)))
+    # the parameter lands in the full hardware dict that the point evaluates
+    assert all(p.hardware["array"]["rows"] == p.params["array.rows"] for p in pts)
+    assert len({p.key for p in pts}) == len(pts)
+
+
+def test_ranges_linear_and_geometric_include_the_stop():
+    assert Range(start=16, stop=64, step=16).values() == [16, 32, 48, 64]
+    assert Range(start=16, stop=256, factor=2).values() == [16, 32, 64, 128, 256]
+    assert Range(start=0.1, stop=0.3, step=0.1).values() == pytest.approx([0.1, 0.2, 0.3])
+    s = spec(parameters={"sram.ifmap_bytes": {"range": {"start": 1024, "stop": 8192, "factor": 2}}})
+    assert [p.params["sram.ifmap_bytes"] for p in s.points().points] == [1024, 2048, 4096, 8192]
+
+
+def test_constraints_skip_points_and_are_counted():
+    s = spec(parameters={"array.rows": [8, 16, 32, 64], "array.cols": [8, 16, 32, 64]},
+             constraints=["array.rows * array.cols <= 512", "array.rows >= array.cols or workload == 'x'"])
+    exp = s.points()
+    brute = [(r, c) for r in [8, 16, 32, 64] for c in [8, 16, 32, 64] if r * c <= 512 and r >= c]
+    assert [(p.params["array.rows"], p.params["array.cols"]) for p in exp.points] == brute
+    assert exp.skipped_by_constraints == 16 - len(brute)
+
+
+def test_constraint_may_read_unswept_hardware_fields():
+    s = spec(parameters={"array.rows": [8, 512]}, constraints=["array.rows * array.cols * word_bytes <= 2**16"])
+    # tpu-v1 has 256 columns and 1-byte words
+    assert [p.params["array.rows"] for p in s.points().points] == [8]
+
+
+def test_random_and_lhs_are_seeded_and_in_bounds():
+    params = {"clock_hz": {"low": 5e8, "high": 1e9}, "array.rows": {"low": 8, "high": 256, "log": True, "integer": True},
+              "array.dataflow": ["os", "ws", "is"]}
+    for method in ("random", "lhs"):
+        a = spec(parameters=params, sampling={"method": method, "samples": 40, "seed": 3}).points().points
+        b = spec(parameters=params, sampling={"method": method, "samples": 40, "seed": 3}).points().points
+        c = spec(parameters=params, sampling={"method": method, "samples": 40, "seed": 4}).points().points
+        assert [p.key for p in a] == [p.key for p in b]
+        assert [p.key for p in a] != [p.key for p in c]
+        for p in a:
+            assert 5e8 <= p.params["clock_hz"] <= 1e9
+            assert 8 <= p.params["array.rows"] <= 256 and isinstance(p.params["array.rows"], int)
+            assert p.params["array.dataflow"] in ("os", "ws", "is")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), d=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_latin_hypercube_hits_every_stratum_once_per_dimension(n, d, seed):
+    u = latin_hypercube(n, d, np.random.default_rng(seed))
+    assert u.shape == (n, d)
+    assert np.all((u >= 0) & (u < 1))
+    for j in range(d):
+        assert sorted(np.floor(u[:, j] * n).astype(int)) == list(range(n))
+
+
+def test_lhs_over_a_discrete_list_balances_the_choices():
+    s = spec(parameters={"array.dataflow": ["os", "ws", "is"], "clock_hz": {"low": 5e8, "high": 1e9}},
+             sampling={"method": "lhs", "samples": 30, "seed": 0})
+    flows = [p.params["array.dataflow"] for p in s.points().points]
+    assert {f: flows.count(f) for f in set(flows)} == {"os": 10, "ws": 10, "is": 10}
+
+
+def test_key_is_the_hash_of_the_full_input():
+    a = spec(parameters={"array.rows": [16]}).points().points[0]
+    same = spec(parameters={"array.rows": [16]}, overrides={"clock_hz": 700000000}).points().points[0]
+    assert a.key == same.key  # 700e6 in the preset and 700000000 here validate to the same design
+    changed = [
+        spec(parameters={"array.rows": [16]}, overrides={"clock_hz": 7.01e8}),
+        spec(parameters={"array.rows": [16]}, overrides={"dram.read_energy_pj_per_byte": 1.0}),
+        spec(parameters={"array.rows": [16]}, workloads=[{"gemm": [64, 32, 49]}]),
+        spec(parameters={"array.rows": [16]}, evaluator={"name": FIX, "options": {"scale": 2}}),
+        spec(parameters={"array.rows": [16]}, derived={"x": "array.rows"}),
+        spec(parameters={"array.rows": [16]}, metrics=["total_cycles"]),
+    ]
+    keys = {s.points().points[0].key for s in changed}
+    assert a.key not in keys and len(keys) == len(changed)
+
+
+def test_random_duplicates_are_dropped():
+    s = spec(parameters={"array.dataflow": ["os", "ws"]}, sampling={"method": "random", "samples": 50, "seed": 1})
+    exp = s.points()
+    assert len(exp.points) == 2 and exp.duplicates == 48
+
+
+def test_swept_hardware_preset_and_options():
+    s = spec(parameters={"hardware": ["tpu-v1"], "options.scale": [1, 3]})
+    pts = s.points().points
+    assert [p.options["scale"] for p in pts] == [1, 3]
+    assert pts[0].hardware["name"] == "tpu-v1"
+
+
+def test_yaml_round_trip(tmp_path):
+    s = spec(parameters={"array.rows": {"range": {"start": 8, "stop": 32, "step": 8}}}, constraints=["array.rows > 8"])
+    path = tmp_path / "s.yaml"
+    path.write_text(s.to_yaml())
+    again = SweepSpec.from_yaml(path)
+    assert [p.key for p in again.points().points] == [p.key for p in s.points().points]
+
+
+def test_yaml_scientific_notation_without_dot_is_a_number(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"evaluator: {FIX}\nworkloads: [{{gemm: [8, 8, 8]}}]\n"
+                    "parameters:\n  clock_hz: [5e8, 1e9]\n")
+    pts = SweepSpec.from_yaml(path).points().points
+    assert [p.params["clock_hz"] for p in pts] == [5e8, 1e9]
+
+
+# --- bad input: one clear error naming the field and what is allowed -------------------------------
+@pytest.mark.parametrize("kw, field, needle", [
+    ({"parameters": {"array.colz": [1]}}, "parameters", "array.cols"),  # lists the valid paths
+    ({"parameters": {"array.rows": []}}, "parameters.array.rows", "empty"),
+    ({"parameters": {"array.rows": {"range": {"start": 64, "stop": 8, "step": 8}}}}, "parameters.array.rows.range", "below"),
+    ({"parameters": {"array.rows": {"range": {"start": 8, "stop": 64, "step": 0}}}}, "parameters.array.rows.range", "positive"),
+    ({"parameters": {"array.rows": {"range": {"start": 8, "stop": 64}}}}, "parameters.array.rows.range", "exactly one"),
+    ({"parameters": {"array.rows": {"range": {"start": 8, "stop": 64, "factor": 1}}}}, "parameters.array.rows.range", "greater than 1"),
+    ({"parameters": {"array.rows": {"low": 8, "high": 64}}}, "parameters.array.rows", "grid needs"),
+    ({"parameters": {"array.rows": [8, "x"]}}, "parameters.array.rows", "mix types"),
+    ({"sampling": {"method": "lhs"}}, "sampling", "samples"),
+    ({"sampling": {"method": "sobol", "samples": 3}}, "sampling.method", "grid"),
+    ({"overrides": {"array.colz": 3}}, "overrides", "array.cols"),
+    ({"constraints": ["array.rowz > 3"]}, "constraints[0]", "array.rows"),
+    ({"constraints": ["__import__('os').system('true')"]}, "constraints[0]", "whitelisted"),
+    ({"constraints": ["array.rows > "]}, "constraints[0]", "cannot parse"),
+    ({"workloads": []}, "workloads", "at least one"),
+    ({"workloads": ["no_such_model"]}, "workloads[0]", "transformer_layer"),
+    ({"workloads": [{"gemm": [8, 0, 8]}]}, "workloads[0].gemm", "positive"),
+    ({"parameters": {"array.dataflow": ["xs"]}}, "array.dataflow", "os"),
+    ({"parameters": {"array.rows": [8]}, "constraints": ["array.rows > 100"]}, "constraints", "no design points"),
+    ({"bogus": 1}, "bogus", "unknown field"),
+])
+def test_bad_input_names_field_and_allowed_values(kw, field, needle):
+    with pytest.raises(AccelsimError) as info:
+        spec(**kw).points()
+    text = str(info.value)
+    assert field in text and needle in text, text
+
+
+@pytest.mark.parametrize("text", [
+    "().__class__", "[x for x in (1,)]", "lambda: 1", "a[0]", "open('f')", "min(1, key=abs)", "f'{1}'",
+    "(1).real",
+])
+def test_expression_whitelist_rejects_code(text):
+    with pytest.raises(AccelsimError):
+        compile_expression(text, "c")
+
+
+def test_expression_refuses_huge_powers():
+    with pytest.raises(AccelsimError, match="exponent"):
+        compile_expression("2 ** 10 ** 10", "c")({})
+
+
+_ops = st.sampled_from(["+", "-", "*", "<", "<=", "==", "!=", " and ", " or "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-50, 50), min_size=2, max_size=6), st.lists(_ops, min_size=5, max_size=5),
+       st.integers(-20, 20), st.integers(1, 20))
+def test_expression_agrees_with_python_on_safe_arithmetic(nums, ops, a, b):
+    """Python's own evaluator is the reference on expressions that are safe to hand it."""
+    text = "x.y"
+    for n, op in zip(nums, ops):
+        text += f"{op}{n}"
+    text = f"({text}) if abs(x.y) < b else min(x.y, b) // b"
+    env = {"x.y": a, "b": b}
+    assert compile_expression(text)(env) == eval(text.replace("x.y", "xy"), {"abs": abs, "min": min},  # noqa: S307
+                                                 {"xy": a, "b": b})
+
+
+def test_shipped_example_specs_expand():
+    from pathlib import Path
+
+    import accelsim.sweep
+
+    examples = sorted((Path(accelsim.sweep.__file__).parent / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        exp = SweepSpec.from_yaml(path).points()
+        assert exp.points and exp.skipped_by_constraints > 0  # the area budget binds

@@ -273,7 +273,7 @@ def markdown(table: pd.DataFrame) -> str:
         if v is None or (isinstance(v, float) and v != v):
             return ""
         if isinstance(v, float):
-            return f"{v:.4g}"
+            return str(int(v)) if v.is_integer() and abs(v) >= 1 else f"{v:.4g}"
         return str(v)
 
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]

@@ -259,7 +259,10 @@ def traffic_bytes(plan: AttentionPlan, s: AttentionShape, hw: SpatialAccelerator
 # are extended from truncated streams (``_extrapolated_latency``).
 FULL_SIM_MAX_TILES = 16384
 UNIT_REPS = (2, 3)  # streams of this many group-units measure one unit's steady-state period
-KEY_TILE_REPS = (2, 3)  # ... and of this many key tiles per group, extended linearly beyond
+# key tiles per group at which truncated streams are measured, until the per-key-tile slope
+# settles; beyond the last, extended linearly
+KEY_TILE_REPS = (2, 3, 4, 6, 8, 12, 16, 24, 32)
+KEY_TILE_SETTLE = 8  # ... and at least this many (shorter streams can look settled and not be)
 GROUPS_STREAMED_WHOLE = 8  # a layer of at most this many groups (any key tiles) is streamed whole
 @dataclass
 class SimResult:
@@ -371,11 +374,21 @@ def _extrapolated_latency(plan: AttentionPlan, hw: SpatialAccelerator, s: Attent
         return (stream(unit * hi, c) - stream(unit * lo, c)) / (hi - lo)
 
     def in_key_tiles(f, n: int) -> float:
-        a_n, b_n = KEY_TILE_REPS
-        if n <= b_n:
+        """f(n) from f at growing key-tile counts: extend linearly once the slopes over the last
+        three intervals agree (1e-9 relative) past ``KEY_TILE_SETTLE``, or from the largest
+        count tried."""
+        pts = [k for k in KEY_TILE_REPS if k < n] + [n]
+        slopes: list[float] = []
+        for k0, k1 in zip(pts, pts[1:]):
+            if k1 == n:
+                return f(n)
+            slopes.append((f(k1) - f(k0)) / (k1 - k0))
+            last = slopes[-3:]
+            if k1 >= KEY_TILE_SETTLE and len(last) == 3 and max(last) - min(last) <= 1e-9 * abs(last[-1]):
+                break
+        if len(pts) < 2:
             return f(n)
-        a, b = f(a_n), f(b_n)
-        return b + (n - b_n) * (b - a) / (b_n - a_n)
+        return f(k1) + (n - k1) * slopes[-1]
 
     regular, mini_t = (head[0],), tuple(mini)
 

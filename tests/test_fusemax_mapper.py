@@ -109,3 +109,30 @@ def test_prefetch_buffer_formula_matches_the_simulation(b, h, m, p, e, f, p1, dr
     assert unlimited <= with_room * (1 + 1e-12) and with_room <= without * (1 + 1e-12)
     if dram is None:
         assert with_room == pytest.approx(unlimited, rel=1e-12)
+
+
+def test_solver_timeout_is_reported_as_a_timeout():
+    hw = load_hardware("fusemax-cloud")
+    s = attention_model("bert").shape(65536)
+    with pytest.raises(AccelsimError, match="time limit") as err:
+        optimize(hw, s, "latency", stages=6, tiles=[(256, 256)], time_limit_s=1e-6)
+    assert err.value.field == "time_limit" and "buffer" not in str(err.value)
+    with pytest.raises(AccelsimError, match="positive"):
+        optimize(hw, s, "latency", time_limit_s=-1)
+
+
+def test_energy_model_ranks_plans_like_the_simulated_energy():
+    """The optimizer's energy objective (model_energy_pj: K/V passes, staging, compute by
+    binding) differs from the simulator's energy accounting (energy_pj over its action counts)
+    only by terms no plan choice changes: the difference is the same for different bindings
+    and P1 at one tile size."""
+    from accelsim.engines.spatial_attention import energy_pj
+    from mappers.fusemax import model_energy_pj
+    hw = load_hardware("fusemax-cloud")
+    s = attention_model("bert").shape(4096, batch=1)
+    fm = published_plan("fusemax", hw, s)
+    casc = replace(published_plan("cascade", load_hardware("flat-cloud"), s), p1=3)
+    diffs = [energy_pj(simulate(p, hw, s), hw)["total_pj"] - model_energy_pj(p, hw, s)
+             for p in (fm, replace(fm, p1=2), casc)]
+    assert model_energy_pj(casc, hw, s) != model_energy_pj(fm, hw, s)
+    assert diffs[1] == pytest.approx(diffs[0], rel=1e-9) and diffs[2] == pytest.approx(diffs[0], rel=1e-9)

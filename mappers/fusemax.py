@@ -1,4 +1,4 @@
-"""Attention mappings for spatial accelerators: the published designs and an exact optimizer.
+"""Attention mappings for spatial accelerators: the published designs and an optimizer.
 
 Published plans (what the FuseMax artifact evaluates, FPSG-UIUC/micro24-fusemax-artifact):
 
@@ -15,7 +15,9 @@ Published plans (what the FuseMax artifact evaluates, FPSG-UIUC/micro24-fusemax-
 ``optimize`` is the optimizer: a CP-SAT model choosing the binding of every 1-pass Einsum, its
 stage in the per-tile schedule (and whether a state update is deferred into the next tile),
 and the number of query tiles per K/V pass, for each candidate query/key tile size, minimizing
-latency, energy or DRAM traffic under the buffer capacity. ``exhaustive`` enumerates the same
+latency, energy or DRAM traffic under the buffer capacity (with room to prefetch). It is exact
+for its steady-state model; the near-optimal plans and the published one are then simulated
+and the fastest simulated is returned. ``exhaustive`` enumerates the same
 space by branch and bound for tests on small instances. ``size_hardware`` picks the PE-array
 dimension under an area or buffer budget.
 """

@@ -255,9 +255,9 @@ def traffic_bytes(plan: AttentionPlan, s: AttentionShape, hw: SpatialAccelerator
 
 
 # --- simulation ----------------------------------------------------------------------------
-# Layers of up to this many tiles are simulated whole (~6,000 tiles/s on one core, so <= ~3 s); longer ones
+# Layers of up to this many tiles are simulated whole (~6,000 tiles/s on one core, so <= ~1.5 s); longer ones
 # are extended from truncated streams (``_extrapolated_latency``).
-FULL_SIM_MAX_TILES = 16384
+FULL_SIM_MAX_TILES = 8192
 UNIT_REPS = (2, 3)  # streams of this many group-units measure one unit's steady-state period
 # key tiles per group at which truncated streams are measured, until the per-key-tile slope
 # settles; beyond the last, extended linearly

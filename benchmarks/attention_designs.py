@@ -11,7 +11,7 @@ Writes to ``results/fusemax/``:
 - ``reproduction.csv`` / ``.md``: accelsim vs the artifact row by row (relative errors);
 - figures ``speedup.png``, ``utilization.png``, ``energy.png`` like the paper's Figs. 6, 8-11.
 
-Run: ``python benchmarks/attention_designs.py`` (about a minute on one core).
+Run: ``python benchmarks/attention_designs.py`` (one to two minutes on one core).
 """
 from __future__ import annotations
 

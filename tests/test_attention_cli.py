@@ -46,3 +46,32 @@ def test_map_fusemax_json(run):
     doc = json.loads(r.stdout)
     assert doc["status"] == "OPTIMAL"
     assert doc["optimized"]["latency_s"] <= doc["published"]["latency_s"] * (1 + 1e-5)
+
+
+def _one_line_exit_2(r, *words):
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    for w in words:
+        assert w in r.stderr
+
+
+@pytest.mark.parametrize("limit", ["-1", "0"])
+def test_map_fusemax_time_limit_must_be_positive(run, limit):
+    r = run("map", "fusemax", "--model", "bert", "--seq", "1024", "--batch", "1", "--time-limit", limit)
+    _one_line_exit_2(r, "time_limit")
+    assert "buffer" not in r.stderr  # the limit is named, not the buffer
+
+
+@pytest.mark.parametrize("design", ["flat", "unfused"])
+def test_three_pass_designs_refuse_a_buffer_below_their_working_set(run, tmp_path, design):
+    """A 1000-byte buffer cannot hold FLAT's double-buffered 256x256 output tile (262,144 bytes)
+    plus a Q and a K/V tile: refused, naming the tile and the bytes, never a silent 99.9% spill."""
+    import yaml
+    from accelsim.hardware import load_hardware
+    data = load_hardware("flat-cloud").model_dump(mode="json")
+    data["global_buffer"]["capacity_bytes"] = 1000
+    path = tmp_path / "tiny-buffer.yaml"
+    path.write_text(yaml.safe_dump(data))
+    r = run("attention", "--design", design, "--model", "bert", "--seq", "1024", "--hardware", str(path))
+    need = 2 * 256 * 256 * 2 + 256 * 64 * 2 + 256 * 128 * 2
+    _one_line_exit_2(r, "256x256", str(need), "1000")

@@ -9,10 +9,9 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from accelsim.engines.spatial_attention import (
-    AttentionPlan,
-    _one_pass_stream,
     report,
     simulate,
     traffic_bytes,
@@ -96,17 +95,41 @@ def test_partial_last_tiles_counted():
     assert simulate(published_plan("fusemax", hw, bigger), hw, bigger).latency_cycles >= r.latency_cycles
 
 
-def test_extrapolated_latency_equals_full_simulation():
-    """The steady-state extrapolation must agree with simulating every tile of a smaller layer."""
+def test_extrapolated_latency_matches_full_simulation():
+    """A published-size case: the steady-state extrapolation against simulating every tile."""
     hw = load_hardware("fusemax-cloud")
     s = AttentionShape(b=1, h=3, m=256 * 9, p=256 * 6 - 100, e=64, f=64)
     plan = replace_p1(published_plan("fusemax", hw, s), 4)
-    n_pt, n_mt = math.ceil(s.p / plan.p0), math.ceil(s.m / plan.m0)
-    last_p0 = s.p - (n_pt - 1) * plan.p0
-    head = [(4, plan.p0), (2, last_p0)]
-    full = _one_pass_stream(plan, hw, s, head * 3, n_mt, s.m - (n_mt - 1) * plan.m0)
-    got = simulate(plan, hw, s).latency_cycles
-    assert got == pytest.approx(full, rel=1e-3)
+    got = simulate(plan, hw, s, full_sim_max_tiles=0).latency_cycles
+    full = simulate(plan, hw, s, full_sim_max_tiles=10 ** 9).latency_cycles
+    assert got == pytest.approx(full, rel=EXTRAPOLATION_REL_TOL)
+
+
+# Compute-bound (stock DRAM) the extrapolation's largest error against full simulation over
+# 300 seeded random small layers was 0.096% (fill/drain of the truncated streams differing from
+# the full one's); 0.5% leaves room for shapes the sample missed. DRAM-bound layers can err more
+# (up to 7.5% measured on tiny layers; see results/fusemax/NOTES.md), which is why layers of up
+# to FULL_SIM_MAX_TILES tiles are always simulated whole.
+EXTRAPOLATION_REL_TOL = 0.005
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(b=st.integers(1, 2), h=st.integers(1, 3), m=st.integers(1, 40), p=st.integers(1, 40), e=st.integers(1, 4),
+       f=st.integers(1, 4), p1=st.integers(1, 10), slack=st.integers(0, 400),
+       design=st.sampled_from(["fusemax", "arch", "cascade"]))
+def test_extrapolation_error_is_bounded(b, h, m, p, e, f, p1, slack, design):
+    from accelsim.engines.spatial_attention import one_pass_buffer_bytes
+    from accelsim.hardware.spatial import SpatialAccelerator
+    name = "flat-cloud" if design == "cascade" else "fusemax-cloud"
+    s = AttentionShape(b, h, m, p, e, f)
+    big = load_hardware(name).resized(4, 10 ** 6)
+    plan = published_plan(design, big, s)
+    plan = replace_p1(plan, min(p1, math.ceil(s.p / plan.p0)))
+    hw = load_hardware(name).resized(4, one_pass_buffer_bytes(plan, s, 2) + slack)
+    assert isinstance(hw, SpatialAccelerator)
+    got = simulate(plan, hw, s, full_sim_max_tiles=0).latency_cycles
+    full = simulate(plan, hw, s, full_sim_max_tiles=10 ** 9).latency_cycles
+    assert got == pytest.approx(full, rel=EXTRAPOLATION_REL_TOL)
 
 
 def replace_p1(plan, p1):

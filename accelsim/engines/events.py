@@ -9,7 +9,9 @@ tile's worth of work, never one cycle).
 
 Long regular streams (millions of tiles) are not simulated task by task: ``extrapolate`` runs
 two truncated instances of a periodic stream and extends the measured steady-state period
-linearly, which is exact for a stream whose iterations are identical once the pipeline is full.
+linearly. That is exact only if the stream is periodic from the shorter run on; where two
+units nearly balance the makespan is a maximum of affine functions of the count whose slope can
+change later, so it is an approximation (errors measured in results/fusemax/NOTES.md).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def map_fusemax_command(
     hardware: str = typer.Option("fusemax-cloud", help="Spatial preset or YAML."),
     objective: str = typer.Option("latency", help="latency, energy or dram."),
     stages: int = typer.Option(4, help="Stages per tile in the schedule."),
-    time_limit: float = typer.Option(10.0, help="Solver time limit per tile candidate (s)."),
+    time_limit: float = typer.Option(10.0, help="Solver time limit per tile candidate (s), > 0."),
     area_budget_um2: float = typer.Option(0.0, help="If > 0: also size the PE array under this area."),
     buffer_budget_bytes: int = typer.Option(0, help="With --area-budget-um2: buffer size for sizing."),
     save_mapping: str = typer.Option("", help="Write the chosen mapping (YAML or .json) to this path."),
@@ -39,7 +39,9 @@ def map_fusemax_command(
     res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
     opt = report(res.plan, hw, s).totals
     doc = {"model": m.name, "seq": seq, "batch": batch, "hardware": hw.name, "objective": objective,
-           "status": res.status, "best_bound": res.best_bound, "gap": res.gap, "plan": res.plan.describe(),
+           "status": res.status, "primary_bound": res.primary_bound, "best_bound": res.best_bound, "gap": res.gap,
+           "model_optimum": res.model_optimum, "model_value": res.value, "source": res.source,
+           "plan": res.plan.describe(),
            "optimized": {k: opt[k] for k in ("latency_s", "dram_bytes", "energy_pj", "util_2d", "util_1d",
                                               "buffer_bytes_used")}}
     try:
@@ -60,7 +62,8 @@ def map_fusemax_command(
         out.print(json.dumps(doc, indent=2, default=float), markup=False, highlight=False)
         return
     p = res.plan
-    out.print(f"{m.name} seq={seq} on {hw.name}, objective {objective}: {res.status}", markup=False)
+    out.print(f"{m.name} seq={seq} on {hw.name}, objective {objective}: {res.status}, chosen from {res.source}",
+              markup=False)
     out.print(f"  tile {p.p0}x{p.m0}, p1 {p.p1}, stages {[list(x) for x in p.stages]}, deferred {sorted(p.deferred)}",
               markup=False, highlight=False)
     out.print(f"  binding 2D: {[e for e, u in p.binding.items() if u == '2d']}", markup=False, highlight=False)

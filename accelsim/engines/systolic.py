@@ -166,22 +166,64 @@ def apportion(total: int, edges: np.ndarray, extent: int) -> np.ndarray:
 
     Each interval gets its share in proportion to its length, rounded so the parts are whole and
     sum exactly to ``total`` (floor of the cumulative share; integer arithmetic, no floats).
+    Exact for any size: when ``edges * total`` could leave int64 the products are Python ints
+    (object arrays) instead of silently wrapping.
     """
-    cumulative = (np.asarray(edges, dtype=np.int64) * total) // extent
+    edges = np.asarray(edges)
+    largest = int(edges.max(initial=0))
+    dtype = np.int64 if largest * int(total) < INT64_SAFE else object
+    cumulative = (edges.astype(dtype) * int(total)) // int(extent)
     return np.diff(cumulative)
 
 
-def fold_edges(size: int, width: int) -> np.ndarray:
-    return np.minimum(np.arange(0, -(-size // width) + 1, dtype=np.int64) * width, size)
+def fold_edges(size: int, width: int, dtype: Any = np.int64) -> np.ndarray:
+    return np.minimum(np.arange(0, -(-size // width) + 1, dtype=np.int64) * width, size).astype(dtype)
+
+
+# Why these limits: the fast path keeps a few numbers per fold (numpy arrays over the fold
+# grid), so the fold count bounds its memory (about 200 bytes per fold) and time (measured
+# about 8 s per million folds on this project's 2-core machine); dimensions above 2**53 are no
+# longer exact as floats, and seconds, utilization and energy are floats.
+MAX_FOLDS = 1 << 22
+MAX_DIM = 1 << 53
+# Counts whose intermediates stay below this bound are computed in int64; above it in Python ints.
+INT64_SAFE = 1 << 62
 
 
 def _validate(shape: GemmShape, hw: SystolicAccelerator) -> None:
     for label in ("m", "k", "n", "batch"):
         value = getattr(shape, label)
-        if not isinstance(value, (int, np.integer)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"gemm.{label}")
+        if value > MAX_DIM:
+            raise AccelsimError(f"{value} is too large", field=f"gemm.{label}",
+                                allowed=f"a positive integer up to 2**53 = {MAX_DIM}")
     if hw.array.dataflow not in DATAFLOWS:
         raise AccelsimError(f"unknown dataflow {hw.array.dataflow!r}", field="array.dataflow", allowed=DATAFLOWS)
+
+
+def _geometry(shape: GemmShape, hw: SystolicAccelerator) -> FoldGeometry:
+    """Validate the shape and fold it onto the array; refuse fold grids the engine cannot hold."""
+    _validate(shape, hw)
+    geo = FoldGeometry(hw.array.dataflow, int(shape.m), int(shape.k), int(shape.n), hw.array.rows, hw.array.cols)
+    if geo.folds > MAX_FOLDS:
+        raise AccelsimError(
+            f"{shape.m}x{shape.k}x{shape.n} folds {geo.folds} times onto a {geo.rows}x{geo.cols} "
+            f"{geo.dataflow} array; the engine keeps per-fold state and accepts at most {MAX_FOLDS} folds per "
+            "layer (split the layer, or use a larger array)", field="gemm", allowed=f"at most {MAX_FOLDS} folds")
+    return geo
+
+
+def _count_dtype(geo: FoldGeometry, ifmap_words: int, word_bytes: int, caps: tuple[int, ...]) -> Any:
+    """int64 when every per-fold intermediate provably fits, else ``object`` (exact Python ints).
+
+    Bounds: the ifmap apportionment multiplies at most ``max(M, K) * ifmap_words``; every byte
+    count and every sum over folds is at most ``folds * (all operand words) * word_bytes``.
+    """
+    m, k, n = geo.m, geo.k, geo.n
+    words = ifmap_words + m * k + k * n + m * n
+    bound = max(max(m, k) * ifmap_words, (geo.folds + 1) * words * word_bytes, *caps)
+    return np.int64 if bound < INT64_SAFE else object
 
 
 @dataclass(frozen=True)
@@ -197,18 +239,19 @@ class _Buffers:
         return cls(hw.sram.ifmap_bytes // 2, hw.sram.filter_bytes // 2, hw.sram.ofmap_bytes // 2)
 
 
-def _tile_words(geo: FoldGeometry, ifmap_words: int) -> dict[str, Any]:
+def _tile_words(geo: FoldGeometry, ifmap_words: int, dtype: Any = np.int64) -> dict[str, Any]:
     """Per-tile word counts for each operand, indexed by the fold coordinates that pick the tile.
 
     Returns arrays: for each operand, a 2D array ``[col_fold, row_fold]`` of the words the fold
     touches, plus the key array naming which tile (so equal keys mean the same data).
+    ``dtype`` is ``object`` when the counts could leave int64 (see ``_count_dtype``).
     """
     m, k, n, rows, cols = geo.m, geo.k, geo.n, geo.rows, geo.cols
     sr, sc, _ = geo.spatial_temporal
-    r_edges, c_edges = fold_edges(sr, rows), fold_edges(sc, cols)
+    r_edges, c_edges = fold_edges(sr, rows, dtype), fold_edges(sc, cols, dtype)
     used_r, used_c = np.diff(r_edges), np.diff(c_edges)
     fr_n, fc_n = len(used_r), len(used_c)
-    zeros = np.zeros((fc_n, fr_n), dtype=np.int64)
+    zeros = np.zeros((fc_n, fr_n), dtype=dtype)
     fr_idx = np.broadcast_to(np.arange(fr_n), (fc_n, fr_n))
     fc_idx = np.broadcast_to(np.arange(fc_n)[:, None], (fc_n, fr_n))
     if geo.dataflow == "os":  # Sr = M (rows), Sc = N (cols)
@@ -275,8 +318,7 @@ def _dram_per_fold_fast(geo: FoldGeometry, tiles: dict[str, Any], buf: _Buffers,
         return np.where(first_in_hold, tile_bytes, np.maximum(0, tile_bytes - cap))
 
     load = {"ifmap": None, "filter": None}
-    ofmap_read = np.zeros((fc_n, fr_n), dtype=np.int64)
-    ofmap_write = np.zeros((fc_n, fr_n), dtype=np.int64)
+    ofmap_read = np.zeros((fc_n, fr_n), dtype=words["ofmap"].dtype)
     o_bytes = words["ofmap"] * word_bytes
     if geo.dataflow == "os":
         load["ifmap"] = cycled(words["ifmap"], buf.ifmap)
@@ -346,8 +388,8 @@ def _schedule_per_fold(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fol
 
 def _runs(fold_in: np.ndarray, fold_out: np.ndarray) -> list[tuple[int, int, int]]:
     """Run-length encoding of the pipeline steps: (load bytes of fold j+1, write bytes of fold j, count)."""
-    a = np.asarray(fold_in, dtype=np.int64)[1:]
-    b = np.asarray(fold_out, dtype=np.int64)[:-1]
+    a = np.asarray(fold_in)[1:]  # int64 or exact Python ints (object), whichever the counts needed
+    b = np.asarray(fold_out)[:-1]
     if len(a) == 0:
         return []
     change = np.flatnonzero((a[1:] != a[:-1]) | (b[1:] != b[:-1])) + 1
@@ -484,8 +526,7 @@ def simulate_gemm(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_words: int
     input footprint, smaller than the im2col matrix's M*K); it defaults to M*K.
     Returns a row of unit-suffixed fields (see ``accelsim.engines.systolic`` docs).
     """
-    _validate(shape, hw)
-    geo = FoldGeometry(hw.array.dataflow, shape.m, shape.k, shape.n, hw.array.rows, hw.array.cols)
+    geo = _geometry(shape, hw)
     ifmap_words = shape.m * shape.k if ifmap_words is None else int(ifmap_words)
     if ifmap_words <= 0:
         raise AccelsimError(f"must be positive, got {ifmap_words}", field="ifmap_words")
@@ -493,8 +534,10 @@ def simulate_gemm(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_words: int
     compute_cycles = geo.folds * geo.cycles_per_fold - 1
     mapping_efficiency = (sr * sc) / (geo.folds * geo.rows * geo.cols)
     reads, writes = _sram_counts(geo)
-    tiles = _tile_words(geo, ifmap_words)
-    fold_in, fold_out, dram = _dram_per_fold_fast(geo, tiles, _Buffers.of(hw), hw.word_bytes)
+    buf = _Buffers.of(hw)
+    dtype = _count_dtype(geo, ifmap_words, hw.word_bytes, (buf.ifmap, buf.filter, buf.ofmap))
+    tiles = _tile_words(geo, ifmap_words, dtype)
+    fold_in, fold_out, dram = _dram_per_fold_fast(geo, tiles, buf, hw.word_bytes)
     dram["compulsory_ifmap"] = ifmap_words * hw.word_bytes
     prefetch, stall, drain = _schedule_fast(fold_in, fold_out, geo.cycles_per_fold, hw.dram_bytes_per_cycle)
     return _assemble(shape, hw, geo, compute_cycles, mapping_efficiency, reads, writes, dram,
@@ -681,8 +724,7 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
     cycle-stepped DRAM channel. Only for small shapes (tests); ``simulate_gemm`` must agree
     with it exactly.
     """
-    _validate(shape, hw)
-    geo = FoldGeometry(hw.array.dataflow, shape.m, shape.k, shape.n, hw.array.rows, hw.array.cols)
+    geo = _geometry(shape, hw)
     ifmap_words = shape.m * shape.k if ifmap_words is None else int(ifmap_words)
     reads = {"ifmap": 0, "filter": 0, "ofmap": 0}
     writes = {"ofmap": 0}
@@ -799,7 +841,11 @@ def simulate_layers(layers: list[GemmLayer], hw: SystolicAccelerator, *, workloa
         shape = layer.shape
         row = {"layer": layer.name, "ifmap_tensor": shape.ifmap, "filter_tensor": shape.filter,
                "ofmap_tensor": shape.ofmap}
-        row.update(simulate_gemm(shape, hw, ifmap_words=layer.ifmap_words))
+        try:
+            row.update(simulate_gemm(shape, hw, ifmap_words=layer.ifmap_words))
+        except AccelsimError as error:  # name the layer: a topology may have hundreds
+            raise AccelsimError(error.detail, field=f"layer {layer.name}: {error.field}", allowed=error.allowed,
+                                source=error.source) from None
         rows.append(row)
     info = {"engine": "systolic", "dataflow": hw.array.dataflow, **(meta or {})}
     return Report(workload=workload, hardware=hw.name, layers=rows, totals=totals_of(rows, hw), meta=info)

@@ -548,67 +548,92 @@ def simulate_gemm(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_words: int
 # Slow reference path: explicit demand, stepped cycle by cycle
 # --------------------------------------------------------------------------------------------
 
-def _fold_demand(geo: FoldGeometry, fr: int, fc: int) -> dict[str, np.ndarray]:
-    """The fold's demand on the array edges, cycle by cycle: element ids, -1 where idle.
+PAD = -2  # a demand slot the schedule occupies with no data (an unused lane of a partial fold)
 
-    Built from the dataflow's definition, independently of the closed forms: the stationary
-    operand is loaded (ws/is: ``rows`` cycles), the streamed operands enter skewed by one cycle
-    per lane, and outputs leave skewed over the columns. The os output slots follow SCALE-Sim's
-    demand (bottom PE row first, starting when the first column's last product enters), which
-    fixes when writes are issued, not their number.
+
+def _fold_demand(geo: FoldGeometry, fr: int, fc: int) -> dict[str, np.ndarray]:
+    """The fold's demand on the array edges, cycle by cycle: element ids, -1 idle, ``PAD`` padding.
+
+    Built from the dataflow's definition, independently of the closed forms (its length is not
+    given, it is one past the last scheduled slot): the stationary operand is loaded (ws/is: one
+    PE row per cycle), the streamed operands enter skewed by one cycle per lane, and outputs leave
+    skewed over the columns. Every lane of the array keeps its slot in the skew even when a
+    partial fold leaves it unused (``PAD``: scheduled, no data), as in SCALE-Sim, whose demand
+    matrices are padded to the full array; a fold therefore holds the array for the full skew.
+    The os output slots follow SCALE-Sim's demand (bottom PE row first, starting when the first
+    column's last product enters), which fixes when writes are issued, not their number.
     Ids: ifmap ``i*K + k``, filter ``k*N + j``, ofmap ``i*N + j``.
     """
-    m, k, n, R, C = geo.m, geo.k, geo.n, geo.rows, geo.cols
+    k, n, R, C = geo.k, geo.n, geo.rows, geo.cols
     sr, sc, t = geo.spatial_temporal
-    c = geo.cycles_per_fold
     r0, c0 = fr * R, fc * C
     ur, uc = geo.used(fr, sr, R), geo.used(fc, sc, C)
-    left = np.full((c, R), -1, dtype=np.int64)   # ifmap (os, ws) or filter (is) entering rows
-    top = np.full((c, C), -1, dtype=np.int64)    # filter (os) / stationary preload (ws, is)
-    out = np.full((c, C), -1, dtype=np.int64)    # outputs leaving the columns
+    left: list[tuple[int, int, int]] = []  # (cycle, lane, id): ifmap (os, ws) or filter (is) entering rows
+    top: list[tuple[int, int, int]] = []   # filter (os) / stationary preload (ws, is) entering columns
+    out: list[tuple[int, int, int]] = []   # outputs leaving the columns
     if geo.dataflow == "os":
-        for lane in range(ur):  # row lane = output row i, streams ifmap[i, 0..K)
+        for lane in range(R):  # row lane = output row i, streams ifmap[i, 0..K)
             for step in range(t):
-                left[lane + step, lane] = (r0 + lane) * k + step
-        for lane in range(uc):  # column lane = output column j, streams filter[0..K, j]
+                left.append((lane + step, lane, (r0 + lane) * k + step if lane < ur else PAD))
+        for lane in range(C):  # column lane = output column j, streams filter[0..K, j]
             for step in range(t):
-                top[lane + step, lane] = step * n + (c0 + lane)
+                top.append((lane + step, lane, step * n + (c0 + lane) if lane < uc else PAD))
         # after the last product, outputs shift out of the bottom edge (bottom PE row first),
         # one row per cycle, skewed by one cycle per column
-        for lane in range(uc):
+        for lane in range(C):
             for slot in range(R):
                 row_i = R - 1 - slot  # flipped: bottom PE row leaves first
-                if row_i < ur:
-                    out[t - 1 + slot + lane, lane] = (r0 + row_i) * n + (c0 + lane)
-        return {"ifmap": left, "filter": top, "ofmap": out}
+                used = row_i < ur and lane < uc
+                out.append((t - 1 + slot + lane, lane, (r0 + row_i) * n + (c0 + lane) if used else PAD))
+        return _demand_arrays({"ifmap": (left, R), "filter": (top, C), "ofmap": (out, C)})
     # ws / is: preload the stationary block through the columns (one row per cycle, flipped),
     # then stream T vectors skewed over the rows, outputs leave skewed over the columns.
     for slot in range(R):
         row_i = R - 1 - slot
-        if row_i < ur:
-            for lane in range(uc):
-                kk = r0 + row_i
-                if geo.dataflow == "ws":
-                    top[slot, lane] = kk * n + (c0 + lane)          # filter[k, j]
-                else:
-                    top[slot, lane] = (c0 + lane) * k + kk          # ifmap[i, k] (im2col row i)
-    for lane in range(ur):
+        for lane in range(C):
+            kk = r0 + row_i
+            if row_i >= ur or lane >= uc:
+                ident = PAD
+            elif geo.dataflow == "ws":
+                ident = kk * n + (c0 + lane)          # filter[k, j]
+            else:
+                ident = (c0 + lane) * k + kk          # ifmap[i, k] (im2col row i)
+            top.append((slot, lane, ident))
+    for lane in range(R):
         kk = r0 + lane
         for step in range(t):
-            if geo.dataflow == "ws":
-                left[R + lane + step, lane] = step * k + kk          # ifmap[i=step, k]
+            if lane >= ur:
+                ident = PAD
+            elif geo.dataflow == "ws":
+                ident = step * k + kk                  # ifmap[i=step, k]
             else:
-                left[R + lane + step, lane] = kk * n + step          # filter[k, j=step]
-    for lane in range(uc):
+                ident = kk * n + step                  # filter[k, j=step]
+            left.append((R + lane + step, lane, ident))
+    for lane in range(C):
         for step in range(t):
-            cycle = 2 * R - 1 + step + lane
-            if geo.dataflow == "ws":
-                out[cycle, lane] = step * n + (c0 + lane)            # ofmap[i=step, j]
+            if lane >= uc:
+                ident = PAD
+            elif geo.dataflow == "ws":
+                ident = step * n + (c0 + lane)        # ofmap[i=step, j]
             else:
-                out[cycle, lane] = (c0 + lane) * n + step            # ofmap[i, j=step]
+                ident = (c0 + lane) * n + step        # ofmap[i, j=step]
+            out.append((2 * R - 1 + step + lane, lane, ident))
     if geo.dataflow == "ws":
-        return {"ifmap": left, "filter": top, "ofmap": out}
-    return {"ifmap": top, "filter": left, "ofmap": out}
+        return _demand_arrays({"ifmap": (left, R), "filter": (top, C), "ofmap": (out, C)})
+    return _demand_arrays({"ifmap": (top, C), "filter": (left, R), "ofmap": (out, C)})
+
+
+def _demand_arrays(events: dict[str, tuple[list[tuple[int, int, int]], int]]) -> dict[str, np.ndarray]:
+    """Scheduled slots as ``[cycle, lane]`` arrays, all as long as the fold: last slot + 1."""
+    length = 1 + max(cycle for slots, _ in events.values() for cycle, _, _ in slots)
+    arrays = {}
+    for op, (slots, lanes) in events.items():
+        grid = np.full((length, lanes), -1, dtype=np.int64)
+        for cycle, lane, ident in slots:
+            assert grid[cycle, lane] == -1, "two values on one lane in one cycle"
+            grid[cycle, lane] = ident
+        arrays[op] = grid
+    return arrays
 
 
 def _dram_reference(geo: FoldGeometry, tiles: dict[str, Any], buf: _Buffers, word_bytes: int
@@ -660,7 +685,7 @@ def _dram_reference(geo: FoldGeometry, tiles: dict[str, Any], buf: _Buffers, wor
     return fold_in, fold_out, totals
 
 
-def _schedule_reference(fold_in: list[int], fold_out: list[int], cycles_per_fold: int, bw: float
+def _schedule_reference(fold_in: list[int], fold_out: list[int], fold_cycles: list[int], bw: float
                         ) -> tuple[int, int, int]:
     """Step the array and the DRAM channel one cycle at a time; returns (prefetch, stall, drain).
 
@@ -705,7 +730,7 @@ def _schedule_reference(fold_in: list[int], fold_out: list[int], cycles_per_fold
         if fold < folds:
             if fold in started:
                 progress += 1
-                if progress == cycles_per_fold:
+                if progress == fold_cycles[fold]:
                     ended[fold] = t + 1
                     fold, progress = fold + 1, 0
             else:
@@ -728,14 +753,14 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
     ifmap_words = shape.m * shape.k if ifmap_words is None else int(ifmap_words)
     reads = {"ifmap": 0, "filter": 0, "ofmap": 0}
     writes = {"ofmap": 0}
-    stepped = 0
+    fold_cycles: list[int] = []  # each fold's length, read off its demand schedule
     efficiency = Fraction(0)
     pe = geo.rows * geo.cols
     for fc in range(geo.col_folds):
         for fr in range(geo.row_folds):
             demand = _fold_demand(geo, fr, fc)
-            for cycle in range(geo.cycles_per_fold):  # step the fold one cycle at a time
-                stepped += 1
+            fold_cycles.append(len(demand["ofmap"]))
+            for cycle in range(fold_cycles[-1]):  # step the fold one cycle at a time
                 for op in ("ifmap", "filter"):
                     reads[op] += int(np.count_nonzero(demand[op][cycle] >= 0))
                 outs = int(np.count_nonzero(demand["ofmap"][cycle] >= 0))
@@ -750,12 +775,15 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
                 stationary = "filter" if geo.dataflow == "ws" else "ifmap"
                 busy = int(np.count_nonzero(demand[stationary][: geo.rows] >= 0))
             efficiency += Fraction(busy, pe)
-    compute_cycles = stepped - 1  # SCALE-Sim reports the index of the last cycle
+    compute_cycles = sum(fold_cycles) - 1  # SCALE-Sim reports the index of the last cycle
+    if set(fold_cycles) != {geo.cycles_per_fold}:  # the result row and the fast path assume one length
+        raise AssertionError(f"demand fold lengths {sorted(set(fold_cycles))} disagree with the closed form "
+                             f"{geo.cycles_per_fold}")
     mapping_efficiency = float(efficiency / geo.folds)
     tiles = _tile_words(geo, ifmap_words)
     fold_in, fold_out, dram = _dram_reference(geo, tiles, _Buffers.of(hw), hw.word_bytes)
     dram["compulsory_ifmap"] = ifmap_words * hw.word_bytes
-    prefetch, stall, drain = _schedule_reference(fold_in, fold_out, geo.cycles_per_fold, hw.dram_bytes_per_cycle)
+    prefetch, stall, drain = _schedule_reference(fold_in, fold_out, fold_cycles, hw.dram_bytes_per_cycle)
     return _assemble(shape, hw, geo, compute_cycles, mapping_efficiency, reads, writes, dram,
                      prefetch, stall, drain)
 

@@ -347,3 +347,29 @@ def test_too_many_folds_or_too_large_dims_are_user_errors():
         simulate_gemm(GemmShape(m=10**6, k=10**6, n=1), hw)  # 62.5e9 folds
     with pytest.raises(AccelsimError, match="gemm.k"):
         simulate_gemm(GemmShape(m=1, k=2**53 + 1, n=1), hw)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(m=dims, k=dims, n=dims, rows=edges, cols=edges, df=dataflows, i=st.integers(2, 400),
+       f=st.integers(2, 400), o=st.integers(2, 400), wb=st.sampled_from([1, 2]))
+def test_tile_exceeds_buffer_flags_oversized_fold_tiles(m, k, n, rows, cols, df, i, f, o, wb):
+    """The flag is set exactly when one fold's tile (largest one: a full fold) exceeds a buffer half."""
+    r, c = min(rows, {"os": m}.get(df, k)), min(cols, {"is": m}.get(df, n))  # used lanes of a full fold
+    tile_words = {"os": (r * k, k * c, r * c), "ws": (m * r, r * c, m * c), "is": (c * r, r * n, c * n)}[df]
+    halves = (i // 2, f // 2, o // 2)
+    expected = any(words * wb > half for words, half in zip(tile_words, halves))
+    hw = accelerator(rows, cols, df, ifmap=i, filt=f, ofmap=o, word_bytes=wb)
+    shape = GemmShape(m=m, k=k, n=n)
+    assert simulate_gemm(shape, hw)["tile_exceeds_buffer"] is expected
+    assert simulate_gemm_reference(shape, hw)["tile_exceeds_buffer"] is expected
+
+
+def test_report_notes_layers_whose_tile_exceeds_the_buffer():
+    from accelsim.engines.systolic import GemmLayer, simulate_layers
+
+    big, small = GemmShape(m=64, k=64, n=64), GemmShape(m=2, k=2, n=2)
+    report = simulate_layers([GemmLayer("big", big), GemmLayer("small", small)],
+                             accelerator(8, 8, "os", ifmap=64, filt=64, ofmap=64))
+    assert report.meta["tile_exceeds_buffer"] == ["big"] and "approximate" in report.meta["note"]
+    roomy = simulate_layers([GemmLayer("big", big)], accelerator(8, 8, "os"))
+    assert "tile_exceeds_buffer" not in roomy.meta

@@ -239,6 +239,17 @@ class _Buffers:
         return cls(hw.sram.ifmap_bytes // 2, hw.sram.filter_bytes // 2, hw.sram.ofmap_bytes // 2)
 
 
+def _tile_exceeds_buffer(tiles: dict[str, Any], buf: _Buffers, word_bytes: int) -> bool:
+    """True when some fold's tile of some operand is larger than that operand's buffer half.
+
+    The double-buffer model then still loads the whole tile before the fold starts (and writes a
+    whole output tile after it), a pipeline no real buffer could hold; traffic stays sound (the
+    residency policy is unchanged), but the stall estimate there is approximate, likely optimistic.
+    """
+    caps = {"ifmap": buf.ifmap, "filter": buf.filter, "ofmap": buf.ofmap}
+    return any(int(tiles["words"][op].max()) * word_bytes > caps[op] for op in OPERANDS)
+
+
 def _tile_words(geo: FoldGeometry, ifmap_words: int, dtype: Any = np.int64) -> dict[str, Any]:
     """Per-tile word counts for each operand, indexed by the fold coordinates that pick the tile.
 
@@ -449,7 +460,8 @@ def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: i
 
 def _assemble(shape: GemmShape, hw: SystolicAccelerator, geo: FoldGeometry, compute_cycles: int,
               mapping_efficiency: float, reads: dict[str, int], writes_array: dict[str, int],
-              dram: dict[str, int], prefetch: int, stall: int, drain: int) -> dict[str, Any]:
+              dram: dict[str, int], prefetch: int, stall: int, drain: int, tile_exceeds_buffer: bool
+              ) -> dict[str, Any]:
     """One result row; counts for a batch multiply (batched GEMMs run as independent layers)."""
     b = shape.batch
     wb = hw.word_bytes
@@ -497,6 +509,7 @@ def _assemble(shape: GemmShape, hw: SystolicAccelerator, geo: FoldGeometry, comp
         "compulsory_dram_bytes": compulsory,
         "dram_read_bytes": dram_read,
         "dram_write_bytes": dram_write,
+        "tile_exceeds_buffer": tile_exceeds_buffer,
     }
     energy = _energy_pj(hw, macs, sram_reads, sram_writes, dram_read, dram_write)
     if energy is not None:
@@ -541,7 +554,7 @@ def simulate_gemm(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_words: int
     dram["compulsory_ifmap"] = ifmap_words * hw.word_bytes
     prefetch, stall, drain = _schedule_fast(fold_in, fold_out, geo.cycles_per_fold, hw.dram_bytes_per_cycle)
     return _assemble(shape, hw, geo, compute_cycles, mapping_efficiency, reads, writes, dram,
-                     prefetch, stall, drain)
+                     prefetch, stall, drain, _tile_exceeds_buffer(tiles, buf, hw.word_bytes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,7 +798,7 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
     dram["compulsory_ifmap"] = ifmap_words * hw.word_bytes
     prefetch, stall, drain = _schedule_reference(fold_in, fold_out, fold_cycles, hw.dram_bytes_per_cycle)
     return _assemble(shape, hw, geo, compute_cycles, mapping_efficiency, reads, writes, dram,
-                     prefetch, stall, drain)
+                     prefetch, stall, drain, _tile_exceeds_buffer(tiles, _Buffers.of(hw), hw.word_bytes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -876,4 +889,9 @@ def simulate_layers(layers: list[GemmLayer], hw: SystolicAccelerator, *, workloa
                                 source=error.source) from None
         rows.append(row)
     info = {"engine": "systolic", "dataflow": hw.array.dataflow, **(meta or {})}
+    oversized = [r["layer"] for r in rows if r["tile_exceeds_buffer"]]
+    if oversized:
+        info["tile_exceeds_buffer"] = oversized
+        info["note"] = ("in the listed layers one fold's tile exceeds half its SRAM; the model still loads the "
+                        "whole tile before the fold starts, so their stall cycles are approximate (optimistic)")
     return Report(workload=workload, hardware=hw.name, layers=rows, totals=totals_of(rows, hw), meta=info)

@@ -95,6 +95,16 @@ Deliberate differences from SCALE-Sim 3.0
 6. ``mapping_efficiency`` is a fraction in [0, 1] (SCALE-Sim prints a percentage) computed
    from the exact closed form ``Sr*Sc / (folds*rows*cols)``; SCALE-Sim averages per-fold
    floats, so the two agree to floating-point rounding (about 1e-15 relative).
+7. A fold's tile larger than its buffer half: the double-buffer model above still loads the
+   whole tile before the fold starts (and writes a whole output tile after it), a pipeline that
+   cannot physically exist (the tile does not fit the half it is loaded into). The residency
+   policy is unchanged, so traffic stays sound (never below compulsory, never rising with a
+   bigger buffer), but stalls there are approximate, likely optimistic: a real design would
+   stream the tile through the buffer during the fold. Such rows carry
+   ``tile_exceeds_buffer = True`` and ``simulate_layers`` lists them in the Report meta.
+8. Sizes: every count is an exact integer at any size (int64 where a bound proves it cannot
+   overflow, Python integers otherwise); dimensions are limited to 2**53 and a layer to
+   ``MAX_FOLDS`` folds, beyond which one AccelsimError explains the limit.
 """
 from __future__ import annotations
 

@@ -65,7 +65,10 @@ and ``drain_cycles``, matching SCALE-Sim's split between "Total Cycles" and "Tot
 (incl. prefetch)".
 
 Two paths compute all of this. ``simulate_gemm_reference`` builds every fold's demand on the
-array edges, steps it cycle by cycle (counting SRAM accesses and busy PEs), runs the tile
+array edges, steps it cycle by cycle for as long as the demand schedules something (a fold's
+length is read off its demand, not taken from the formula above; unused lanes of a partial fold
+keep their skewed slots, as in SCALE-Sim's padded demand matrices, so every fold holds the array
+for the full skew), counting SRAM accesses and busy PEs, runs the tile
 residency state machine fold by fold and steps the DRAM channel cycle by cycle; it is for
 small shapes and tests. ``simulate_gemm`` uses the closed forms, numpy over the fold grid and
 the pipeline recurrence over runs of identical folds (milliseconds for a 256x1024x1024 GEMM).

@@ -1,0 +1,80 @@
+"""``accelsim roofline``: a whole model, one phase, on a GPU-like device."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from accelsim.cli import app, out
+from accelsim.errors import AccelsimError
+
+
+@app.command("roofline")
+def roofline_command(
+    model: str = typer.Option(..., help="Zoo model name, ModelConfig YAML, Hugging Face config.json, or an .onnx "
+                                        "file (costed as given; phase, batch, seq, context and tp do not apply)."),
+    device: str = typer.Option(..., help="GPU preset name (accelsim hardware list --kind gpu) or YAML path."),
+    phase: str = typer.Option("decode", help="prefill or decode."),
+    batch: int = typer.Option(1, help="Sequences in the batch."),
+    seq: int = typer.Option(512, help="Prompt length (prefill); encoder length for encoder-decoders."),
+    context: int = typer.Option(2048, help="Tokens already in the KV cache (decode)."),
+    tp: int = typer.Option(1, help="Tensor-parallel degree."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    top: int = typer.Option(12, help="Operators to list in the text output (largest time first)."),
+    fused_attention: bool = typer.Option(True, "--fused-attention/--unfused-attention",
+                                         help="Keep attention scores on chip (FlashAttention) or write them to DRAM."),
+    compute_efficiency: float = typer.Option(None, help="Override the device's achievable fraction of peak FLOP/s."),
+    memory_efficiency: float = typer.Option(None, help="Override the device's achievable fraction of bandwidth."),
+) -> None:
+    """Roofline time of one prefill or decode step: each Einsum bounded by compute, memory or link."""
+    from accelsim.engines.roofline import roofline
+    from accelsim.hardware import load_hardware
+    from workloads.config import load_model
+    from workloads.transformer import PHASES, build_model
+
+    if phase not in PHASES:
+        raise AccelsimError(f"unknown phase {phase!r}", field="phase", allowed=PHASES)
+    hw = load_hardware(device, kind="gpu")
+    overrides = {k: v for k, v in (("compute_efficiency", compute_efficiency),
+                                   ("memory_efficiency", memory_efficiency)) if v is not None}
+    for k, v in overrides.items():
+        if not 0 < v <= 1:
+            raise AccelsimError(f"must be in (0, 1], got {v}", field=k.replace("_", "-"))
+    if overrides:
+        hw = type(hw).model_validate(hw.model_dump() | overrides)
+    if model.endswith(".onnx"):
+        from workloads.importers.onnx_graph import graph_from_onnx
+
+        graph = graph_from_onnx(model)
+        name, phase, batch, seq, context, tp = graph.name, "onnx", None, None, None, None
+    else:
+        cfg = load_model(model)
+        name = cfg.name
+        graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp, fused_attention=fused_attention)
+    report = roofline(graph, hw)
+    t = report.totals
+    if as_json:
+        doc = dict(model=name, device=hw.name, phase=phase, batch=batch, seq=seq, context=context, tp=tp,
+                   total_s=t["total_s"], flops=t["flops"], bytes=t["bytes"], comm_bytes=t["comm_bytes"],
+                   bound=t["bound"], bytes_by_role=t["bytes_by_role"], time_by_part_s=t["time_by_part_s"],
+                   resident_bytes=t["resident_bytes"], fits_memory=t["fits_memory"],
+                   fused_attention=fused_attention, compute_efficiency=hw.compute_efficiency,
+                   memory_efficiency=hw.memory_efficiency,
+                   time_by_bound_s={b: t[f"{b}_bound_s"] for b in ("compute", "memory", "communication")},
+                   operators=[{k: row[k] for k in ("name", "kind", "count", "flops", "bytes", "time_s", "bound",
+                                                   "compute_s", "memory_s", "comm_s")} for row in report.layers])
+        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        return
+    setting = "(onnx graph)" if phase == "onnx" else f"{phase} batch={batch} seq={seq} context={context} tp={tp}"
+    out.print(f"{name} {setting} on {hw.name}: "
+              f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
+              f"mostly {t['bound']}-bound", markup=False, highlight=False)
+    if not t["fits_memory"]:
+        out.print(f"note: weights + KV cache need {t['resident_bytes'] / 1e9:.2f} GB per device, more than "
+                  f"{hw.name}'s {hw.memory.capacity_bytes / 1e9:.2f} GB (try a larger --tp)", markup=False,
+                  highlight=False)
+    rows = sorted(report.layers, key=lambda r: -r["time_s"])[:top]
+    out.print(f"{'operator':<34} {'x':>3} {'GFLOP':>10} {'MB':>10} {'ms':>9} bound", markup=False)
+    for r in rows:
+        out.print(f"{r['name'][:34]:<34} {r['count']:>3} {r['flops'] / 1e9:>10.3f} {r['bytes'] / 1e6:>10.3f} "
+                  f"{r['time_s'] * 1e3:>9.4f} {r['bound']}", markup=False, highlight=False)

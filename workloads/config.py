@@ -1,0 +1,197 @@
+"""ModelConfig: everything a transformer graph builder needs to know about a model.
+
+Why pydantic: a model configuration comes from YAML (the zoo), from a Hugging Face
+``config.json`` or from Python, and every route must reject the same mistakes (heads that do not
+divide the hidden size, KV heads that do not divide heads, top-k above the expert count) with
+one message naming the field. Sizes are exact integers; nothing here is a FLOP count.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from accelsim.errors import AccelsimError
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MLAConfig(_Strict):
+    """DeepSeek multi-head latent attention (DeepSeek-V2 paper, Sec. 2.1; V3 config.json names).
+
+    The KV cache holds, per token and layer, the compressed latent (``kv_lora_rank``) plus one
+    decoupled rotary key (``qk_rope_head_dim``) shared by all heads.
+    """
+
+    q_lora_rank: int | None = Field(default=None, gt=0, description="None: queries projected directly")
+    kv_lora_rank: int = Field(gt=0)
+    qk_nope_head_dim: int = Field(gt=0)
+    qk_rope_head_dim: int = Field(gt=0)
+    v_head_dim: int = Field(gt=0)
+
+
+class MoEConfig(_Strict):
+    """Mixture-of-Experts feed-forward (Mixtral, DeepSeek-V3 style: gated experts)."""
+
+    num_experts: int = Field(gt=0, description="routed experts per MoE layer")
+    top_k: int = Field(gt=0, description="routed experts per token")
+    expert_ffn_size: int = Field(gt=0)
+    shared_experts: int = Field(default=0, ge=0)
+    shared_ffn_size: int | None = Field(default=None, gt=0, description="default expert_ffn_size * shared_experts")
+    first_dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense FFN (DeepSeek: 3)")
+    capacity_factor: float | None = Field(default=None, gt=0, description="None: dropless")
+    router_bias: bool = Field(default=False, description="per-expert routing bias (DeepSeek-V3 e_score_correction_bias)")
+    gating: Literal["softmax", "sigmoid"] = "softmax"
+
+    @model_validator(mode="after")
+    def _check(self) -> "MoEConfig":
+        if self.top_k > self.num_experts:
+            raise ValueError(f"moe.top_k ({self.top_k}) must not exceed moe.num_experts ({self.num_experts})")
+        return self
+
+    @property
+    def shared_size(self) -> int:
+        return self.shared_ffn_size or self.expert_ffn_size * self.shared_experts
+
+
+class ModelConfig(_Strict):
+    """A transformer language model, sized exactly.
+
+    ``sources`` cites every number; ``params_published`` is the parameter count the sources
+    publish, which the test suite compares with the count derived from the built graph.
+    """
+
+    name: str
+    description: str = ""
+    sources: list[str] = Field(default_factory=list)
+    params_published: float | None = Field(default=None, gt=0)
+    architecture: Literal["decoder", "encoder", "encoder-decoder"] = "decoder"
+    hidden_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0, description="decoder layers, or encoder layers for an encoder")
+    num_decoder_layers: int | None = Field(default=None, gt=0, description="encoder-decoder only")
+    num_heads: int = Field(gt=0)
+    num_kv_heads: int | None = Field(default=None, gt=0, description="None: equal to num_heads (MHA)")
+    head_dim: int | None = Field(default=None, gt=0, description="None: hidden_size / num_heads")
+    ffn_size: int = Field(gt=0)
+    ffn_gated: bool = Field(default=False, description="SwiGLU-style gate*up before down")
+    activation: Literal["gelu", "silu", "relu"] = "gelu"
+    vocab_size: int = Field(gt=0)
+    tie_embeddings: bool = False
+    position: Literal["learned", "rope", "relative", "none"] = "rope"
+    max_positions: int = Field(default=0, ge=0, description="rows of a learned position table")
+    type_vocab_size: int = Field(default=0, ge=0, description="BERT token-type table rows")
+    embed_norm: bool = Field(default=False, description="norm after the embedding sum (BERT, XLM)")
+    final_norm: bool = Field(default=True, description="norm before the head (pre-norm models)")
+    norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
+    qkv_bias: bool = False
+    proj_bias: bool = Field(default=False, description="bias on output projection and FFN linears")
+    pooler: bool = Field(default=False, description="BERT pooler dense on the first token")
+    lm_head: bool = Field(default=True, description="vocabulary projection at the end")
+    lm_head_bias: bool = False
+    relative_position_projection: bool = Field(default=False, description="Transformer-XL r_net + r_w/r_r biases")
+    adaptive_cutoffs: list[int] | None = Field(default=None, description="Transformer-XL adaptive input/softmax")
+    adaptive_div: int = Field(default=1, gt=0)
+    mla: MLAConfig | None = None
+    moe: MoEConfig | None = None
+    dtype_bytes: int = Field(default=2, gt=0)
+    kv_dtype_bytes: int | None = Field(default=None, gt=0, description="None: dtype_bytes")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if self.head_dim is None and self.hidden_size % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size}) "
+                             "unless head_dim is given")
+        if self.num_kv_heads is not None and self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_kv_heads ({self.num_kv_heads}) must divide num_heads ({self.num_heads})")
+        if self.architecture == "encoder-decoder" and self.num_decoder_layers is None:
+            raise ValueError("num_decoder_layers is required for an encoder-decoder")
+        if self.position == "learned" and self.max_positions == 0:
+            raise ValueError("max_positions must be positive for learned positions")
+        if self.moe is not None and self.moe.first_dense_layers > self.num_layers:
+            raise ValueError("moe.first_dense_layers exceeds num_layers")
+        if self.adaptive_cutoffs is not None:
+            cuts = self.adaptive_cutoffs
+            if cuts != sorted(cuts) or not cuts or cuts[-1] >= self.vocab_size or cuts[0] <= 0:
+                raise ValueError("adaptive_cutoffs must increase strictly inside (0, vocab_size)")
+        return self
+
+    # --- derived sizes ---------------------------------------------------------------------
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def head_size(self) -> int:
+        return self.head_dim or self.hidden_size // self.num_heads
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.kv_dtype_bytes or self.dtype_bytes
+
+    @property
+    def attention_kind(self) -> str:
+        if self.mla is not None:
+            return "mla"
+        if self.kv_heads == self.num_heads:
+            return "mha"
+        return "mqa" if self.kv_heads == 1 else "gqa"
+
+
+# Error field names pydantic reports for model-level validators are empty; name them here.
+_VALIDATOR_FIELDS = ("num_kv_heads", "num_heads", "moe.top_k", "num_decoder_layers", "max_positions",
+                     "moe.first_dense_layers", "adaptive_cutoffs")
+
+
+def config_from_dict(data: object, source: str = "<dict>") -> ModelConfig:
+    """Validate ``data`` into a ModelConfig; any problem becomes one AccelsimError naming the field."""
+    if not isinstance(data, dict):
+        raise AccelsimError("expected a mapping of model fields", source=source)
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        if not loc:
+            loc = next((f for f in _VALIDATOR_FIELDS if msg.startswith(f)), "model")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif first["type"] != "missing" and "input" in first and not msg.startswith(loc.split(".")[-1]):
+            msg = f"{msg}, got {first['input']!r}"
+        raise AccelsimError(msg, field=loc, source=source) from None
+
+
+def zoo_paths() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(ZOO_DIR.glob("*.yaml"))}
+
+
+def zoo_names() -> list[str]:
+    return sorted(zoo_paths())
+
+
+def load_model(name_or_path: str | Path) -> ModelConfig:
+    """A zoo model by name, a ModelConfig YAML file, or a Hugging Face ``config.json`` by path."""
+    key = str(name_or_path)
+    zoo = zoo_paths()
+    if key in zoo:
+        path = zoo[key]
+    else:
+        path = Path(key)
+        if not path.exists():
+            raise AccelsimError(f"unknown model {key!r} (neither a zoo name nor an existing file)", field="model",
+                                allowed=sorted(zoo))
+    if path.suffix == ".json":
+        from workloads.importers.hf_config import config_from_hf_file
+
+        return config_from_hf_file(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise AccelsimError(f"malformed YAML: {err}", source=str(path)) from None
+    return config_from_dict(data, source=str(path))

@@ -1,0 +1,1 @@
+"""Importers: Hugging Face config.json -> ModelConfig; ONNX model -> Graph (local files only)."""

@@ -1,0 +1,109 @@
+"""A Hugging Face ``config.json`` (a local file) becomes a ModelConfig.
+
+Only the families whose architecture this package builds are accepted; any other
+``model_type`` is an error naming the supported ones, never a best guess. Field names follow
+the transformers library's configuration classes for each family.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from accelsim.errors import AccelsimError
+from workloads.config import ModelConfig, config_from_dict
+
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float8_e4m3fn": 1, "int8": 1}
+
+
+def _get(cfg: dict[str, Any], key: str, source: str) -> Any:
+    if key not in cfg:
+        raise AccelsimError("required field is missing", field=key, source=source)
+    return cfg[key]
+
+
+def _llama_like(c: dict[str, Any], src: str) -> dict[str, Any]:
+    """llama, mistral, mixtral, qwen2: RMSNorm, RoPE, SwiGLU, optional GQA."""
+    heads = _get(c, "num_attention_heads", src)
+    out = dict(
+        architecture="decoder", hidden_size=_get(c, "hidden_size", src), num_layers=_get(c, "num_hidden_layers", src),
+        num_heads=heads, num_kv_heads=c.get("num_key_value_heads") or heads, head_dim=c.get("head_dim"),
+        ffn_size=_get(c, "intermediate_size", src), ffn_gated=True, activation="silu",
+        vocab_size=_get(c, "vocab_size", src), tie_embeddings=bool(c.get("tie_word_embeddings", False)),
+        position="rope", norm="rmsnorm", qkv_bias=bool(c.get("attention_bias", False)),
+    )
+    if c["model_type"] == "qwen2":
+        out["qkv_bias"] = True  # Qwen2Attention always has q/k/v biases
+    if c["model_type"] == "mixtral":
+        out["moe"] = dict(num_experts=_get(c, "num_local_experts", src), top_k=_get(c, "num_experts_per_tok", src),
+                          expert_ffn_size=out["ffn_size"])
+    return out
+
+
+def _gpt2(c: dict[str, Any], src: str) -> dict[str, Any]:
+    d = _get(c, "n_embd", src)
+    return dict(architecture="decoder", hidden_size=d, num_layers=_get(c, "n_layer", src),
+                num_heads=_get(c, "n_head", src), ffn_size=c.get("n_inner") or 4 * d, activation="gelu",
+                vocab_size=_get(c, "vocab_size", src), tie_embeddings=True, position="learned",
+                max_positions=_get(c, "n_positions", src), norm="layernorm", qkv_bias=True, proj_bias=True)
+
+
+def _bert(c: dict[str, Any], src: str) -> dict[str, Any]:
+    return dict(architecture="encoder", hidden_size=_get(c, "hidden_size", src),
+                num_layers=_get(c, "num_hidden_layers", src), num_heads=_get(c, "num_attention_heads", src),
+                ffn_size=_get(c, "intermediate_size", src), activation="gelu", vocab_size=_get(c, "vocab_size", src),
+                position="learned", max_positions=_get(c, "max_position_embeddings", src),
+                type_vocab_size=c.get("type_vocab_size", 2), embed_norm=True, final_norm=False, norm="layernorm",
+                qkv_bias=True, proj_bias=True, pooler=True, lm_head=False)
+
+
+def _deepseek_v3(c: dict[str, Any], src: str) -> dict[str, Any]:
+    heads = _get(c, "num_attention_heads", src)
+    return dict(
+        architecture="decoder", hidden_size=_get(c, "hidden_size", src), num_layers=_get(c, "num_hidden_layers", src),
+        num_heads=heads, head_dim=c.get("v_head_dim", 128), ffn_size=_get(c, "intermediate_size", src),
+        ffn_gated=True, activation="silu", vocab_size=_get(c, "vocab_size", src),
+        tie_embeddings=bool(c.get("tie_word_embeddings", False)), position="rope", norm="rmsnorm",
+        mla=dict(q_lora_rank=c.get("q_lora_rank"), kv_lora_rank=_get(c, "kv_lora_rank", src),
+                 qk_nope_head_dim=_get(c, "qk_nope_head_dim", src), qk_rope_head_dim=_get(c, "qk_rope_head_dim", src),
+                 v_head_dim=_get(c, "v_head_dim", src)),
+        moe=dict(num_experts=_get(c, "n_routed_experts", src), top_k=_get(c, "num_experts_per_tok", src),
+                 expert_ffn_size=_get(c, "moe_intermediate_size", src), shared_experts=c.get("n_shared_experts") or 0,
+                 first_dense_layers=c.get("first_k_dense_replace", 0),
+                 router_bias=c.get("topk_method") == "noaux_tc",
+                 gating="sigmoid" if c.get("scoring_func") == "sigmoid" else "softmax"),
+    )
+
+
+FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "mixtral": _llama_like, "qwen2": _llama_like,
+            "gpt2": _gpt2, "bert": _bert, "deepseek_v3": _deepseek_v3}
+
+
+def config_from_hf(data: dict[str, Any], name: str, source: str = "<config.json>") -> ModelConfig:
+    """Translate a parsed ``config.json`` dict."""
+    if not isinstance(data, dict):
+        raise AccelsimError("expected a JSON object", source=source)
+    model_type = data.get("model_type")
+    if model_type not in FAMILIES:
+        raise AccelsimError(f"unsupported model_type {model_type!r}", field="model_type", allowed=sorted(FAMILIES),
+                            source=source)
+    fields = FAMILIES[model_type](data, source)
+    fields = {k: v for k, v in fields.items() if v is not None}
+    dtype = data.get("torch_dtype")
+    if dtype in _DTYPE_BYTES:
+        fields["dtype_bytes"] = _DTYPE_BYTES[dtype]
+    fields.update(name=name, description=f"imported from Hugging Face config.json ({model_type})",
+                  sources=[f"Hugging Face config.json: {source}"])
+    return config_from_dict(fields, source=source)
+
+
+def config_from_hf_file(path: str | Path) -> ModelConfig:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AccelsimError("file not found", source=str(path)) from None
+    except json.JSONDecodeError as err:
+        raise AccelsimError(f"malformed JSON at line {err.lineno}: {err.msg}", source=str(path)) from None
+    name = path.parent.name if path.name == "config.json" and path.parent.name else path.stem
+    return config_from_hf(data, name=name.lower(), source=str(path))

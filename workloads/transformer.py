@@ -1,0 +1,655 @@
+"""Transformer blocks and whole models as Graphs of Einsums, from a ModelConfig.
+
+Layout. Activations are ``[b, s, d]`` (batch, positions processed now, hidden). Queries are
+``[b, s, g, r, e]`` with ``g`` KV heads and ``r = heads / kv_heads`` query heads per KV head,
+so one Einsum ``S[b,g,r,s,m] = Q[b,s,g,r,e] * K[b,m,g,e]`` covers MHA (r = 1), GQA and MQA
+(g = 1) and shows the KV reuse exactly. Every projection is an Einsum straight into that
+layout (no reshape operators).
+
+Phases. ``prefill``: ``s = seq`` new positions per sequence, keys ``m = seq``, K/V written to
+the cache. ``decode``: ``s = 1`` new position, K/V of the new token written to the cache, then
+attention reads ``m = context + 1`` rows from the cache (the ``context`` rows already there plus
+the one just appended, as paged-attention kernels do after ``reshape_and_cache``).
+
+Counting conventions an engine must honour (both are Einsum ``attrs``):
+- ``flop_fraction``: the fraction of the iteration space that is actually computed. Causal
+  prefill scores use only the lower triangle, ``s(s+1)/2`` of the ``s*s`` points per head,
+  so QK^T, softmax and PV carry ``flop_fraction = (s+1)/(2s)`` and ``attrs["causal"] = True``.
+  Tensor shapes stay the full rectangle. MoE experts use it too (see ``workloads.moe``).
+- ``touched``: ``{tensor name: fraction}`` of a tensor an Einsum actually reads, for gathers:
+  an embedding lookup touches ``min(tokens, vocab) / vocab`` of the table, an MoE layer
+  touches ``distinct experts / experts`` of its expert weights.
+``accelsim.engines.roofline.einsum_flops`` and ``einsum_traffic`` apply them.
+
+Whole models. Identical layers are built once: a ``ModelGraph`` holds parts, each a Graph
+and a repeat count (embedding x1, block x layers, head x1), so a 70B decode step is ~40
+Einsums, not 3,000, and builds and evaluates in milliseconds. ``ModelGraph.expand()`` gives
+the flat Graph when a consumer needs one.
+
+Tensor parallelism (Megatron style). With degree ``tp`` each device holds ``heads/tp`` query
+heads, ``max(1, kv_heads/tp)`` KV heads (KV heads are replicated when fewer than ``tp``),
+``ffn/tp`` FFN columns (each expert's FFN is split the same way), and the vocabulary split
+``vocab/tp``. Row-parallel outputs (attention output projection, FFN down) end in an
+all-reduce Einsum (OpKind.ALLREDUCE) over ``[b, s, d]`` with ``attrs`` ``participants = tp`` and
+``collective_bytes = 2 (tp-1)/tp * size`` (ring all-reduce, bytes each device sends). The
+graph is one device's work. Norms and residuals are replicated.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Literal
+
+from accelsim.errors import AccelsimError
+from accelsim.ir import Einsum, Graph, Operand, OpKind, Tensor, TensorRole
+from workloads.config import ModelConfig
+
+Phase = Literal["prefill", "decode"]
+PHASES = ("prefill", "decode")
+W, A, I, KV = TensorRole.WEIGHT, TensorRole.ACTIVATION, TensorRole.INPUT, TensorRole.KV_CACHE
+
+
+@dataclass(frozen=True)
+class Part:
+    """A Graph executed ``repeat`` times in sequence (identical layers).
+
+    ``input``/``output`` name the tensors carrying the hidden state in and out, so ``expand``
+    can chain repeats and parts into one connected Graph.
+    """
+
+    name: str
+    graph: Graph
+    repeat: int = 1
+    input: str | None = None
+    output: str | None = None
+
+
+@dataclass
+class ModelGraph:
+    """A whole model for one phase: parts in execution order, each repeated."""
+
+    name: str
+    parts: list[Part]
+    config: ModelConfig | None = None
+    meta: dict[str, object] = field(default_factory=dict)
+
+    def einsums(self) -> Iterator[tuple[Einsum, int]]:
+        """Each distinct Einsum with how many times it runs."""
+        for part in self.parts:
+            for e in part.graph.einsums:
+                yield e, part.repeat
+
+    def weight_elements(self) -> int:
+        """Parameters: weight tensors x repeat, a weight shared by name between single parts counted once."""
+        seen: set[str] = set()
+        total = 0
+        for part in self.parts:
+            for t in part.graph.tensors.values():
+                if t.role is not TensorRole.WEIGHT:
+                    continue
+                if part.repeat == 1:
+                    if t.name in seen:
+                        continue
+                    seen.add(t.name)
+                total += t.elements * part.repeat
+        return total
+
+    def weight_bytes(self) -> int:
+        seen: set[str] = set()
+        total = 0
+        for part in self.parts:
+            for t in part.graph.tensors.values():
+                if t.role is TensorRole.WEIGHT and not (part.repeat == 1 and t.name in seen):
+                    seen.add(t.name)
+                    total += t.bytes * part.repeat
+        return total
+
+    @property
+    def flops_dense(self) -> int:
+        """Iteration-space FLOPs, ignoring ``flop_fraction`` (an upper bound)."""
+        return sum(e.flops * n for e, n in self.einsums())
+
+    def expand(self) -> Graph:
+        """The flat, connected Graph of every layer.
+
+        Each repeat's Einsums and tensors are renamed ``<part>.<i>.<name>``; a part's hidden-state
+        input becomes the previous part's (or repeat's) output. Tensors shared by all layers (graph
+        inputs without a dotted name: ``rope_table``, ``token_ids``, ``encoder_out``) keep their
+        names. For an encoder-decoder prefill the decoder chain is fed by the encoder's output (the
+        decoder's own token embedding is not a separate part).
+        """
+        out: list[Einsum] = []
+        carry: Tensor | None = None
+        for part in self.parts:
+            for i in range(part.repeat):
+                prefix = f"{part.name}.{i}." if part.repeat > 1 else ""
+                mapping = {part.input: carry} if (part.input and carry is not None) else {}
+                out.extend(_rename(e, prefix, mapping) for e in part.graph.einsums)
+                if part.output:
+                    t = part.graph.tensors[part.output]
+                    carry = Tensor(prefix + t.name, t.dims, t.shape, t.dtype_bytes, t.role)
+        return Graph(self.name, out)
+
+
+def _rename(e: Einsum, prefix: str, mapping: dict[str, Tensor]) -> Einsum:
+    def op(o: Operand) -> Operand:
+        t = o.tensor
+        if t.name in mapping:
+            src = mapping[t.name]
+            if src.shape != t.shape:
+                raise AccelsimError(f"cannot chain {src.name} {src.shape} into {t.name} {t.shape}", field="expand")
+            return Operand(Tensor(src.name, src.dims, src.shape, src.dtype_bytes, TensorRole.ACTIVATION), o.index)
+        if not prefix or (t.role is TensorRole.INPUT and "." not in t.name):
+            return o
+        return Operand(Tensor(prefix + t.name, t.dims, t.shape, t.dtype_bytes, t.role), o.index)
+
+    if not prefix and not mapping:
+        return e
+    renamed = {o.tensor.name: op(o).tensor.name for o in (*e.inputs, e.output)}
+    attrs = dict(e.attrs)
+    if "touched" in attrs:  # fractions are keyed by tensor name: follow the renaming
+        attrs["touched"] = {renamed.get(k, k): v for k, v in attrs["touched"].items()}
+    return Einsum(prefix + e.name, op(e.output), tuple(op(i) for i in e.inputs), e.extents, e.op, attrs)
+
+
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class _Dims:
+    """Per-device sizes for one phase."""
+
+    b: int
+    s: int  # positions computed now
+    m: int  # key positions attended
+    d: int
+    heads: int  # query heads on this device
+    g: int  # KV heads on this device
+    r: int  # query heads per KV head
+    e: int  # head dim
+    ffn: int
+    vocab: int
+    tp: int
+
+
+def _shard(total: int, tp: int, name: str) -> int:
+    if total % tp:
+        raise AccelsimError(f"{name} ({total}) is not divisible by the tensor-parallel degree {tp}", field="tp")
+    return total // tp
+
+
+class BlockBuilder:
+    """Accumulates the Einsums of one graph; small helpers keep each operator one line."""
+
+    def __init__(self, cfg: ModelConfig, prefix: str) -> None:
+        self.cfg = cfg
+        self.p = prefix
+        self.ops: list[Einsum] = []
+        self.db = cfg.dtype_bytes
+
+    # tensors ------------------------------------------------------------------------------
+    def t(self, name: str, dims: str, shape: tuple[int, ...], role: TensorRole = A, dtype: int | None = None,
+          shared: bool = False) -> Tensor:
+        full = name if shared else self.p + name
+        return Tensor(full, tuple(dims), shape, dtype or self.db, role)
+
+    def add(self, name: str, out: Tensor, out_idx: str, ins: list[tuple[Tensor, str]], extents: dict[str, int],
+            op: OpKind, **attrs: object) -> Tensor:
+        self.ops.append(Einsum(self.p + name, Operand(out, tuple(out_idx)),
+                               tuple(Operand(t, tuple(i)) for t, i in ins), extents, op, attrs))
+        return out
+
+    # operators ----------------------------------------------------------------------------
+    def linear(self, name: str, x: Tensor, x_idx: str, w_name: str, w_dims: str, out_dims: str,
+               sizes: dict[str, int], bias: bool = False, kind: str = "gemm") -> Tensor:
+        """``out[out_dims] = x[x_idx] * W[w_dims]`` (+ bias over the non-token output dims)."""
+        w = self.t(w_name, w_dims, tuple(sizes[c] for c in w_dims), W)
+        y = self.t(name, out_dims, tuple(sizes[c] for c in out_dims))
+        ext = {c: sizes[c] for c in dict.fromkeys(x_idx + w_dims + out_dims)}
+        self.add(name, y, out_dims, [(x, x_idx), (w, w_dims)], ext, OpKind.MAC, kind=kind)
+        if bias:
+            bias_dims = "".join(c for c in out_dims if c in w_dims)
+            bt = self.t(w_name + "_bias", bias_dims, tuple(sizes[c] for c in bias_dims), W)
+            yb = self.t(name + "_b", out_dims, y.shape)
+            self.add(name + "_bias", yb, out_dims, [(y, out_dims), (bt, bias_dims)],
+                     {c: sizes[c] for c in out_dims}, OpKind.ADD, kind="bias")
+            return yb
+        return y
+
+    def norm(self, name: str, x: Tensor, dims: str, sizes: dict[str, int], *, weight_shared: bool = False) -> Tensor:
+        """Layer/RMS norm over the last dim: a vector pass with scale (and shift for LayerNorm)."""
+        last = dims[-1]
+        ins = [(x, dims), (self.t(name + ".gamma", last, (sizes[last],), W, shared=weight_shared), last)]
+        if self.cfg.norm == "layernorm":
+            ins.append((self.t(name + ".beta", last, (sizes[last],), W, shared=weight_shared), last))
+        y = self.t(name, dims, x.shape)
+        return self.add(name, y, dims, ins, {c: sizes[c] for c in dims}, OpKind.NORM, kind=self.cfg.norm)
+
+    def pointwise(self, name: str, op: OpKind, a: Tensor, b: Tensor | None, dims: str, sizes: dict[str, int],
+                  b_dims: str | None = None, **attrs: object) -> Tensor:
+        y = self.t(name, dims, a.shape)
+        ins = [(a, dims)] + ([(b, b_dims or dims)] if b is not None else [])
+        return self.add(name, y, dims, ins, {c: sizes[c] for c in dims}, op, **attrs)
+
+    def rope(self, name: str, x: Tensor, dims: str, sizes: dict[str, int], rot_dim: str) -> Tensor:
+        """Rotary embedding: ``x*cos + rotate(x)*sin``, as a multiply against a [s, 2, e] cos/sin table.
+
+        Costed as 2 FLOPs per element (the two products); the add is folded in.
+        """
+        table = self.t("rope_table", "sce", (sizes["s"], 2, sizes[rot_dim]), I, shared=True)
+        y = self.t(name, dims, x.shape)
+        ext = {c: sizes[c] for c in dims} | {"c": 2}
+        return self.add(name, y, dims, [(x, dims), (table, "sc" + rot_dim)], ext, OpKind.MUL, kind="rope")
+
+    def allreduce(self, name: str, x: Tensor, dims: str, sizes: dict[str, int], tp: int) -> Tensor:
+        if tp == 1:
+            return x
+        y = self.t(name, dims, x.shape)
+        ring = 2 * (tp - 1) / tp * x.bytes  # ring all-reduce: each device sends (and receives) this much
+        return self.add(name, y, dims, [(x, dims)], {c: sizes[c] for c in dims}, OpKind.ALLREDUCE,
+                        kind="allreduce", participants=tp, collective_bytes=ring)
+
+
+# ----------------------------------------------------------------------------------------------
+def _dims(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, tp: int) -> _Dims:
+    if phase not in PHASES:
+        raise AccelsimError(f"unknown phase {phase!r}", field="phase", allowed=PHASES)
+    for label, v in (("batch", batch), ("seq", seq), ("tp", tp)):
+        if not isinstance(v, int) or v <= 0:
+            raise AccelsimError(f"must be a positive integer, got {v!r}", field=label)
+    if phase == "decode" and (not isinstance(context, int) or context < 0):
+        raise AccelsimError(f"must be a non-negative integer, got {context!r}", field="context")
+    heads = _shard(cfg.num_heads, tp, "num_heads")
+    kv = cfg.kv_heads
+    if kv >= tp:
+        g = _shard(kv, tp, "num_kv_heads")
+    elif tp % kv:
+        raise AccelsimError(f"num_kv_heads ({kv}) must divide the tensor-parallel degree {tp} when smaller",
+                            field="tp")
+    else:
+        g = 1  # replicated KV head
+    if cfg.mla is not None:
+        g = 1  # MLA: one shared latent per token
+    r = heads // g if cfg.mla is None else heads
+    s, m = (seq, seq) if phase == "prefill" else (1, context + 1)
+    return _Dims(b=batch, s=s, m=m, d=cfg.hidden_size, heads=heads, g=g, r=r, e=cfg.head_size,
+                 ffn=_shard(cfg.ffn_size, tp, "ffn_size"), vocab=math.ceil(cfg.vocab_size / tp), tp=tp)
+
+
+def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: bool, cache: bool,
+               name: str = "attn", memory: Tensor | None = None, memory_len: int | None = None) -> Tensor:
+    """Multi-head / grouped-query / multi-query attention; ``memory`` makes it cross-attention."""
+    cfg = bb.cfg
+    sz = dict(b=D.b, s=D.s, d=D.d, g=D.g, r=D.r, e=D.e, m=D.m)
+    n = name + "."
+    q = bb.linear(n + "q", x, "bsd", n + "wq", "dgre", "bsgre", sz, bias=cfg.qkv_bias)
+    if memory is None:
+        kv_src, kv_sz = x, dict(sz)
+    else:
+        kv_sz = dict(sz, s=memory_len, m=memory_len)
+        kv_src = memory
+    mlen = D.m if memory is None else memory_len
+    sz["m"] = mlen
+    if memory is not None and phase == "decode":
+        # cross-attention K/V of the encoder output are computed once (prefill) and cached, so
+        # decode reads the cache and never touches the cross-attention K/V weights
+        k = bb.t(n + "k_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
+        v = bb.t(n + "v_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
+    else:
+        k = bb.linear(n + "k", kv_src, "bsd", n + "wk", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
+        v = bb.linear(n + "v", kv_src, "bsd", n + "wv", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
+        if cfg.position == "rope" and memory is None:
+            q = bb.rope(n + "q_rope", q, "bsgre", sz, "e")
+            k = bb.rope(n + "k_rope", k, "bsge", sz, "e")
+        if cache:
+            kw = bb.t(n + "k_cache_write", "bsge", k.shape, KV, dtype=cfg.kv_bytes)
+            vw = bb.t(n + "v_cache_write", "bsge", v.shape, KV, dtype=cfg.kv_bytes)
+            bb.add(n + "k_cache_write", kw, "bsge", [(k, "bsge")], {c: kv_sz[c] for c in "bsge"}, OpKind.COPY,
+                   kind="kv_write")
+            bb.add(n + "v_cache_write", vw, "bsge", [(v, "bsge")], {c: kv_sz[c] for c in "bsge"}, OpKind.COPY,
+                   kind="kv_write")
+        if phase == "decode" and memory is None:
+            k = bb.t(n + "k_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
+            v = bb.t(n + "v_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
+        else:  # prefill attends to the freshly computed keys: rename the position rank to m
+            pass
+    k_idx = "bmge"
+    frac = (D.s + 1) / (2 * D.s) if causal and phase == "prefill" and memory is None else 1.0
+    ext = {c: sz[c] for c in "bgrsme"}
+    scores = bb.t(n + "scores", "bgrsm", (D.b, D.g, D.r, D.s, mlen))
+    bb.add(n + "qk", scores, "bgrsm", [(q, "bsgre"), (k, k_idx)], ext, OpKind.MAC, kind="attention_qk",
+           causal=frac != 1.0, flop_fraction=frac)
+    probs = bb.t(n + "probs", "bgrsm", scores.shape)
+    bb.add(n + "softmax", probs, "bgrsm", [(scores, "bgrsm")], {c: sz[c] for c in "bgrsm"}, OpKind.EXP,
+           kind="softmax", causal=frac != 1.0, flop_fraction=frac)
+    ctx = bb.t(n + "ctx", "bsgre", q.shape)
+    bb.add(n + "pv", ctx, "bsgre", [(probs, "bgrsm"), (v, k_idx)], ext, OpKind.MAC, kind="attention_pv",
+           causal=frac != 1.0, flop_fraction=frac)
+    if cfg.relative_position_projection and memory is None:
+        # Transformer-XL: positional keys R = r_net(pos_emb) [m, heads, e] and their scores
+        rk = bb.linear(n + "r", bb.t("rel_pos_emb", "md", (mlen, D.d), I, shared=True), "md", n + "wr", "dgre",
+                       "mgre", sz)
+        rs = bb.t(n + "pos_scores", "bgrsm", scores.shape)
+        bb.add(n + "q_r", rs, "bgrsm", [(q, "bsgre"), (rk, "mgre")], ext, OpKind.MAC, kind="attention_qr")
+        for bias in ("r_w_bias", "r_r_bias"):  # per-layer learned biases (untie_r)
+            bb.ops.append(Einsum(bb.p + n + bias, Operand(bb.t(n + bias + "_q", "bsgre", q.shape), tuple("bsgre")),
+                                 (Operand(q, tuple("bsgre")), Operand(bb.t(n + bias, "gre", (D.g, D.r, D.e), W),
+                                                                      tuple("gre"))),
+                                 {c: sz[c] for c in "bsgre"}, OpKind.ADD, {"kind": "bias"}))
+    o = bb.linear(n + "o", ctx, "bsgre", n + "wo", "gred", "bsd", sz, bias=cfg.proj_bias)
+    return bb.allreduce(n + "allreduce", o, "bsd", sz, D.tp)
+
+
+def _mla(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str) -> Tensor:
+    """DeepSeek MLA. Prefill expands the latent into per-head K/V; decode absorbs W_UK into the
+    query and W_UV after attention, attending directly over the cached latent (DeepSeek-V2 Sec.
+    2.1.2 'absorbed' inference), so decode reads only ``kv_lora_rank + rope`` values per token."""
+    mla = bb.cfg.mla
+    assert mla is not None
+    h = D.heads
+    sz = dict(b=D.b, s=D.s, d=D.d, h=h, m=D.m, n=mla.qk_nope_head_dim, p=mla.qk_rope_head_dim,
+              v=mla.v_head_dim, c=mla.kv_lora_rank, l=mla.q_lora_rank or 1)
+    if mla.q_lora_rank:
+        qa = bb.linear("attn.q_a", x, "bsd", "attn.wq_a", "dl", "bsl", sz)
+        qa = bb.norm("attn.q_a_norm", qa, "bsl", sz)
+        q_nope = bb.linear("attn.q_nope", qa, "bsl", "attn.wq_b_nope", "lhn", "bshn", sz)
+        q_pe = bb.linear("attn.q_pe", qa, "bsl", "attn.wq_b_rope", "lhp", "bshp", sz)
+    else:
+        q_nope = bb.linear("attn.q_nope", x, "bsd", "attn.wq_nope", "dhn", "bshn", sz)
+        q_pe = bb.linear("attn.q_pe", x, "bsd", "attn.wq_rope", "dhp", "bshp", sz)
+    c_kv = bb.linear("attn.kv_a", x, "bsd", "attn.wkv_a", "dc", "bsc", sz)
+    k_pe = bb.linear("attn.k_pe", x, "bsd", "attn.wk_rope", "dp", "bsp", sz)
+    c_kv = bb.norm("attn.kv_a_norm", c_kv, "bsc", sz)
+    q_pe = bb.rope("attn.q_rope", q_pe, "bshp", sz, "p")
+    k_pe = bb.rope("attn.k_rope", k_pe, "bsp", sz, "p")
+    kvb = bb.cfg.kv_bytes
+    bb.add("attn.ckv_cache_write", bb.t("attn.ckv_cache_write", "bsc", c_kv.shape, KV, dtype=kvb), "bsc",
+           [(c_kv, "bsc")], {c: sz[c] for c in "bsc"}, OpKind.COPY, kind="kv_write")
+    bb.add("attn.kpe_cache_write", bb.t("attn.kpe_cache_write", "bsp", k_pe.shape, KV, dtype=kvb), "bsp",
+           [(k_pe, "bsp")], {c: sz[c] for c in "bsp"}, OpKind.COPY, kind="kv_write")
+    w_uk = bb.t("attn.wkv_b_k", "chn", (sz["c"], h, sz["n"]), W)
+    w_uv = bb.t("attn.wkv_b_v", "chv", (sz["c"], h, sz["v"]), W)
+    causal = phase == "prefill"
+    frac = (D.s + 1) / (2 * D.s) if causal else 1.0
+    sc_shape = (D.b, h, D.s, D.m)
+    if phase == "prefill":
+        keys = bb.t("attn.k_nope", "bmhn", (D.b, D.m, h, sz["n"]))
+        bb.add("attn.k_up", keys, "bmhn", [(c_kv, "bmc"), (w_uk, "chn")], {c: sz[c] for c in "bmhnc"}, OpKind.MAC,
+               kind="gemm")
+        vals = bb.t("attn.v", "bmhv", (D.b, D.m, h, sz["v"]))
+        bb.add("attn.v_up", vals, "bmhv", [(c_kv, "bmc"), (w_uv, "chv")], {c: sz[c] for c in "bmhvc"}, OpKind.MAC,
+               kind="gemm")
+        s1 = bb.add("attn.qk_nope", bb.t("attn.scores_nope", "bhsm", sc_shape), "bhsm",
+                    [(q_nope, "bshn"), (keys, "bmhn")], {c: sz[c] for c in "bhsmn"}, OpKind.MAC,
+                    kind="attention_qk", causal=True, flop_fraction=frac)
+        kpe_keys, kpe_idx = k_pe, "bmp"
+    else:
+        ckv_cache = bb.t("attn.ckv_cache", "bmc", (D.b, D.m, sz["c"]), KV, dtype=kvb)
+        kpe_keys, kpe_idx = bb.t("attn.kpe_cache", "bmp", (D.b, D.m, sz["p"]), KV, dtype=kvb), "bmp"
+        q_lat = bb.add("attn.q_absorb", bb.t("attn.q_latent", "bshc", (D.b, D.s, h, sz["c"])), "bshc",
+                       [(q_nope, "bshn"), (w_uk, "chn")], {c: sz[c] for c in "bshnc"}, OpKind.MAC, kind="gemm")
+        s1 = bb.add("attn.qk_nope", bb.t("attn.scores_nope", "bhsm", sc_shape), "bhsm",
+                    [(q_lat, "bshc"), (ckv_cache, "bmc")], {c: sz[c] for c in "bhsmc"}, OpKind.MAC,
+                    kind="attention_qk")
+    s2 = bb.add("attn.qk_rope", bb.t("attn.scores_rope", "bhsm", sc_shape), "bhsm",
+                [(q_pe, "bshp"), (kpe_keys, kpe_idx)], {c: sz[c] for c in "bhsmp"}, OpKind.MAC,
+                kind="attention_qk", causal=causal, flop_fraction=frac)
+    sc = bb.pointwise("attn.scores", OpKind.ADD, s1, s2, "bhsm", sz, kind="attention_scores", flop_fraction=frac)
+    probs = bb.pointwise("attn.probs", OpKind.EXP, sc, None, "bhsm", sz, kind="softmax", causal=causal,
+                         flop_fraction=frac)
+    if phase == "prefill":
+        ctx = bb.add("attn.pv", bb.t("attn.ctx", "bshv", (D.b, D.s, h, sz["v"])), "bshv",
+                     [(probs, "bhsm"), (vals, "bmhv")], {c: sz[c] for c in "bhsmv"}, OpKind.MAC,
+                     kind="attention_pv", causal=True, flop_fraction=frac)
+    else:
+        o_lat = bb.add("attn.pv", bb.t("attn.ctx_latent", "bshc", (D.b, D.s, h, sz["c"])), "bshc",
+                       [(probs, "bhsm"), (ckv_cache, "bmc")], {c: sz[c] for c in "bhsmc"}, OpKind.MAC,
+                       kind="attention_pv")
+        ctx = bb.add("attn.v_absorb", bb.t("attn.ctx", "bshv", (D.b, D.s, h, sz["v"])), "bshv",
+                     [(o_lat, "bshc"), (w_uv, "chv")], {c: sz[c] for c in "bshcv"}, OpKind.MAC, kind="gemm")
+    o = bb.linear("attn.o", ctx, "bshv", "attn.wo", "hvd", "bsd", sz)
+    return bb.allreduce("attn.allreduce", o, "bsd", sz, D.tp)
+
+
+def _dense_ffn(bb: BlockBuilder, x: Tensor, D: _Dims, ffn: int, name: str = "ffn", allreduce: bool = True) -> Tensor:
+    cfg = bb.cfg
+    sz = dict(b=D.b, s=D.s, d=D.d, f=ffn)
+    n = name + "."
+    up = bb.linear(n + "up", x, "bsd", n + "w_up", "df", "bsf", sz, bias=cfg.proj_bias)
+    if cfg.ffn_gated:
+        gate = bb.linear(n + "gate", x, "bsd", n + "w_gate", "df", "bsf", sz, bias=cfg.proj_bias)
+        act = bb.pointwise(n + "act", OpKind.ACTIVATION, gate, None, "bsf", sz, kind=cfg.activation)
+        h = bb.pointwise(n + "gated", OpKind.MUL, act, up, "bsf", sz)
+    else:
+        h = bb.pointwise(n + "act", OpKind.ACTIVATION, up, None, "bsf", sz, kind=cfg.activation)
+    y = bb.linear(n + "down", h, "bsf", n + "w_down", "fd", "bsd", sz, bias=cfg.proj_bias)
+    return bb.allreduce(n + "allreduce", y, "bsd", sz, D.tp) if allreduce else y
+
+
+SCORE_KINDS = frozenset({"attention_qk", "attention_qr", "attention_scores", "softmax"})
+
+
+def _keep_scores_on_chip(ops: list[Einsum]) -> list[Einsum]:
+    """FlashAttention-style fusion: attention scores and probabilities never reach DRAM.
+
+    Marks every score/probability tensor ``touched = 0`` in every Einsum that reads or writes
+    it, so traffic engines count no bytes for them; FLOPs are unchanged.
+    """
+    from dataclasses import replace
+
+    names = {e.output.tensor.name for e in ops if e.attrs.get("kind") in SCORE_KINDS}
+    out = []
+    for e in ops:
+        hit = {t.name for t in e.tensors} & names
+        if hit:
+            touched = dict(e.attrs.get("touched", {})) | {n: 0.0 for n in hit}
+            e = replace(e, attrs=dict(e.attrs) | {"touched": touched, "fused_attention": True})
+        out.append(e)
+    return out
+
+
+def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: object | None = None,
+           memory_len: int | None = None, flash: bool = True) -> Graph:
+    """One layer: pre-norm (decoder-only models) or post-norm (BERT, XLM, T5 uses pre-norm).
+
+    ``kind``: ``encoder`` (bidirectional, no cache), ``decoder`` (causal, cache), ``cross``
+    (T5 decoder: causal self-attention, cross-attention over ``memory_len`` encoder outputs).
+    """
+    bb = BlockBuilder(cfg, "")
+    sz = dict(b=D.b, s=D.s, d=D.d)
+    x = bb.t("x", "bsd", (D.b, D.s, D.d), I)
+    post_norm = cfg.architecture == "encoder"  # BERT and XLM normalise after the residual add
+    causal = kind != "encoder"
+    h_in = x if post_norm else bb.norm("attn_norm", x, "bsd", sz)
+    if cfg.mla is not None:
+        a = _mla(bb, h_in, D, phase)
+    else:
+        a = _attention(bb, h_in, D, phase, causal=causal, cache=causal)
+    h = bb.pointwise("attn_residual", OpKind.ADD, x, a, "bsd", sz, kind="residual")
+    if post_norm:
+        h = bb.norm("attn_norm", h, "bsd", sz)
+    if kind == "cross":
+        mem = bb.t("encoder_out", "bsd", (D.b, memory_len, D.d), I)
+        c_in = bb.norm("cross_norm", h, "bsd", sz)
+        c = _attention(bb, c_in, D, phase, causal=False, cache=False, name="cross", memory=mem, memory_len=memory_len)
+        h = bb.pointwise("cross_residual", OpKind.ADD, h, c, "bsd", sz, kind="residual")
+    f_in = h if post_norm else bb.norm("ffn_norm", h, "bsd", sz)
+    if moe_routing is not None:
+        from workloads.moe import moe_ffn
+
+        f = moe_ffn(bb, f_in, D, moe_routing)
+    else:
+        f = _dense_ffn(bb, f_in, D, D.ffn)
+    y = bb.pointwise("ffn_residual", OpKind.ADD, h, f, "bsd", sz, kind="residual")
+    if post_norm:
+        y = bb.norm("ffn_norm", y, "bsd", sz)
+    return Graph(f"{cfg.name}.{kind}-block", _keep_scores_on_chip(bb.ops) if flash else bb.ops)
+
+
+def _embedding(cfg: ModelConfig, D: _Dims, phase: str, context: int, name: str = "embed") -> Graph:
+    """Token (+ position, + token type) embedding lookups as gathers over whole tables."""
+    bb = BlockBuilder(cfg, "")
+    tokens = D.b * D.s
+    sz = dict(b=D.b, s=D.s, d=D.d)
+    ids = bb.t("token_ids", "bs", (D.b, D.s), I, dtype=4)
+    if cfg.adaptive_cutoffs:
+        return _adaptive_embedding(cfg, bb, D, ids)
+    table = bb.t("embed.weight", "vd", (cfg.vocab_size, D.d), W, shared=True)
+    x = bb.t("embed.tokens", "bsd", (D.b, D.s, D.d))
+    bb.add("embed.lookup", x, "bsd", [(ids, "bs"), (table, "vd")], {"b": D.b, "s": D.s, "d": D.d, "v": cfg.vocab_size},
+           OpKind.COPY, kind="gather", touched={table.name: min(tokens, cfg.vocab_size) / cfg.vocab_size})
+    if cfg.position == "learned":
+        pos = bb.t("embed.positions", "pd", (cfg.max_positions, D.d), W, shared=True)
+        pe = bb.t("embed.pos", "bsd", x.shape)
+        rows = min(D.s, cfg.max_positions)
+        bb.add("embed.pos_lookup", pe, "bsd", [(ids, "bs"), (pos, "pd")],
+               {"b": D.b, "s": D.s, "d": D.d, "p": cfg.max_positions}, OpKind.COPY, kind="gather",
+               touched={pos.name: rows / cfg.max_positions})
+        x = bb.pointwise("embed.add_pos", OpKind.ADD, x, pe, "bsd", sz)
+    if cfg.type_vocab_size:
+        tt = bb.t("embed.token_types", "yd", (cfg.type_vocab_size, D.d), W, shared=True)
+        te = bb.t("embed.type", "bsd", x.shape)
+        bb.add("embed.type_lookup", te, "bsd", [(ids, "bs"), (tt, "yd")],
+               {"b": D.b, "s": D.s, "d": D.d, "y": cfg.type_vocab_size}, OpKind.COPY, kind="gather",
+               touched={tt.name: 1.0 / cfg.type_vocab_size})
+        x = bb.pointwise("embed.add_type", OpKind.ADD, x, te, "bsd", sz)
+    if cfg.embed_norm:
+        x = bb.norm("embed.norm", x, "bsd", sz)
+    return Graph(f"{cfg.name}.{name}", bb.ops)
+
+
+def _adaptive_clusters(cfg: ModelConfig) -> list[tuple[int, int]]:
+    """(rows, embedding width) per adaptive cluster (Baevski & Auli 2019; Transformer-XL div_val)."""
+    bounds = [0, *cfg.adaptive_cutoffs, cfg.vocab_size]
+    return [(bounds[i + 1] - bounds[i], cfg.hidden_size // cfg.adaptive_div ** i) for i in range(len(bounds) - 1)]
+
+
+def _adaptive_embedding(cfg: ModelConfig, bb: BlockBuilder, D: _Dims, ids: Tensor) -> Graph:
+    """Adaptive input: each cluster a table of narrower rows projected up to d (projections for
+    narrower clusters only). Tokens are costed as if all came from the head cluster (upper bound on
+    gather traffic is tiny either way)."""
+    for i, (rows, width) in enumerate(_adaptive_clusters(cfg)):
+        table = bb.t(f"embed.cluster{i}", "vw", (rows, width), W, shared=True)
+        g = bb.t(f"embed.c{i}", "bsw", (D.b, D.s, width))
+        bb.add(f"embed.lookup{i}", g, "bsw", [(ids, "bs"), (table, "vw")],
+               {"b": D.b, "s": D.s, "w": width, "v": rows}, OpKind.COPY, kind="gather",
+               touched={table.name: min(D.b * D.s, rows) / rows})
+        if width != D.d:
+            proj = bb.t(f"embed.proj{i}", "wd", (width, D.d), W, shared=True)
+            y = bb.t(f"embed.p{i}", "bsd", (D.b, D.s, D.d))
+            bb.add(f"embed.project{i}", y, "bsd", [(g, "bsw"), (proj, "wd")],
+                   {"b": D.b, "s": D.s, "w": width, "d": D.d}, OpKind.MAC, kind="gemm",
+                   flop_fraction=1.0 / len(_adaptive_clusters(cfg)))
+    return Graph(f"{cfg.name}.embed", bb.ops)
+
+
+def _head(cfg: ModelConfig, D: _Dims, phase: str) -> Graph | None:
+    """Final norm, then the LM head over the last position of each sequence (generation computes
+    logits for the last token only) or the BERT pooler on the first token."""
+    bb = BlockBuilder(cfg, "")
+    sz = dict(b=D.b, s=D.s, d=D.d, o=1, v=D.vocab)
+    x = bb.t("head.x", "bsd", (D.b, D.s, D.d), I)
+    if cfg.final_norm and cfg.architecture != "encoder":
+        x = bb.norm("final_norm", x, "bsd", sz)
+    # one position per sequence: the last (next-token logits) or, for a pooler, the first ([CLS])
+    which = "first" if cfg.pooler else "last"
+    last = bb.t(f"head.{which}", "bod", (D.b, 1, D.d))
+    bb.add(f"head.select_{which}", last, "bod", [(x, "bsd")], {"b": D.b, "o": 1, "d": D.d, "s": D.s}, OpKind.COPY,
+           kind="slice", touched={x.name: 1.0 / D.s})
+    if cfg.pooler:
+        bb.linear("pooler", last, "bod", "pooler.weight", "dk", "bok", dict(sz, k=D.d), bias=True)
+    if cfg.lm_head and cfg.adaptive_cutoffs:
+        for i, (rows, width) in enumerate(_adaptive_clusters(cfg)):
+            rows_dev = math.ceil(rows / D.tp)
+            h = last
+            if width != D.d:  # tied projection back to the cluster width
+                h = bb.linear(f"head.proj{i}", last, "bod", f"embed.proj{i}", "wd", "bow",
+                              dict(sz, w=width))
+            bb.linear(f"head.logits{i}", h, "bow", f"embed.cluster{i}", "vw", "bov",
+                      dict(sz, w=width, v=rows_dev), bias=True)
+        # adaptive softmax cluster logits: shortlist gets one extra logit per tail cluster
+        bb.linear("head.cluster_logits", last, "bod", "head.cluster_weight", "dk", "bok",
+                  dict(sz, k=len(cfg.adaptive_cutoffs)), bias=True)
+    elif cfg.lm_head:
+        if cfg.tie_embeddings:
+            table = bb.t("embed.weight", "vd", (D.vocab, D.d), W, shared=True) if D.tp == 1 else \
+                bb.t("embed.weight_shard", "vd", (D.vocab, D.d), W, shared=True)
+            logits = bb.t("head.logits", "bov", (D.b, 1, D.vocab))
+            bb.add("head.logits", logits, "bov", [(last, "bod"), (table, "vd")],
+                   {"b": D.b, "o": 1, "v": D.vocab, "d": D.d}, OpKind.MAC, kind="gemm")
+            if cfg.lm_head_bias:
+                bb.pointwise("head.bias", OpKind.ADD, logits, bb.t("head.w_bias", "v", (D.vocab,), W), "bov", sz,
+                             b_dims="v")
+        else:
+            bb.linear("head.logits", last, "bod", "head.weight", "dv", "bov", sz, bias=cfg.lm_head_bias)
+    if not bb.ops:
+        return None
+    return Graph(f"{cfg.name}.head", bb.ops)
+
+
+def build_block(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, seq: int = 512, context: int = 0,
+                tp: int = 1, layer: int | None = None, routing: object | None = None,
+                fused_attention: bool = True) -> Graph:
+    """One transformer layer's Graph for ``phase`` (see the module docstring for the layout)."""
+    D = _dims(cfg, phase, batch, seq, context, tp)
+    kind = "encoder" if cfg.architecture == "encoder" else "decoder"
+    moe = cfg.moe is not None and (layer is None or layer >= cfg.moe.first_dense_layers)
+    if moe:
+        from workloads.moe import route
+
+        routing = routing if routing is not None else route(D.b * D.s, cfg.moe.num_experts, cfg.moe.top_k,
+                                                            capacity_factor=cfg.moe.capacity_factor)
+    return _block(cfg, D, phase, kind=kind, moe_routing=routing if moe else None, flash=fused_attention)
+
+
+def _chained(name: str, graph: Graph, repeat: int = 1) -> Part:
+    """A Part whose hidden state enters as ``x``/``head.x`` and leaves as its last Einsum's output."""
+    inp = next((n for n in ("x", "head.x") if n in graph.tensors), None)
+    return Part(name, graph, repeat, input=inp, output=graph.einsums[-1].output.tensor.name)
+
+
+def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, seq: int = 512, context: int = 0,
+                tp: int = 1, routing: object | None = None, fused_attention: bool = True) -> ModelGraph:
+    """The whole model for one phase as a ModelGraph (embedding, repeated blocks, head).
+
+    ``seq`` is the prompt length (prefill) and, for an encoder-decoder in decode, the encoder
+    length the cross-attention reads; ``context`` is the cached length in decode. ``routing``
+    (a ``workloads.moe.Routing``) overrides uniform expected routing for MoE layers.
+    ``fused_attention`` (default, FlashAttention-style) keeps attention scores and
+    probabilities on chip; False materialises them in DRAM (eager attention).
+    """
+    if cfg.architecture == "encoder" and phase == "decode":
+        raise AccelsimError(f"{cfg.name} is an encoder-only model; it has no decode phase", field="phase",
+                            allowed=["prefill"])
+    D = _dims(cfg, phase, batch, seq, context, tp)
+    parts = [_chained("embed", _embedding(cfg, D, phase, context))]
+    if cfg.architecture == "encoder-decoder":
+        if phase == "prefill":
+            parts.append(_chained("encoder", _block(cfg, D, phase, kind="encoder", flash=fused_attention), cfg.num_layers))
+            Dd = D
+        else:
+            Dd = D
+        parts.append(_chained("decoder", _block(cfg, Dd, phase, kind="cross", memory_len=seq, flash=fused_attention), cfg.num_decoder_layers))
+    elif cfg.moe is not None:
+        from workloads.moe import route
+
+        routing = routing if routing is not None else route(D.b * D.s, cfg.moe.num_experts, cfg.moe.top_k,
+                                                            capacity_factor=cfg.moe.capacity_factor)
+        dense = cfg.moe.first_dense_layers
+        kind = "encoder" if cfg.architecture == "encoder" else "decoder"
+        if dense:
+            parts.append(_chained("dense_block", _block(cfg, D, phase, kind=kind, flash=fused_attention), dense))
+        parts.append(_chained("moe_block", _block(cfg, D, phase, kind=kind, moe_routing=routing, flash=fused_attention),
+                          cfg.num_layers - dense))
+    else:
+        kind = "encoder" if cfg.architecture == "encoder" else "decoder"
+        parts.append(_chained("block", _block(cfg, D, phase, kind=kind, flash=fused_attention), cfg.num_layers))
+    head = _head(cfg, D, phase)
+    if head is not None:
+        parts.append(_chained("head", head))
+    meta = dict(phase=phase, batch=batch, seq=seq, context=context, tp=tp, attention=cfg.attention_kind,
+                fused_attention=fused_attention)
+    return ModelGraph(f"{cfg.name}-{phase}-b{batch}-s{seq}-c{context}-tp{tp}", parts, cfg, meta)
+
+
+def parameter_count(cfg: ModelConfig) -> int:
+    """Parameters derived from the weight tensors of the built graph (tp = 1)."""
+    return build_model(cfg, "prefill", batch=1, seq=1).weight_elements()

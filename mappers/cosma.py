@@ -141,7 +141,18 @@ class CosmaModel:
             self.steps[a] = range(start, end + 1)
             self._tensor(a)
         self._non_overlap()
+        self._capacity_rows()
         self._objective()
+
+    def _capacity_rows(self) -> None:
+        """Bytes on chip per step fit the capacity: implied by non-overlap, stated for a tight relaxation."""
+        per_step: dict[int, dict[int, int]] = {}
+        for (a, t), v in self.res.items():
+            row = per_step.setdefault(t, {})
+            row[v] = row.get(v, 0) + self.units[a]
+        for row in per_step.values():
+            if sum(row.values()) > self.cap_units:
+                self.m.add(row, "<=", self.cap_units)
 
     def _tensor(self, a: int) -> None:
         pb, m, W, x = self.problem, self.m, self.windows, self.x
@@ -283,7 +294,8 @@ class CosmaModel:
                 if (a, t) in self.R:
                     values[self.R[a, t]] = int((a, t) in arrivals)
                 if (a, t) in self.P:
-                    values[self.P[a, t]] = int(here and (a, t) not in arrivals)
+                    created = pb.producer[a] is not None and pos[pb.producer[a]] == t
+                    values[self.P[a, t]] = int(here and (a, t) not in arrivals and not created)
         for (a, b, t), v in self.y.items():
             if a in resident[t] and b in resident[t]:
                 values[v] = int(resident[t][a] < resident[t][b])
@@ -312,10 +324,16 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
     model = CosmaModel(problem, capacity_bytes, order)
     hint = None
     if warm_start is not None:
-        hint = model.encode(warm_start)
+        try:
+            hint = model.encode(warm_start)
+        except ValueError as why:  # a plan outside the model still bounds the result from above
+            meta_reject = str(why)[:300]
+        else:
+            meta_reject = None
     build_s = time.perf_counter() - start
     res = milp.solve(model.m, solver, time_limit_s, hint, threads, seed)
-    meta = {"build_s": build_s, "variables": model.m.n_vars, "constraints": len(model.m.rows)}
+    meta = {"build_s": build_s, "variables": model.m.n_vars, "constraints": len(model.m.rows),
+            "warm_start_rejected": meta_reject if warm_start is not None else None}
     if res.status == "infeasible":
         raise InfeasibleError(f"no mapping fits a scratchpad of {capacity_bytes} bytes (the solver proved it; "
                               f"single operators need at most {problem.m_r} bytes, so the limit comes from "

@@ -92,33 +92,56 @@ def _tensor_ends(problem: MemoryProblem, t: int) -> tuple[tuple[int, ...], tuple
 # --- the model -------------------------------------------------------------------------------------
 
 class CosmaModel:
-    """The ILP for one problem, capacity and (optional) fixed order, with its variable maps."""
+    """The ILP for one problem, capacity and (optional) fixed order, with its variable maps.
 
-    def __init__(self, problem: MemoryProblem, capacity_bytes: int, order: list[int] | None = None) -> None:
+    ``ops`` restricts the model to a piece of the graph (divide and conquer); the state at the
+    piece's entry is given by ``entry`` (tensor -> byte offset of what is on chip), ``in_dram``
+    (intermediates DRAM already holds) and ``loaded`` (sources already loaded once), and
+    ``needed_after`` lists tensors later pieces read: each must end on chip or in DRAM.
+    """
+
+    def __init__(self, problem: MemoryProblem, capacity_bytes: int, order: list[int] | None = None, *,
+                 ops: list[int] | None = None, entry: dict[int, int] | None = None, in_dram: set[int] | None = None,
+                 loaded: set[int] | None = None, needed_after: set[int] | None = None) -> None:
         self.problem, self.capacity_bytes, self.order = problem, int(capacity_bytes), order
+        self.ops = list(ops) if ops is not None else list(range(problem.n_ops))
+        self.entry = dict(entry or {})
+        self.in_dram = set(in_dram or ())
+        self.loaded = set(loaded or ())
+        self.needed_after = set(needed_after or ())
         g = problem.granule_bytes
         self.g = g
         self.cap_units = self.capacity_bytes // g
         self.units = [s // g for s in problem.tensor_bytes]
-        self.windows = op_windows(problem, order)
+        self.windows = self._windows()
         self.m = milp.LinearModel()
         self._build()
 
+    def _windows(self) -> dict[int, range]:
+        """Steps each operator may take: its position under a fixed order, else [ASAP, ALAP] in the piece."""
+        pb, ops = self.problem, self.ops
+        if self.order is not None:
+            pos = {op: s for s, op in enumerate(self.order)}
+            return {o: range(pos[o], pos[o] + 1) for o in ops}
+        inside = set(ops)
+        n = len(ops)
+        return {o: range(len(pb.ancestors[o] & inside), n - len(pb.descendants[o] & inside)) for o in ops}
+
     def _build(self) -> None:
         pb, m, W = self.problem, self.m, self.windows
-        n = pb.n_ops
+        n = len(self.ops)
+        inside = set(self.ops)
         self.x: dict[tuple[int, int], int] = {}
-        for o in range(n):
+        for o in self.ops:
             for t in W[o]:
                 self.x[o, t] = m.var(f"x[{o},{t}]")
-        for o in range(n):
+        for o in self.ops:
             m.add({self.x[o, t]: 1 for t in W[o]}, "==", 1)
         for t in range(n):
-            row = {self.x[o, t]: 1 for o in range(n) if t in W[o]}
-            m.add(row, "==", 1)
+            m.add({self.x[o, t]: 1 for o in self.ops if t in W[o]}, "==", 1)
         if self.order is None:  # precedence (implied by residency, stated for a tighter relaxation)
-            for c in range(n):
-                for p in pb.preds[c]:
+            for c in self.ops:
+                for p in pb.preds[c] & inside:
                     row = {self.x[p, t]: t for t in W[p]}
                     for t in W[c]:
                         row[self.x[c, t]] = row.get(self.x[c, t], 0) - t
@@ -130,16 +153,24 @@ class CosmaModel:
         self.S: dict[tuple[int, int], int] = {}
         self.R: dict[tuple[int, int], int] = {}
         self.L: dict[tuple[int, int], int] = {}
-        for a in range(pb.n_tensors):
+        self.first_ops: dict[int, tuple[int, ...] | None] = {}
+        self.last_ops: dict[int, tuple[int, ...] | None] = {}
+        touched = {t for o in self.ops for t in (*pb.op_inputs[o], *pb.op_outputs[o])}
+        for a in sorted(touched | set(self.entry)):
             if self.units[a] > self.cap_units:
                 continue  # require_capacity has already rejected such a problem if the tensor is used
-            entry, exit_ = _tensor_ends(pb, a)
-            if not exit_:
-                continue  # an unused source: never on chip
-            start = min(W[o].start for o in entry)
-            end = max(W[o].stop - 1 for o in exit_)
+            prod = pb.producer[a] if pb.producer[a] in inside else None
+            cons = tuple(c for c in pb.consumers[a] if c in inside)
+            exit_need = a in self.needed_after
+            if not cons and not exit_need and prod is None:
+                continue  # neither used nor needed later: never on chip here
+            first = None if a in self.entry else ((prod,) if prod is not None else cons)
+            last = None if exit_need else (cons if cons else (prod,))
+            self.first_ops[a], self.last_ops[a] = first, last
+            start = 0 if first is None else min(W[o].start for o in first)
+            end = n - 1 if last is None else max(W[o].stop - 1 for o in last)
             self.steps[a] = range(start, end + 1)
-            self._tensor(a)
+            self._tensor(a, prod, cons, exit_need)
         self._non_overlap()
         self._capacity_rows()
         self._objective()
@@ -154,63 +185,67 @@ class CosmaModel:
             if sum(row.values()) > self.cap_units:
                 self.m.add(row, "<=", self.cap_units)
 
-    def _tensor(self, a: int) -> None:
+    def _tensor(self, a: int, prod: int | None, cons: tuple[int, ...], exit_need: bool) -> None:
         pb, m, W, x = self.problem, self.m, self.windows, self.x
         steps = self.steps[a]
-        p = pb.producer[a]
-        cons = pb.consumers[a]
-        source, output = pb.is_source(a), pb.is_graph_output(a)
+        at_entry = a in self.entry
+        in_dram0 = prod is None and (pb.is_source(a) or a in self.in_dram)
+        output_only = prod is not None and not cons and not exit_need
         use_steps = {t for c in cons for t in W[c]}
         for t in steps:
             self.L[a, t] = m.var(f"L[{a},{t}]", 0, self.cap_units - self.units[a])
-            if output:  # exists only at its creating step, then it is stored and dropped
-                self.res[a, t] = x[p, t]
+            if output_only:  # exists only at its creating step, then it is stored and dropped
+                self.res[a, t] = x[prod, t]
                 continue
             r = self.res[a, t] = m.var(f"res[{a},{t}]")
             terms: dict[int, int] = {r: -1}
             excl: dict[int, int] = {}
-            if p is not None and t in W[p]:
-                terms[x[p, t]] = 1
-                excl[x[p, t]] = 1
-            if t > steps.start:
-                self.P[a, t] = m.var(f"P[{a},{t}]")
-                terms[self.P[a, t]] = 1
-                excl[self.P[a, t]] = 1
-                m.add({self.P[a, t]: 1, self.res[a, t - 1]: -1}, "<=", 0)
-                m.add({self.L[a, t]: 1, self.L[a, t - 1]: -1}, "==", 0, ((self.P[a, t], True),))
-                if not source:
-                    self.S[a, t] = m.var(f"S[{a},{t}]")
-                    m.add({self.S[a, t]: 1, self.res[a, t - 1]: -1}, "<=", 0)
+            if prod is not None and t in W[prod]:
+                terms[x[prod, t]] = 1
+                excl[x[prod, t]] = 1
+            has_prev = t > steps.start or at_entry
+            if has_prev:
+                P = self.P[a, t] = m.var(f"P[{a},{t}]")
+                terms[P] = 1
+                excl[P] = 1
+                if t > steps.start:
+                    m.add({P: 1, self.res[a, t - 1]: -1}, "<=", 0)
+                    m.add({self.L[a, t]: 1, self.L[a, t - 1]: -1}, "==", 0, ((P, True),))
+                else:  # on chip at the piece's entry, at its given offset
+                    m.add({self.L[a, t]: 1}, "==", self.entry[a] // self.g, ((P, True),))
+                if not in_dram0:
+                    S = self.S[a, t] = m.var(f"S[{a},{t}]")
+                    if t > steps.start:
+                        m.add({S: 1, self.res[a, t - 1]: -1}, "<=", 0)
                     # a spill ends the stay: not preserved at t (a same-step reload is a move via DRAM)
-                    m.add({self.S[a, t]: 1, self.P[a, t]: 1}, "<=", 1)
-            if t in use_steps and (source or t > steps.start):
-                self.R[a, t] = m.var(f"R[{a},{t}]")
-                terms[self.R[a, t]] = 1
-                excl[self.R[a, t]] = 1
-                # reload only where a consumer runs
-                row = {self.R[a, t]: 1}
+                    m.add({S: 1, P: 1}, "<=", 1)
+            if t in use_steps and (in_dram0 or has_prev):
+                R = self.R[a, t] = m.var(f"R[{a},{t}]")
+                terms[R] = 1
+                excl[R] = 1
+                row = {R: 1}  # reload only where a consumer runs
                 for c in cons:
                     if t in W[c]:
                         row[x[c, t]] = row.get(x[c, t], 0) - 1
                 m.add(row, "<=", 0)
-                if not source:  # needs an earlier spill
-                    row = {self.R[a, t]: 1}
-                    for t2 in range(steps.start + 1, t + 1):
-                        row[self.S[a, t2]] = -1
+                if not in_dram0:  # needs an earlier (or same-step) spill
+                    row = {R: 1}
+                    for t2 in range(steps.start, t + 1):
+                        if (a, t2) in self.S:
+                            row[self.S[a, t2]] = -1
                     m.add(row, "<=", 0)
             m.add(terms, "==", 0)
             if len(excl) > 1:
                 m.add(excl, "<=", 1)
             # gone after the last use: resident only while some consumer is still to run
-            if self.order is None and cons:
+            if self.order is None and cons and not exit_need:
                 row = {r: 1}
                 for c in cons:
                     for t2 in W[c]:
                         if t2 < t:
                             row[x[c, t2]] = row.get(x[c, t2], 0) + 1
                 m.add(row, "<=", len(cons))
-            # operands on chip when used
-        for c in cons:
+        for c in cons:  # operands on chip when used
             for t in W[c]:
                 row = {x[c, t]: 1}
                 if (a, t) in self.P:
@@ -218,17 +253,20 @@ class CosmaModel:
                 if (a, t) in self.R:
                     row[self.R[a, t]] = -1
                 m.add(row, "<=", 0)
-        if not source and self.S:
-            spills = [self.S[a, t] for t in steps if (a, t) in self.S]
-            if len(spills) > 1:
-                m.add({v: 1 for v in spills}, "<=", 1)
+        spills = [self.S[a, t] for t in steps if (a, t) in self.S]
+        if len(spills) > 1:
+            m.add({v: 1 for v in spills}, "<=", 1)
+        if exit_need and not in_dram0:  # later pieces read it: on chip at the end, or in DRAM
+            row = {self.res[a, steps.stop - 1]: 1, **{v: 1 for v in spills}}
+            m.add(row, ">=", 1)
 
     def _can_coexist(self, a: int, b: int) -> bool:
         pb = self.problem
         for u, v in ((a, b), (b, a)):
-            _, exit_u = _tensor_ends(pb, u)
-            entry_v, _ = _tensor_ends(pb, v)
-            if all(e in pb.ancestors[f] for e in exit_u for f in entry_v):
+            last_u, first_v = self.last_ops[u], self.first_ops[v]
+            if last_u is None or first_v is None:
+                continue
+            if all(e in pb.ancestors[f] for e in last_u for f in first_v):
                 return False  # u is dead before v can appear
         return True
 
@@ -257,11 +295,14 @@ class CosmaModel:
         for table in (self.S, self.R):
             for (a, t), v in table.items():
                 m.objective[v] = m.objective.get(v, 0) + pb.tensor_bytes[a]
-        m.objective_constant = -sum(pb.tensor_bytes[a] for a in self.steps if pb.is_source(a))
+        inside = set(self.ops)
+        m.objective_constant = -sum(pb.tensor_bytes[a] for a in self.steps if pb.is_source(a) and a not in self.loaded
+                                    and any(c in inside for c in pb.consumers[a]))
 
     # --- solution <-> plan ------------------------------------------------------------------
-    def decode(self, values: list[int]) -> Plan:
-        pb, n = self.problem, self.problem.n_ops
+    def decode_steps(self, values: list[int]) -> tuple[list[int], list[dict[int, int]], list[tuple[int, int]]]:
+        """Order, per-step ``{tensor: offset}`` and ``(tensor, step)`` spills, in the model's local steps."""
+        n = len(self.ops)
         order = [None] * n
         for (o, t), v in self.x.items():
             if values[v]:
@@ -271,7 +312,11 @@ class CosmaModel:
             if values[v]:
                 resident[t][a] = values[self.L[a, t]] * self.g
         spills = [(a, t) for (a, t), v in self.S.items() if values[v]]
-        return plan_from_residency(pb, order, resident, spills)
+        return order, resident, spills
+
+    def decode(self, values: list[int]) -> Plan:
+        order, resident, spills = self.decode_steps(values)
+        return plan_from_residency(self.problem, order, resident, spills)
 
     def encode(self, plan: Plan) -> list[int]:
         """The variable assignment of ``plan`` (a baseline) for warm starts; raises if it does not fit."""

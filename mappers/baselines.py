@@ -121,7 +121,7 @@ def simulate(problem: MemoryProblem, capacity_bytes: int, order: list[int], poli
                         continue
                 # last resort: clear everything and pack the working set from address 0; an input
                 # that has to move goes through DRAM (spilled first if DRAM lacks it, then reloaded)
-                before = dict(resident)
+                before = {u: o for u, o in resident.items() if u not in placed_now}
                 for c in [c for c in resident if c not in needed]:
                     evict(c, step)
                 resident.clear()

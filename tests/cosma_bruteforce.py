@@ -16,8 +16,12 @@ from itertools import combinations, product
 
 
 def brute_force(ops: list[tuple[list[int], list[int]]], sizes: list[int], capacity: int,
-                order: list[int] | None = None) -> int | None:
-    """Minimum non-compulsory bytes, or None if nothing fits. ``order`` fixes the schedule."""
+                order: list[int] | None = None, prefetch: bool = True) -> int | None:
+    """Minimum non-compulsory bytes, or None if nothing fits. ``order`` fixes the schedule.
+
+    ``prefetch=False`` loads only what the next operator reads (a dominance the ILP also uses;
+    it makes the search much faster, so the larger cases use it and the smaller ones do not).
+    """
     n = len(ops)
     producer = {outs[0]: i for i, (_, outs) in enumerate(ops)}
     consumers = {t: [i for i, (ins, _) in enumerate(ops) if t in ins] for t in range(len(sizes))}
@@ -72,7 +76,7 @@ def brute_force(ops: list[tuple[list[int], list[int]]], sizes: list[int], capaci
                     if any(t not in new_dram for t in must):
                         continue
                     optional = [t for t in new_dram if t not in keep_set and t not in must
-                                and needed_later(t, done | {op}) and t not in ins]
+                                and needed_later(t, done | {op}) and t not in ins] if prefetch else []
                     for pick in product((False, True), repeat=len(optional)):
                         arrivals = must + [t for t, p in zip(optional, pick) if p]
                         load_cost = sum(sizes[t] for t in arrivals if not (t in sources and t not in loaded))

@@ -56,30 +56,41 @@ def test_min_peak_schedule_of_tiny_instance():
 
 # --- exhaustive search on random DAGs ---------------------------------------------------------------
 
-CASES = [(seed, extra) for seed in range(8) for extra in (0, 1)]
+# Seeds whose default order has more live bytes than M_R at some step (so the fixed order must
+# spill): the first such seeds of random_dag(seed, 4 ops, sizes 1-3, 2 sources, p_edge 0.6) whose
+# exhaustive search takes about 2 s or less; three of them also need traffic in the free order.
+HARD_SEEDS = [1, 16, 22, 23, 24, 26, 29, 31]
 
 
-@pytest.mark.parametrize("seed,extra", CASES)
-def test_ilp_matches_exhaustive_search(seed, extra):
-    ops, sizes = random_dag(seed, n_ops=4, max_size=3, n_sources=1)
-    pb = MemoryProblem.from_lists(f"r{seed}", ops, sizes)
-    cap = pb.m_r + extra
+def _instance(seed: int):
+    ops, sizes = random_dag(seed, n_ops=4, max_size=3, n_sources=2, p_edge=0.6)
+    return ops, sizes, MemoryProblem.from_lists(f"r{seed}", ops, sizes)
+
+
+@pytest.mark.parametrize("seed", HARD_SEEDS)
+def test_ilp_matches_exhaustive_search(seed):
+    ops, sizes, pb = _instance(seed)
+    cap = pb.m_r
     order = list(range(pb.n_ops))
+    assert pb.peak_bytes(order) > cap  # the fixed order cannot avoid off-chip traffic
     want_free = brute_force(ops, sizes, cap)
     want_fixed = brute_force(ops, sizes, cap, order)
     got_free = solve_cosma(pb, cap, time_limit_s=20).non_compulsory_bytes
     got_fixed = solve_cosma(pb, cap, mode="fixed", order=order, time_limit_s=20).non_compulsory_bytes
     assert (got_free, got_fixed) == (want_free, want_fixed)
+    assert want_fixed > 0
 
 
-def test_exhaustive_search_finds_spills_somewhere():
-    """The comparison above is only meaningful if some instances need off-chip traffic."""
-    costs = []
-    for seed, extra in CASES:
-        ops, sizes = random_dag(seed, n_ops=4, max_size=3, n_sources=1)
-        pb = MemoryProblem.from_lists("r", ops, sizes)
-        costs.append(brute_force(ops, sizes, pb.m_r + extra, list(range(pb.n_ops))))
-    assert any(c for c in costs)
+@pytest.mark.parametrize("seed", [0, 4, 9])
+def test_ilp_matches_exhaustive_search_with_slack(seed):
+    """One byte above M_R, on random DAGs without the filter (loads only on demand to keep it fast)."""
+    ops, sizes = random_dag(seed, n_ops=4, max_size=3, n_sources=1)
+    pb = MemoryProblem.from_lists(f"s{seed}", ops, sizes)
+    cap = pb.m_r + 1
+    order = list(range(pb.n_ops))
+    assert solve_cosma(pb, cap, time_limit_s=20).non_compulsory_bytes == brute_force(ops, sizes, cap, prefetch=False)
+    assert solve_cosma(pb, cap, mode="fixed", time_limit_s=20).non_compulsory_bytes == \
+        brute_force(ops, sizes, cap, order, prefetch=False)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -187,7 +198,8 @@ def test_replay_rejects_broken_mappings():
     no_spill = dataclasses.replace(good, events=[e for e in good.events if e.kind != "spill"])
     with pytest.raises(MappingViolation, match="no earlier spill"):
         replay(g, no_spill, 200)
-    missing = dataclasses.replace(good, allocation=[p for p in good.allocation if not (p.tensor == "t0" and p.start == 3)])
+    missing = dataclasses.replace(good, allocation=[p for p in good.allocation if not (p.tensor == "t0" and p.start == 3)],
+                                  events=[e for e in good.events if e.kind != "reload"])
     with pytest.raises(MappingViolation, match="not on chip"):
         replay(g, missing, 200)
 

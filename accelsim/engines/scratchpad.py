@@ -181,14 +181,21 @@ def replay(graph: Graph, mapping: Mapping, capacity_bytes: int, with_weights: bo
 
 
 def compute_cycles(einsum: Einsum, hardware) -> float:
-    """A simple engine: MACs spread over the whole array; other ops one point per column per cycle.
+    """Compute cycles of one einsum: the systolic engine's stall-free count for a GEMM-shaped MAC.
 
-    Why this simple: the replay's purpose is to make DRAM traffic visible in time; a detailed
-    systolic model (folds, fill, drain) changes compute time, not the traffic the mapper decides.
+    A two-input MAC einsum goes through ``accelsim.engines.systolic.simulate_gemm`` (folds, fill
+    and drain; its own operand-SRAM DRAM stalls are left out because the scratchpad replay
+    accounts DRAM traffic itself). Anything else (element-wise ops, pooling, MACs that are not
+    a GEMM) is costed one iteration point per column per cycle, a vector-unit approximation.
     """
     rows, cols = hardware.array.rows, hardware.array.cols
     if einsum.op.value == "mac":
-        return math.ceil(einsum.macs / (rows * cols))
+        try:
+            from accelsim.engines.systolic import simulate_gemm
+
+            return float(simulate_gemm(einsum.as_gemm(), hardware)["compute_cycles"])
+        except AccelsimError:
+            return math.ceil(einsum.macs / (rows * cols))
     return math.ceil(einsum.points / cols)
 
 

@@ -54,6 +54,7 @@ def cosma_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     save: str = typer.Option(None, "--save", help="Write the Mapping to this YAML/JSON file."),
     divide: int = typer.Option(0, "--divide", help="Divide and conquer: operators per piece (0 = one ILP)."),
+    hardware: str = typer.Option(None, "--hardware", help="Systolic preset for a cycle estimate of the mapping."),
 ) -> None:
     """Minimise non-compulsory off-chip bytes with the COSMA ILP (warm-started from the best baseline)."""
     from mappers.baselines import run_baselines
@@ -84,6 +85,16 @@ def cosma_command(
                                     time_limit_s=time_limit, warm_start=best.plan)
     else:
         result = solve_cosma(problem, capacity, solver=solver, time_limit_s=time_limit, warm_start=best.plan)
+    from accelsim.engines.scratchpad import replay
+
+    hw = None
+    if hardware:
+        from accelsim.hardware import load_hardware
+
+        hw = load_hardware(hardware, kind="systolic")
+    replayed = replay(graph, result.mapping, capacity, with_weights, hw)
+    if replayed.non_compulsory_bytes != result.non_compulsory_bytes:  # a bug, never a user error
+        raise RuntimeError(f"replay counts {replayed.non_compulsory_bytes} B, mapper {result.non_compulsory_bytes} B")
     if save:
         result.mapping.save(save)
     report = {
@@ -94,6 +105,9 @@ def cosma_command(
     }
     if budget:
         report["budgets_bytes"] = budget
+    if hw is not None:
+        report.update({"hardware": hw.name, "total_cycles": replayed.total_cycles,
+                       "compute_cycles": replayed.compute_cycles, "dma_cycles": replayed.dma_cycles})
     if baselines:
         report["baselines"] = {r.name: {"non_compulsory_bytes": r.non_compulsory_bytes} for r in base}
     if as_json:
@@ -104,6 +118,9 @@ def cosma_command(
     gap = "n/a" if result.gap is None else f"{100 * result.gap:.2f}%"
     out.print(f"  COSMA: {result.non_compulsory_bytes} non-compulsory bytes, {result.status} (gap {gap}), "
               f"{result.solver}, {result.solve_s:.2f} s", markup=False, highlight=False)
+    if hw is not None:
+        out.print(f"  on {hw.name}: {replayed.total_cycles:.0f} cycles ({replayed.compute_cycles:.0f} compute + "
+                  f"{replayed.dma_cycles:.0f} DMA, not overlapped)", markup=False, highlight=False)
     if baselines:
         for r in base:
             out.print(f"  {r.name:<18} {r.non_compulsory_bytes} bytes", markup=False, highlight=False)

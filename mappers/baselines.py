@@ -14,6 +14,9 @@
   exact small search over address windows: "free the deficit with the fewest bytes").
   Evicting an intermediate that DRAM does not hold yet costs a spill; every later use costs a
   reload. Belady is not optimal for variable sizes: see ``tests/test_cosma.py``.
+- The offline TFLite plan (one offset per tensor lifetime, greedy by size, best fit) is used
+  as it is whenever its arena fits the scratchpad (then no traffic at all); only otherwise does
+  the online allocator with replacement run.
 - Last resort (fragmentation around the current operator's own inputs): everything is evicted
   and the operator's working set is packed from address 0, which always fits at M_R.
 """
@@ -74,7 +77,50 @@ def _cheapest_window(resident: dict[int, int], sizes: tuple[int, ...], capacity:
     return None if best is None else best[2]
 
 
+def offline_arena(problem: MemoryProblem, order: list[int]) -> tuple[dict[int, int], int]:
+    """TFLite's greedy-by-size plan: each tensor's whole lifetime gets one offset, largest first,
+    in the smallest gap left by already placed tensors whose lifetimes overlap (else on top).
+
+    Returns offsets and the arena size; nothing is spilled, so it is a mapping only when the
+    arena fits the scratchpad.
+    """
+    sizes = problem.tensor_bytes
+    iv = problem.live_intervals(order)
+    todo = sorted((t for t in range(problem.n_tensors) if iv[t] is not None),
+                  key=lambda t: (-sizes[t], iv[t][0], t))
+    placed: dict[int, int] = {}
+    top = 0
+    for t in todo:
+        lo, hi = iv[t]
+        busy = sorted((placed[u], placed[u] + sizes[u]) for u in placed if iv[u][0] <= hi and lo <= iv[u][1])
+        best, cursor = None, 0
+        for start, end in busy:
+            gap = start - cursor
+            if gap >= sizes[t] and (best is None or gap < best[0]):
+                best = (gap, cursor)
+            cursor = max(cursor, end)
+        off = best[1] if best is not None else cursor
+        placed[t] = off
+        top = max(top, off + sizes[t])
+    return placed, top
+
+
 def simulate(problem: MemoryProblem, capacity_bytes: int, order: list[int], policy: str) -> Plan:
+    """The offline TFLite arena if it fits; else the online best-fit arena with the given replacement policy."""
+    problem.check_order(order)
+    problem.require_capacity(capacity_bytes)
+    offsets, top = offline_arena(problem, order)
+    if top <= capacity_bytes:
+        iv = problem.live_intervals(order)
+        history: list[dict[int, int]] = [dict() for _ in order]
+        for t, off in offsets.items():
+            for step in range(iv[t][0], iv[t][1] + 1):
+                history[step][t] = off
+        return plan_from_residency(problem, list(order), history, [])
+    return simulate_online(problem, capacity_bytes, order, policy)
+
+
+def simulate_online(problem: MemoryProblem, capacity_bytes: int, order: list[int], policy: str) -> Plan:
     """Run ``order`` through the online best-fit arena with the given replacement policy."""
     if policy not in POLICIES:
         from accelsim.errors import AccelsimError

@@ -116,9 +116,7 @@ def solve(model: LinearModel, solver: str = "cpsat", time_limit_s: float = 60.0,
         raise AccelsimError(f"must be a positive number of seconds, got {time_limit_s!r}", field="time_limit")
     if solver == "cpsat":
         return _solve_cpsat(model, time_limit_s, hint, threads, seed)
-    if solver == "highs":
-        return _in_fresh_process(_solve_pulp, model, solver, time_limit_s, hint, threads)
-    return _solve_pulp(model, solver, time_limit_s, hint, threads)
+    return _in_fresh_process(_solve_pulp, model, solver, time_limit_s, hint, threads)
 
 
 def _in_fresh_process(fn, *args):
@@ -126,7 +124,8 @@ def _in_fresh_process(fn, *args):
 
     Why: OR-Tools 9.15 bundles its own ``libhighs.so.1`` and highspy 1.15 ships another with the
     same soname; whichever a process loads first is reused for the other, which then fails with
-    undefined symbols. HiGHS therefore always runs in a process that never imports OR-Tools.
+    undefined symbols. Importing PuLP loads highspy, so both PuLP back-ends (HiGHS and CBC) run
+    in a process that never imports OR-Tools, and the caller's process never imports PuLP.
     """
     import os
     import pickle
@@ -219,7 +218,9 @@ def _build_pulp(model: LinearModel):
             prob += (expr <= rhs + over * slack if enforce else expr <= rhs), f"r{i}u"
         if sense in (">=", "=="):
             prob += (expr >= rhs - under * slack if enforce else expr >= rhs), f"r{i}l"
-    prob += pulp.lpSum(c * xs[v] for v, c in model.objective.items()) + model.objective_constant
+    # the constant stays out: PuLP's HiGHS back-end drops it and CBC's log may or may not include it,
+    # so bounds read back are shifted by it explicitly in _solve_pulp
+    prob += pulp.lpSum(c * xs[v] for v, c in model.objective.items())
     return prob, xs
 
 
@@ -260,6 +261,8 @@ def _solve_pulp(model: LinearModel, solver: str, time_limit_s: float, hint: list
             text = log.read_text() if log.exists() else ""
         elapsed = time.perf_counter() - start
         status, bound = _parse_cbc(text, pulp.LpStatus[prob.status])
+    if bound is not None:
+        bound += model.objective_constant
     if status in ("optimal", "feasible"):
         values = [int(round(x.value() or 0)) for x in xs]
         obj = float(model.objective_value(values))

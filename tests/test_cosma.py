@@ -232,3 +232,13 @@ def test_divide_and_conquer_is_valid_and_never_worse_than_its_warm_start(seed):
     result = divide_and_conquer(pb, pb.m_r, piece_ops=4, time_limit_s=10, warm_start=best.plan)
     assert result.non_compulsory_bytes <= best.non_compulsory_bytes
     assert replay(graph, result.mapping, pb.m_r).non_compulsory_bytes == result.non_compulsory_bytes
+
+
+def test_cpsat_still_works_after_a_pulp_solve():
+    """PuLP imports highspy, whose libhighs clashes with OR-Tools' copy; PuLP must stay out of process."""
+    import sys
+
+    pb = MemoryProblem.from_graph(tiny_graph())
+    solve_cosma(pb, 200, mode="fixed", solver="cbc")
+    assert "pulp" not in sys.modules or "highspy" not in sys.modules
+    assert solve_cosma(pb, 200, mode="fixed", solver="cpsat").non_compulsory_bytes == 20

@@ -366,6 +366,14 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
         order = None
     problem.require_capacity(capacity_bytes)
     start = time.perf_counter()
+    if warm_start is not None and warm_start.non_compulsory_bytes(problem) == 0 and \
+            (order is None or list(warm_start.order) == list(order)):
+        # nothing beats zero traffic (the objective is never negative): no solve needed
+        mapping = to_mapping(problem, warm_start, capacity_bytes, {
+            "mapper": "cosma", "mode": mode, "solver": solver, "status": "optimal", "best_bound_bytes": 0,
+            "gap": 0.0, "solve_s": 0.0, "note": "warm start already has zero non-compulsory bytes"})
+        return CosmaResult(warm_start, mapping, 0, "optimal", 0.0, 0.0, solver, time.perf_counter() - start, mode,
+                           int(capacity_bytes), {"warm_start_bytes": 0, "warm_start_rejected": None})
     model = CosmaModel(problem, capacity_bytes, order)
     hint = None
     if warm_start is not None:

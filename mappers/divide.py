@@ -48,6 +48,10 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     """Solve piece by piece; ``time_limit_s`` is split over the pieces."""
     problem.require_capacity(capacity_bytes)
     start = time.perf_counter()
+    if warm_start is not None and warm_start.non_compulsory_bytes(problem) == 0:
+        from mappers.cosma import solve_cosma
+
+        return solve_cosma(problem, capacity_bytes, solver=solver, warm_start=warm_start)  # zero: nothing to do
     order = list(warm_start.order) if warm_start is not None else list(range(problem.n_ops))
     starts = narrow_cuts(problem, order, piece_ops)
     bounds = starts[1:] + [len(order)]

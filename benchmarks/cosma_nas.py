@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--piece-ops", type=int, default=30)
     ap.add_argument("--networks", default=",".join(NAS + ["gpt2"]))
     ap.add_argument("--out", default=str(ROOT / "results" / "cosma_nas"))
+    ap.add_argument("--weights", choices=("both", "act", "weights"), default="both")
     args = ap.parse_args()
     out = Path(args.out)
     rows = []
@@ -52,7 +53,7 @@ def main() -> None:
         w.writeheader()
         for name in args.networks.split(","):
             graph = load(name)
-            for ww in (False, True):
+            for ww in {"both": (False, True), "act": (False,), "weights": (True,)}[args.weights]:
                 pb = MemoryProblem.from_graph(graph, ww)
                 cap = pb.m_r
                 base = {r.name: r for r in run_baselines(pb, cap)}

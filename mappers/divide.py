@@ -56,7 +56,6 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     starts = narrow_cuts(problem, order, piece_ops)
     bounds = starts[1:] + [len(order)]
     per_piece_s = max(1.0, time_limit_s / len(starts))
-    pos_after: dict[int, int] = {}
     entry: dict[int, int] = {}
     in_dram: set[int] = set()
     loaded: set[int] = set()
@@ -75,7 +74,6 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
         if res.values is None:  # retry with the base order fixed inside the piece
             model = CosmaModel(problem, capacity_bytes, order=order[lo:hi], ops=ops, entry=entry,
                                in_dram=in_dram, loaded=loaded, needed_after=needed_after)
-            model.windows = {o: range(i, i + 1) for i, o in enumerate(order[lo:hi])}
             res = milp.solve(model.m, solver, per_piece_s, None, threads)
         if res.values is None:
             failed = True
@@ -90,7 +88,6 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
         for step in sub_res:
             loaded |= {t for t in step if problem.is_source(t)}
         entry = {t: off for t, off in sub_res[-1].items() if t in needed_after}
-        pos_after.update({o: offset + i for i, o in enumerate(sub_order)})
     base_obj = warm_start.non_compulsory_bytes(problem) if warm_start is not None else None
     plan = None
     if not failed:

@@ -63,6 +63,7 @@ def main() -> None:
                                          warm_start=best.plan)
                 got = replay(graph, res.mapping, cap, ww).non_compulsory_bytes
                 assert got == res.non_compulsory_bytes
+                assert got <= best.non_compulsory_bytes
                 bb = best.non_compulsory_bytes
                 row = {"network": name, "with_weights": ww, "ops": pb.n_ops, "capacity_bytes": cap,
                        "cosma_dc_bytes": got, "status": res.status, "pieces": res.meta["pieces"],

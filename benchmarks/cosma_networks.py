@@ -59,6 +59,7 @@ def run(network: str, with_weights: bool, solver: str, time_limit_s: float) -> l
                 res.solve_s += dc.solve_s
         replayed = replay(graph, res.mapping, cap, with_weights).non_compulsory_bytes
         assert replayed == res.non_compulsory_bytes, (network, key, replayed, res.non_compulsory_bytes)
+        assert replayed <= min(r.non_compulsory_bytes for r in base.values()), (network, key)
         bb = best.non_compulsory_bytes
         rows.append({
             "network": network, "with_weights": with_weights, "budget": key, "capacity_bytes": cap, "ops": pb.n_ops,

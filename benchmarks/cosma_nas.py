@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--networks", default=",".join(NAS + ["gpt2"]))
     ap.add_argument("--out", default=str(ROOT / "results" / "cosma_nas"))
     ap.add_argument("--weights", choices=("both", "act", "weights"), default="both")
+    ap.add_argument("--commit-ops", type=int, default=None, help="rolling horizon: steps kept per solve")
     args = ap.parse_args()
     out = Path(args.out)
     rows = []
@@ -60,7 +61,7 @@ def main() -> None:
                 best = min(base.values(), key=lambda r: r.non_compulsory_bytes)
                 t0 = time.perf_counter()
                 res = divide_and_conquer(pb, cap, piece_ops=args.piece_ops, time_limit_s=args.time_limit,
-                                         warm_start=best.plan)
+                                         warm_start=best.plan, commit_ops=args.commit_ops)
                 got = replay(graph, res.mapping, cap, ww).non_compulsory_bytes
                 assert got == res.non_compulsory_bytes
                 assert got <= best.non_compulsory_bytes

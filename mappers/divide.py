@@ -44,8 +44,13 @@ def narrow_cuts(problem: MemoryProblem, order: list[int], piece_ops: int) -> lis
 
 def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops: int = 40,
                        solver: str = "cpsat", time_limit_s: float = 60.0, warm_start: Plan | None = None,
-                       threads: int = 2) -> CosmaResult:
-    """Solve piece by piece; ``time_limit_s`` is split over the pieces."""
+                       threads: int = 2, commit_ops: int | None = None) -> CosmaResult:
+    """Solve piece by piece; ``time_limit_s`` is split over the pieces.
+
+    ``commit_ops`` switches to a rolling horizon: each solve sees the next ``piece_ops``
+    operators but keeps only its first ``commit_ops`` steps, so every decision is taken with
+    some look-ahead (about ``piece_ops / commit_ops`` times more solves).
+    """
     problem.require_capacity(capacity_bytes)
     start = time.perf_counter()
     if warm_start is not None and warm_start.non_compulsory_bytes(problem) == 0:
@@ -53,9 +58,15 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
 
         return solve_cosma(problem, capacity_bytes, solver=solver, warm_start=warm_start)  # zero: nothing to do
     order = list(warm_start.order) if warm_start is not None else list(range(problem.n_ops))
-    starts = narrow_cuts(problem, order, piece_ops)
-    bounds = starts[1:] + [len(order)]
-    per_piece_s = max(1.0, time_limit_s / len(starts))
+    if commit_ops is None:
+        starts = narrow_cuts(problem, order, piece_ops)
+        sizes = [b - a for a, b in zip(starts, starts[1:] + [len(order)])]
+        n_solves = len(starts)
+    else:
+        commit_ops = max(1, min(commit_ops, piece_ops))
+        sizes = []
+        n_solves = max(1, -(-(len(order) - piece_ops) // commit_ops) + 1)
+    per_piece_s = max(1.0, time_limit_s / n_solves)
     entry: dict[int, int] = {}
     in_dram: set[int] = set()
     loaded: set[int] = set()
@@ -64,15 +75,25 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     spills: list[tuple[int, int]] = []
     statuses: list[str] = []
     failed = False
-    for lo, hi in zip(starts, bounds):
-        ops = sorted(order[lo:hi])  # ascending id = the problem's default (topological) order
-        later = set(order[hi:])
+    remaining = list(order)
+    k = 0
+    while remaining:
+        if commit_ops is None:
+            window = remaining[:sizes[k]]
+            keep = len(window)
+        else:
+            window = remaining[:piece_ops]
+            keep = len(window) if len(window) == len(remaining) else commit_ops
+        k += 1
+        ops = sorted(window)  # ascending id = the problem's default (topological) order
+        in_window = set(window)
+        later = [o for o in remaining if o not in in_window]
         needed_after = {t for o in later for t in problem.op_inputs[o]}
         model = CosmaModel(problem, capacity_bytes, ops=ops, entry=entry, in_dram=in_dram, loaded=loaded,
                            needed_after=needed_after)
         res = milp.solve(model.m, solver, per_piece_s, None, threads)
         if res.values is None:  # retry with the base order fixed inside the piece
-            model = CosmaModel(problem, capacity_bytes, order=order[lo:hi], ops=ops, entry=entry,
+            model = CosmaModel(problem, capacity_bytes, order=window, ops=ops, entry=entry,
                                in_dram=in_dram, loaded=loaded, needed_after=needed_after)
             res = milp.solve(model.m, solver, per_piece_s, None, threads)
         if res.values is None:
@@ -80,6 +101,8 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
             break
         statuses.append(res.status)
         sub_order, sub_res, sub_spills = model.decode_steps(res.values)
+        sub_order, sub_res = sub_order[:keep], sub_res[:keep]
+        sub_spills = [(t, s) for t, s in sub_spills if s < keep]
         offset = len(full_order)
         full_order += sub_order
         resident += sub_res
@@ -87,7 +110,10 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
         in_dram |= {t for t, _ in sub_spills}
         for step in sub_res:
             loaded |= {t for t in step if problem.is_source(t)}
-        entry = {t: off for t, off in sub_res[-1].items() if t in needed_after}
+        done = set(sub_order)
+        remaining = [o for o in remaining if o not in done]
+        still_needed = {t for o in remaining for t in problem.op_inputs[o]}
+        entry = {t: off for t, off in sub_res[-1].items() if t in still_needed}
     base_obj = warm_start.non_compulsory_bytes(problem) if warm_start is not None else None
     plan = None
     if not failed:
@@ -104,10 +130,10 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     objective = plan.non_compulsory_bytes(problem)
     gap = 0.0 if objective == 0 else 1.0
     total_s = time.perf_counter() - start
-    meta = {"pieces": len(starts), "piece_status": statuses, "warm_start_bytes": base_obj,
+    meta = {"pieces": k, "piece_status": statuses, "commit_ops": commit_ops, "warm_start_bytes": base_obj,
             "lower_bound": "0 (trivial)"}
     mapping = to_mapping(problem, plan, capacity_bytes, {
         "mapper": "cosma-divide-and-conquer", "solver": solver, "status": status, "best_bound_bytes": 0,
-        "gap": gap, "solve_s": total_s, "pieces": len(starts)})
+        "gap": gap, "solve_s": total_s, "pieces": k})
     return CosmaResult(plan, mapping, objective, status, 0.0, gap, solver, total_s, "divide", int(capacity_bytes),
                        meta)

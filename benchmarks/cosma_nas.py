@@ -67,7 +67,7 @@ def main() -> None:
                 assert got <= best.non_compulsory_bytes
                 bb = best.non_compulsory_bytes
                 row = {"network": name, "with_weights": ww, "ops": pb.n_ops, "capacity_bytes": cap,
-                       "cosma_dc_bytes": got, "status": res.status, "pieces": res.meta["pieces"],
+                       "cosma_dc_bytes": got, "status": res.status, "pieces": res.meta.get("pieces", 0),
                        "solve_s": round(time.perf_counter() - t0, 1),
                        **{k: v.non_compulsory_bytes for k, v in base.items()}, "best_baseline_bytes": bb,
                        "reduction_pct": round(100 * (bb - got) / bb, 1) if bb else None}

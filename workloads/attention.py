@@ -139,16 +139,27 @@ def _tiled_qk(s: AttentionShape, m1: int, m0: int, q: Tensor, k: Tensor, dtype_b
                       ext, OpKind.MAC, {"empty_value": NEG_INF})
 
 
-def two_pass(s: AttentionShape, m0: int = 256, dtype_bytes: int = 2) -> Graph:
-    """Pass 1 per tile: QK, local max LM, SLN = exp(QK - LM), local sum SLD; then the global max
-    GM = max_m1 LM, the correction PRM = exp(LM - GM), SD = sum_m1 SLD * PRM. Pass 2 re-reads the
-    tiles: A = SLN * PRM / SD and AV = sum A V."""
+def _tiled_setup(s: AttentionShape, m0: int, dtype_bytes: int):
+    """What the 2-pass and 1-pass cascades share: the M = M1 x M0 split, the inputs, the tiled QK
+    Einsum, the extents of a tile and of a per-tile row, and a tensor maker at this dtype."""
     m1, m0 = _tiling(s, m0)
     q, k, v = _inputs(s, dtype_bytes)
     qk, qk_e = _tiled_qk(s, m1, m0, q, k, dtype_bytes)
     tile = {"b": s.b, "h": s.h, "m1": m1, "m0": m0, "p": s.p}
     row = {"b": s.b, "h": s.h, "m1": m1, "p": s.p}
-    T = lambda name, dims, shape, role=TensorRole.ACTIVATION: _t(name, dims, shape, dtype_bytes, role)  # noqa: E731
+
+    def make(name: str, dims: tuple[str, ...], shape: tuple[int, ...],
+             role: TensorRole = TensorRole.ACTIVATION) -> Tensor:
+        return _t(name, dims, shape, dtype_bytes, role)
+
+    return m1, m0, q, k, v, qk, qk_e, tile, row, make
+
+
+def two_pass(s: AttentionShape, m0: int = 256, dtype_bytes: int = 2) -> Graph:
+    """Pass 1 per tile: QK, local max LM, SLN = exp(QK - LM), local sum SLD; then the global max
+    GM = max_m1 LM, the correction PRM = exp(LM - GM), SD = sum_m1 SLD * PRM. Pass 2 re-reads the
+    tiles: A = SLN * PRM / SD and AV = sum A V."""
+    m1, m0, q, k, v, qk, qk_e, tile, row, T = _tiled_setup(s, m0, dtype_bytes)
     lm = T("LM", ("b", "h", "m1", "p"), (s.b, s.h, m1, s.p))
     sln = T("SLN", ("b", "h", "m1", "m0", "p"), (s.b, s.h, m1, m0, s.p))
     sld = T("SLD", ("b", "h", "m1", "p"), (s.b, s.h, m1, s.p))
@@ -186,12 +197,7 @@ def one_pass(s: AttentionShape, m0: int = 256, dtype_bytes: int = 2) -> Graph:
     RNV[m1] = SLNV + PRM * RNV[m1-1] (SPNV + RNV); finally AV = RNV[M1-1] / RD[M1-1].
     Here ``RM[m1]`` is the paper's ``RM[m1+1]`` (the state after tile m1).
     """
-    m1, m0 = _tiling(s, m0)
-    q, k, v = _inputs(s, dtype_bytes)
-    qk, qk_e = _tiled_qk(s, m1, m0, q, k, dtype_bytes)
-    tile = {"b": s.b, "h": s.h, "m1": m1, "m0": m0, "p": s.p}
-    row = {"b": s.b, "h": s.h, "m1": m1, "p": s.p}
-    T = lambda name, dims, shape, role=TensorRole.ACTIVATION: _t(name, dims, shape, dtype_bytes, role)  # noqa: E731
+    m1, m0, q, k, v, qk, qk_e, tile, row, T = _tiled_setup(s, m0, dtype_bytes)
     t5 = ("b", "h", "m1", "m0", "p")
     t4 = ("b", "h", "m1", "p")
     tf = ("b", "h", "m1", "f", "p")

@@ -291,3 +291,18 @@ def test_attention_evaluator_rows_equal_direct_engine_calls(tmp_path):
         assert df.loc[design, "latency_cycles"] == ref["latency_cycles"]
         assert df.loc[design, "dram_bytes"] == ref["dram_bytes"]
     assert df.loc["bogus", "status"] == "error" and "allowed: unfused" in df.loc["bogus", "error"]
+
+
+def test_ctrl_c_before_the_manifest_exits_130_interrupted(tmp_path, monkeypatch):
+    """Interrupted while the spec is still expanding: no manifest yet, still 'interrupted', 130."""
+    import accelsim.sweep
+    from tests.cli_helper import cli_in_process
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(accelsim.sweep, "run_sweep", interrupted)
+    spec = Path(__file__).resolve().parents[1] / "accelsim" / "sweep" / "examples" / "systolic_bert_layer.yaml"
+    done = cli_in_process("sweep", "run", str(spec), "--out", str(tmp_path / "never"), "--no-progress")
+    assert done.returncode == 130, done
+    assert done.stderr.strip() == "accelsim: interrupted before any point ran"

@@ -205,3 +205,39 @@ def test_shipped_example_specs_expand():
     for path in examples:
         exp = SweepSpec.from_yaml(path).points()
         assert exp.points and exp.skipped_by_constraints > 0  # the area budget binds
+
+
+# --- evaluator option names are checked before any work ------------------------------------------
+def test_misspelled_evaluator_option_fails_at_spec_time():
+    base = {"hardware": "tpu-v1", "parameters": {"array.rows": [8, 16]}, "workloads": [{"gemm": {"m": 8, "k": 8, "n": 8}}]}
+    with pytest.raises(AccelsimError, match="unknown option 'ifmap_wordz'") as info:
+        SweepSpec.from_dict({**base, "parameters": {**base["parameters"], "options.ifmap_wordz": [5]}})
+    assert "ifmap_words" in str(info.value)  # the valid names are listed
+    with pytest.raises(AccelsimError, match="unknown option 'ifmap_wordz'"):
+        SweepSpec.from_dict({**base, "evaluator": {"name": "systolic", "options": {"ifmap_wordz": 5}}})
+    SweepSpec.from_dict({**base, "parameters": {**base["parameters"], "options.ifmap_words": [5]}})  # the real one
+
+
+def test_systolic_option_names_are_the_engine_signature():
+    """Independent of the registry: the keyword-only parameters of the engine functions."""
+    import inspect
+
+    from accelsim.engines import systolic as engine
+    from accelsim.sweep.evaluators import get_evaluator
+
+    expected = {p.name for fn in (engine.simulate_gemm, engine.simulate_graph)
+                for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(get_evaluator("systolic").option_names()) == expected
+
+
+def test_misspelled_option_cli_exit_2(tmp_path):
+    import yaml
+
+    from tests.cli_helper import cli_in_process
+
+    spec = tmp_path / "typo.yaml"
+    spec.write_text(yaml.safe_dump({"hardware": "tpu-v1", "parameters": {"options.ifmap_wordz": [5]},
+                                    "workloads": [{"gemm": {"m": 8, "k": 8, "n": 8}}]}))
+    done = cli_in_process("sweep", "run", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done
+    assert "ifmap_wordz" in done.stderr and not (tmp_path / "out").exists()

@@ -14,7 +14,7 @@ Extension points (engines still being written when this was): ``roofline`` (bran
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,16 +35,47 @@ class Evaluator:
     metric_types: dict[str, str] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The option names the evaluator accepts, as a function (engines import lazily); None means
+    # "not declared", and then options are not checked before the sweep runs.
+    option_names: Callable[[], tuple[str, ...]] | None = None
+
+    def check_options(self, names: Iterable[str], where: str = "evaluator.options") -> None:
+        """Fail before any point runs if an option is misspelled, listing the valid names."""
+        if self.option_names is None:
+            return
+        valid = self.option_names()
+        for name in names:
+            if name not in valid:
+                raise AccelsimError(f"unknown option {name!r} for evaluator {self.name!r}", field=f"{where}.{name}",
+                                    allowed=list(valid) or "no options")
+
+
+def keyword_options(*functions: Callable[..., Any], extra: tuple[str, ...] = ()) -> Callable[[], tuple[str, ...]]:
+    """Option names read from the keyword-only parameters of the engine functions the options are
+    passed to, so the list cannot drift from the engine's real signature."""
+    import inspect
+
+    def names() -> tuple[str, ...]:
+        found: list[str] = list(extra)
+        for fn in functions:
+            for p in inspect.signature(fn).parameters.values():
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in found:
+                    found.append(p.name)
+        return tuple(found)
+
+    return names
 
 
 EVALUATORS: dict[str, Evaluator] = {}
 
 
 def register_evaluator(name: str, *, kinds: tuple[str, ...] | None = None,
-                       metric_types: dict[str, str] | None = None,
-                       description: str = "") -> Callable[[EvaluatorFn], EvaluatorFn]:
+                       metric_types: dict[str, str] | None = None, description: str = "",
+                       option_names: Callable[[], tuple[str, ...]] | None = None
+                       ) -> Callable[[EvaluatorFn], EvaluatorFn]:
     def wrap(fn: EvaluatorFn) -> EvaluatorFn:
-        EVALUATORS[name] = Evaluator(name, fn, kinds, metric_types, description or (fn.__doc__ or "").strip())
+        EVALUATORS[name] = Evaluator(name, fn, kinds, metric_types, description or (fn.__doc__ or "").strip(),
+                                     option_names=option_names)
         return fn
 
     return wrap
@@ -76,8 +107,21 @@ SYSTOLIC_METRICS: dict[str, str] = {
 }
 
 
+def _systolic_options() -> tuple[str, ...]:
+    from accelsim.engines import systolic as engine
+
+    return keyword_options(engine.simulate_gemm, engine.simulate_graph)()
+
+
+def _roofline_options() -> tuple[str, ...]:
+    from accelsim.ir import gemm
+
+    return keyword_options(gemm)()
+
+
 @register_evaluator("systolic", kinds=("systolic",), metric_types=SYSTOLIC_METRICS,
-                    description="cycle-level systolic-array engine (accelsim.engines.systolic)")
+                    description="cycle-level systolic-array engine (accelsim.engines.systolic)",
+                    option_names=_systolic_options)
 def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
     """One GEMM through ``simulate_gemm`` or a whole graph through ``simulate_graph`` (totals)."""
     try:
@@ -100,7 +144,7 @@ ROOFLINE_METRICS: dict[str, str] = {
 }
 
 
-@register_evaluator("roofline", kinds=("gpu",), metric_types=ROOFLINE_METRICS,
+@register_evaluator("roofline", kinds=("gpu",), metric_types=ROOFLINE_METRICS, option_names=_roofline_options,
                     description="roofline engine: max(compute, memory, link) time per einsum (accelsim.engines.roofline)")
 def roofline(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
     """A Graph or zoo model on a GPU-like device; a single GEMM is costed as a one-einsum graph."""
@@ -119,6 +163,7 @@ ATTENTION_METRICS: dict[str, str] = {
 
 
 @register_evaluator("attention", kinds=("spatial",), metric_types=ATTENTION_METRICS,
+                    option_names=lambda: ("design",),
                     description="attention on a spatial accelerator: a published plan (options.design) "
                                 "simulated by accelsim.engines.spatial_attention")
 def attention(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) -> Mapping[str, Any]:

@@ -237,13 +237,13 @@ def connect_dask(address: Any, timeout_s: float = 5.0) -> tuple[Any, bool]:
     if not isinstance(address, str) or "://" not in address:
         raise AccelsimError(f"expected a scheduler address like tcp://host:8786, got {address!r}", field="--dask")
     scheme, _, rest = address.partition("://")
-    if scheme != "tcp":
+    if scheme not in ("tcp", "inproc"):  # inproc: a LocalCluster(processes=False) in this process
         # Other schemes need settings an address cannot carry (tls/wss: certificates; ws, ucx:
         # optional packages), and a Client that fails on them hangs ~10 s in its destructor.
         # Such clusters are reached by building a distributed.Client and passing it in.
         raise AccelsimError(f"unsupported scheme {scheme}://; for TLS or other transports build a "
                             "distributed.Client and pass it as run_sweep(dask=client)",
-                            field="--dask", allowed="tcp://host:port")
+                            field="--dask", allowed="tcp://host:port, inproc://...")
     host, _, port = rest.rpartition(":")
     if scheme == "tcp" and host and port.isdigit():
         try:  # a refused or unroutable address fails here in milliseconds, not after the client's timeout

@@ -328,6 +328,20 @@ class SweepSpec(_Model):
         for name, text in self.derived.items():
             compile_expression(text, f"derived.{name}")  # names checked once metrics are known
         normalize_workloads(self.workloads)
+        self._check_option_names()
+
+    def _check_option_names(self) -> None:
+        """A misspelled option would make every point fail with a TypeError; catch it here. An
+        unknown evaluator name is left for run_sweep, which lists the registered ones."""
+        from accelsim.sweep.evaluators import EVALUATORS, get_evaluator
+
+        name = self.evaluator.name
+        if name not in EVALUATORS and ":" not in name:
+            return
+        evaluator = get_evaluator(name)
+        evaluator.check_options(self.evaluator.options)
+        swept = [p[len("options."):] for p in self.parameters if p.startswith("options.")]
+        evaluator.check_options(swept, where="parameters.options")
 
     # --- expansion ----------------------------------------------------------------------
     def parameter_rows(self) -> list[dict[str, Any]]:

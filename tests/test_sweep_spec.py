@@ -241,3 +241,42 @@ def test_misspelled_option_cli_exit_2(tmp_path):
     done = cli_in_process("sweep", "run", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done
     assert "ifmap_wordz" in done.stderr and not (tmp_path / "out").exists()
+
+
+# --- the engine's source is part of every point key ----------------------------------------------
+def test_engine_fingerprint_is_part_of_the_key(monkeypatch):
+    import accelsim.sweep.evaluators as evaluators
+
+    spec = SweepSpec.from_dict({"hardware": "tpu-v1", "parameters": {"array.rows": [8, 16]},
+                                "workloads": [{"gemm": {"m": 8, "k": 8, "n": 8}}]})
+    before = [p.key for p in spec.points().points]
+    assert before == [p.key for p in spec.points().points]  # deterministic
+    monkeypatch.setattr(evaluators, "engine_fingerprint", lambda evaluator: "an-edited-engine")
+    after = [p.key for p in spec.points().points]
+    assert len(set(before) | set(after)) == 2 * len(before)
+
+
+def test_engine_fingerprint_follows_the_engine_source(tmp_path, monkeypatch):
+    """Editing the module a ``module:function`` evaluator lives in, or an engine module it names,
+    changes the fingerprint; the systolic evaluator's closure holds the engine file as on disk."""
+    from pathlib import Path
+
+    from accelsim.sweep.evaluators import Evaluator, _module_closure, engine_fingerprint, get_evaluator
+
+    module = tmp_path / "my_eval_mod.py"
+    module.write_text("def fn(hw, workload, options):\n    return {'x': 1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    evaluator = get_evaluator("my_eval_mod:fn")
+    first = engine_fingerprint(evaluator)
+    module.write_text("def fn(hw, workload, options):\n    return {'x': 2}\n")
+    assert engine_fingerprint(evaluator) != first
+
+    import accelsim.engines.systolic as systolic_engine
+
+    closure = _module_closure(["accelsim.engines.systolic"])
+    assert closure["accelsim.engines.systolic"] == Path(systolic_engine.__file__).read_bytes()
+    attention = _module_closure(["accelsim.engines.spatial_attention"])
+    assert "accelsim.engines.events" in attention  # followed through its import
+    base = Evaluator("x", evaluator.fn, engine_modules=("accelsim.engines.systolic",))
+    other = Evaluator("x", evaluator.fn, engine_modules=("accelsim.engines.roofline",))
+    assert engine_fingerprint(base) != engine_fingerprint(other)

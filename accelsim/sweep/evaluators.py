@@ -38,6 +38,9 @@ class Evaluator:
     # The option names the evaluator accepts, as a function (engines import lazily); None means
     # "not declared", and then options are not checked before the sweep runs.
     option_names: Callable[[], tuple[str, ...]] | None = None
+    # Modules whose code computes the metrics (engines, mappers); their source is part of every
+    # point key, see :func:`engine_fingerprint`.
+    engine_modules: tuple[str, ...] = ()
 
     def check_options(self, names: Iterable[str], where: str = "evaluator.options") -> None:
         """Fail before any point runs if an option is misspelled, listing the valid names."""
@@ -71,11 +74,11 @@ EVALUATORS: dict[str, Evaluator] = {}
 
 def register_evaluator(name: str, *, kinds: tuple[str, ...] | None = None,
                        metric_types: dict[str, str] | None = None, description: str = "",
-                       option_names: Callable[[], tuple[str, ...]] | None = None
-                       ) -> Callable[[EvaluatorFn], EvaluatorFn]:
+                       option_names: Callable[[], tuple[str, ...]] | None = None,
+                       engine_modules: tuple[str, ...] = ()) -> Callable[[EvaluatorFn], EvaluatorFn]:
     def wrap(fn: EvaluatorFn) -> EvaluatorFn:
         EVALUATORS[name] = Evaluator(name, fn, kinds, metric_types, description or (fn.__doc__ or "").strip(),
-                                     option_names=option_names)
+                                     option_names=option_names, engine_modules=engine_modules)
         return fn
 
     return wrap
@@ -89,6 +92,79 @@ def get_evaluator(name: str) -> Evaluator:
         return Evaluator(name, import_callable(name, "evaluator.name"))
     raise AccelsimError(f"unknown evaluator {name!r}", field="evaluator.name",
                         allowed=sorted(EVALUATORS) + ["package.module:function"])
+
+
+# Code whose edits change what an evaluator computes: followed through imports when fingerprinting.
+ENGINE_PACKAGES = ("accelsim.engines", "mappers")
+
+
+def engine_fingerprint(evaluator: Evaluator) -> str:
+    """A hash of the code that computes this evaluator's metrics, part of every point key.
+
+    Why: keys also hold ``accelsim.__version__``, but the version is not bumped for every engine
+    fix, and a resumed sweep would silently reuse rows computed by the old engine. Hashed: the
+    source of the evaluator function (registered ones) or its whole module (``module:function``
+    ones), plus the source files of its ``engine_modules`` and of every module under
+    :data:`ENGINE_PACKAGES` those import, transitively. Not hashed: the IR, hardware specs and
+    other shared modules (a change there that alters results still needs a version bump), and
+    installed third-party packages. A source that cannot be read hashes as its name only.
+    """
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    try:
+        if evaluator.name in EVALUATORS:
+            own = inspect.getsource(evaluator.fn).encode()
+        else:  # the file as it is on disk now (inspect's line cache could be stale)
+            with open(inspect.getsourcefile(evaluator.fn) or "", "rb") as f:
+                own = f.read()
+    except (OSError, TypeError):
+        own = evaluator.name.encode()
+    digest.update(own)
+    start = list(evaluator.engine_modules)
+    if evaluator.name not in EVALUATORS:
+        start.append(evaluator.fn.__module__)
+    for name, text in sorted(_module_closure(start).items()):
+        digest.update(f"\0{name}\0".encode() + text)
+    return digest.hexdigest()[:16]
+
+
+def _module_closure(names: list[str]) -> dict[str, bytes]:
+    """Source bytes of ``names`` and of every engine/mapper module they import, transitively."""
+    import ast
+    import importlib.util
+
+    seen: dict[str, bytes] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        origin = getattr(spec, "origin", None)
+        if not origin or not origin.endswith(".py"):
+            seen[name] = b""
+            continue
+        with open(origin, "rb") as f:
+            seen[name] = f.read()
+        for node in ast.walk(ast.parse(seen[name])):
+            found: list[str] = []
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for dep in found:
+                if dep.startswith(ENGINE_PACKAGES) and dep not in seen:
+                    try:
+                        if importlib.util.find_spec(dep) is not None:
+                            todo.append(dep)
+                    except (ImportError, ValueError):
+                        pass
+    return seen
 
 
 _OPERANDS = ("ifmap", "filter", "ofmap")
@@ -121,7 +197,7 @@ def _roofline_options() -> tuple[str, ...]:
 
 @register_evaluator("systolic", kinds=("systolic",), metric_types=SYSTOLIC_METRICS,
                     description="cycle-level systolic-array engine (accelsim.engines.systolic)",
-                    option_names=_systolic_options)
+                    option_names=_systolic_options, engine_modules=("accelsim.engines.systolic",))
 def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
     """One GEMM through ``simulate_gemm`` or a whole graph through ``simulate_graph`` (totals)."""
     try:
@@ -145,6 +221,7 @@ ROOFLINE_METRICS: dict[str, str] = {
 
 
 @register_evaluator("roofline", kinds=("gpu",), metric_types=ROOFLINE_METRICS, option_names=_roofline_options,
+                    engine_modules=("accelsim.engines.roofline",),
                     description="roofline engine: max(compute, memory, link) time per einsum (accelsim.engines.roofline)")
 def roofline(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
     """A Graph or zoo model on a GPU-like device; a single GEMM is costed as a one-einsum graph."""
@@ -164,6 +241,7 @@ ATTENTION_METRICS: dict[str, str] = {
 
 @register_evaluator("attention", kinds=("spatial",), metric_types=ATTENTION_METRICS,
                     option_names=lambda: ("design",),
+                    engine_modules=("accelsim.engines.spatial_attention", "mappers.fusemax"),
                     description="attention on a spatial accelerator: a published plan (options.design) "
                                 "simulated by accelsim.engines.spatial_attention")
 def attention(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) -> Mapping[str, Any]:

@@ -368,8 +368,10 @@ class SweepSpec(_Model):
         workloads = normalize_workloads(self.workloads)
         fingerprints = [workload_fingerprint(w) for w in workloads]
         constraints = [compile_expression(t, f"constraints[{i}]") for i, t in enumerate(self.constraints)]
-        common = {"evaluator": self.evaluator.name,
-                  "metrics": self.metrics, "derived": self.derived, "accelsim": accelsim.__version__}
+        from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
+
+        common = {"evaluator": self.evaluator.name, "metrics": self.metrics, "derived": self.derived,
+                  "accelsim": accelsim.__version__, "engine": engine_fingerprint(get_evaluator(self.evaluator.name))}
         points: list[Point] = []
         seen: set[str] = set()
         skipped = duplicates = 0
@@ -460,7 +462,9 @@ def canonical_json(obj: Any) -> str:
 def point_key(hardware: dict, workload: dict, fingerprint: str, options: dict, common: dict) -> str:
     """Hash of everything that determines a point's row: the full validated hardware dict (so two
     spellings of one design share a key), the workload and its content fingerprint, evaluator and
-    options, kept metrics and derived formulas, and the accelsim version."""
+    options, kept metrics and derived formulas, the accelsim version, and a fingerprint of the
+    evaluator's engine source (:func:`accelsim.sweep.evaluators.engine_fingerprint`), so an engine
+    edit without a version bump does not reuse rows the old engine computed."""
     payload = {"hardware": hardware, "workload": {k: v for k, v in workload.items() if k != "label"},
                "label": workload["label"], "fingerprint": fingerprint, "options": options, **common}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:24]

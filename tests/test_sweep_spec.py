@@ -280,3 +280,20 @@ def test_engine_fingerprint_follows_the_engine_source(tmp_path, monkeypatch):
     base = Evaluator("x", evaluator.fn, engine_modules=("accelsim.engines.systolic",))
     other = Evaluator("x", evaluator.fn, engine_modules=("accelsim.engines.roofline",))
     assert engine_fingerprint(base) != engine_fingerprint(other)
+
+
+# --- expressions cannot hang on huge intermediate numbers ---------------------------------------
+@pytest.mark.parametrize("text", ["((10**1000)**1000)**1000", "(9**1000)*(9**1000)*(9**1000)*(9**1000)*(9**1000)",
+                                  "ceil(1e300)*ceil(1e300)*ceil(1e300)*ceil(1e300)*ceil(1e300)",
+                                  "'ab' * 10**9", "10.0**400", "exp(1000)"])
+def test_expression_refuses_huge_intermediates(text):
+    with pytest.raises(AccelsimError, match="exceed|overflow"):
+        compile_expression(text)({})
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.integers(-1000, 1000), st.integers(0, 40), st.integers(-1000, 1000))
+def test_bounded_arithmetic_matches_python(a, b, c):
+    """Within the bounds the result is exactly Python's (the reference)."""
+    for text in ("a ** b * c", "(a * c) ** b", "a * c - b"):
+        assert compile_expression(text)({"a": a, "b": b, "c": c}) == eval(text, {}, {"a": a, "b": b, "c": c})  # noqa: S307

@@ -35,6 +35,7 @@ from accelsim.hardware.base import read_yaml, spec_from_dict
 from accelsim.hardware import load_hardware
 from accelsim.sweep.expr import Expression, compile_expression
 from accelsim.sweep.workloads import normalize_workloads, workload_fingerprint
+from accelsim.yamlio import validation_error
 
 # Fields that name or describe a design rather than parameterize it: not sweepable, not hashed
 # as parameters (they are still part of the hardware dict that is hashed).
@@ -254,12 +255,12 @@ class SweepSpec(_Model):
         try:
             spec = cls.model_validate(data)
         except ValidationError as err:
+            problem = validation_error(err, source)
             first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after")) or "(top level)"
-            msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-            msg = msg.removeprefix("Value error, ")
-            allowed = sorted(cls.model_fields) if first["type"] == "extra_forbidden" and len(first["loc"]) == 1 else None
-            raise AccelsimError(msg, field=loc, source=source, allowed=allowed) from None
+            if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:  # a misspelled top-level key
+                problem = AccelsimError(problem.detail, field=problem.field, source=source,
+                                        allowed=sorted(cls.model_fields))
+            raise problem from None
         spec.check()
         return spec
 

@@ -95,6 +95,17 @@ def test_help_explains_every_option(cli):
     for option in ("--scalesim-config", "--hardware", "--topology", "--topology-kind", "--gemm", "--dataflow",
                    "--json", "--csv"):
         assert option in stdout
+    flat = " ".join(stdout.replace("│", " ").split())
+    assert "in the order M,K,N" in flat and "M, N, K" in flat  # --gemm vs topology GEMM rows
+
+
+def test_huge_gemm_that_fits_the_fold_limit_reports_exact_counts(cli):
+    status, stdout, stderr = cli("simulate", "--gemm", "4000000,10000000000000,1", "--dataflow", "os", "--json")
+    assert status == 0, stderr
+    total = json.loads(stdout)["totals"]
+    m, k, n = 4_000_000, 10**13, 1
+    assert total["macs"] == m * k * n and total["compulsory_dram_bytes"]["ifmap"] == m * k  # 1-byte words
+    assert all(total["dram_bytes"][op] >= total["compulsory_dram_bytes"][op] > 0 for op in ("ifmap", "filter", "ofmap"))
 
 
 def _bad_hardware_yaml(tmp_path: Path) -> Path:
@@ -121,6 +132,13 @@ def _bad_hardware_yaml(tmp_path: Path) -> Path:
     (lambda p: ["simulate", "--topology", str(_write(p / "t.csv", "Layer, M, N, K,\ng, 4, 4,\n"))],
      ["t.csv", "line 2", "K"]),
     (lambda p: ["simulate", "--topology", str(p / "missing.csv")], ["missing.csv", "not found"]),
+    (lambda p: ["simulate", "--gemm", "4,4,4", "--csv", str(p / "no-such-dir" / "x.csv")],
+     ["no-such-dir", "x.csv", "--csv", "cannot write"]),
+    (lambda p: ["simulate", "--gemm", "4,4,4", "--csv", str(p)], ["--csv", "cannot write"]),  # a directory
+    (lambda p: ["simulate", "--gemm", "4,4,99999999999999999999"], ["--gemm", "2**53"]),
+    (lambda p: ["simulate", "--gemm", "4000000000,4000000000,4"], ["gemm0_4000000000x4000000000x4", "folds"]),
+    (lambda p: ["simulate", "--topology", str(_write(p / "t.csv", "Layer, M, N, K,\ng, 4, 4, 99999999999999999999,\n"))],
+     ["layer g", "gemm.k", "2**53"]),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, needles, cli):
     status, stdout, stderr = cli(*args(tmp_path))

@@ -58,7 +58,14 @@ def test_sram_counts_follow_from_the_work(m, k, n, rows, cols, df):
     # each array-side ofmap write is either a final output or a partial sum that is read back later
     assert writes["ofmap"] == reads["ofmap"] + m * n
     assert row["busy_cycles"] * rows * cols >= row["macs"]  # a PE does at most one MAC per cycle
-    assert row["compute_cycles"] == row["busy_cycles"] - 1  # SCALE-Sim's last-cycle index
+    # a physical lower bound, independent of the engine's fold formula: in each fold every used
+    # PE does T MACs, one per cycle, and the T-th operand entering a lane must still hop across
+    # the fold's max(used rows, used cols) - 1 further PEs before the last MAC
+    sr, sc, t = {"os": (m, n, k), "ws": (k, n, m), "is": (k, m, n)}[df]
+    used_r = [min(rows, sr - i) for i in range(0, sr, rows)]
+    used_c = [min(cols, sc - j) for j in range(0, sc, cols)]
+    floor = sum(t + max(ur, uc) - 1 for ur in used_r for uc in used_c)
+    assert row["compute_cycles"] + 1 >= floor
     assert 0 < row["mapping_efficiency"] <= 1 and 0 < row["overall_utilization"] <= 1
 
 
@@ -199,7 +206,7 @@ def _execute_demand(geo: FoldGeometry, a, b):
     for fc in range(geo.col_folds):
         for fr in range(geo.row_folds):
             d = _fold_demand(geo, fr, fc)
-            cycles = geo.cycles_per_fold
+            cycles = len(d["ofmap"])  # the fold length the demand itself schedules
             if geo.dataflow == "os":
                 owner = {}
                 acc = np.zeros((rows, cols), dtype=np.int64)
@@ -288,3 +295,81 @@ def test_batched_einsum_runs_batch_gemms():
     row = simulate_graph(Graph("attn", [qk]), hw).layers[0]
     single = simulate_gemm(GemmShape(m=16, k=8, n=16), hw)
     assert row["batch"] == 4 and row["compute_cycles"] == 4 * single["compute_cycles"]
+
+
+@pytest.mark.parametrize("df", ["os", "ws", "is"])
+def test_huge_shapes_count_exactly_past_int64(df):
+    """Byte counts beyond 2**63 stay exact (no int64 wrap): never negative, never below compulsory."""
+    hw = accelerator(256, 256, df, ifmap=4 << 20, filt=4 << 20, ofmap=4 << 20, bw=32.0)
+    shapes = {"os": GemmShape(m=4_000_000, k=10**13, n=1), "ws": GemmShape(m=10**15, k=30_000, n=3),
+              "is": GemmShape(m=300, k=30_000, n=10**15)}
+    shape = shapes[df]
+    row = simulate_gemm(shape, hw)
+    compulsory = {"ifmap": shape.m * shape.k, "filter": shape.k * shape.n, "ofmap": shape.m * shape.n}
+    assert max(compulsory.values()) > 2**63  # the counts themselves leave int64
+    for op in ("ifmap", "filter", "ofmap"):
+        assert isinstance(row["dram_bytes"][op], int)
+        assert row["compulsory_dram_bytes"][op] == compulsory[op]
+        assert row["dram_bytes"][op] >= compulsory[op] >= 0
+    assert row["dram_read_bytes"] + row["dram_write_bytes"] == sum(row["dram_bytes"].values())
+    assert row["stall_cycles"] >= 0 and row["macs"] == shape.m * shape.k * shape.n
+
+
+def test_tpu_v1_shape_that_used_to_wrap_is_exact():
+    from accelsim.hardware import load_hardware
+
+    hw = load_hardware("tpu-v1", kind="systolic")
+    shape = GemmShape(m=4_000_000, k=1_000_000, n=1)
+    for df in ("os", "ws"):
+        row = simulate_gemm(shape, hw.model_copy(update={"array": hw.array.model_copy(update={"dataflow": df})}))
+        for op in ("ifmap", "filter", "ofmap"):
+            assert row["dram_bytes"][op] >= row["compulsory_dram_bytes"][op] > 0
+
+
+@given(total=st.integers(0, 10**30), size=st.integers(1, 10**12), parts=st.integers(1, 300))
+@settings(max_examples=60, deadline=None, derandomize=True)
+def test_apportion_is_exact_for_any_size(total, size, parts):
+    from fractions import Fraction
+
+    e = fold_edges(size, -(-size // parts))
+    parts = apportion(total, e, size)
+    assert sum(int(p) for p in parts) == total and all(int(p) >= 0 for p in parts)
+    # each cumulative share is the floor of the exact rational share
+    cum = 0
+    for edge, part in zip(e[1:], parts):
+        cum += int(part)
+        assert cum == math.floor(Fraction(int(edge) * total, size))
+
+
+def test_too_many_folds_or_too_large_dims_are_user_errors():
+    hw = accelerator(4, 4, "is")
+    with pytest.raises(AccelsimError, match="folds"):
+        simulate_gemm(GemmShape(m=10**6, k=10**6, n=1), hw)  # 62.5e9 folds
+    with pytest.raises(AccelsimError, match="gemm.k"):
+        simulate_gemm(GemmShape(m=1, k=2**53 + 1, n=1), hw)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(m=dims, k=dims, n=dims, rows=edges, cols=edges, df=dataflows, i=st.integers(2, 400),
+       f=st.integers(2, 400), o=st.integers(2, 400), wb=st.sampled_from([1, 2]))
+def test_tile_exceeds_buffer_flags_oversized_fold_tiles(m, k, n, rows, cols, df, i, f, o, wb):
+    """The flag is set exactly when one fold's tile (largest one: a full fold) exceeds a buffer half."""
+    r, c = min(rows, {"os": m}.get(df, k)), min(cols, {"is": m}.get(df, n))  # used lanes of a full fold
+    tile_words = {"os": (r * k, k * c, r * c), "ws": (m * r, r * c, m * c), "is": (c * r, r * n, c * n)}[df]
+    halves = (i // 2, f // 2, o // 2)
+    expected = any(words * wb > half for words, half in zip(tile_words, halves))
+    hw = accelerator(rows, cols, df, ifmap=i, filt=f, ofmap=o, word_bytes=wb)
+    shape = GemmShape(m=m, k=k, n=n)
+    assert simulate_gemm(shape, hw)["tile_exceeds_buffer"] is expected
+    assert simulate_gemm_reference(shape, hw)["tile_exceeds_buffer"] is expected
+
+
+def test_report_notes_layers_whose_tile_exceeds_the_buffer():
+    from accelsim.engines.systolic import GemmLayer, simulate_layers
+
+    big, small = GemmShape(m=64, k=64, n=64), GemmShape(m=2, k=2, n=2)
+    report = simulate_layers([GemmLayer("big", big), GemmLayer("small", small)],
+                             accelerator(8, 8, "os", ifmap=64, filt=64, ofmap=64))
+    assert report.meta["tile_exceeds_buffer"] == ["big"] and "approximate" in report.meta["note"]
+    roomy = simulate_layers([GemmLayer("big", big)], accelerator(8, 8, "os"))
+    assert "tile_exceeds_buffer" not in roomy.meta

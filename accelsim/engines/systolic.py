@@ -65,7 +65,10 @@ and ``drain_cycles``, matching SCALE-Sim's split between "Total Cycles" and "Tot
 (incl. prefetch)".
 
 Two paths compute all of this. ``simulate_gemm_reference`` builds every fold's demand on the
-array edges, steps it cycle by cycle (counting SRAM accesses and busy PEs), runs the tile
+array edges, steps it cycle by cycle for as long as the demand schedules something (a fold's
+length is read off its demand, not taken from the formula above; unused lanes of a partial fold
+keep their skewed slots, as in SCALE-Sim's padded demand matrices, so every fold holds the array
+for the full skew), counting SRAM accesses and busy PEs, runs the tile
 residency state machine fold by fold and steps the DRAM channel cycle by cycle; it is for
 small shapes and tests. ``simulate_gemm`` uses the closed forms, numpy over the fold grid and
 the pipeline recurrence over runs of identical folds (milliseconds for a 256x1024x1024 GEMM).
@@ -95,6 +98,16 @@ Deliberate differences from SCALE-Sim 3.0
 6. ``mapping_efficiency`` is a fraction in [0, 1] (SCALE-Sim prints a percentage) computed
    from the exact closed form ``Sr*Sc / (folds*rows*cols)``; SCALE-Sim averages per-fold
    floats, so the two agree to floating-point rounding (about 1e-15 relative).
+7. A fold's tile larger than its buffer half: the double-buffer model above still loads the
+   whole tile before the fold starts (and writes a whole output tile after it), a pipeline that
+   cannot physically exist (the tile does not fit the half it is loaded into). The residency
+   policy is unchanged, so traffic stays sound (never below compulsory, never rising with a
+   bigger buffer), but stalls there are approximate, likely optimistic: a real design would
+   stream the tile through the buffer during the fold. Such rows carry
+   ``tile_exceeds_buffer = True`` and ``simulate_layers`` lists them in the Report meta.
+8. Sizes: every count is an exact integer at any size (int64 where a bound proves it cannot
+   overflow, Python integers otherwise); dimensions are limited to 2**53 and a layer to
+   ``MAX_FOLDS`` folds, beyond which one AccelsimError explains the limit.
 """
 from __future__ import annotations
 
@@ -166,22 +179,64 @@ def apportion(total: int, edges: np.ndarray, extent: int) -> np.ndarray:
 
     Each interval gets its share in proportion to its length, rounded so the parts are whole and
     sum exactly to ``total`` (floor of the cumulative share; integer arithmetic, no floats).
+    Exact for any size: when ``edges * total`` could leave int64 the products are Python ints
+    (object arrays) instead of silently wrapping.
     """
-    cumulative = (np.asarray(edges, dtype=np.int64) * total) // extent
+    edges = np.asarray(edges)
+    largest = int(edges.max(initial=0))
+    dtype = np.int64 if largest * int(total) < INT64_SAFE else object
+    cumulative = (edges.astype(dtype) * int(total)) // int(extent)
     return np.diff(cumulative)
 
 
-def fold_edges(size: int, width: int) -> np.ndarray:
-    return np.minimum(np.arange(0, -(-size // width) + 1, dtype=np.int64) * width, size)
+def fold_edges(size: int, width: int, dtype: Any = np.int64) -> np.ndarray:
+    return np.minimum(np.arange(0, -(-size // width) + 1, dtype=np.int64) * width, size).astype(dtype)
+
+
+# Why these limits: the fast path keeps a few numbers per fold (numpy arrays over the fold
+# grid), so the fold count bounds its memory (about 200 bytes per fold) and time (measured
+# about 8 s per million folds on this project's 2-core machine); dimensions above 2**53 are no
+# longer exact as floats, and seconds, utilization and energy are floats.
+MAX_FOLDS = 1 << 22
+MAX_DIM = 1 << 53
+# Counts whose intermediates stay below this bound are computed in int64; above it in Python ints.
+INT64_SAFE = 1 << 62
 
 
 def _validate(shape: GemmShape, hw: SystolicAccelerator) -> None:
     for label in ("m", "k", "n", "batch"):
         value = getattr(shape, label)
-        if not isinstance(value, (int, np.integer)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"gemm.{label}")
+        if value > MAX_DIM:
+            raise AccelsimError(f"{value} is too large", field=f"gemm.{label}",
+                                allowed=f"a positive integer up to 2**53 = {MAX_DIM}")
     if hw.array.dataflow not in DATAFLOWS:
         raise AccelsimError(f"unknown dataflow {hw.array.dataflow!r}", field="array.dataflow", allowed=DATAFLOWS)
+
+
+def _geometry(shape: GemmShape, hw: SystolicAccelerator) -> FoldGeometry:
+    """Validate the shape and fold it onto the array; refuse fold grids the engine cannot hold."""
+    _validate(shape, hw)
+    geo = FoldGeometry(hw.array.dataflow, int(shape.m), int(shape.k), int(shape.n), hw.array.rows, hw.array.cols)
+    if geo.folds > MAX_FOLDS:
+        raise AccelsimError(
+            f"{shape.m}x{shape.k}x{shape.n} folds {geo.folds} times onto a {geo.rows}x{geo.cols} "
+            f"{geo.dataflow} array; the engine keeps per-fold state and accepts at most {MAX_FOLDS} folds per "
+            "layer (split the layer, or use a larger array)", field="gemm", allowed=f"at most {MAX_FOLDS} folds")
+    return geo
+
+
+def _count_dtype(geo: FoldGeometry, ifmap_words: int, word_bytes: int, caps: tuple[int, ...]) -> Any:
+    """int64 when every per-fold intermediate provably fits, else ``object`` (exact Python ints).
+
+    Bounds: the ifmap apportionment multiplies at most ``max(M, K) * ifmap_words``; every byte
+    count and every sum over folds is at most ``folds * (all operand words) * word_bytes``.
+    """
+    m, k, n = geo.m, geo.k, geo.n
+    words = ifmap_words + m * k + k * n + m * n
+    bound = max(max(m, k) * ifmap_words, (geo.folds + 1) * words * word_bytes, *caps)
+    return np.int64 if bound < INT64_SAFE else object
 
 
 @dataclass(frozen=True)
@@ -197,18 +252,30 @@ class _Buffers:
         return cls(hw.sram.ifmap_bytes // 2, hw.sram.filter_bytes // 2, hw.sram.ofmap_bytes // 2)
 
 
-def _tile_words(geo: FoldGeometry, ifmap_words: int) -> dict[str, Any]:
+def _tile_exceeds_buffer(tiles: dict[str, Any], buf: _Buffers, word_bytes: int) -> bool:
+    """True when some fold's tile of some operand is larger than that operand's buffer half.
+
+    The double-buffer model then still loads the whole tile before the fold starts (and writes a
+    whole output tile after it), a pipeline no real buffer could hold; traffic stays sound (the
+    residency policy is unchanged), but the stall estimate there is approximate, likely optimistic.
+    """
+    caps = {"ifmap": buf.ifmap, "filter": buf.filter, "ofmap": buf.ofmap}
+    return any(int(tiles["words"][op].max()) * word_bytes > caps[op] for op in OPERANDS)
+
+
+def _tile_words(geo: FoldGeometry, ifmap_words: int, dtype: Any = np.int64) -> dict[str, Any]:
     """Per-tile word counts for each operand, indexed by the fold coordinates that pick the tile.
 
     Returns arrays: for each operand, a 2D array ``[col_fold, row_fold]`` of the words the fold
     touches, plus the key array naming which tile (so equal keys mean the same data).
+    ``dtype`` is ``object`` when the counts could leave int64 (see ``_count_dtype``).
     """
     m, k, n, rows, cols = geo.m, geo.k, geo.n, geo.rows, geo.cols
     sr, sc, _ = geo.spatial_temporal
-    r_edges, c_edges = fold_edges(sr, rows), fold_edges(sc, cols)
+    r_edges, c_edges = fold_edges(sr, rows, dtype), fold_edges(sc, cols, dtype)
     used_r, used_c = np.diff(r_edges), np.diff(c_edges)
     fr_n, fc_n = len(used_r), len(used_c)
-    zeros = np.zeros((fc_n, fr_n), dtype=np.int64)
+    zeros = np.zeros((fc_n, fr_n), dtype=dtype)
     fr_idx = np.broadcast_to(np.arange(fr_n), (fc_n, fr_n))
     fc_idx = np.broadcast_to(np.arange(fc_n)[:, None], (fc_n, fr_n))
     if geo.dataflow == "os":  # Sr = M (rows), Sc = N (cols)
@@ -275,8 +342,7 @@ def _dram_per_fold_fast(geo: FoldGeometry, tiles: dict[str, Any], buf: _Buffers,
         return np.where(first_in_hold, tile_bytes, np.maximum(0, tile_bytes - cap))
 
     load = {"ifmap": None, "filter": None}
-    ofmap_read = np.zeros((fc_n, fr_n), dtype=np.int64)
-    ofmap_write = np.zeros((fc_n, fr_n), dtype=np.int64)
+    ofmap_read = np.zeros((fc_n, fr_n), dtype=words["ofmap"].dtype)
     o_bytes = words["ofmap"] * word_bytes
     if geo.dataflow == "os":
         load["ifmap"] = cycled(words["ifmap"], buf.ifmap)
@@ -346,8 +412,8 @@ def _schedule_per_fold(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fol
 
 def _runs(fold_in: np.ndarray, fold_out: np.ndarray) -> list[tuple[int, int, int]]:
     """Run-length encoding of the pipeline steps: (load bytes of fold j+1, write bytes of fold j, count)."""
-    a = np.asarray(fold_in, dtype=np.int64)[1:]
-    b = np.asarray(fold_out, dtype=np.int64)[:-1]
+    a = np.asarray(fold_in)[1:]  # int64 or exact Python ints (object), whichever the counts needed
+    b = np.asarray(fold_out)[:-1]
     if len(a) == 0:
         return []
     change = np.flatnonzero((a[1:] != a[:-1]) | (b[1:] != b[:-1])) + 1
@@ -407,7 +473,8 @@ def _schedule_fast(fold_in: np.ndarray, fold_out: np.ndarray, cycles_per_fold: i
 
 def _assemble(shape: GemmShape, hw: SystolicAccelerator, geo: FoldGeometry, compute_cycles: int,
               mapping_efficiency: float, reads: dict[str, int], writes_array: dict[str, int],
-              dram: dict[str, int], prefetch: int, stall: int, drain: int) -> dict[str, Any]:
+              dram: dict[str, int], prefetch: int, stall: int, drain: int, tile_exceeds_buffer: bool
+              ) -> dict[str, Any]:
     """One result row; counts for a batch multiply (batched GEMMs run as independent layers)."""
     b = shape.batch
     wb = hw.word_bytes
@@ -455,6 +522,7 @@ def _assemble(shape: GemmShape, hw: SystolicAccelerator, geo: FoldGeometry, comp
         "compulsory_dram_bytes": compulsory,
         "dram_read_bytes": dram_read,
         "dram_write_bytes": dram_write,
+        "tile_exceeds_buffer": tile_exceeds_buffer,
     }
     energy = _energy_pj(hw, macs, sram_reads, sram_writes, dram_read, dram_write)
     if energy is not None:
@@ -484,8 +552,7 @@ def simulate_gemm(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_words: int
     input footprint, smaller than the im2col matrix's M*K); it defaults to M*K.
     Returns a row of unit-suffixed fields (see ``accelsim.engines.systolic`` docs).
     """
-    _validate(shape, hw)
-    geo = FoldGeometry(hw.array.dataflow, shape.m, shape.k, shape.n, hw.array.rows, hw.array.cols)
+    geo = _geometry(shape, hw)
     ifmap_words = shape.m * shape.k if ifmap_words is None else int(ifmap_words)
     if ifmap_words <= 0:
         raise AccelsimError(f"must be positive, got {ifmap_words}", field="ifmap_words")
@@ -493,79 +560,106 @@ def simulate_gemm(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_words: int
     compute_cycles = geo.folds * geo.cycles_per_fold - 1
     mapping_efficiency = (sr * sc) / (geo.folds * geo.rows * geo.cols)
     reads, writes = _sram_counts(geo)
-    tiles = _tile_words(geo, ifmap_words)
-    fold_in, fold_out, dram = _dram_per_fold_fast(geo, tiles, _Buffers.of(hw), hw.word_bytes)
+    buf = _Buffers.of(hw)
+    dtype = _count_dtype(geo, ifmap_words, hw.word_bytes, (buf.ifmap, buf.filter, buf.ofmap))
+    tiles = _tile_words(geo, ifmap_words, dtype)
+    fold_in, fold_out, dram = _dram_per_fold_fast(geo, tiles, buf, hw.word_bytes)
     dram["compulsory_ifmap"] = ifmap_words * hw.word_bytes
     prefetch, stall, drain = _schedule_fast(fold_in, fold_out, geo.cycles_per_fold, hw.dram_bytes_per_cycle)
     return _assemble(shape, hw, geo, compute_cycles, mapping_efficiency, reads, writes, dram,
-                     prefetch, stall, drain)
+                     prefetch, stall, drain, _tile_exceeds_buffer(tiles, buf, hw.word_bytes))
 
 
 # --------------------------------------------------------------------------------------------
 # Slow reference path: explicit demand, stepped cycle by cycle
 # --------------------------------------------------------------------------------------------
 
-def _fold_demand(geo: FoldGeometry, fr: int, fc: int) -> dict[str, np.ndarray]:
-    """The fold's demand on the array edges, cycle by cycle: element ids, -1 where idle.
+PAD = -2  # a demand slot the schedule occupies with no data (an unused lane of a partial fold)
 
-    Built from the dataflow's definition, independently of the closed forms: the stationary
-    operand is loaded (ws/is: ``rows`` cycles), the streamed operands enter skewed by one cycle
-    per lane, and outputs leave skewed over the columns. The os output slots follow SCALE-Sim's
-    demand (bottom PE row first, starting when the first column's last product enters), which
-    fixes when writes are issued, not their number.
+
+def _fold_demand(geo: FoldGeometry, fr: int, fc: int) -> dict[str, np.ndarray]:
+    """The fold's demand on the array edges, cycle by cycle: element ids, -1 idle, ``PAD`` padding.
+
+    Built from the dataflow's definition, independently of the closed forms (its length is not
+    given, it is one past the last scheduled slot): the stationary operand is loaded (ws/is: one
+    PE row per cycle), the streamed operands enter skewed by one cycle per lane, and outputs leave
+    skewed over the columns. Every lane of the array keeps its slot in the skew even when a
+    partial fold leaves it unused (``PAD``: scheduled, no data), as in SCALE-Sim, whose demand
+    matrices are padded to the full array; a fold therefore holds the array for the full skew.
+    The os output slots follow SCALE-Sim's demand (bottom PE row first, starting when the first
+    column's last product enters), which fixes when writes are issued, not their number.
     Ids: ifmap ``i*K + k``, filter ``k*N + j``, ofmap ``i*N + j``.
     """
-    m, k, n, R, C = geo.m, geo.k, geo.n, geo.rows, geo.cols
+    k, n, R, C = geo.k, geo.n, geo.rows, geo.cols
     sr, sc, t = geo.spatial_temporal
-    c = geo.cycles_per_fold
     r0, c0 = fr * R, fc * C
     ur, uc = geo.used(fr, sr, R), geo.used(fc, sc, C)
-    left = np.full((c, R), -1, dtype=np.int64)   # ifmap (os, ws) or filter (is) entering rows
-    top = np.full((c, C), -1, dtype=np.int64)    # filter (os) / stationary preload (ws, is)
-    out = np.full((c, C), -1, dtype=np.int64)    # outputs leaving the columns
+    left: list[tuple[int, int, int]] = []  # (cycle, lane, id): ifmap (os, ws) or filter (is) entering rows
+    top: list[tuple[int, int, int]] = []   # filter (os) / stationary preload (ws, is) entering columns
+    out: list[tuple[int, int, int]] = []   # outputs leaving the columns
     if geo.dataflow == "os":
-        for lane in range(ur):  # row lane = output row i, streams ifmap[i, 0..K)
+        for lane in range(R):  # row lane = output row i, streams ifmap[i, 0..K)
             for step in range(t):
-                left[lane + step, lane] = (r0 + lane) * k + step
-        for lane in range(uc):  # column lane = output column j, streams filter[0..K, j]
+                left.append((lane + step, lane, (r0 + lane) * k + step if lane < ur else PAD))
+        for lane in range(C):  # column lane = output column j, streams filter[0..K, j]
             for step in range(t):
-                top[lane + step, lane] = step * n + (c0 + lane)
+                top.append((lane + step, lane, step * n + (c0 + lane) if lane < uc else PAD))
         # after the last product, outputs shift out of the bottom edge (bottom PE row first),
         # one row per cycle, skewed by one cycle per column
-        for lane in range(uc):
+        for lane in range(C):
             for slot in range(R):
                 row_i = R - 1 - slot  # flipped: bottom PE row leaves first
-                if row_i < ur:
-                    out[t - 1 + slot + lane, lane] = (r0 + row_i) * n + (c0 + lane)
-        return {"ifmap": left, "filter": top, "ofmap": out}
+                used = row_i < ur and lane < uc
+                out.append((t - 1 + slot + lane, lane, (r0 + row_i) * n + (c0 + lane) if used else PAD))
+        return _demand_arrays({"ifmap": (left, R), "filter": (top, C), "ofmap": (out, C)})
     # ws / is: preload the stationary block through the columns (one row per cycle, flipped),
     # then stream T vectors skewed over the rows, outputs leave skewed over the columns.
     for slot in range(R):
         row_i = R - 1 - slot
-        if row_i < ur:
-            for lane in range(uc):
-                kk = r0 + row_i
-                if geo.dataflow == "ws":
-                    top[slot, lane] = kk * n + (c0 + lane)          # filter[k, j]
-                else:
-                    top[slot, lane] = (c0 + lane) * k + kk          # ifmap[i, k] (im2col row i)
-    for lane in range(ur):
+        for lane in range(C):
+            kk = r0 + row_i
+            if row_i >= ur or lane >= uc:
+                ident = PAD
+            elif geo.dataflow == "ws":
+                ident = kk * n + (c0 + lane)          # filter[k, j]
+            else:
+                ident = (c0 + lane) * k + kk          # ifmap[i, k] (im2col row i)
+            top.append((slot, lane, ident))
+    for lane in range(R):
         kk = r0 + lane
         for step in range(t):
-            if geo.dataflow == "ws":
-                left[R + lane + step, lane] = step * k + kk          # ifmap[i=step, k]
+            if lane >= ur:
+                ident = PAD
+            elif geo.dataflow == "ws":
+                ident = step * k + kk                  # ifmap[i=step, k]
             else:
-                left[R + lane + step, lane] = kk * n + step          # filter[k, j=step]
-    for lane in range(uc):
+                ident = kk * n + step                  # filter[k, j=step]
+            left.append((R + lane + step, lane, ident))
+    for lane in range(C):
         for step in range(t):
-            cycle = 2 * R - 1 + step + lane
-            if geo.dataflow == "ws":
-                out[cycle, lane] = step * n + (c0 + lane)            # ofmap[i=step, j]
+            if lane >= uc:
+                ident = PAD
+            elif geo.dataflow == "ws":
+                ident = step * n + (c0 + lane)        # ofmap[i=step, j]
             else:
-                out[cycle, lane] = (c0 + lane) * n + step            # ofmap[i, j=step]
+                ident = (c0 + lane) * n + step        # ofmap[i, j=step]
+            out.append((2 * R - 1 + step + lane, lane, ident))
     if geo.dataflow == "ws":
-        return {"ifmap": left, "filter": top, "ofmap": out}
-    return {"ifmap": top, "filter": left, "ofmap": out}
+        return _demand_arrays({"ifmap": (left, R), "filter": (top, C), "ofmap": (out, C)})
+    return _demand_arrays({"ifmap": (top, C), "filter": (left, R), "ofmap": (out, C)})
+
+
+def _demand_arrays(events: dict[str, tuple[list[tuple[int, int, int]], int]]) -> dict[str, np.ndarray]:
+    """Scheduled slots as ``[cycle, lane]`` arrays, all as long as the fold: last slot + 1."""
+    length = 1 + max(cycle for slots, _ in events.values() for cycle, _, _ in slots)
+    arrays = {}
+    for op, (slots, lanes) in events.items():
+        grid = np.full((length, lanes), -1, dtype=np.int64)
+        for cycle, lane, ident in slots:
+            assert grid[cycle, lane] == -1, "two values on one lane in one cycle"
+            grid[cycle, lane] = ident
+        arrays[op] = grid
+    return arrays
 
 
 def _dram_reference(geo: FoldGeometry, tiles: dict[str, Any], buf: _Buffers, word_bytes: int
@@ -617,7 +711,7 @@ def _dram_reference(geo: FoldGeometry, tiles: dict[str, Any], buf: _Buffers, wor
     return fold_in, fold_out, totals
 
 
-def _schedule_reference(fold_in: list[int], fold_out: list[int], cycles_per_fold: int, bw: float
+def _schedule_reference(fold_in: list[int], fold_out: list[int], fold_cycles: list[int], bw: float
                         ) -> tuple[int, int, int]:
     """Step the array and the DRAM channel one cycle at a time; returns (prefetch, stall, drain).
 
@@ -662,7 +756,7 @@ def _schedule_reference(fold_in: list[int], fold_out: list[int], cycles_per_fold
         if fold < folds:
             if fold in started:
                 progress += 1
-                if progress == cycles_per_fold:
+                if progress == fold_cycles[fold]:
                     ended[fold] = t + 1
                     fold, progress = fold + 1, 0
             else:
@@ -681,19 +775,18 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
     cycle-stepped DRAM channel. Only for small shapes (tests); ``simulate_gemm`` must agree
     with it exactly.
     """
-    _validate(shape, hw)
-    geo = FoldGeometry(hw.array.dataflow, shape.m, shape.k, shape.n, hw.array.rows, hw.array.cols)
+    geo = _geometry(shape, hw)
     ifmap_words = shape.m * shape.k if ifmap_words is None else int(ifmap_words)
     reads = {"ifmap": 0, "filter": 0, "ofmap": 0}
     writes = {"ofmap": 0}
-    stepped = 0
+    fold_cycles: list[int] = []  # each fold's length, read off its demand schedule
     efficiency = Fraction(0)
     pe = geo.rows * geo.cols
     for fc in range(geo.col_folds):
         for fr in range(geo.row_folds):
             demand = _fold_demand(geo, fr, fc)
-            for cycle in range(geo.cycles_per_fold):  # step the fold one cycle at a time
-                stepped += 1
+            fold_cycles.append(len(demand["ofmap"]))
+            for cycle in range(fold_cycles[-1]):  # step the fold one cycle at a time
                 for op in ("ifmap", "filter"):
                     reads[op] += int(np.count_nonzero(demand[op][cycle] >= 0))
                 outs = int(np.count_nonzero(demand["ofmap"][cycle] >= 0))
@@ -708,14 +801,17 @@ def simulate_gemm_reference(shape: GemmShape, hw: SystolicAccelerator, *, ifmap_
                 stationary = "filter" if geo.dataflow == "ws" else "ifmap"
                 busy = int(np.count_nonzero(demand[stationary][: geo.rows] >= 0))
             efficiency += Fraction(busy, pe)
-    compute_cycles = stepped - 1  # SCALE-Sim reports the index of the last cycle
+    compute_cycles = sum(fold_cycles) - 1  # SCALE-Sim reports the index of the last cycle
+    if set(fold_cycles) != {geo.cycles_per_fold}:  # the result row and the fast path assume one length
+        raise AssertionError(f"demand fold lengths {sorted(set(fold_cycles))} disagree with the closed form "
+                             f"{geo.cycles_per_fold}")
     mapping_efficiency = float(efficiency / geo.folds)
     tiles = _tile_words(geo, ifmap_words)
     fold_in, fold_out, dram = _dram_reference(geo, tiles, _Buffers.of(hw), hw.word_bytes)
     dram["compulsory_ifmap"] = ifmap_words * hw.word_bytes
-    prefetch, stall, drain = _schedule_reference(fold_in, fold_out, geo.cycles_per_fold, hw.dram_bytes_per_cycle)
+    prefetch, stall, drain = _schedule_reference(fold_in, fold_out, fold_cycles, hw.dram_bytes_per_cycle)
     return _assemble(shape, hw, geo, compute_cycles, mapping_efficiency, reads, writes, dram,
-                     prefetch, stall, drain)
+                     prefetch, stall, drain, _tile_exceeds_buffer(tiles, _Buffers.of(hw), hw.word_bytes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -799,7 +895,16 @@ def simulate_layers(layers: list[GemmLayer], hw: SystolicAccelerator, *, workloa
         shape = layer.shape
         row = {"layer": layer.name, "ifmap_tensor": shape.ifmap, "filter_tensor": shape.filter,
                "ofmap_tensor": shape.ofmap}
-        row.update(simulate_gemm(shape, hw, ifmap_words=layer.ifmap_words))
+        try:
+            row.update(simulate_gemm(shape, hw, ifmap_words=layer.ifmap_words))
+        except AccelsimError as error:  # name the layer: a topology may have hundreds
+            raise AccelsimError(error.detail, field=f"layer {layer.name}: {error.field}", allowed=error.allowed,
+                                source=error.source) from None
         rows.append(row)
     info = {"engine": "systolic", "dataflow": hw.array.dataflow, **(meta or {})}
+    oversized = [r["layer"] for r in rows if r["tile_exceeds_buffer"]]
+    if oversized:
+        info["tile_exceeds_buffer"] = oversized
+        info["note"] = ("in the listed layers one fold's tile exceeds half its SRAM; the model still loads the "
+                        "whole tile before the fold starts, so their stall cycles are approximate (optimistic)")
     return Report(workload=workload, hardware=hw.name, layers=rows, totals=totals_of(rows, hw), meta=info)

@@ -11,7 +11,7 @@ import typer
 
 from accelsim.cli import app, out
 from accelsim.cli.systolic_view import print_systolic_report
-from accelsim.engines.systolic import GemmLayer, simulate_layers
+from accelsim.engines.systolic import MAX_DIM, GemmLayer, simulate_layers
 from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
 from accelsim.hardware.systolic import DATAFLOWS, SystolicAccelerator
@@ -24,7 +24,7 @@ DEFAULT_HARDWARE = "tpu-v1"
 def parse_gemm(text: str, index: int) -> GemmLayer:
     """``M,K,N`` (or ``MxKxN``) as a named GEMM layer."""
     parts = [p.strip() for p in text.replace("x", ",").split(",")]
-    allowed = "three positive integers M,K,N (ifmap M x K times filter K x N), e.g. 512,768,3072"
+    allowed = "three positive integers in the order M,K,N (ifmap M x K times filter K x N), e.g. 512,768,3072"
     if len(parts) != 3:
         raise AccelsimError(f"expected M,K,N, got {text!r}", field="--gemm", allowed=allowed)
     try:
@@ -33,6 +33,8 @@ def parse_gemm(text: str, index: int) -> GemmLayer:
         raise AccelsimError(f"not integers: {text!r}", field="--gemm", allowed=allowed) from None
     if min(m, k, n) <= 0:
         raise AccelsimError(f"dimensions must be positive, got {text!r}", field="--gemm", allowed=allowed)
+    if max(m, k, n) > MAX_DIM:
+        raise AccelsimError(f"dimension too large in {text!r}", field="--gemm", allowed=f"at most 2**53 = {MAX_DIM}")
     name = f"gemm{index}_{m}x{k}x{n}"
     return GemmLayer(name, GemmShape(m=m, k=k, n=n, ifmap=f"{name}.ifmap", filter=f"{name}.filter",
                                      ofmap=f"{name}.ofmap"))
@@ -53,8 +55,9 @@ def simulate_command(
     topology_kind: str = typer.Option(
         None, "--topology-kind", help="Force the topology format instead of reading it from the header: conv or gemm."),
     gemm: list[str] = typer.Option(
-        None, "--gemm", help="A GEMM M,K,N (ifmap M x K, filter K x N); repeat for several layers. Runs after the "
-        "topology's layers."),
+        None, "--gemm", help="A GEMM given in the order M,K,N: ifmap M x K times filter K x N (e.g. 512,768,3072). "
+        "Note: topology CSV GEMM rows use SCALE-Sim's order M, N, K instead. Positive integers up to 2**53; repeat "
+        "for several layers. Runs after the topology's layers."),
     dataflow: str = typer.Option(
         None, "--dataflow", help="Override the hardware's dataflow: os, ws or is."),
     json_out: bool = typer.Option(
@@ -94,7 +97,10 @@ def simulate_command(
     workload = topology.stem if topology is not None else "gemms"
     report = simulate_layers(layers, hw, workload=workload)
     if csv_out is not None:
-        report.to_csv(csv_out)
+        try:
+            report.to_csv(csv_out)
+        except OSError as error:  # a missing directory, no permission, a full disk: the user's path
+            raise AccelsimError(f"cannot write: {error.strerror or error}", field="--csv", source=str(csv_out)) from None
     if json_out:
         out.print(report.to_json(), markup=False, highlight=False, soft_wrap=True)
     else:

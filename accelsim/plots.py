@@ -36,15 +36,20 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS,
     stem = Path(stem)
     if stem.suffix.lower().lstrip(".") in FORMATS:
         stem = stem.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    # A fixed hash salt and no date make the SVG the same bytes on every run, so regenerated
-    # figures in results/ only show up in a diff when they really changed.
-    with matplotlib.rc_context({"svg.hashsalt": "accelsim"}):
-        for fmt in formats:
-            path = stem.with_suffix(f".{fmt}")
-            fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
-            paths.append(path)
+    path = stem.parent
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        # A fixed hash salt and no date make the SVG the same bytes on every run, so regenerated
+        # figures in results/ only show up in a diff when they really changed.
+        with matplotlib.rc_context({"svg.hashsalt": "accelsim"}):
+            for fmt in formats:
+                path = stem.with_suffix(f".{fmt}")
+                fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+                paths.append(path)
+    except OSError as err:  # a read-only or missing place: the user's path, not our bug
+        raise AccelsimError(f"cannot write the figure: {err.strerror or err}", field="--out",
+                            source=str(path)) from None
     return paths
 
 
@@ -58,12 +63,26 @@ def png_bytes(fig: Figure, dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def _rows(data: Any, required: Sequence[str], what: str) -> list[dict[str, Any]]:
-    rows = data.to_dict("records") if isinstance(data, pd.DataFrame) else [dict(r) for r in data]
+def _rows(data: Any, required: Sequence[str], what: str, numeric: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Rows as dicts, each with the ``required`` fields; ``numeric`` fields must hold numbers (a
+    CSV with text in a number column would otherwise fail deep inside numpy, naming nothing)."""
+    if isinstance(data, pd.DataFrame):
+        rows = data.to_dict("records")
+    else:
+        items = [] if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Iterable) else list(data)
+        if not items and data or not all(isinstance(r, Mapping) for r in items):
+            raise AccelsimError("expected a list of rows (mappings)", field=what, allowed=", ".join(required))
+        rows = [dict(r) for r in items]
     for i, row in enumerate(rows):
         missing = [f for f in required if f not in row]
         if missing:
             raise AccelsimError(f"row {i} lacks {missing}", field=what, allowed=", ".join(required))
+        for name in numeric:
+            value = row[name]
+            if hasattr(value, "item") and not isinstance(value, (list, dict)):
+                value = value.item()
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise AccelsimError(f"row {i}: {name} must be a number, got {value!r}", field=f"{what}.{name}")
     return rows
 
 
@@ -121,6 +140,8 @@ def pareto_plot(df: pd.DataFrame, x: str, y: str, color: str | None = None, *, m
     for col in (x, y, *([color] if color else [])):
         if col not in df.columns:
             raise AccelsimError(f"unknown column {col!r}", field="pareto", allowed=list(df.columns))
+        if not (pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])):
+            raise AccelsimError(f"column {col!r} is not numeric (dtype {df[col].dtype})", field="pareto")
     data = df.dropna(subset=[x, y])
     objectives = [x, y] + ([color] if color else [])
     on_front = pareto_front(data, objectives, maximize=maximize)
@@ -159,10 +180,12 @@ def roofline_plot(devices: Iterable[Mapping[str, Any]], ops: Iterable[Mapping[st
 
     Operator names are written next to their points when there are few (``annotate`` None: at
     most 16 operators) or when asked."""
-    devs = _rows(devices, ("name", "peak_flops_per_s", "bandwidth_bytes_per_s"), "roofline devices")
-    op_rows = _rows(ops, ("name", "intensity_flop_per_byte"), "roofline ops")
+    devs = _rows(devices, ("name", "peak_flops_per_s", "bandwidth_bytes_per_s"), "roofline devices",
+                 numeric=("peak_flops_per_s", "bandwidth_bytes_per_s"))
+    op_rows = _rows(ops, ("name", "intensity_flop_per_byte"), "roofline ops", numeric=("intensity_flop_per_byte",))
     if not devs:
-        raise AccelsimError("needs at least one device", field="roofline devices")
+        raise AccelsimError("needs at least one device", field="roofline devices",
+                 numeric=("peak_flops_per_s", "bandwidth_bytes_per_s"))
     by_name = {d["name"]: d for d in devs}
     annotate = len(op_rows) <= 16 if annotate is None else annotate
     intensities = [float(o["intensity_flop_per_byte"]) for o in op_rows] or [1.0]
@@ -250,7 +273,7 @@ def ops_from_roofline_report(report: Any, phase: str = "", min_flops: float = 1.
 # --- memory traffic ------------------------------------------------------------------------------
 def traffic_plot(traffic: Any, title: str = "Memory traffic") -> Figure:
     """Stacked bars: one bar per memory level, one segment per tensor (bytes)."""
-    rows = _rows(traffic, ("level", "tensor", "bytes"), "traffic")
+    rows = _rows(traffic, ("level", "tensor", "bytes"), "traffic", numeric=("bytes",))
     if not rows:
         raise AccelsimError("no traffic rows", field="traffic")
     df = pd.DataFrame(rows).groupby(["level", "tensor"], sort=False)["bytes"].sum().unstack(fill_value=0)
@@ -340,7 +363,7 @@ def busy_summary(records: Sequence[TaskRecord]) -> pd.DataFrame:
 def mapping_comparison_plot(table: Any, metrics: Sequence[str], by: str = "mapping",
                             title: str = "Mappings compared", normalize_to: str | None = None) -> Figure:
     """One panel per metric, one bar per mapping; ``normalize_to`` divides by that mapping's value."""
-    df = pd.DataFrame(_rows(table, (by, *metrics), "mapping comparison"))
+    df = pd.DataFrame(_rows(table, (by, *metrics), "mapping comparison", numeric=metrics))
     if normalize_to is not None:
         if normalize_to not in set(df[by]):
             raise AccelsimError(f"no row {by} = {normalize_to!r}", field="normalize_to", allowed=list(df[by]))

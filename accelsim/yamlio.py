@@ -55,7 +55,9 @@ def validation_error(err: ValidationError, source: str, validator_fields: Iterab
     """
     problems = err.errors()
     first = problems[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    # pydantic names validator wrappers in the location ("function-after[_check(), Range]"); they
+    # are not fields the user wrote.
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
     msg = str(first["msg"]).removeprefix("Value error, ")
     if not loc:
         loc = next((f for f in validator_fields if msg.startswith(f)), "(top level)")

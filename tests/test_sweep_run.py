@@ -186,6 +186,40 @@ def test_unreachable_dask_scheduler_fails_before_any_work(tmp_path):
         run_sweep(SweepSpec.from_dict(SYSTOLIC), tmp_path / "x", dask="localhost")
 
 
+def test_dask_address_with_other_scheme_is_one_error(tmp_path):
+    for address in ("tls://127.0.0.1:9", "foo://x:1"):
+        with pytest.raises(AccelsimError, match="unsupported scheme") as info:
+            run_sweep(SweepSpec.from_dict(SYSTOLIC), tmp_path / "x", dask=address)
+        assert info.value.field == "--dask" and "\n" not in str(info.value)
+
+
+def test_dask_client_failure_of_any_type_is_one_error():
+    from accelsim.sweep.run import _client_within
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            raise TypeError("TLS expects a `ssl_context` argument\nsecond line")
+
+    with pytest.raises(AccelsimError, match="TypeError: TLS expects") as info:
+        _client_within(Broken, "tcp://h:1", 1.0)
+    assert "second line" not in str(info.value)
+
+
+def test_dask_port_that_never_answers_is_bounded():
+    """A port that accepts TCP but never speaks Dask (the reviewer's case was an http.server)."""
+    import socket
+
+    from accelsim.sweep.run import connect_dask
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        with pytest.raises(AccelsimError) as info:
+            connect_dask(f"tcp://127.0.0.1:{port}", timeout_s=1.0)
+    assert info.value.field == "--dask"
+
+
 def test_bad_arguments_fail_before_any_work(tmp_path):
     spec = SweepSpec.from_dict(SYSTOLIC)
     for kw, needle in [({"executor": "threads"}, "serial, process, dask"), ({"workers": 0}, "at least 1"),
@@ -257,3 +291,18 @@ def test_attention_evaluator_rows_equal_direct_engine_calls(tmp_path):
         assert df.loc[design, "latency_cycles"] == ref["latency_cycles"]
         assert df.loc[design, "dram_bytes"] == ref["dram_bytes"]
     assert df.loc["bogus", "status"] == "error" and "allowed: unfused" in df.loc["bogus", "error"]
+
+
+def test_ctrl_c_before_the_manifest_exits_130_interrupted(tmp_path, monkeypatch):
+    """Interrupted while the spec is still expanding: no manifest yet, still 'interrupted', 130."""
+    import accelsim.sweep
+    from tests.cli_helper import cli_in_process
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(accelsim.sweep, "run_sweep", interrupted)
+    spec = Path(__file__).resolve().parents[1] / "accelsim" / "sweep" / "examples" / "systolic_bert_layer.yaml"
+    done = cli_in_process("sweep", "run", str(spec), "--out", str(tmp_path / "never"), "--no-progress")
+    assert done.returncode == 130, done
+    assert done.stderr.strip() == "accelsim: interrupted before any point ran"

@@ -205,3 +205,112 @@ def test_shipped_example_specs_expand():
     for path in examples:
         exp = SweepSpec.from_yaml(path).points()
         assert exp.points and exp.skipped_by_constraints > 0  # the area budget binds
+
+
+# --- evaluator option names are checked before any work ------------------------------------------
+def test_misspelled_evaluator_option_fails_at_spec_time():
+    base = {"hardware": "tpu-v1", "parameters": {"array.rows": [8, 16]}, "workloads": [{"gemm": {"m": 8, "k": 8, "n": 8}}]}
+    with pytest.raises(AccelsimError, match="unknown option 'ifmap_wordz'") as info:
+        SweepSpec.from_dict({**base, "parameters": {**base["parameters"], "options.ifmap_wordz": [5]}})
+    assert "ifmap_words" in str(info.value)  # the valid names are listed
+    with pytest.raises(AccelsimError, match="unknown option 'ifmap_wordz'"):
+        SweepSpec.from_dict({**base, "evaluator": {"name": "systolic", "options": {"ifmap_wordz": 5}}})
+    SweepSpec.from_dict({**base, "parameters": {**base["parameters"], "options.ifmap_words": [5]}})  # the real one
+
+
+def test_systolic_option_names_are_the_engine_signature():
+    """Independent of the registry: the keyword-only parameters of the engine functions."""
+    import inspect
+
+    from accelsim.engines import systolic as engine
+    from accelsim.sweep.evaluators import get_evaluator
+
+    expected = {p.name for fn in (engine.simulate_gemm, engine.simulate_graph)
+                for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(get_evaluator("systolic").option_names()) == expected
+
+
+def test_misspelled_option_cli_exit_2(tmp_path):
+    import yaml
+
+    from tests.cli_helper import cli_in_process
+
+    spec = tmp_path / "typo.yaml"
+    spec.write_text(yaml.safe_dump({"hardware": "tpu-v1", "parameters": {"options.ifmap_wordz": [5]},
+                                    "workloads": [{"gemm": {"m": 8, "k": 8, "n": 8}}]}))
+    done = cli_in_process("sweep", "run", str(spec), "--out", str(tmp_path / "out"), "--no-progress")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done
+    assert "ifmap_wordz" in done.stderr and not (tmp_path / "out").exists()
+
+
+# --- the engine's source is part of every point key ----------------------------------------------
+def test_engine_fingerprint_is_part_of_the_key(monkeypatch):
+    import accelsim.sweep.evaluators as evaluators
+
+    spec = SweepSpec.from_dict({"hardware": "tpu-v1", "parameters": {"array.rows": [8, 16]},
+                                "workloads": [{"gemm": {"m": 8, "k": 8, "n": 8}}]})
+    before = [p.key for p in spec.points().points]
+    assert before == [p.key for p in spec.points().points]  # deterministic
+    monkeypatch.setattr(evaluators, "engine_fingerprint", lambda evaluator: "an-edited-engine")
+    after = [p.key for p in spec.points().points]
+    assert len(set(before) | set(after)) == 2 * len(before)
+
+
+def test_engine_fingerprint_follows_the_engine_source(tmp_path, monkeypatch):
+    """Editing the module a ``module:function`` evaluator lives in, or an engine module it names,
+    changes the fingerprint; the systolic evaluator's closure holds the engine file as on disk."""
+    from pathlib import Path
+
+    from accelsim.sweep.evaluators import Evaluator, _module_closure, engine_fingerprint, get_evaluator
+
+    module = tmp_path / "my_eval_mod.py"
+    module.write_text("def fn(hw, workload, options):\n    return {'x': 1}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    evaluator = get_evaluator("my_eval_mod:fn")
+    first = engine_fingerprint(evaluator)
+    module.write_text("def fn(hw, workload, options):\n    return {'x': 2}\n")
+    assert engine_fingerprint(evaluator) != first
+
+    import accelsim.engines.systolic as systolic_engine
+
+    closure = _module_closure(["accelsim.engines.systolic"])
+    assert closure["accelsim.engines.systolic"] == Path(systolic_engine.__file__).read_bytes()
+    attention = _module_closure(["accelsim.engines.spatial_attention"])
+    assert "accelsim.engines.events" in attention  # followed through its import
+    base = Evaluator("x", evaluator.fn, engine_modules=("accelsim.engines.systolic",))
+    other = Evaluator("x", evaluator.fn, engine_modules=("accelsim.engines.roofline",))
+    assert engine_fingerprint(base) != engine_fingerprint(other)
+
+
+# --- expressions cannot hang on huge intermediate numbers ---------------------------------------
+@pytest.mark.parametrize("text", ["((10**1000)**1000)**1000", "(9**1000)*(9**1000)*(9**1000)*(9**1000)*(9**1000)",
+                                  "ceil(1e300)*ceil(1e300)*ceil(1e300)*ceil(1e300)*ceil(1e300)",
+                                  "'ab' * 10**9", "10.0**400", "exp(1000)"])
+def test_expression_refuses_huge_intermediates(text):
+    with pytest.raises(AccelsimError, match="exceed|overflow"):
+        compile_expression(text)({})
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.integers(-1000, 1000), st.integers(0, 40), st.integers(-1000, 1000))
+def test_bounded_arithmetic_matches_python(a, b, c):
+    """Within the bounds the result is exactly Python's (the reference)."""
+    for text in ("a ** b * c", "(a * c) ** b", "a * c - b"):
+        assert compile_expression(text)({"a": a, "b": b, "c": c}) == eval(text, {}, {"a": a, "b": b, "c": c})  # noqa: S307
+
+
+def test_spec_validation_errors_come_from_the_shared_reporter():
+    """SweepSpec.from_dict reports pydantic errors through accelsim.yamlio.validation_error (one
+    format project-wide); validator wrappers never show up in the field name."""
+    from pydantic import ValidationError
+
+    from accelsim.yamlio import validation_error
+
+    for bad in ({"sampling": {"method": "lhs", "samples": 0}},
+                {"parameters": {"array.rows": {"range": {"start": 64, "stop": 8, "step": 8}}}}):
+        with pytest.raises(ValidationError) as raw:
+            SweepSpec.model_validate(bad)
+        with pytest.raises(AccelsimError) as info:
+            SweepSpec.from_dict(bad, source="s.yaml")
+        assert str(info.value) == str(validation_error(raw.value, "s.yaml"))
+        assert "function-" not in str(info.value)

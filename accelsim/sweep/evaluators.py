@@ -14,7 +14,7 @@ Extension points (engines still being written when this was): ``roofline`` (bran
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,16 +35,50 @@ class Evaluator:
     metric_types: dict[str, str] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The option names the evaluator accepts, as a function (engines import lazily); None means
+    # "not declared", and then options are not checked before the sweep runs.
+    option_names: Callable[[], tuple[str, ...]] | None = None
+    # Modules whose code computes the metrics (engines, mappers); their source is part of every
+    # point key, see :func:`engine_fingerprint`.
+    engine_modules: tuple[str, ...] = ()
+
+    def check_options(self, names: Iterable[str], where: str = "evaluator.options") -> None:
+        """Fail before any point runs if an option is misspelled, listing the valid names."""
+        if self.option_names is None:
+            return
+        valid = self.option_names()
+        for name in names:
+            if name not in valid:
+                raise AccelsimError(f"unknown option {name!r} for evaluator {self.name!r}", field=f"{where}.{name}",
+                                    allowed=list(valid) or "no options")
+
+
+def keyword_options(*functions: Callable[..., Any], extra: tuple[str, ...] = ()) -> Callable[[], tuple[str, ...]]:
+    """Option names read from the keyword-only parameters of the engine functions the options are
+    passed to, so the list cannot drift from the engine's real signature."""
+    import inspect
+
+    def names() -> tuple[str, ...]:
+        found: list[str] = list(extra)
+        for fn in functions:
+            for p in inspect.signature(fn).parameters.values():
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in found:
+                    found.append(p.name)
+        return tuple(found)
+
+    return names
 
 
 EVALUATORS: dict[str, Evaluator] = {}
 
 
 def register_evaluator(name: str, *, kinds: tuple[str, ...] | None = None,
-                       metric_types: dict[str, str] | None = None,
-                       description: str = "") -> Callable[[EvaluatorFn], EvaluatorFn]:
+                       metric_types: dict[str, str] | None = None, description: str = "",
+                       option_names: Callable[[], tuple[str, ...]] | None = None,
+                       engine_modules: tuple[str, ...] = ()) -> Callable[[EvaluatorFn], EvaluatorFn]:
     def wrap(fn: EvaluatorFn) -> EvaluatorFn:
-        EVALUATORS[name] = Evaluator(name, fn, kinds, metric_types, description or (fn.__doc__ or "").strip())
+        EVALUATORS[name] = Evaluator(name, fn, kinds, metric_types, description or (fn.__doc__ or "").strip(),
+                                     option_names=option_names, engine_modules=engine_modules)
         return fn
 
     return wrap
@@ -58,6 +92,79 @@ def get_evaluator(name: str) -> Evaluator:
         return Evaluator(name, import_callable(name, "evaluator.name"))
     raise AccelsimError(f"unknown evaluator {name!r}", field="evaluator.name",
                         allowed=sorted(EVALUATORS) + ["package.module:function"])
+
+
+# Code whose edits change what an evaluator computes: followed through imports when fingerprinting.
+ENGINE_PACKAGES = ("accelsim.engines", "mappers")
+
+
+def engine_fingerprint(evaluator: Evaluator) -> str:
+    """A hash of the code that computes this evaluator's metrics, part of every point key.
+
+    Why: keys also hold ``accelsim.__version__``, but the version is not bumped for every engine
+    fix, and a resumed sweep would silently reuse rows computed by the old engine. Hashed: the
+    source of the evaluator function (registered ones) or its whole module (``module:function``
+    ones), plus the source files of its ``engine_modules`` and of every module under
+    :data:`ENGINE_PACKAGES` those import, transitively. Not hashed: the IR, hardware specs and
+    other shared modules (a change there that alters results still needs a version bump), and
+    installed third-party packages. A source that cannot be read hashes as its name only.
+    """
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    try:
+        if evaluator.name in EVALUATORS:
+            own = inspect.getsource(evaluator.fn).encode()
+        else:  # the file as it is on disk now (inspect's line cache could be stale)
+            with open(inspect.getsourcefile(evaluator.fn) or "", "rb") as f:
+                own = f.read()
+    except (OSError, TypeError):
+        own = evaluator.name.encode()
+    digest.update(own)
+    start = list(evaluator.engine_modules)
+    if evaluator.name not in EVALUATORS:
+        start.append(evaluator.fn.__module__)
+    for name, text in sorted(_module_closure(start).items()):
+        digest.update(f"\0{name}\0".encode() + text)
+    return digest.hexdigest()[:16]
+
+
+def _module_closure(names: list[str]) -> dict[str, bytes]:
+    """Source bytes of ``names`` and of every engine/mapper module they import, transitively."""
+    import ast
+    import importlib.util
+
+    seen: dict[str, bytes] = {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        origin = getattr(spec, "origin", None)
+        if not origin or not origin.endswith(".py"):
+            seen[name] = b""
+            continue
+        with open(origin, "rb") as f:
+            seen[name] = f.read()
+        for node in ast.walk(ast.parse(seen[name])):
+            found: list[str] = []
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for dep in found:
+                if dep.startswith(ENGINE_PACKAGES) and dep not in seen:
+                    try:
+                        if importlib.util.find_spec(dep) is not None:
+                            todo.append(dep)
+                    except (ImportError, ValueError):
+                        pass
+    return seen
 
 
 _OPERANDS = ("ifmap", "filter", "ofmap")
@@ -76,8 +183,21 @@ SYSTOLIC_METRICS: dict[str, str] = {
 }
 
 
+def _systolic_options() -> tuple[str, ...]:
+    from accelsim.engines import systolic as engine
+
+    return keyword_options(engine.simulate_gemm, engine.simulate_graph)()
+
+
+def _roofline_options() -> tuple[str, ...]:
+    from accelsim.ir import gemm
+
+    return keyword_options(gemm)()
+
+
 @register_evaluator("systolic", kinds=("systolic",), metric_types=SYSTOLIC_METRICS,
-                    description="cycle-level systolic-array engine (accelsim.engines.systolic)")
+                    description="cycle-level systolic-array engine (accelsim.engines.systolic)",
+                    option_names=_systolic_options, engine_modules=("accelsim.engines.systolic",))
 def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
     """One GEMM through ``simulate_gemm`` or a whole graph through ``simulate_graph`` (totals)."""
     try:
@@ -100,7 +220,8 @@ ROOFLINE_METRICS: dict[str, str] = {
 }
 
 
-@register_evaluator("roofline", kinds=("gpu",), metric_types=ROOFLINE_METRICS,
+@register_evaluator("roofline", kinds=("gpu",), metric_types=ROOFLINE_METRICS, option_names=_roofline_options,
+                    engine_modules=("accelsim.engines.roofline",),
                     description="roofline engine: max(compute, memory, link) time per einsum (accelsim.engines.roofline)")
 def roofline(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[str, Any]) -> Mapping[str, Any]:
     """A Graph or zoo model on a GPU-like device; a single GEMM is costed as a one-einsum graph."""
@@ -119,6 +240,8 @@ ATTENTION_METRICS: dict[str, str] = {
 
 
 @register_evaluator("attention", kinds=("spatial",), metric_types=ATTENTION_METRICS,
+                    option_names=lambda: ("design",),
+                    engine_modules=("accelsim.engines.spatial_attention", "mappers.fusemax"),
                     description="attention on a spatial accelerator: a published plan (options.design) "
                                 "simulated by accelsim.engines.spatial_attention")
 def attention(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) -> Mapping[str, Any]:

@@ -37,6 +37,12 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 # A power with a huge exponent is the one way arithmetic on literals can hang the process
 # (``10 ** 10 ** 10``); no design-space formula needs exponents this large.
 MAX_EXPONENT = 1024
+# The exponent bound alone does not stop ``((10**1000)**1000)**1000``: every intermediate integer
+# is bounded too, checked *before* an operation that could exceed it. 4096 bits (~1e1233) is far
+# beyond any design quantity, and a product of two such numbers is microseconds of work.
+MAX_INT_BITS = 4096
+# ``"ab" * 10**9`` would build a gigabyte string; repeated strings/tuples are bounded the same way.
+MAX_SEQUENCE_LENGTH = 10_000
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -128,6 +134,30 @@ def compile_expression(text: str, where: str = "expression") -> Expression:
     return Expression(text, tree, frozenset(names))
 
 
+def _int_bits(value: Any) -> int:
+    return abs(value).bit_length() if isinstance(value, int) else 0
+
+
+def _guard_size(op: ast.operator, left: Any, right: Any, text: str) -> None:
+    """Refuse, before computing it, an operation whose result would exceed the size bounds."""
+    where = f"expression {text!r}"
+    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int) and right > 0:
+        if _int_bits(left) > 1 and (_int_bits(left) - 1) * right > MAX_INT_BITS:
+            raise AccelsimError(f"the power would exceed {MAX_INT_BITS} bits", field=where)
+    if isinstance(op, ast.Mult):
+        if isinstance(left, int) and isinstance(right, int) and _int_bits(left) + _int_bits(right) > MAX_INT_BITS + 1:
+            raise AccelsimError(f"the product would exceed {MAX_INT_BITS} bits", field=where)
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, (str, tuple)) and isinstance(count, int) and len(seq) * count > MAX_SEQUENCE_LENGTH:
+                raise AccelsimError(f"the repeated sequence would exceed {MAX_SEQUENCE_LENGTH} items", field=where)
+
+
+def _bounded(value: Any, text: str) -> Any:
+    if isinstance(value, int) and _int_bits(value) > MAX_INT_BITS:
+        raise AccelsimError(f"intermediate result exceeds {MAX_INT_BITS} bits", field=f"expression {text!r}")
+    return value
+
+
 def _eval(node: ast.AST, values: Mapping[str, Any], text: str) -> Any:
     if isinstance(node, ast.Constant):
         return node.value
@@ -142,7 +172,11 @@ def _eval(node: ast.AST, values: Mapping[str, Any], text: str) -> Any:
         left, right = _eval(node.left, values, text), _eval(node.right, values, text)
         if isinstance(node.op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
             raise AccelsimError(f"exponent {right} is larger than {MAX_EXPONENT}", field=f"expression {text!r}")
-        return _BINARY[type(node.op)](left, right)
+        _guard_size(node.op, left, right, text)
+        try:
+            return _bounded(_BINARY[type(node.op)](left, right), text)
+        except OverflowError:
+            raise AccelsimError("result overflows a float", field=f"expression {text!r}") from None
     if isinstance(node, ast.UnaryOp):
         return _UNARY[type(node.op)](_eval(node.operand, values, text))
     if isinstance(node, ast.BoolOp):
@@ -172,5 +206,9 @@ def _eval(node: ast.AST, values: Mapping[str, Any], text: str) -> Any:
     if isinstance(node, (ast.Tuple, ast.List)):
         return tuple(_eval(e, values, text) for e in node.elts)
     if isinstance(node, ast.Call):
-        return FUNCTIONS[node.func.id](*(_eval(a, values, text) for a in node.args))  # type: ignore[union-attr]
+        args = [_eval(a, values, text) for a in node.args]
+        try:
+            return _bounded(FUNCTIONS[node.func.id](*args), text)  # type: ignore[union-attr]
+        except OverflowError:
+            raise AccelsimError("result overflows a float", field=f"expression {text!r}") from None
     raise AssertionError(f"unchecked node {type(node).__name__}")  # _check admits nothing else

@@ -35,6 +35,7 @@ from accelsim.hardware.base import read_yaml, spec_from_dict
 from accelsim.hardware import load_hardware
 from accelsim.sweep.expr import Expression, compile_expression
 from accelsim.sweep.workloads import normalize_workloads, workload_fingerprint
+from accelsim.yamlio import validation_error
 
 # Fields that name or describe a design rather than parameterize it: not sweepable, not hashed
 # as parameters (they are still part of the hardware dict that is hashed).
@@ -254,12 +255,12 @@ class SweepSpec(_Model):
         try:
             spec = cls.model_validate(data)
         except ValidationError as err:
+            problem = validation_error(err, source)
             first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after")) or "(top level)"
-            msg = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-            msg = msg.removeprefix("Value error, ")
-            allowed = sorted(cls.model_fields) if first["type"] == "extra_forbidden" and len(first["loc"]) == 1 else None
-            raise AccelsimError(msg, field=loc, source=source, allowed=allowed) from None
+            if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:  # a misspelled top-level key
+                problem = AccelsimError(problem.detail, field=problem.field, source=source,
+                                        allowed=sorted(cls.model_fields))
+            raise problem from None
         spec.check()
         return spec
 
@@ -328,6 +329,20 @@ class SweepSpec(_Model):
         for name, text in self.derived.items():
             compile_expression(text, f"derived.{name}")  # names checked once metrics are known
         normalize_workloads(self.workloads)
+        self._check_option_names()
+
+    def _check_option_names(self) -> None:
+        """A misspelled option would make every point fail with a TypeError; catch it here. An
+        unknown evaluator name is left for run_sweep, which lists the registered ones."""
+        from accelsim.sweep.evaluators import EVALUATORS, get_evaluator
+
+        name = self.evaluator.name
+        if name not in EVALUATORS and ":" not in name:
+            return
+        evaluator = get_evaluator(name)
+        evaluator.check_options(self.evaluator.options)
+        swept = [p[len("options."):] for p in self.parameters if p.startswith("options.")]
+        evaluator.check_options(swept, where="parameters.options")
 
     # --- expansion ----------------------------------------------------------------------
     def parameter_rows(self) -> list[dict[str, Any]]:
@@ -354,8 +369,10 @@ class SweepSpec(_Model):
         workloads = normalize_workloads(self.workloads)
         fingerprints = [workload_fingerprint(w) for w in workloads]
         constraints = [compile_expression(t, f"constraints[{i}]") for i, t in enumerate(self.constraints)]
-        common = {"evaluator": self.evaluator.name,
-                  "metrics": self.metrics, "derived": self.derived, "accelsim": accelsim.__version__}
+        from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
+
+        common = {"evaluator": self.evaluator.name, "metrics": self.metrics, "derived": self.derived,
+                  "accelsim": accelsim.__version__, "engine": engine_fingerprint(get_evaluator(self.evaluator.name))}
         points: list[Point] = []
         seen: set[str] = set()
         skipped = duplicates = 0
@@ -446,7 +463,9 @@ def canonical_json(obj: Any) -> str:
 def point_key(hardware: dict, workload: dict, fingerprint: str, options: dict, common: dict) -> str:
     """Hash of everything that determines a point's row: the full validated hardware dict (so two
     spellings of one design share a key), the workload and its content fingerprint, evaluator and
-    options, kept metrics and derived formulas, and the accelsim version."""
+    options, kept metrics and derived formulas, the accelsim version, and a fingerprint of the
+    evaluator's engine source (:func:`accelsim.sweep.evaluators.engine_fingerprint`), so an engine
+    edit without a version bump does not reuse rows the old engine computed."""
     payload = {"hardware": hardware, "workload": {k: v for k, v in workload.items() if k != "label"},
                "label": workload["label"], "fingerprint": fingerprint, "options": options, **common}
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:24]

@@ -10,27 +10,40 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 from accelsim.cli import group, out
 from accelsim.errors import AccelsimError
+from accelsim.yamlio import read_yaml
 
 plot = group("plot", "Draw roofline, traffic, Pareto, timeline and mapping-comparison figures (PNG + SVG).")
 
 
-def _read_table(path: Path, key: str | None = None) -> Any:
+def _read_csv(path: Path):  # noqa: ANN202 - a DataFrame
+    """A CSV as a DataFrame; a missing file, a directory, an empty or unparsable file is one error."""
+    import pandas as pd
+
     if not path.exists():
         raise AccelsimError("file not found", source=str(path))
-    if path.suffix.lower() == ".csv":
-        import pandas as pd
+    if not path.is_file():
+        raise AccelsimError("not a regular file (a directory?)", source=str(path))
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise AccelsimError("empty CSV file (no header row)", source=str(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise AccelsimError(f"malformed CSV: {str(err).splitlines()[0]}", source=str(path)) from None
+    except OSError as err:
+        raise AccelsimError(f"cannot read: {err.strerror or err}", source=str(path)) from None
 
-        return pd.read_csv(path).to_dict("records")
+
+def _read_table(path: Path, key: str | None = None) -> Any:
+    if path.suffix.lower() == ".csv":
+        return _read_csv(path).to_dict("records")
+    if not path.exists():
+        raise AccelsimError("file not found", source=str(path))
     if path.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise AccelsimError(f"unsupported file type {path.suffix!r}", source=str(path), allowed=".csv, .json, .yaml")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise AccelsimError(f"malformed file: {err}", source=str(path)) from None
+    data = read_yaml(path)
     if key is not None and isinstance(data, dict):
         if key not in data:
             raise AccelsimError(f"missing top-level key {key!r}", source=str(path))
@@ -123,9 +136,7 @@ def pareto_command(
     from accelsim.sweep import load_results
 
     if directory.suffix.lower() == ".csv":
-        import pandas as pd
-
-        df = pd.read_csv(directory)
+        df = _read_csv(directory)
     else:
         df = load_results(directory)
         df = df[df["status"] == "ok"]

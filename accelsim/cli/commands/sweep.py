@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from accelsim.cli import err, group, out
+from accelsim.errors import AccelsimError
 
 sweep = group("sweep", "Run design-space sweeps and inspect their results.")
 
@@ -66,7 +67,11 @@ def run_command(
                            retry_failed=retry_failed, progress=bar)
     except KeyboardInterrupt:
         bar.close()
-        status = sweep_status(out_dir)
+        try:
+            status = sweep_status(out_dir)
+        except AccelsimError:  # stopped before the manifest was written: nothing ran yet
+            err.print("accelsim: interrupted before any point ran", markup=False, highlight=False)
+            raise typer.Exit(130) from None
         err.print(f"accelsim: interrupted; {status['done']} done, {status['failed']} failed, "
                   f"{status['pending']} pending in {out_dir} (run again to resume)", markup=False, highlight=False)
         raise typer.Exit(130) from None

@@ -196,18 +196,8 @@ class NetBuilder:
         k_idx = _affine(*g_terms(kg), *([(1, "k")] if "k" in extents else []))
         c_idx = _affine(*g_terms(cg), *([(1, "c")] if "c" in extents else []))
         out_ranks, ker_ranks = OUT_SPATIAL[nd], KERNEL_SPATIAL[nd]
-        in_idx = []
-        for o, kr, s, d, p, sh, o_ext, k_ext in zip(out_ranks, ker_ranks, strd, dil, pad, shift, out_sp, kern):
-            terms = []
-            if o_ext > 1:
-                extents[o] = o_ext
-                terms.append((s, o))
-            if k_ext > 1:
-                extents[kr] = k_ext
-                terms.append((d, kr))
-            in_idx.append(_affine(*terms, offset=sh - p))
-        in_idx = _fit_plain(in_idx, in_sp, extents)
-        out_idx = [o if e > 1 else "0" for o, e in zip(out_ranks, out_sp)]
+        in_idx, out_idx = _window_indices(nd, strd, dil, tuple(sh - p for sh, p in zip(shift, pad)), out_sp, kern,
+                                          in_sp, extents)
         w_idx = [kr if e > 1 else "0" for kr, e in zip(ker_ranks, kern)]
         # Plain ranks must match extents exactly, so extent-1 dims use the constant index "0".
         raw_name = self._name(name)
@@ -289,18 +279,7 @@ class NetBuilder:
             out_sp = tuple(rnd(i + 2 * p - k, s) + 1 for i, p, k, s in zip(in_sp, pad, kern, strd))
         name = self._name(name)
         extents: dict[str, int] = {"n": self.batch, "c": x.shape[1]}
-        in_idx, out_idx = [], []
-        for o, kr, s, p, o_ext, k_ext in zip(OUT_SPATIAL[nd], KERNEL_SPATIAL[nd], strd, pad, out_sp, kern):
-            terms = []
-            if o_ext > 1:
-                extents[o] = o_ext
-                terms.append((s, o))
-            if k_ext > 1:
-                extents[kr] = k_ext
-                terms.append((1, kr))
-            in_idx.append(_affine(*terms, offset=-p))
-            out_idx.append(o if o_ext > 1 else "0")
-        in_idx = _fit_plain(in_idx, in_sp, extents)
+        in_idx, out_idx = _window_indices(nd, strd, (1,) * nd, tuple(-p for p in pad), out_sp, kern, in_sp, extents)
         op = {"max": OpKind.MAX, "avg": OpKind.ADD}.get(kind)
         if op is None:
             raise AccelsimError(f"unknown pooling {kind!r}", field=f"{name}.kind", allowed=["max", "avg"])
@@ -492,6 +471,26 @@ def parameter_count(graph: Graph) -> int:
 def weight_elements(graph: Graph) -> int:
     """Elements of the weight tensors only (what a scratchpad must hold)."""
     return sum(t.elements for t in graph.tensors.values() if t.role is TensorRole.WEIGHT)
+
+
+def _window_indices(nd: int, strides, dilations, offsets, out_sp, kern, in_sp, extents: dict[str, int]):
+    """Sliding-window indices shared by convolution and pooling: the input index of each spatial
+    dim is ``stride*out + dilation*kernel + offset``; extent-1 ranks are left out (and the output
+    uses the constant index ``0``) because the IR requires a plain rank to span its dim exactly.
+    Adds the spatial ranks it uses to ``extents``."""
+    in_idx, out_idx = [], []
+    for o, kr, s, d, off, o_ext, k_ext in zip(OUT_SPATIAL[nd], KERNEL_SPATIAL[nd], strides, dilations, offsets,
+                                              out_sp, kern):
+        terms = []
+        if o_ext > 1:
+            extents[o] = o_ext
+            terms.append((s, o))
+        if k_ext > 1:
+            extents[kr] = k_ext
+            terms.append((d, kr))
+        in_idx.append(_affine(*terms, offset=off))
+        out_idx.append(o if o_ext > 1 else "0")
+    return _fit_plain(in_idx, in_sp, extents), out_idx
 
 
 __all__ = ["NetBuilder", "parameter_count", "weight_elements"]

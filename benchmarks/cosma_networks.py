@@ -85,6 +85,50 @@ def markdown_table(df) -> str:
     return "\n".join(lines)
 
 
+def totals_lines(df) -> list[str]:
+    """Counts over all instances: how often M_R = M_H = M_P, zero-byte baselines, solver statuses."""
+    eq = []
+    for ww, part in df.groupby("with_weights"):
+        cap = part.pivot(index="network", columns="budget", values="capacity_bytes")
+        if set(BUDGETS) <= set(cap.columns):
+            same = (cap["M_R"] == cap["M_H"]) & (cap["M_H"] == cap["M_P"])
+            eq.append(f"{'with weights' if ww else 'activations only'}: {int(same.sum())} of {len(cap)}")
+    red = df["reduction_pct"].dropna()
+    return ["## Totals", "",
+            f"- instances: {len(df)}; best baseline already 0 bytes: {int((df['best_baseline_bytes'] == 0).sum())};"
+            f" COSMA 0 bytes: {int((df['cosma_bytes'] == 0).sum())}",
+            f"- networks with M_R = M_H = M_P: {'; '.join(eq)}",
+            f"- solve status: {df['status'].value_counts().to_dict()}; M_P status: {df['m_p_status'].value_counts().to_dict()}",
+            f"- mean reduction over all {len(red)} instances with a non-zero baseline: "
+            f"{round(red.mean(), 1) if len(red) else None}% (paper: 84% at M_R)", ""]
+
+
+# Why this table is not the paper's 84%; kept with the generator so a rerun keeps the explanation.
+WHY_NOT_84 = [
+    "## Why these numbers differ from the paper's 84% at M_R", "",
+    "- **Where the peak is.** In these CNNs the largest single-operator working set (M_R) sits in the",
+    "  high-resolution stem/first stage, where the graph is a chain. In a chain the live bytes at any",
+    "  step are that step's inputs and outputs, so the minimum peak M_P equals M_R and M_H = M_R too;",
+    "  no scratchpad traffic is needed at any budget. Leaving BN and activations as separate operators",
+    "  (`--unfused`) multiplies the operator count by 1.1-2.5x but an elementwise operator's working set",
+    "  (input + output of one size) never exceeds that of the convolution producing it, so M_R and the",
+    "  peak move together; only graphs whose peak is set by branches (FC-DenseNet's concatenations,",
+    "  R(2+1)D, ViT) or by weights open a gap between M_R and M_P.",
+    "- **Baselines.** Our TFLite-style offline arena (greedy by size, best fit over lifetimes) is used as",
+    "  is whenever it fits, and on chain-like graphs it reaches the order's peak, so the best baseline",
+    "  already needs 0 bytes on most instances and the reduction is undefined there (excluded from the",
+    "  mean). The paper's baselines are described only in prose (no code); if its arena fragmented more",
+    "  or its baselines did not try the offline plan first, its baselines spill where ours do not.",
+    "- **Budgets and graphs.** M_R follows the paper's definition, but the paper publishes no per-model",
+    "  table or per-model budgets, and our network definitions (input sizes, heads, sequence length)",
+    "  are reconstructions; a few percent difference in one tensor changes whether M_R < peak.",
+    "- **Solver.** Instances marked `feasible` stopped at the time limit (CP-SAT on 2 shared cores, vs",
+    "  Gurobi in the paper); their COSMA bytes are upper bounds, so the reductions there are lower",
+    "  bounds on what the exact ILP would give.",
+    "- Where a baseline does need traffic, COSMA's reductions are large (see the tables), and at M_P",
+    "  COSMA reaches 0 where a baseline does not, as the paper reports.", ""]
+
+
 def write_outputs(rows: list[dict], out: Path, skipped: list[tuple[str, bool, str]] = (),
                   command: str = "python benchmarks/cosma_networks.py") -> None:
     import matplotlib
@@ -117,6 +161,8 @@ def write_outputs(rows: list[dict], out: Path, skipped: list[tuple[str, bool, st
                         "other_status": int((~part["status"].isin(["optimal", "feasible"])).sum()),
                         "mean_solve_s": round(part["solve_s"].mean(), 2), "max_solve_s": part["solve_s"].max()})
     lines += ["## Summary", "", markdown_table(pd.DataFrame(summary)), ""]
+    lines += totals_lines(df)
+    lines += WHY_NOT_84
     out.with_suffix(".md").write_text("\n".join(lines))
     fig, axes = plt.subplots(2, 3, figsize=(16, 8), sharey=False)
     for i, ww in enumerate((False, True)):

@@ -231,6 +231,7 @@ def main() -> None:
     rows: list[dict] = []
     skipped: list[tuple[str, bool, str]] = []
     csv_path = out.with_suffix(".csv")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     modes = [m.strip() == "w" for m in args.modes.split(",")]
     with csv_path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)
@@ -253,7 +254,11 @@ def main() -> None:
                           flush=True)
                 print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
                 write_outputs(rows, out, skipped, command)  # keep the .md current in case the run is stopped
-    write_outputs(rows, out, skipped, command)
+    if rows:
+        write_outputs(rows, out, skipped, command)
+    else:
+        out.with_suffix(".md").write_text("# COSMA vs baselines\n\nNo instance finished. Skipped: "
+                                          + "; ".join(f"{n} {ww} {why}" for n, ww, why in skipped) + "\n")
 
 
 if __name__ == "__main__":

@@ -70,8 +70,9 @@ def roofline_command(
             doc["context"] = context
         out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
         return
-    setting = ("(onnx graph)" if phase == "onnx" else f"{phase} batch={batch} seq={seq} tp={tp}"
-               + (f" context={context}" if phase == "decode" else ""))
+    # each phase shows only the length it uses: prefill the prompt, decode the cached context
+    length = f"context={context}" if phase == "decode" else f"seq={seq}"
+    setting = "(onnx graph)" if phase == "onnx" else f"{phase} batch={batch} {length} tp={tp}"
     out.print(f"{name} {setting} on {hw.name}: "
               f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
               f"mostly {t['bound']}-bound", markup=False, highlight=False)

@@ -29,6 +29,7 @@ import pandas as pd  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim.reference_data import reference_dir
 from accelsim.engines.spatial_attention import report  # noqa: E402
 from accelsim.engines.spatial_linear import linear_report  # noqa: E402
 from accelsim.hardware import load_hardware  # noqa: E402
@@ -37,7 +38,7 @@ from workloads.attention import attention_model  # noqa: E402
 
 MODELS = ("bert", "trxl", "t5", "xlm")
 SEQS = {"1K": 1024, "4K": 4096, "16K": 16384, "64K": 65536, "256K": 262144, "1M": 1048576}
-REF = Path("/work/shared/reference/fusemax")
+REF = reference_dir("fusemax") or Path("shared/reference/fusemax (not found)")
 REF_FILES = {"fusemax": "attn-binding.csv", "arch": "attn-arch.csv", "cascade": "attn-cascade.csv",
              "flat": "attn-flat.csv", "unfused": "attn-unfused.csv"}
 OUT = ROOT / "results" / "fusemax"

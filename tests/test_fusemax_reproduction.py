@@ -5,6 +5,7 @@ general model: the published plans are derived from the hardware and the shape b
 looked up per model or per length.
 """
 import csv
+import os
 import math
 from pathlib import Path
 
@@ -18,11 +19,15 @@ from accelsim.engines.spatial_attention import (
 )
 from accelsim.engines.spatial_linear import linear_report
 from accelsim.errors import InfeasibleError
+from accelsim.reference_data import ENV_VAR, reference_dir
 from accelsim.hardware import load_hardware
 from mappers.fusemax import DESIGN_HARDWARE, published_plan
 from workloads.attention import AttentionShape, attention_model
 
-REF = Path("/work/shared/reference/fusemax")
+REF = reference_dir("fusemax") or Path("shared/reference/fusemax (not found)")
+if not REF.exists() and os.environ.get("CI"):
+    # In CI shared/ is always beside the checkout: a missing table must fail, not skip silently.
+    raise RuntimeError(f"FuseMax reference tables not found; set {ENV_VAR} to the shared/ folder")
 SEQ = {"1K": 1024, "4K": 4096, "16K": 16384, "64K": 65536, "256K": 262144, "1M": 1048576}
 FILES = {"fusemax": "attn-binding.csv", "arch": "attn-arch.csv", "cascade": "attn-cascade.csv",
          "flat": "attn-flat.csv", "unfused": "attn-unfused.csv"}

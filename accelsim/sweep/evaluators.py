@@ -95,7 +95,8 @@ def get_evaluator(name: str) -> Evaluator:
 
 
 # Code whose edits change what an evaluator computes: followed through imports when fingerprinting.
-ENGINE_PACKAGES = ("accelsim.engines", "mappers")
+ENGINE_PACKAGES = ("accelsim.engines", "accelsim.ir", "accelsim.hardware", "accelsim.yamlio", "mappers",
+                   "workloads")
 
 
 def engine_fingerprint(evaluator: Evaluator) -> str:
@@ -105,9 +106,9 @@ def engine_fingerprint(evaluator: Evaluator) -> str:
     fix, and a resumed sweep would silently reuse rows computed by the old engine. Hashed: the
     source of the evaluator function (registered ones) or its whole module (``module:function``
     ones), plus the source files of its ``engine_modules`` and of every module under
-    :data:`ENGINE_PACKAGES` those import, transitively. Not hashed: the IR, hardware specs and
-    other shared modules (a change there that alters results still needs a version bump), and
-    installed third-party packages. A source that cannot be read hashes as its name only.
+    :data:`ENGINE_PACKAGES` (engines, mappers, the IR, hardware specs, workload builders) those
+    import, transitively. Not hashed: installed third-party packages (pin them). A source that
+    cannot be read hashes as its name only.
     """
     import hashlib
     import inspect

@@ -8,11 +8,13 @@ Rows are per layer (per Einsum); totals are per run. Values may nest one level (
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -26,21 +28,126 @@ def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _add_maps(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    return {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {**a, **b}}
+
+
+def _scale_map(a: dict[str, float], n: float) -> dict[str, float]:
+    return {k: v * n for k, v in a.items()}
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The vocabulary every engine reports in, whatever the hardware kind.
+
+    Why one typed core: sweeps, plots and the CLI read these names for every engine instead of
+    one adapter per engine. Per-level and per-unit fields are maps so a kind names its own
+    levels (``dram``, ``sram``, ``hbm``, ``bank``, ``link``) and units (``array``, ``vector``,
+    ``dma``, ``2d``, ``1d``). Totals of operators run one after another add (``+``), and a block
+    repeated ``n`` times is ``scaled(n)``: a model of 80 identical layers is simulated once.
+    """
+
+    total_s: float
+    total_cycles: float
+    macs: float = 0.0
+    flops: float = 0.0
+    energy_pj: float | None = None
+    read_bytes: dict[str, float] = field(default_factory=dict)  # per memory level
+    write_bytes: dict[str, float] = field(default_factory=dict)  # per memory level
+    offchip_bytes_by_role: dict[str, float] = field(default_factory=dict)  # weight, kv_cache, activation, ...
+    busy_cycles: dict[str, float] = field(default_factory=dict)  # per unit
+
+    def __post_init__(self) -> None:
+        for name in ("total_s", "total_cycles"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"Totals.{name} must be finite and >= 0, got {value!r}")
+
+    @property
+    def utilization(self) -> dict[str, float]:
+        """Busy cycles of each unit over the total (in [0, 1] for a sound engine)."""
+        if self.total_cycles <= 0:
+            return {u: 0.0 for u in self.busy_cycles}
+        return {u: b / self.total_cycles for u, b in self.busy_cycles.items()}
+
+    def __add__(self, other: "Totals") -> "Totals":
+        energy = None if self.energy_pj is None or other.energy_pj is None else self.energy_pj + other.energy_pj
+        return Totals(self.total_s + other.total_s, self.total_cycles + other.total_cycles,
+                      self.macs + other.macs, self.flops + other.flops, energy,
+                      _add_maps(self.read_bytes, other.read_bytes), _add_maps(self.write_bytes, other.write_bytes),
+                      _add_maps(self.offchip_bytes_by_role, other.offchip_bytes_by_role),
+                      _add_maps(self.busy_cycles, other.busy_cycles))
+
+    def scaled(self, n: float) -> "Totals":
+        """The same work run ``n`` times in sequence."""
+        return Totals(self.total_s * n, self.total_cycles * n, self.macs * n, self.flops * n,
+                      None if self.energy_pj is None else self.energy_pj * n,
+                      _scale_map(self.read_bytes, n), _scale_map(self.write_bytes, n),
+                      _scale_map(self.offchip_bytes_by_role, n), _scale_map(self.busy_cycles, n))
+
+    def flat(self) -> dict[str, float | None]:
+        """Flat columns for tables and sweeps: ``read_bytes_dram``, ``utilization_array``, ..."""
+        out: dict[str, float | None] = {"total_s": self.total_s, "total_cycles": self.total_cycles,
+                                        "macs": self.macs, "flops": self.flops, "energy_pj": self.energy_pj}
+        for prefix, values in (("read_bytes", self.read_bytes), ("write_bytes", self.write_bytes),
+                               ("offchip_bytes", self.offchip_bytes_by_role), ("busy_cycles", self.busy_cycles),
+                               ("utilization", self.utilization)):
+            for key in sorted(values):
+                out[f"{prefix}_{key}"] = values[key]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total_s": self.total_s, "total_cycles": self.total_cycles, "macs": self.macs,
+                "flops": self.flops, "energy_pj": self.energy_pj, "read_bytes": dict(self.read_bytes),
+                "write_bytes": dict(self.write_bytes), "offchip_bytes_by_role": dict(self.offchip_bytes_by_role),
+                "busy_cycles": dict(self.busy_cycles), "utilization": self.utilization}
+
+
 @dataclass
 class Report:
+    """What a simulation measured.
+
+    ``layers`` is the per-operator table (one dict per Einsum run; engines of the interface put
+    ``name``, ``op``, ``unit``, ``bound``, ``repeat`` and the core fields in each); ``totals`` the
+    run's flat totals; ``core`` the typed vocabulary every engine of ``accelsim.simulate`` fills.
+    """
+
     workload: str
     hardware: str
     layers: list[dict[str, Any]]
     totals: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    core: Totals | None = None
 
-    def table(self) -> pd.DataFrame:
+    def table(self) -> "pd.DataFrame":
         """One row per layer, nested fields flattened, in the order simulated."""
+        import pandas as pd  # lazy: the CLI's start-up must not pay for pandas
+
         return pd.DataFrame([flatten(row) for row in self.layers])
 
+    def __add__(self, other: "Report") -> "Report":
+        """Two reports run one after the other on the same hardware."""
+        if self.core is None or other.core is None:
+            raise TypeError("only Reports with a typed core add")
+        core = self.core + other.core
+        totals = {**self.totals, **other.totals, **core.flat()}
+        return Report(f"{self.workload}+{other.workload}", self.hardware, [*self.layers, *other.layers], totals,
+                      {**self.meta, **other.meta}, core)
+
+    def scaled(self, n: int) -> "Report":
+        """This report's work repeated ``n`` times (rows keep their per-run numbers, ``repeat`` grows)."""
+        if self.core is None:
+            raise TypeError("only Reports with a typed core scale")
+        core = self.core.scaled(n)
+        rows = [{**row, "repeat": row.get("repeat", 1) * n} for row in self.layers]
+        return replace(self, layers=rows, totals={**self.totals, **core.flat()}, core=core)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"workload": self.workload, "hardware": self.hardware, "meta": self.meta,
-                "totals": self.totals, "layers": self.layers}
+        out = {"workload": self.workload, "hardware": self.hardware, "meta": self.meta,
+               "totals": self.totals, "layers": self.layers}
+        if self.core is not None:
+            out["core"] = self.core.to_dict()
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_jsonable)

@@ -204,7 +204,7 @@ def run_limited(net: str, ww: bool, solver: str, time_limit_s: float, unfused: b
     proc = ctx.Process(target=_child, args=(q, net, ww, solver, time_limit_s, unfused))
     proc.start()
     try:
-        kind, payload = q.get(timeout=limit_s)
+        kind, payload = q.get(timeout=limit_s)  # None waits for as long as the run takes
     except queue_mod.Empty:
         kind, payload = "error", f"stopped after {limit_s:.0f} s wall"
     proc.join(timeout=5)
@@ -222,9 +222,12 @@ def main() -> None:
     ap.add_argument("--unfused", action="store_true",
                     help="keep BN and activations as separate operators (framework-graph granularity)")
     ap.add_argument("--modes", default="a,w", help="a = activations only, w = with weights; run in this order")
-    ap.add_argument("--network-limit-s", type=float, default=1e9, help="wall limit per (network, mode)")
+    ap.add_argument("--network-limit-s", type=float, default=None,
+                    help="wall limit per (network, mode) in seconds (default: none)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.network_limit_s is not None and not 0 < args.network_limit_s <= 1e6:
+        ap.error(f"--network-limit-s must be in (0, 1e6] seconds, got {args.network_limit_s}")
     default_out = "cosma_networks_unfused" if args.unfused else "cosma_networks"
     out = Path(args.out or ROOT / "results" / default_out)
     command = "python " + " ".join(["benchmarks/cosma_networks.py", *sys.argv[1:]])

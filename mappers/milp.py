@@ -131,25 +131,34 @@ def _in_fresh_process(fn, *args):
     import pickle
     import subprocess
     import sys
+    import tempfile
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     payload = pickle.dumps((fn.__module__, fn.__name__, args))
-    done = subprocess.run([sys.executable, "-c", "from mappers.milp import _child_main; _child_main()"],
-                          input=payload, capture_output=True, env=env, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"solver process failed: {done.stderr.decode(errors='replace')[-2000:]}")
-    return pickle.loads(done.stdout)
+    # The result travels through a file of its own: solvers print banners and logs on stdout
+    # (highspy >= 1.16 does), which must never be able to corrupt it.
+    with tempfile.TemporaryDirectory(prefix="accelsim-solver-") as tmp:
+        result_path = os.path.join(tmp, "result.pickle")
+        done = subprocess.run([sys.executable, "-c", "from mappers.milp import _child_main; _child_main()",
+                               result_path], input=payload, capture_output=True, env=env, check=False)
+        if done.returncode != 0 or not os.path.exists(result_path):
+            raise RuntimeError(f"solver process failed (exit {done.returncode}): "
+                               f"{done.stderr.decode(errors='replace')[-2000:]}")
+        with open(result_path, "rb") as fh:
+            return pickle.load(fh)
 
 
 def _child_main() -> None:
-    """Entry point of the spawned solver process: unpickle a call from stdin, pickle its result to stdout."""
+    """Entry point of the spawned solver process: unpickle a call from stdin, pickle its result to
+    the file named by argv[1] (never stdout, which the solver may write to)."""
     import importlib
     import pickle
     import sys
 
     module, name, args = pickle.loads(sys.stdin.buffer.read())
     result = getattr(importlib.import_module(module), name)(*args)
-    sys.stdout.buffer.write(pickle.dumps(result))
+    with open(sys.argv[1], "wb") as fh:
+        pickle.dump(result, fh)
 
 
 # --- OR-Tools CP-SAT ------------------------------------------------------------------------------

@@ -42,56 +42,74 @@ class Totals:
 
     Why one typed core: sweeps, plots and the CLI read these names for every engine instead of
     one adapter per engine. Per-level and per-unit fields are maps so a kind names its own
-    levels (``dram``, ``sram``, ``hbm``, ``bank``, ``link``) and units (``array``, ``vector``,
-    ``dma``, ``2d``, ``1d``). Totals of operators run one after another add (``+``), and a block
-    repeated ``n`` times is ``scaled(n)``: a model of 80 identical layers is simulated once.
+    levels (``dram``, ``sram``, ``hbm``, ``bank``, ``link``) and units (``matrix``, ``vector``,
+    ``dma``, ``link``, ``compute``, ``memory``). Busy time is in seconds so clockless models (a
+    GPU roofline) speak it too; ``total_cycles`` is None there. Totals of operators run one
+    after another add (``+``), and a block repeated ``n`` times is ``scaled(n)``: a model of 80
+    identical layers is simulated once.
     """
 
     total_s: float
-    total_cycles: float
+    total_cycles: float | None
     macs: float = 0.0
     flops: float = 0.0
     energy_pj: float | None = None
     read_bytes: dict[str, float] = field(default_factory=dict)  # per memory level
     write_bytes: dict[str, float] = field(default_factory=dict)  # per memory level
     offchip_bytes_by_role: dict[str, float] = field(default_factory=dict)  # weight, kv_cache, activation, ...
-    busy_cycles: dict[str, float] = field(default_factory=dict)  # per unit
+    busy_s: dict[str, float] = field(default_factory=dict)  # per unit
 
     def __post_init__(self) -> None:
         for name in ("total_s", "total_cycles"):
             value = getattr(self, name)
+            if value is None and name == "total_cycles":
+                continue
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"Totals.{name} must be finite and >= 0, got {value!r}")
 
     @property
     def utilization(self) -> dict[str, float]:
-        """Busy cycles of each unit over the total (in [0, 1] for a sound engine)."""
-        if self.total_cycles <= 0:
-            return {u: 0.0 for u in self.busy_cycles}
-        return {u: b / self.total_cycles for u, b in self.busy_cycles.items()}
+        """Busy time of each unit over the total (in [0, 1] for a sound engine)."""
+        if self.total_s <= 0:
+            return {u: 0.0 for u in self.busy_s}
+        return {u: b / self.total_s for u, b in self.busy_s.items()}
+
+    @property
+    def busy_cycles(self) -> dict[str, float]:
+        """Busy cycles per unit (empty for a clockless model)."""
+        if self.total_cycles is None or self.total_s <= 0:
+            return {}
+        hz = self.total_cycles / self.total_s
+        return {u: b * hz for u, b in self.busy_s.items()}
+
+    @property
+    def dram_bytes(self) -> float:
+        return self.read_bytes.get("dram", 0.0) + self.write_bytes.get("dram", 0.0)
 
     def __add__(self, other: "Totals") -> "Totals":
         energy = None if self.energy_pj is None or other.energy_pj is None else self.energy_pj + other.energy_pj
-        return Totals(self.total_s + other.total_s, self.total_cycles + other.total_cycles,
-                      self.macs + other.macs, self.flops + other.flops, energy,
+        cycles = None if self.total_cycles is None or other.total_cycles is None else \
+            self.total_cycles + other.total_cycles
+        return Totals(self.total_s + other.total_s, cycles, self.macs + other.macs, self.flops + other.flops, energy,
                       _add_maps(self.read_bytes, other.read_bytes), _add_maps(self.write_bytes, other.write_bytes),
                       _add_maps(self.offchip_bytes_by_role, other.offchip_bytes_by_role),
-                      _add_maps(self.busy_cycles, other.busy_cycles))
+                      _add_maps(self.busy_s, other.busy_s))
 
     def scaled(self, n: float) -> "Totals":
         """The same work run ``n`` times in sequence."""
-        return Totals(self.total_s * n, self.total_cycles * n, self.macs * n, self.flops * n,
-                      None if self.energy_pj is None else self.energy_pj * n,
+        return Totals(self.total_s * n, None if self.total_cycles is None else self.total_cycles * n,
+                      self.macs * n, self.flops * n, None if self.energy_pj is None else self.energy_pj * n,
                       _scale_map(self.read_bytes, n), _scale_map(self.write_bytes, n),
-                      _scale_map(self.offchip_bytes_by_role, n), _scale_map(self.busy_cycles, n))
+                      _scale_map(self.offchip_bytes_by_role, n), _scale_map(self.busy_s, n))
 
     def flat(self) -> dict[str, float | None]:
-        """Flat columns for tables and sweeps: ``read_bytes_dram``, ``utilization_array``, ..."""
+        """Flat columns for tables and sweeps: ``read_bytes_dram``, ``utilization_matrix``, ..."""
         out: dict[str, float | None] = {"total_s": self.total_s, "total_cycles": self.total_cycles,
-                                        "macs": self.macs, "flops": self.flops, "energy_pj": self.energy_pj}
+                                        "macs": self.macs, "flops": self.flops, "energy_pj": self.energy_pj,
+                                        "dram_bytes": self.dram_bytes}
         for prefix, values in (("read_bytes", self.read_bytes), ("write_bytes", self.write_bytes),
-                               ("offchip_bytes", self.offchip_bytes_by_role), ("busy_cycles", self.busy_cycles),
-                               ("utilization", self.utilization)):
+                               ("offchip_bytes", self.offchip_bytes_by_role), ("busy_s", self.busy_s),
+                               ("busy_cycles", self.busy_cycles), ("utilization", self.utilization)):
             for key in sorted(values):
                 out[f"{prefix}_{key}"] = values[key]
         return out
@@ -100,7 +118,7 @@ class Totals:
         return {"total_s": self.total_s, "total_cycles": self.total_cycles, "macs": self.macs,
                 "flops": self.flops, "energy_pj": self.energy_pj, "read_bytes": dict(self.read_bytes),
                 "write_bytes": dict(self.write_bytes), "offchip_bytes_by_role": dict(self.offchip_bytes_by_role),
-                "busy_cycles": dict(self.busy_cycles), "utilization": self.utilization}
+                "busy_s": dict(self.busy_s), "busy_cycles": self.busy_cycles, "utilization": self.utilization}
 
 
 @dataclass

@@ -204,8 +204,13 @@ def moe_ffn(bb, x: Tensor, D, routing: Routing) -> Tensor:
     onehot = bb.t("moe.expert_map", "ax", (A, E), I, dtype=4)
     frac = routing.processed / (A * E)
     touched_w = routing.distinct_experts / E
+    # Per-expert token counts for engines that lower the experts to one GEMM each: sampled or
+    # given counts exactly (after capacity); the uniform expectation as ``distinct_experts``
+    # experts sharing ``processed`` assignments equally.
+    expert_tokens = None if routing.source == "uniform expected" else tuple(
+        float(c if routing.capacity is None else min(c, routing.capacity)) for c in routing.tokens_per_expert)
     attrs = dict(kind="moe_expert", flop_fraction=frac, distinct_experts=routing.distinct_experts,
-                 routing=routing.source)
+                 processed_assignments=routing.processed, expert_tokens=expert_tokens, routing=routing.source)
 
     def expert_gemm(name: str, inp: Tensor, in_dims: str, w_name: str, w_dims: str, out_dims: str) -> Tensor:
         w = bb.t(w_name, w_dims, tuple(sz[c] for c in w_dims), W)

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import HardwareSpec, MemoryLevel, Spec, register_kind
+from accelsim.hardware.units import ChipLinks
 
 OP_NAMES = ("mac", "add", "sub", "max", "exp", "div", "mul")
 
@@ -71,6 +72,7 @@ class SpatialAccelerator(HardwareSpec):
     dram: MemoryLevel
     energy: ActionEnergy
     buffer_area_um2_per_byte: float = Field(default=0.0, ge=0)
+    links: ChipLinks | None = Field(default=None, description="chip-to-chip links for tensor parallelism")
 
     @model_validator(mode="after")
     def _check(self) -> "SpatialAccelerator":

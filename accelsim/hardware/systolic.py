@@ -1,4 +1,4 @@
-"""A systolic-array accelerator: one 2D MAC array, three operand SRAMs, DRAM.
+"""A systolic-array accelerator: MAC arrays (one per core), three operand SRAMs, a vector unit, DRAM.
 
 The shape follows SCALE-Sim's view of a systolic accelerator (separate ifmap, filter and ofmap
 scratchpads, double buffered, fed from DRAM), so its configuration files map onto it directly.
@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from accelsim.hardware.base import HardwareSpec, MemoryLevel, Spec, register_kind
+from accelsim.hardware.units import ChipLinks, VectorUnit
 
 Dataflow = Literal["os", "ws", "is"]
 DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
@@ -40,6 +41,9 @@ class SystolicAccelerator(HardwareSpec):
     mac_energy_pj: float = Field(default=0.0, ge=0, description="energy of one MAC")
     sram_read_energy_pj_per_byte: float = Field(default=0.0, ge=0)
     sram_write_energy_pj_per_byte: float = Field(default=0.0, ge=0)
+    cores: int = Field(default=1, gt=0, le=4096, description="identical arrays, each with its own SRAMs, sharing DRAM")
+    vector: VectorUnit | None = Field(default=None, description="runs norms, softmax, activations, residual adds")
+    links: ChipLinks | None = Field(default=None, description="chip-to-chip links for tensor parallelism")
 
     @property
     def dram_bytes_per_cycle(self) -> float:

@@ -1,0 +1,215 @@
+"""What one unit of a chip costs for one piece of work: the per-kind half of the accelerator engine.
+
+Why an adapter per kind: the whole-model composition (``compose``) is the same for a systolic
+chip and a spatial chip; what differs is how a GEMM maps onto the matrix array and what a
+vector op costs. Each adapter answers exactly those questions, from its spec's numbers:
+
+- ``gemm(shape, ifmap_words)``: cycles on the matrix unit (all cores), MACs, DRAM bytes per
+  operand when every operand streams from DRAM, and on-chip access energy;
+- ``vector_cycles(op, elements)``: cycles on the vector unit (``None`` if it cannot run ``op``);
+- clock, DRAM bytes per cycle, activation buffer bytes, links, energy per DRAM byte.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from accelsim.errors import AccelsimError
+from accelsim.hardware.base import HardwareSpec
+from accelsim.hardware.spatial import SpatialAccelerator
+from accelsim.hardware.systolic import SystolicAccelerator
+from accelsim.hardware.units import ChipLinks
+from accelsim.ir import GemmShape
+
+
+@dataclass(frozen=True)
+class GemmWork:
+    """A GEMM on the matrix unit: busy cycles, MACs, DRAM bytes per operand, on-chip energy."""
+
+    cycles: float
+    macs: float
+    dram_words: dict[str, float]  # ifmap, filter, ofmap elements moved when every operand streams from DRAM
+    onchip_energy_pj: float | None  # MACs and SRAM accesses; None when the spec has no energy numbers
+
+
+class Chip:
+    """The interface ``compose`` uses; one subclass per hardware kind."""
+
+    spec: HardwareSpec
+    clock_hz: float
+    dram_bytes_per_cycle: float
+    activation_buffer_bytes: int
+    links: ChipLinks | None
+    peak_macs_per_cycle: int
+    dram_read_pj_per_byte: float | None
+    dram_write_pj_per_byte: float | None
+
+    def gemm(self, shape: GemmShape, ifmap_words: int | None) -> GemmWork:
+        raise NotImplementedError
+
+    def vector_cycles(self, op: str, elements: float) -> float | None:
+        raise NotImplementedError
+
+    def vector_energy_pj(self, op: str, elements: float) -> float | None:
+        raise NotImplementedError
+
+    @property
+    def vector_ops(self) -> list[str]:
+        raise NotImplementedError
+
+
+def _energy_or_none(*coefficients: float) -> bool:
+    return any(c > 0 for c in coefficients)
+
+
+class SystolicChip(Chip):
+    """``cores`` identical SCALE-Sim-style arrays (each with its own operand SRAMs) sharing DRAM.
+
+    A GEMM runs on every core at once: the batch is split across cores when it has at least as
+    many elements, otherwise the N (filter columns) dimension; each core's share runs through
+    ``simulate_gemm`` (exact SCALE-Sim compute cycles), so cycles are the slowest core's busy
+    cycles and DRAM bytes the sum over cores (each core reads the operand it does not split).
+    Activations stay in the ifmap SRAM (the unified buffer on TPU-v1) when they fit half of it.
+    """
+
+    def __init__(self, spec: SystolicAccelerator) -> None:
+        self.spec = spec
+        self.clock_hz = spec.clock_hz
+        self.dram_bytes_per_cycle = spec.dram_bytes_per_cycle
+        self.activation_buffer_bytes = spec.sram.ifmap_bytes
+        self.links = spec.links
+        self.cores = spec.cores
+        self.peak_macs_per_cycle = spec.peak_macs_per_cycle * spec.cores
+        energy = _energy_or_none(spec.dram.read_energy_pj_per_byte, spec.dram.write_energy_pj_per_byte,
+                                 spec.mac_energy_pj)
+        self.dram_read_pj_per_byte = spec.dram.read_energy_pj_per_byte if energy else None
+        self.dram_write_pj_per_byte = spec.dram.write_energy_pj_per_byte if energy else None
+
+    def _split(self, shape: GemmShape) -> tuple[GemmShape, int]:
+        """One core's share of the GEMM and how many cores get a share."""
+        c = self.cores
+        if c == 1:
+            return shape, 1
+        if shape.batch >= c:
+            per = math.ceil(shape.batch / c)
+            return GemmShape(shape.m, shape.k, shape.n, per, shape.ifmap, shape.filter, shape.ofmap), \
+                math.ceil(shape.batch / per)
+        per = math.ceil(shape.n / c)
+        return GemmShape(shape.m, shape.k, per, shape.batch, shape.ifmap, shape.filter, shape.ofmap), \
+            math.ceil(shape.n / per)
+
+    def gemm(self, shape: GemmShape, ifmap_words: int | None) -> GemmWork:
+        from accelsim.engines.systolic import simulate_gemm
+
+        share, used = self._split(shape)
+        row = simulate_gemm(share, self.spec, ifmap_words=ifmap_words)
+        hw = self.spec
+        onchip = None
+        if _energy_or_none(hw.mac_energy_pj, hw.sram_read_energy_pj_per_byte, hw.sram_write_energy_pj_per_byte):
+            wb = hw.word_bytes
+            onchip = used * (row["macs"] * hw.mac_energy_pj
+                             + sum(row["sram_reads"].values()) * wb * hw.sram_read_energy_pj_per_byte
+                             + sum(row["sram_writes"].values()) * wb * hw.sram_write_energy_pj_per_byte)
+        # A core whose share is smaller (the last N slice) finishes earlier: the slowest core sets the time.
+        return GemmWork(float(row["busy_cycles"]), float(shape.macs),
+                        {op: float(v) * used / hw.word_bytes for op, v in row["dram_bytes"].items()}, onchip)
+
+    def vector_cycles(self, op: str, elements: float) -> float | None:
+        v = self.spec.vector
+        if v is None or not v.can_run(op):
+            return None
+        return elements * v.cycles_per_element[op] / (v.lanes * self.cores)
+
+    def vector_energy_pj(self, op: str, elements: float) -> float | None:
+        v = self.spec.vector
+        if v is None or op not in v.energy_pj_per_element:
+            return None
+        return elements * v.energy_pj_per_element[op]
+
+    @property
+    def vector_ops(self) -> list[str]:
+        return sorted(self.spec.vector.cycles_per_element) if self.spec.vector else []
+
+
+class SpatialChip(Chip):
+    """A FuseMax/FLAT-style chip: GEMMs on the 2D array, vector ops on the 1D array (or the 2D
+    array where only it has the op), one global buffer, DRAM.
+
+    GEMM cycles follow the FuseMax artifact's Timeloop convention (``hardware/spatial.py``): a
+    ``rows x cols`` output tile per contracted step, so ``batch * ceil(M/rows) * ceil(N/cols) * K``
+    MAC op-cycles. Every operand streams once (the artifact's end-to-end model: inputs and
+    weights read once, outputs written once). Energy from the per-action table.
+    """
+
+    def __init__(self, spec: SpatialAccelerator) -> None:
+        self.spec = spec
+        self.clock_hz = spec.clock_hz
+        self.dram_bytes_per_cycle = spec.dram.bytes_per_cycle(spec.clock_hz)
+        self.activation_buffer_bytes = spec.buffer_bytes
+        self.links = spec.links
+        self.peak_macs_per_cycle = spec.array_2d.pes
+        self.dram_read_pj_per_byte = spec.energy.dram_pj_per_byte
+        self.dram_write_pj_per_byte = spec.energy.dram_pj_per_byte
+
+    def _action_pj(self, actions: dict[str, int]) -> float:
+        table = self.spec.energy.compute_pj
+        missing = sorted(set(actions) - set(table))
+        if missing:
+            raise AccelsimError(f"no energy for actions {missing}", field="energy.compute_pj", allowed=sorted(table))
+        return sum(table[a] * n for a, n in actions.items())
+
+    def gemm(self, shape: GemmShape, ifmap_words: int | None) -> GemmWork:
+        a2 = self.spec.array_2d
+        mac = a2.cost("mac")
+        cycles = shape.batch * math.ceil(shape.m / a2.rows) * math.ceil(shape.n / a2.cols) * shape.k * mac.cycles
+        wb = self.spec.word_bytes
+        words_in = shape.m * shape.k if ifmap_words is None else ifmap_words
+        dram = {"ifmap": float(shape.batch * words_in), "filter": float(shape.batch * shape.k * shape.n),
+                "ofmap": float(shape.batch * shape.m * shape.n)}
+        en = self.spec.energy
+        onchip = (shape.macs * (self._action_pj(mac.actions) + a2.regfile_pj_per_mac)
+                  + sum(dram.values()) * wb * (en.buffer_read_pj_per_byte + en.buffer_write_pj_per_byte))
+        return GemmWork(float(cycles), float(shape.macs), dram, onchip)
+
+    def _array_for(self, op: str):
+        for array in (self.spec.array_1d, self.spec.array_2d):
+            if op in array.ops:
+                return array
+        return None
+
+    def vector_cycles(self, op: str, elements: float) -> float | None:
+        kind = _SPATIAL_OP.get(op, op)
+        array = self._array_for(kind)
+        if array is None:
+            return None
+        return elements * array.ops[kind].cycles * _SPATIAL_PASSES.get(op, 1) / array.pes
+
+    def vector_energy_pj(self, op: str, elements: float) -> float | None:
+        kind = _SPATIAL_OP.get(op, op)
+        array = self._array_for(kind)
+        if array is None:
+            return None
+        return elements * _SPATIAL_PASSES.get(op, 1) * self._action_pj(array.ops[kind].actions)
+
+    @property
+    def vector_ops(self) -> list[str]:
+        kinds = set(self.spec.array_1d.ops) | set(self.spec.array_2d.ops)
+        return sorted({op for op, k in _SPATIAL_OP.items() if k in kinds} | kinds)
+
+
+# The spatial presets list primitive ops only (mac, add, sub, max, exp, div, mul). Composite op
+# kinds of the IR run as passes of primitives: an activation (GELU/SiLU) as one exp pass (the
+# sigmoid/tanh inside it) plus a multiply; a norm (LayerNorm/RMSNorm) as square-accumulate,
+# subtract-or-scale and multiply passes. [assumption, documented: the FuseMax artifact costs
+# only attention's softmax, not norms or activations]
+_SPATIAL_OP = {"activation": "exp", "norm": "mac"}
+_SPATIAL_PASSES = {"activation": 2, "norm": 3}
+
+
+def chip_for(spec: HardwareSpec) -> Chip:
+    if isinstance(spec, SystolicAccelerator):
+        return SystolicChip(spec)
+    if isinstance(spec, SpatialAccelerator):
+        return SpatialChip(spec)
+    raise AccelsimError(f"no accelerator model for kind {spec.kind!r}", field="hardware.kind",
+                        allowed=["systolic", "spatial"])

@@ -1,0 +1,194 @@
+"""Every Einsum of a Graph becomes work on one unit of the chip: nothing is dropped or free.
+
+Why one table of rules rather than per-engine special cases: a model contains GEMMs, batched
+attention GEMMs, MoE experts, element-wise and reduction ops, copies and collectives, and each
+kind has exactly one place it runs:
+
+===========================================  ==========  =========================================
+Einsum                                        unit        cost
+===========================================  ==========  =========================================
+two-input MAC (``as_gemm``)                  matrix      the chip's GEMM model x ``flop_fraction``
+MoE expert MAC (``kind: moe_expert``)        matrix      one GEMM per touched expert, its tokens
+other MAC (combine, 3+ inputs)               vector      points x ``flop_fraction`` MACs
+add/sub/mul/max/exp/div/activation/norm      vector      points x ``flop_fraction`` x op cycles
+copy (gathers, KV-cache writes, dispatch)    dma         bytes moved, nothing computed
+all-reduce                                   link        ``collective_bytes`` / link bandwidth
+===========================================  ==========  =========================================
+
+An Einsum the chip cannot run (a vector op with no vector unit, an all-reduce without links)
+is a ``Problem`` naming it, found by ``problems`` before any simulation.
+
+Where tensors live: weights, graph inputs and the KV cache are in DRAM; an intermediate
+activation stays on chip when it fits half the activation buffer (the other half is the double
+buffer), otherwise its producer writes it to DRAM and each consumer reads it back. Graph
+outputs and KV-cache writes go to DRAM. Off-chip bytes honour ``touched`` fractions.
+
+Causal prefill (``flop_fraction`` about 1/2 on scores) scales the matrix cycles too: a kernel
+skips fully masked tiles, so about half the tiles run (an approximation at tile granularity).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from accelsim.engines.accelerator.chips import Chip
+from accelsim.engines.registry import Problem
+from accelsim.ir import Einsum, GemmShape, Graph, OpKind, Tensor, TensorRole
+
+OFFCHIP_ROLES = frozenset({TensorRole.WEIGHT, TensorRole.INPUT, TensorRole.KV_CACHE})
+WRITTEN_ROLES = frozenset({TensorRole.OUTPUT, TensorRole.KV_CACHE})
+VECTOR_KINDS = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.MAX, OpKind.EXP, OpKind.DIV,
+                          OpKind.ACTIVATION, OpKind.NORM})
+
+
+@dataclass
+class OpWork:
+    """One Einsum's work: where it runs, how long the unit is busy, what it moves off chip."""
+
+    einsum: Einsum
+    unit: str  # matrix | vector | dma | link
+    unit_cycles: float
+    macs: float = 0.0
+    reads: dict[str, float] = field(default_factory=dict)  # tensor -> DRAM bytes read
+    writes: dict[str, float] = field(default_factory=dict)  # tensor -> DRAM bytes written
+    onchip_energy_pj: float | None = 0.0
+
+
+def _touched(e: Einsum, name: str) -> float:
+    return float(e.attrs.get("touched", {}).get(name, 1.0))
+
+
+def _fraction(e: Einsum) -> float:
+    return float(e.attrs.get("flop_fraction", 1.0))
+
+
+class Placement:
+    """Which tensors of a Graph live off chip (see the module doc)."""
+
+    def __init__(self, graph: Graph, chip: Chip) -> None:
+        half = chip.activation_buffer_bytes / 2
+        self.offchip = {t.name for t in graph.tensors.values()
+                        if t.role in OFFCHIP_ROLES or t.role in WRITTEN_ROLES or t.bytes > half}
+
+    def is_offchip(self, t: Tensor) -> bool:
+        return t.name in self.offchip
+
+
+def _expert_layout(e: Einsum) -> tuple[Tensor, Tensor, list[str], list[str], str]:
+    """(activation input, weight, K ranks, N ranks, expert rank) of an MoE expert Einsum."""
+    weight = next(o for o in e.inputs if o.tensor.role is TensorRole.WEIGHT)
+    out = e.output.ranks
+    onehot = next(o for o in e.inputs if o is not weight and set(o.ranks) & set(weight.ranks) - out)
+    expert = next(iter((set(onehot.ranks) & set(weight.ranks)) - out))
+    act = next(o for o in e.inputs if o is not weight and o is not onehot)
+    k = [r for r in e.extents if r not in out and r != expert]
+    n = [r for r in e.extents if r in out and r in weight.ranks]
+    return act.tensor, weight.tensor, k, n, expert
+
+
+def _expert_counts(e: Einsum) -> Counter[float]:
+    """Tokens per touched expert -> how many experts get that many (expected counts may be
+    fractional: a mean of ``m`` tokens is split into experts with floor(m) and ceil(m))."""
+    given = e.attrs.get("expert_tokens")
+    if given is not None:
+        return Counter(float(c) for c in given if c > 0)
+    distinct = float(e.attrs["distinct_experts"])
+    mean = float(e.attrs["processed_assignments"]) / distinct if distinct else 0.0
+    lo, frac = math.floor(mean), mean - math.floor(mean)
+    counts: Counter[float] = Counter()
+    if lo > 0 and frac < 1:
+        counts[float(lo)] += distinct * (1 - frac)
+    if frac > 0:
+        counts[float(lo + 1)] += distinct * frac
+    return counts
+
+
+def _gemm_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
+    from accelsim.engines.systolic import ifmap_footprint_words
+
+    shape = e.as_gemm()
+    g = chip.gemm(shape, ifmap_footprint_words(e, shape))
+    frac = _fraction(e)
+    tensors = {o.tensor.name: o.tensor for o in e.inputs}
+    names = {"ifmap": shape.ifmap, "filter": shape.filter}
+    reads = {names[op]: g.dram_words[op] * tensors[names[op]].dtype_bytes * _touched(e, names[op])
+             for op in names if place.is_offchip(tensors[names[op]])}
+    out = e.output.tensor
+    compulsory_words = float(shape.batch * shape.m * shape.n)
+    # partial sums that do not fit the accumulators go to DRAM and back whatever the output's home
+    spill_psums = max(0.0, g.dram_words["ofmap"] - compulsory_words) * out.dtype_bytes
+    written = compulsory_words * out.dtype_bytes if place.is_offchip(out) else 0.0
+    writes = {out.name: written + spill_psums} if written + spill_psums else {}
+    energy = None if g.onchip_energy_pj is None else g.onchip_energy_pj * frac
+    return OpWork(e, "matrix", g.cycles * frac, g.macs * frac, reads, writes, energy)
+
+
+def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
+    act, weight, k_ranks, n_ranks, expert = _expert_layout(e)
+    k = math.prod(e.extents[r] for r in k_ranks)
+    n = math.prod(e.extents[r] for r in n_ranks)
+    cycles = macs = 0.0
+    energy: float | None = 0.0
+    for tokens, experts in _expert_counts(e).items():
+        g = chip.gemm(GemmShape(int(tokens), k, n, 1, act.name, weight.name, e.output.tensor.name), None)
+        cycles += experts * g.cycles
+        macs += experts * g.macs
+        energy = None if energy is None or g.onchip_energy_pj is None else energy + experts * g.onchip_energy_pj
+    reads = {t.name: t.bytes * _touched(e, t.name) for t in (weight, act) if place.is_offchip(t)}
+    out = e.output.tensor
+    writes = {out.name: out.bytes * _touched(e, act.name)} if place.is_offchip(out) else {}
+    return OpWork(e, "matrix", cycles, macs, reads, writes, energy)
+
+
+def _operand_traffic(e: Einsum, place: Placement) -> tuple[dict[str, float], dict[str, float]]:
+    reads = {o.tensor.name: o.tensor.bytes * _touched(e, o.tensor.name) for o in e.inputs
+             if place.is_offchip(o.tensor)}
+    out = e.output.tensor
+    writes = {out.name: float(out.bytes)} if place.is_offchip(out) else {}
+    return reads, writes
+
+
+def _vector_op(e: Einsum) -> str:
+    return "mac" if e.op is OpKind.MAC else e.op.value
+
+
+def lower(e: Einsum, chip: Chip, place: Placement) -> OpWork:
+    """The work of one Einsum (``problems`` has already ruled out what cannot run)."""
+    if e.op is OpKind.MAC and e.attrs.get("kind") == "moe_expert":
+        return _expert_work(e, chip, place)
+    if e.op is OpKind.MAC and len(e.inputs) == 2:
+        return _gemm_work(e, chip, place)
+    reads, writes = _operand_traffic(e, place)
+    if e.op is OpKind.COPY:
+        return OpWork(e, "dma", 0.0, 0.0, reads, writes or {e.output.tensor.name: 0.0})
+    if e.op is OpKind.ALLREDUCE:
+        links = chip.links
+        seconds = float(e.attrs.get("collective_bytes", 0)) / links.bandwidth_bytes_per_s + links.latency_s
+        return OpWork(e, "link", seconds * chip.clock_hz, 0.0, reads, writes)
+    op = _vector_op(e)
+    elements = e.points * _fraction(e)
+    cycles = chip.vector_cycles(op, elements)
+    macs = elements if e.op is OpKind.MAC else 0.0
+    return OpWork(e, "vector", float(cycles), macs, reads, writes, chip.vector_energy_pj(op, elements))
+
+
+def problems(graph: Graph, chip: Chip) -> list[Problem]:
+    """Every Einsum the chip cannot run, named (checked before any simulation)."""
+    found: list[Problem] = []
+    for e in graph.einsums:
+        if e.op is OpKind.ALLREDUCE and int(e.attrs.get("participants", 1)) > 1 and chip.links is None:
+            found.append(Problem(f"einsum {e.name}", "an all-reduce needs chip-to-chip links; the hardware has none",
+                                 "a hardware file with links: {bandwidth_bytes_per_s, latency_s}, or tp 1"))
+        elif e.op is OpKind.MAC and e.attrs.get("kind") == "moe_expert":
+            continue
+        elif e.op is OpKind.MAC and len(e.inputs) == 2:
+            continue
+        elif e.op in VECTOR_KINDS or e.op is OpKind.MAC:
+            op = _vector_op(e)
+            if chip.vector_cycles(op, 1.0) is None:
+                found.append(Problem(f"einsum {e.name}", f"op {op!r} has no unit on this chip (no vector unit "
+                                     "runs it)", ", ".join(chip.vector_ops) or "none: add a vector unit"))
+        elif e.op not in (OpKind.COPY, OpKind.ALLREDUCE):
+            found.append(Problem(f"einsum {e.name}", f"op {e.op.value!r} has no unit on this chip"))
+    return found

@@ -1,7 +1,10 @@
-"""``accelsim simulate``: GEMM and convolution layers on a systolic accelerator.
+"""``accelsim simulate``: a whole model on any hardware kind, or GEMM/convolution layers on a
+systolic accelerator.
 
-Accepts SCALE-Sim's own inputs (``--scalesim-config`` and ``--topology``) or accelsim hardware
-(``--hardware``) with a topology file and/or quick ``--gemm M,K,N`` shapes.
+``--model`` runs a zoo model (or a ModelConfig YAML, config.json, .onnx) through
+``accelsim.simulate`` on any preset (systolic, spatial, gpu, ...). Without it the command takes
+SCALE-Sim's own inputs (``--scalesim-config`` and ``--topology``) or a systolic preset with a
+topology file and/or quick ``--gemm M,K,N`` shapes, the exact SCALE-Sim-compatible path.
 """
 from __future__ import annotations
 
@@ -66,12 +69,34 @@ def simulate_command(
         "dram_bytes per operand, ...) instead of tables."),
     csv_out: Path = typer.Option(
         None, "--csv", help="Also write the per-layer table (nested fields flattened) to this CSV file."),
+    model: str = typer.Option(
+        None, "--model", help="Run a whole model instead of layers: a zoo name (accelsim workloads list), a "
+        "ModelConfig YAML, a Hugging Face config.json or an .onnx file. Works on every hardware kind."),
+    phase: str = typer.Option("decode", "--phase", help="With --model: prefill or decode."),
+    batch: int = typer.Option(1, "--batch", help="With --model: sequences in the batch."),
+    seq: int = typer.Option(512, "--seq", help="With --model, prefill: prompt length."),
+    context: int = typer.Option(2048, "--context", help="With --model, decode: tokens already in the KV cache."),
+    tp: int = typer.Option(1, "--tp", help="With --model: tensor-parallel degree (all-reduces use the links)."),
+    blocks: int = typer.Option(None, "--blocks", help="With --model: simulate N decoder blocks alone (no "
+                               "embedding, no LM head), to compare one layer with a measurement."),
+    overlap: bool = typer.Option(True, "--overlap/--no-overlap", help="With --model: overlap DMA with compute "
+                                 "(tile-level simulation) or run every task one after another."),
 ) -> None:
     """Simulate GEMM/convolution layers on a systolic array (cycle-level, SCALE-Sim compatible).
 
     Stall-free compute cycles, mapping efficiency and SRAM ifmap/filter reads equal SCALE-Sim 3.0's;
     DRAM traffic and stalls come from accelsim's double-buffer model (see the README).
     """
+    if model is not None:
+        from accelsim.cli.model_run import simulate_model_command
+
+        if scalesim_config is not None or topology is not None or gemm or dataflow is not None:
+            raise AccelsimError("--model runs a whole model; it does not combine with layer inputs",
+                                field="--model", allowed="--model with --hardware, or layers without --model")
+        simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
+                               context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
+                               csv_out=csv_out)
+        return
     if scalesim_config is not None and hardware is not None:
         raise AccelsimError("give one of them, not both", field="--scalesim-config/--hardware")
     if scalesim_config is not None:

@@ -54,8 +54,9 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
             energy = None if w.onchip_energy_pj is None else energy + w.onchip_energy_pj
         rows.append({"name": e.name, "op": e.op.value, "unit": w.unit, "bound": bound, "repeat": 1,
                      "macs": w.macs, "unit_cycles": w.unit_cycles, "dma_cycles": dma_cycles,
-                     "start_cycles": start, "end_cycles": end, "total_cycles": end - start,
-                     "total_s": (end - start) / clock, "dram_read_bytes": read, "dram_write_bytes": written})
+                     "start_cycles": start, "end_cycles": end, "total_cycles": max(w.unit_cycles, dma_cycles),
+                     "total_s": max(w.unit_cycles, dma_cycles) / clock, "dram_read_bytes": read,
+                     "dram_write_bytes": written})
     if energy is not None and chip.dram_read_pj_per_byte is not None:
         energy += read_total * chip.dram_read_pj_per_byte + write_total * chip.dram_write_pj_per_byte
     else:

@@ -76,7 +76,7 @@ class SystolicChip(Chip):
         self.spec = spec
         self.clock_hz = spec.clock_hz
         self.dram_bytes_per_cycle = spec.dram_bytes_per_cycle
-        self.activation_buffer_bytes = spec.sram.ifmap_bytes
+        self.activation_buffer_bytes = spec.sram.ifmap_bytes * spec.cores  # every core's ifmap SRAM
         self.links = spec.links
         self.cores = spec.cores
         self.peak_macs_per_cycle = spec.peak_macs_per_cycle * spec.cores

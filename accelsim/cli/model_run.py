@@ -1,0 +1,151 @@
+"""Whole-model runs for the CLI: build the workload a user names, simulate it, print the Report.
+
+Why here and not in a command: ``simulate --model`` and ``run`` both show a model's step, and
+both print the same Report core, whatever engine produced it (systolic, spatial, gpu, ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from accelsim.errors import AccelsimError
+from accelsim.ir import ModelGraph, Part
+from accelsim.report import Report
+
+PHASES = ("prefill", "decode")
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """What was asked for, kept next to the Report so the output can say it."""
+
+    model: str
+    phase: str
+    batch: int | None
+    seq: int | None
+    context: int | None
+    tp: int | None
+    blocks: int | None
+
+
+def _positive(value: int | None, name: str) -> None:
+    if value is not None and (isinstance(value, bool) or value <= 0):
+        raise AccelsimError(f"must be a positive integer, got {value}", field=name)
+
+
+def build_workload(model: str, phase: str, *, batch: int = 1, seq: int = 512, context: int = 2048, tp: int = 1,
+                   blocks: int | None = None) -> tuple[Any, ModelRun]:
+    """A zoo name, ModelConfig YAML or config.json -> ModelGraph; an .onnx file -> its Graph as given."""
+    if model.endswith(".onnx"):
+        from workloads.importers.onnx_graph import graph_from_onnx
+
+        graph = graph_from_onnx(model)
+        return graph, ModelRun(graph.name, "onnx", None, None, None, None, None)
+    if phase not in PHASES:
+        raise AccelsimError(f"unknown phase {phase!r}", field="--phase", allowed=PHASES)
+    for value, name in ((batch, "--batch"), (seq, "--seq"), (context, "--context"), (tp, "--tp"),
+                        (blocks, "--blocks")):
+        _positive(value, name)
+    from workloads.config import load_model
+    from workloads.transformer import build_model
+
+    cfg = load_model(model)
+    workload = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp)
+    if blocks is not None:
+        layers = [p for p in workload.parts if p.repeat > 1 or p.name not in ("embedding", "head")]
+        if not layers:
+            raise AccelsimError("the model has no repeated block", field="--blocks")
+        first = layers[0]
+        workload = ModelGraph(f"{cfg.name}-{blocks}-blocks", [Part(first.name, first.graph, blocks, first.input,
+                                                                  first.output)], cfg, dict(workload.meta))
+    run = ModelRun(cfg.name, phase, batch, seq if phase == "prefill" else None,
+                   context if phase == "decode" else None, tp, blocks)
+    return workload, run
+
+
+def summary(report: Report, run: ModelRun) -> dict[str, Any]:
+    """The JSON document: what ran, the Report core, tokens per second."""
+    core = report.core
+    assert core is not None
+    tokens = None
+    if run.batch is not None:
+        tokens = run.batch * (run.seq if run.phase == "prefill" else 1)
+    doc: dict[str, Any] = {"model": run.model, "hardware": report.hardware, "phase": run.phase, "batch": run.batch,
+                           "seq": run.seq, "context": run.context, "tp": run.tp, "blocks": run.blocks,
+                           **core.to_dict()}
+    if tokens and core.total_s > 0:
+        doc["tokens_per_s"] = tokens / core.total_s
+    doc["totals"] = {k: v for k, v in report.totals.items() if not isinstance(v, (dict, list))}
+    return doc
+
+
+def _si(value: float, unit: str) -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def print_model_report(report: Report, run: ModelRun, console: Console, top: int = 10) -> None:
+    core = report.core
+    assert core is not None
+    what = f"{run.model} {run.phase}"
+    if run.phase != "onnx":
+        what += f", batch {run.batch}" + (f", seq {run.seq}" if run.seq else f", context {run.context}")
+        what += f", tp {run.tp}" if run.tp and run.tp > 1 else ""
+        what += f", {run.blocks} blocks only" if run.blocks else ""
+    console.print(f"{what} on {report.hardware}", markup=False, highlight=False)
+    doc = summary(report, run)
+    t = Table(show_header=False, box=None)
+    t.add_row("latency", f"{core.total_s * 1e3:.4g} ms" + (f" ({core.total_cycles:.4g} cycles)"
+                                                           if core.total_cycles is not None else ""))
+    if "tokens_per_s" in doc:
+        t.add_row("tokens/s", f"{doc['tokens_per_s']:.4g}")
+    t.add_row("MACs", _si(core.macs, ""))
+    t.add_row("DRAM read / write", f"{_si(core.read_bytes.get('dram', 0.0), 'B')} / "
+                                   f"{_si(core.write_bytes.get('dram', 0.0), 'B')}")
+    t.add_row("DRAM bytes by role", ", ".join(f"{k} {_si(v, 'B')}" for k, v in sorted(core.offchip_bytes_by_role.items())
+                                              if v))
+    t.add_row("busy / utilization", ", ".join(f"{u} {v:.1%}" for u, v in core.utilization.items()))
+    t.add_row("energy", "not modelled by this preset" if core.energy_pj is None else f"{core.energy_pj / 1e12:.4g} J")
+    console.print(t)
+    rows = sorted(report.layers, key=lambda r: -r.get("total_s", 0.0) * r.get("repeat", 1))[:top]
+    if rows:
+        ops = Table(title=f"largest {len(rows)} operators (time x repeat)", title_justify="left")
+        for col in ("operator", "unit", "bound", "x", "time"):
+            ops.add_column(col)
+        for r in rows:
+            ops.add_row(str(r["name"]), str(r.get("unit", "")), str(r.get("bound", "")), str(r.get("repeat", 1)),
+                        f"{r.get('total_s', 0.0) * r.get('repeat', 1) * 1e3:.4g} ms")
+        console.print(ops)
+
+
+def write_csv(report: Report, path: Any, option: str = "--csv") -> None:
+    try:
+        report.to_csv(path)
+    except OSError as error:  # a missing directory, no permission, a full disk: the user's path
+        raise AccelsimError(f"cannot write: {error.strerror or error}", field=option, source=str(path)) from None
+
+
+def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int, context: int, tp: int,
+                           blocks: int | None, overlap: bool, json_out: bool, csv_out: Any) -> None:
+    """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
+    import json
+
+    from accelsim.cli import out
+    from accelsim.hardware import load_hardware
+    from accelsim.simulate import simulate
+
+    spec = load_hardware(hardware)
+    workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks)
+    options = {} if spec.kind == "gpu" else {"overlap": overlap}
+    report = simulate(workload, spec, **options)
+    if csv_out is not None:
+        write_csv(report, csv_out)
+    if json_out:
+        out.print(json.dumps(summary(report, run), indent=2, default=str), markup=False, highlight=False)
+    else:
+        print_model_report(report, run, out)

@@ -32,37 +32,7 @@ from accelsim.ir import Einsum, Graph, OpKind, Operand, Tensor, TensorRole
 NEG_INF = float("-inf")
 
 
-@dataclass(frozen=True)
-class AttentionShape:
-    """One attention layer's ranks; M = P for self-attention."""
-
-    b: int
-    h: int
-    m: int
-    p: int
-    e: int
-    f: int
-
-    def __post_init__(self) -> None:
-        for name in ("b", "h", "m", "p", "e", "f"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"attention.{name}")
-
-
-@dataclass(frozen=True)
-class AttentionModel:
-    """The dimensions of one model's attention layer (the FuseMax artifact's workloads)."""
-
-    name: str
-    d_model: int
-    heads: int
-    e: int
-    f: int
-    ffn: int
-
-    def shape(self, seq: int, batch: int = 64) -> AttentionShape:
-        return AttentionShape(b=batch, h=self.heads, m=seq, p=seq, e=self.e, f=self.f)
+from accelsim.ir.views import AttentionModel, AttentionShape  # noqa: E402,F401 (moved to the IR)
 
 
 # FuseMax artifact workloads (PAPERS.md "Workloads [artifact]"; FPSG-UIUC/micro24-fusemax-artifact

@@ -37,7 +37,7 @@ from accelsim.engines.events import Task, extrapolate, run
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.hardware.spatial import SpatialAccelerator
 from accelsim.report import Report
-from workloads.attention import AttentionShape
+from accelsim.ir.views import AttentionShape
 
 # --- the 1-pass cascade, per tile --------------------------------------------------------
 # name -> (op, level, contracted rank or None). level: "tile" (p0 x m0 elements), "row" (p0

@@ -16,7 +16,7 @@ from accelsim.engines.events import Task, extrapolate, run
 from accelsim.hardware.spatial import SpatialAccelerator
 from accelsim.ir import Einsum, Graph, OpKind, Operand, Tensor, TensorRole
 from accelsim.report import Report
-from workloads.attention import AttentionModel
+from accelsim.ir.views import AttentionModel
 
 
 def linear_graph(model: AttentionModel, seq: int, batch: int = 64, dtype_bytes: int = 2) -> Graph:

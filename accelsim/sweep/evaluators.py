@@ -9,8 +9,9 @@ Signature: ``fn(hardware: HardwareSpec, workload: GemmShape | Graph, options: di
 The dict may nest one level (``{"sram_reads": {"ifmap": ..}}``); the sweep flattens it to
 ``sram_reads_ifmap`` columns as :class:`accelsim.report.Report` does.
 
-Extension points (engines still being written when this was): ``roofline`` (branch llm),
-``cosma`` and ``fusemax`` mappers register here the same way ``systolic`` does.
+``simulate`` is the one evaluator for every hardware kind: a thin layer over
+``accelsim.simulate`` (the engine registry), whose columns are the Report core's vocabulary.
+``systolic``, ``roofline`` and ``attention`` keep their engine-specific columns.
 """
 from __future__ import annotations
 
@@ -209,7 +210,45 @@ def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[
         return engine.simulate_gemm(workload, hardware, **options)
     if not isinstance(workload, Graph):  # a zoo model: run its layers, repeats expanded
         workload = workload.expand()
-    return engine.simulate_graph(workload, hardware, **options).totals
+    report = engine.simulate_graph(workload, hardware, **options)
+    skipped = report.meta.get("not_mapped") or []
+    if skipped:  # a total without them would be a silently wrong number
+        raise AccelsimError(f"{len(skipped)} einsums are not GEMMs and the layer engine costs only GEMMs (first: "
+                            f"{skipped[0]['einsum']}); use evaluator 'simulate' for whole models", field="evaluator.name",
+                            allowed="simulate")
+    return report.totals
+
+
+# The Report core's columns (accelsim.report.Totals.flat) for the units, levels and roles the
+# registered engines use; a column a kind does not have is null.
+_UNITS = ("matrix", "vector", "dma", "link", "compute", "memory")
+_ROLES = ("input", "weight", "kv_cache", "activation", "output")
+SIMULATE_METRICS: dict[str, str] = {
+    **{name: "float64" for name in ("total_s", "total_cycles", "macs", "flops", "energy_pj", "dram_bytes",
+                                    "read_bytes_dram", "write_bytes_dram")},
+    **{f"offchip_bytes_{role}": "float64" for role in _ROLES},
+    **{f"{prefix}_{unit}": "float64" for prefix in ("busy_s", "busy_cycles", "utilization") for unit in _UNITS},
+}
+
+
+def _simulate_options() -> tuple[str, ...]:
+    return ("overlap", "max_tiles")
+
+
+@register_evaluator("simulate", kinds=None, metric_types=SIMULATE_METRICS, option_names=_simulate_options,
+                    engine_modules=("accelsim.simulate", "accelsim.engines"),
+                    description="accelsim.simulate: any workload on any registered hardware kind (Report core)")
+def simulate(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) -> Mapping[str, Any]:
+    """A GEMM, Graph or zoo model through the engine registered for the hardware's kind."""
+    from accelsim.simulate import simulate as run
+
+    if isinstance(workload, GemmShape):
+        from accelsim.ir import gemm
+
+        workload = Graph("gemm", [gemm("gemm", workload.m, workload.k, workload.n)])
+    engine_options = {k: v for k, v in options.items() if hardware.kind in ("systolic", "spatial")}
+    report = run(workload, hardware, **engine_options)
+    return {k: v for k, v in report.core.flat().items() if k in SIMULATE_METRICS}
 
 
 ROOFLINE_METRICS: dict[str, str] = {

@@ -27,9 +27,10 @@ def _role(graph: Graph, name: str) -> str:
 
 
 def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_tiles: int = 64,
-                        timeline: bool = False) -> Report:
-    """One Graph on one chip: the Report of its tile-level simulation."""
-    place = Placement(graph, chip)
+                        timeline: bool = False, carried: str | None = None) -> Report:
+    """One Graph on one chip: the Report of its tile-level simulation (``carried``: the output
+    tensor handed on chip to the next part or repeat)."""
+    place = Placement(graph, chip, carried)
     works = [lower(e, chip, place) for e in graph.topological_order()]
     makespan, busy, groups = schedule(graph, works, chip, overlap=overlap, max_tiles=max_tiles)
     clock = chip.clock_hz
@@ -42,8 +43,10 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
         w, e = g.work, g.work.einsum
         read, written = sum(w.reads.values()), sum(w.writes.values())
         read_total, write_total = read_total + read, write_total + written
+        row_roles: dict[str, float] = defaultdict(float)
         for name, b in (*w.reads.items(), *w.writes.items()):
             by_role[_role(graph, name)] += b
+            row_roles[_role(graph, name)] += b
         dma_cycles = (read + written) / bw
         bound = ("communication" if w.unit == "link" else
                  "memory" if dma_cycles > w.unit_cycles else "compute")
@@ -56,7 +59,7 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
                      "macs": w.macs, "unit_cycles": w.unit_cycles, "dma_cycles": dma_cycles,
                      "start_cycles": start, "end_cycles": end, "total_cycles": max(w.unit_cycles, dma_cycles),
                      "total_s": max(w.unit_cycles, dma_cycles) / clock, "dram_read_bytes": read,
-                     "dram_write_bytes": written})
+                     "dram_write_bytes": written, "offchip_bytes_by_role": dict(row_roles)})
     if energy is not None and chip.dram_read_pj_per_byte is not None:
         energy += read_total * chip.dram_read_pj_per_byte + write_total * chip.dram_write_pj_per_byte
     else:
@@ -104,8 +107,9 @@ class AcceleratorEngine:
         chip = chip_for(hardware)
         parts = _parts(workload)
         total: Report | None = None
-        for name, graph, repeat in parts:
-            report = simulate_chip_graph(graph, chip, overlap=overlap, max_tiles=max_tiles, timeline=timeline)
+        for name, graph, repeat, carried in parts:
+            report = simulate_chip_graph(graph, chip, overlap=overlap, max_tiles=max_tiles, timeline=timeline,
+                                         carried=carried)
             for row in report.layers:
                 row["part"] = name
             report = report.scaled(repeat) if repeat != 1 else report
@@ -113,19 +117,21 @@ class AcceleratorEngine:
         assert total is not None
         total.workload = getattr(workload, "name", total.workload)
         total.totals["peak_macs_per_cycle"] = chip.peak_macs_per_cycle
-        total.meta = {"engine": "accelerator", "overlap": overlap, "parts": [(n, r) for n, _, r in parts],
+        total.meta = {"engine": "accelerator", "overlap": overlap, "parts": [(n, r) for n, _, r, _ in parts],
                       **({"timeline": total.meta.get("timeline", [])} if timeline else {})}
         return total
 
 
-def _parts(workload: Any) -> list[tuple[str, Graph, int]]:
+def _parts(workload: Any) -> list[tuple[str, Graph, int, str | None]]:
     if isinstance(workload, ModelGraph):
-        return [(p.name, p.graph, p.repeat) for p in workload.parts]
-    return [(workload.name, workload, 1)]
+        last = len(workload.parts) - 1
+        return [(p.name, p.graph, p.repeat, p.output if i < last or p.repeat > 1 else None)
+                for i, p in enumerate(workload.parts)]
+    return [(workload.name, workload, 1, None)]
 
 
 def _graphs(workload: Any) -> list[Graph]:
-    return [g for _, g, _ in _parts(workload)]
+    return [g for _, g, _, _ in _parts(workload)]
 
 
 for _kind in ("systolic", "spatial"):

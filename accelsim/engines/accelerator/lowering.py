@@ -21,7 +21,8 @@ is a ``Problem`` naming it, found by ``problems`` before any simulation.
 Where tensors live: weights, graph inputs and the KV cache are in DRAM; an intermediate
 activation stays on chip when it fits half the activation buffer (the other half is the double
 buffer), otherwise its producer writes it to DRAM and each consumer reads it back. Graph
-outputs and KV-cache writes go to DRAM. Off-chip bytes honour ``touched`` fractions.
+outputs (sinks) and KV-cache writes go to DRAM, except the hidden state a repeated block hands
+to the next repeat, which stays on chip when it fits. Off-chip bytes honour ``touched`` fractions (0 marks a fused tensor kept on chip).
 
 Causal prefill (``flop_fraction`` about 1/2 on scores) scales the matrix cycles too: a kernel
 skips fully masked tiles, so about half the tiles run (an approximation at tile granularity).
@@ -66,10 +67,13 @@ def _fraction(e: Einsum) -> float:
 class Placement:
     """Which tensors of a Graph live off chip (see the module doc)."""
 
-    def __init__(self, graph: Graph, chip: Chip) -> None:
+    def __init__(self, graph: Graph, chip: Chip, carried: str | None = None) -> None:
         half = chip.activation_buffer_bytes / 2
+        # A sink (no consumer) leaves the chip, except the hidden state a repeated block hands to
+        # the next one (``carried``), which stays when it fits like any activation.
+        sinks = {name for name in graph.tensors if not graph.consumers.get(name) and name != carried}
         self.offchip = {t.name for t in graph.tensors.values()
-                        if t.role in OFFCHIP_ROLES or t.role in WRITTEN_ROLES or t.bytes > half}
+                        if t.role in OFFCHIP_ROLES or t.role in WRITTEN_ROLES or t.bytes > half or t.name in sinks}
 
     def is_offchip(self, t: Tensor) -> bool:
         return t.name in self.offchip
@@ -79,7 +83,7 @@ def _expert_layout(e: Einsum) -> tuple[Tensor, Tensor, list[str], list[str], str
     """(activation input, weight, K ranks, N ranks, expert rank) of an MoE expert Einsum."""
     weight = next(o for o in e.inputs if o.tensor.role is TensorRole.WEIGHT)
     out = e.output.ranks
-    onehot = next(o for o in e.inputs if o is not weight and set(o.ranks) & set(weight.ranks) - out)
+    onehot = next(o for o in e.inputs if o is not weight and o.tensor.role is TensorRole.INPUT)
     expert = next(iter((set(onehot.ranks) & set(weight.ranks)) - out))
     act = next(o for o in e.inputs if o is not weight and o is not onehot)
     k = [r for r in e.extents if r not in out and r != expert]
@@ -118,7 +122,7 @@ def _gemm_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     compulsory_words = float(shape.batch * shape.m * shape.n)
     # partial sums that do not fit the accumulators go to DRAM and back whatever the output's home
     spill_psums = max(0.0, g.dram_words["ofmap"] - compulsory_words) * out.dtype_bytes
-    written = compulsory_words * out.dtype_bytes if place.is_offchip(out) else 0.0
+    written = compulsory_words * out.dtype_bytes * _touched(e, out.name) if place.is_offchip(out) else 0.0
     writes = {out.name: written + spill_psums} if written + spill_psums else {}
     energy = None if g.onchip_energy_pj is None else g.onchip_energy_pj * frac
     return OpWork(e, "matrix", g.cycles * frac, g.macs * frac, reads, writes, energy)
@@ -144,8 +148,8 @@ def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
 def _operand_traffic(e: Einsum, place: Placement) -> tuple[dict[str, float], dict[str, float]]:
     reads = {o.tensor.name: o.tensor.bytes * _touched(e, o.tensor.name) for o in e.inputs
              if place.is_offchip(o.tensor)}
-    out = e.output.tensor
-    writes = {out.name: float(out.bytes)} if place.is_offchip(out) else {}
+    out = e.output.tensor  # touched = 0 marks a fused tensor that never leaves the chip (FlashAttention)
+    writes = {out.name: out.bytes * _touched(e, out.name)} if place.is_offchip(out) else {}
     return reads, writes
 
 

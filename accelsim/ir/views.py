@@ -1,0 +1,44 @@
+"""Views of the IR that engines and mappers share: the shape of one attention layer.
+
+Why in the IR: the spatial attention engine, the FuseMax mapper and the cascade builders all
+speak of an attention layer by its ranks (B, H, M, P, E, F); if it lived in ``workloads/`` the
+engines would have to import a workload module to name it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accelsim.errors import AccelsimError
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """One attention layer's ranks; M = P for self-attention."""
+
+    b: int
+    h: int
+    m: int
+    p: int
+    e: int
+    f: int
+
+    def __post_init__(self) -> None:
+        for name in ("b", "h", "m", "p", "e", "f"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"attention.{name}")
+
+
+@dataclass(frozen=True)
+class AttentionModel:
+    """The dimensions of one model's attention layer (the FuseMax artifact's workloads)."""
+
+    name: str
+    d_model: int
+    heads: int
+    e: int
+    f: int
+    ffn: int
+
+    def shape(self, seq: int, batch: int = 64) -> AttentionShape:
+        return AttentionShape(b=batch, h=self.heads, m=seq, p=seq, e=self.e, f=self.f)

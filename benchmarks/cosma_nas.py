@@ -32,7 +32,7 @@ def load(name: str):
 
     if name in NETWORKS:
         return build_network(name)
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.transformer import build_block
 
     return build_block(load_model(name), "prefill", seq=512)

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from accelsim.engines.roofline import roofline  # noqa: E402
 from accelsim.hardware import load_hardware  # noqa: E402
-from workloads.config import load_model  # noqa: E402
+from workloads.models import load_model  # noqa: E402
 from workloads.moe import expected_distinct_experts  # noqa: E402
 from workloads.transformer import build_model  # noqa: E402
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mappers.memory_problem import MemoryProblem
+from mappers.memory_problem import MemoryProblem, greedy_min_peak_order
 from mappers.plan import Plan, plan_from_residency
 
 POLICIES = ("belady", "greedy")
@@ -192,8 +192,6 @@ def simulate_online(problem: MemoryProblem, capacity_bytes: int, order: list[int
 def run_baselines(problem: MemoryProblem, capacity_bytes: int,
                   min_peak_order: list[int] | None = None) -> list[BaselineResult]:
     """All four baselines; ``min_peak_order`` defaults to the greedy minimum-peak heuristic."""
-    from mappers.cosma import greedy_min_peak_order
-
     orders = {"default": list(range(problem.n_ops)),
               "min_peak": min_peak_order if min_peak_order is not None else greedy_min_peak_order(problem)}
     results = []

@@ -41,7 +41,7 @@ from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.ir import Graph
 from accelsim.mapping import Mapping
 from mappers import milp
-from mappers.memory_problem import MemoryProblem
+from mappers.memory_problem import MemoryProblem, greedy_min_peak_order  # noqa: F401 (re-exported)
 from mappers.plan import Plan, plan_from_residency, to_mapping
 
 DEFAULT_SOLVER = "cpsat"  # faster of the back-ends on benchmarks/cosma_backends.py (results/cosma_backends.md)
@@ -504,33 +504,6 @@ def min_peak_schedule(problem: MemoryProblem, *, solver: str = DEFAULT_SOLVER, t
     if hint_order is not None and pb.peak_bytes(hint_order) < peak_b:
         order, peak_b = list(hint_order), pb.peak_bytes(hint_order)
     return PeakResult(order, peak_b, res.status, res.best_bound, res.solve_s)
-
-
-def greedy_min_peak_order(problem: MemoryProblem) -> list[int]:
-    """A fast heuristic order: repeatedly run the ready operator that frees the most live bytes.
-
-    Used as the warm start of ``min_peak_schedule`` and where the exact model is too large.
-    """
-    pb, n = problem, problem.n_ops
-    remaining_uses = [len(c) for c in pb.consumers]
-    waiting = [len(p) for p in pb.preds]
-    ready = [o for o in range(n) if waiting[o] == 0]
-    order: list[int] = []
-    while ready:
-        def delta(o: int) -> tuple[int, int]:
-            freed = sum(pb.tensor_bytes[t] for t in pb.op_inputs[o] if remaining_uses[t] == 1)
-            born = sum(pb.tensor_bytes[t] for t in pb.op_outputs[o] if pb.consumers[t])
-            return (born - freed, o)
-        o = min(ready, key=delta)
-        ready.remove(o)
-        order.append(o)
-        for t in pb.op_inputs[o]:
-            remaining_uses[t] -= 1
-        for s in pb.succs[o]:
-            waiting[s] -= 1
-            if waiting[s] == 0:
-                ready.append(s)
-    return order
 
 
 # --- budgets ------------------------------------------------------------------------------------------

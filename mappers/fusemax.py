@@ -26,10 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import reduce
 
 from accelsim.engines.spatial_attention import (
-    M0_REDUCTIONS,
     _useful_elements,
     ONE_PASS_DEPS,
     ONE_PASS_EINSUMS,
@@ -37,7 +35,6 @@ from accelsim.engines.spatial_attention import (
     TILE_TENSORS,
     AttentionPlan,
     einsum_cycles,
-    flat_spill_fraction,
     one_pass_buffer_bytes,
     one_pass_stream_buffer_bytes,
     simulate,

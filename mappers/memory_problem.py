@@ -234,3 +234,30 @@ class MemoryProblem:
             for s in range(iv[0], iv[1] + 1):
                 load[s] += self.tensor_bytes[t]
         return max(load, default=0)
+
+
+def greedy_min_peak_order(problem: MemoryProblem) -> list[int]:
+    """A fast heuristic order: repeatedly run the ready operator that frees the most live bytes.
+
+    Used as the warm start of ``min_peak_schedule`` and where the exact model is too large.
+    """
+    pb, n = problem, problem.n_ops
+    remaining_uses = [len(c) for c in pb.consumers]
+    waiting = [len(p) for p in pb.preds]
+    ready = [o for o in range(n) if waiting[o] == 0]
+    order: list[int] = []
+    while ready:
+        def delta(o: int) -> tuple[int, int]:
+            freed = sum(pb.tensor_bytes[t] for t in pb.op_inputs[o] if remaining_uses[t] == 1)
+            born = sum(pb.tensor_bytes[t] for t in pb.op_outputs[o] if pb.consumers[t])
+            return (born - freed, o)
+        o = min(ready, key=delta)
+        ready.remove(o)
+        order.append(o)
+        for t in pb.op_inputs[o]:
+            remaining_uses[t] -= 1
+        for s in pb.succs[o]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                ready.append(s)
+    return order

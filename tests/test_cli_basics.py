@@ -11,10 +11,22 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "accelsim", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_default_example_runs():
+def test_default_example_runs_the_whole_model():
+    """``accelsim run`` prints a decode and a prefill step of Llama-2-7B on tpu-v4, and the latency
+    it prints is what the library computes for that workload."""
+    from accelsim.cli.commands.run import DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_STEPS
+    from accelsim.cli.model_run import build_workload
+    from accelsim.simulate import simulate
+
     done = run_cli("run")
     assert done.returncode == 0, done.stderr
-    assert "tpu-v1" in done.stdout
+    assert f"{DEFAULT_MODEL} decode" in done.stdout and f"{DEFAULT_MODEL} prefill" in done.stdout
+    assert f"on {DEFAULT_HARDWARE}" in done.stdout
+    for phase, sizes in DEFAULT_STEPS:
+        report = simulate(build_workload(DEFAULT_MODEL, phase, **sizes)[0], DEFAULT_HARDWARE)
+        assert f"{report.core.total_s * 1e3:.4g} ms" in done.stdout
+    for needle in ("ffn.up", "matrix", "vector", "dma", "kv_cache"):  # every unit and role is shown
+        assert needle in done.stdout
 
 
 @pytest.mark.parametrize("args, needle", [

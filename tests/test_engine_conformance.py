@@ -65,7 +65,7 @@ def test_check_returns_problems_as_data(kind):
 
 @pytest.mark.parametrize("kind", ENGINES)
 def test_a_small_zoo_model_decodes(kind):
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.transformer import build_model
 
     model = build_model(load_model("gpt2"), "decode", batch=1, context=128)

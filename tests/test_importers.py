@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import AffineIndex, OpKind, conv2d
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.importers.hf_config import config_from_hf
 from workloads.importers.onnx_graph import graph_from_onnx
 from workloads.transformer import parameter_count

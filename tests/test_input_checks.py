@@ -11,7 +11,8 @@ import pytest
 from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
 from tests.cli_helper import cli_in_process
-from workloads.config import ZOO_DIR, load_model
+from workloads.config import ZOO_DIR
+from workloads.models import load_model
 from workloads.transformer import build_model
 
 GPU_YAML = ("kind: gpu\nname: x\npeak_flops_per_s: {{fp16: {peak}}}\nvector_flops_per_s: 1.0e11\n"

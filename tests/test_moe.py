@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from accelsim.engines.roofline import einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.ir import TensorRole
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.moe import expected_distinct_experts, route, sample_assignments, simulate_distinct_experts
 from workloads.transformer import build_model
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from accelsim.engines.roofline import einsum_cost, roofline
 from accelsim.hardware import load_hardware
 from accelsim.ir import Graph, gemm
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.transformer import build_model
 from tests.cli_helper import cli_in_process
 

@@ -13,7 +13,7 @@ from accelsim.hardware import load_hardware
 from accelsim.ir import Einsum, GemmShape, Graph, ModelGraph, Operand, OpKind, Part, Tensor, TensorRole, gemm
 from accelsim.simulate import simulate
 from tests.test_engine_conformance import compulsory_reads
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.transformer import build_model
 
 CHIPS = ("tpu-v1", "tpu-v4", "edge-npu", "fusemax-cloud", "flat-edge")
@@ -118,9 +118,8 @@ def test_moe_expected_routing_matches_monte_carlo():
 
 def test_dense_equals_one_expert_top1():
     dense_cfg = load_model("llama-2-7b")
-    moe_cfg = dense_cfg.model_copy(update={"moe": {"num_experts": 1, "top_k": 1,
-                                                   "expert_ffn_size": dense_cfg.ffn_size}})
-    moe_cfg = type(dense_cfg).model_validate(moe_cfg.model_dump())
+    moe_cfg = type(dense_cfg).model_validate({**dense_cfg.model_dump(), "moe": {
+        "num_experts": 1, "top_k": 1, "expert_ffn_size": dense_cfg.ffn_size}})
     for phase in ("decode", "prefill"):
         hw = load_hardware("tpu-v4")
         rd = simulate(model("llama-2-7b", phase), hw)

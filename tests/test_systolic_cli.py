@@ -83,11 +83,33 @@ def test_simulate_gemm_with_preset_writes_csv(tmp_path, cli):
     assert {"compute_cycles", "sram_reads_ifmap", "dram_bytes_ofmap"} <= set(rows[0])
 
 
-def test_run_simulates_the_default_example():
-    done = run_cli("run")
-    assert done.returncode == 0, done.stderr
-    for needle in ("tpu-v1", "qkv_proj", "ffn_down", "total", "compute"):
-        assert needle in done.stdout
+def test_simulate_model_json_matches_the_library(cli):
+    """``simulate --model`` on a systolic preset reports the Report core of ``accelsim.simulate``."""
+    import json
+
+    from accelsim.simulate import simulate
+    from workloads.models import load_model
+    from workloads.transformer import build_model
+
+    code, stdout, _ = cli("simulate", "--model", "gpt2", "--hardware", "tpu-v1", "--phase", "decode",
+                          "--context", "128", "--json")
+    assert code == 0
+    doc = json.loads(stdout)
+    ref = simulate(build_model(load_model("gpt2"), "decode", batch=1, context=128), "tpu-v1").core
+    assert doc["total_s"] == ref.total_s and doc["read_bytes"]["dram"] == ref.read_bytes["dram"]
+    assert doc["tokens_per_s"] == 1 / ref.total_s
+
+
+def test_simulate_blocks_alone(cli):
+    """``--blocks N``: N decoder layers, no embedding or head; N=2 costs twice N=1 exactly."""
+    import json
+
+    base = ("simulate", "--model", "gpt2", "--hardware", "tpu-v1", "--context", "128", "--json")
+    one = json.loads(cli(*base, "--blocks", "1")[1])
+    two = json.loads(cli(*base, "--blocks", "2")[1])
+    assert two["total_s"] == 2 * one["total_s"]
+    full = json.loads(cli(*base)[1])
+    assert full["total_s"] > 12 * one["total_s"]  # 12 layers plus embedding and LM head
 
 
 def test_help_explains_every_option(cli):

@@ -8,7 +8,8 @@ from hypothesis import given, settings, strategies as st
 from accelsim.engines.roofline import einsum_flops, einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.ir import OpKind, TensorRole
-from workloads.config import ModelConfig, config_from_dict, load_model
+from workloads.config import ModelConfig, config_from_dict
+from workloads.models import load_model
 from workloads.transformer import build_block, build_model, parameter_count
 
 

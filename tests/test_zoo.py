@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.cli_helper import cli_in_process
-from workloads.config import load_model, zoo_names
+from workloads.config import zoo_names
+from workloads.models import load_model
 from workloads.transformer import parameter_count
 
 REQUIRED = {"gpt2", "gpt2-medium", "gpt2-xl", "bert-base", "bert-large", "t5", "xlm", "trxl", "gpt-3", "llama-2-7b",

@@ -24,7 +24,6 @@ paper's names so cost models still charge SPD and SPNV.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, Graph, OpKind, Operand, Tensor, TensorRole

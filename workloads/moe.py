@@ -29,6 +29,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import OpKind, Tensor, TensorRole
+from workloads.builder import BlockBuilder, Dims, dense_ffn
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def route(tokens: int, experts: int, top_k: int, *, distribution: str = "uniform
                    cap, source)
 
 
-def moe_ffn(bb, x: Tensor, D, routing: Routing) -> Tensor:
+def moe_ffn(bb: BlockBuilder, x: Tensor, D: Dims, routing: Routing) -> Tensor:
     """The MoE feed-forward of one layer into ``bb`` (a transformer BlockBuilder); see module doc."""
     cfg = bb.cfg
     moe = cfg.moe
@@ -240,9 +241,7 @@ def moe_ffn(bb, x: Tensor, D, routing: Routing) -> Tensor:
     bb.add("moe.combine", y, "bsd", [(yd, "ad"), (cmap, "bsa"), (gates, "bsj")], {c: sz[c] for c in "bsadj"},
            OpKind.MAC, kind="combine", flop_fraction=1.0 / (T * k), touched={cmap.name: 1.0 / T})
     if moe.shared_experts:
-        from workloads.transformer import _dense_ffn
-
-        shared = _dense_ffn(bb, x, D, moe.shared_size // D.tp if moe.shared_size % D.tp == 0 else
+        shared = dense_ffn(bb, x, D, moe.shared_size // D.tp if moe.shared_size % D.tp == 0 else
                             _bad_shared(moe.shared_size, D.tp), name="moe.shared", allreduce=False)
         y = bb.pointwise("moe.add_shared", OpKind.ADD, y, shared, "bsd", sz)
     return bb.allreduce("moe.allreduce", y, "bsd", sz, D.tp)

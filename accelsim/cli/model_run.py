@@ -49,7 +49,7 @@ def build_workload(model: str, phase: str, *, batch: int = 1, seq: int = 512, co
     for value, name in ((batch, "--batch"), (seq, "--seq"), (context, "--context"), (tp, "--tp"),
                         (blocks, "--blocks")):
         _positive(value, name)
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.transformer import build_model
 
     cfg = load_model(model)

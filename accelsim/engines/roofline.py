@@ -28,7 +28,7 @@ from accelsim.hardware import load_hardware
 from accelsim.hardware.gpu import DTYPE_BY_BYTES, GPU
 from accelsim.ir import Einsum, Graph, OpKind, TensorRole
 from accelsim.report import Report
-from accelsim.resident import resident_tensors
+from accelsim.ir.resident import resident_tensors
 
 BOUNDS = ("compute", "memory", "communication")
 
@@ -141,7 +141,7 @@ def roofline(workload: Any, device: GPU | str) -> Report:
     totals["bytes_by_role"] = by_role
     totals["time_by_part_s"] = by_part
     # weights and KV cache must sit in device memory; KV tensors read (the cache) and written (the
-    # appended rows) are both resident; shared weights count once (accelsim.resident)
+    # appended rows) are both resident; shared weights count once (accelsim.ir.resident)
     weights = resident_tensors(parts, (TensorRole.WEIGHT,))
     kv = resident_tensors(parts, (TensorRole.KV_CACHE,))
     totals["resident_weight_bytes"] = sum(t.bytes * n for t, n in weights.values())

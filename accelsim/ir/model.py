@@ -44,12 +44,12 @@ class ModelGraph:
                 yield e, part.repeat
 
     def _weights(self) -> list[tuple[Tensor, int]]:
-        from accelsim.resident import resident_tensors
+        from accelsim.ir.resident import resident_tensors
 
         return list(resident_tensors((p.name, p.graph, p.repeat) for p in self.parts).values())
 
     def weight_elements(self) -> int:
-        """Parameters on one device (see ``accelsim.resident`` for how shared weights count once)."""
+        """Parameters on one device (see ``accelsim.ir.resident`` for how shared weights count once)."""
         return sum(t.elements * n for t, n in self._weights())
 
     def weight_bytes(self) -> int:

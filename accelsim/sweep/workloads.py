@@ -42,7 +42,7 @@ def register_builder(name: str) -> Callable[[Callable[..., Graph]], Callable[...
 def zoo_model(model: str, phase: str = "prefill", batch: int = 1, seq: int = 512, context: int = 0, tp: int = 1,
               fused_attention: bool = True) -> Any:
     """A whole model from the zoo (``workloads/zoo/*.yaml`` or a config path) for one phase."""
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.transformer import build_model
 
     return build_model(load_model(model), phase, batch=batch, seq=seq, context=context, tp=tp,

@@ -34,7 +34,8 @@ def load_workload(name: str):
 
     if name in NETWORKS:
         return build_network(name)
-    from workloads.config import load_model, zoo_names
+    from workloads.config import zoo_names
+    from workloads.models import load_model
 
     if name in zoo_names():
         from workloads.transformer import build_block

@@ -29,7 +29,7 @@ def roofline_command(
     """Roofline time of one prefill or decode step: each Einsum bounded by compute, memory or link."""
     from accelsim.engines.roofline import roofline
     from accelsim.hardware import load_hardware
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.transformer import PHASES, build_model
 
     if phase not in PHASES:

@@ -17,7 +17,8 @@ def list_command() -> None:
     """List the zoo's transformer models and the built-in CNN/NAS networks with derived sizes."""
     from workloads.cnn import NETWORKS, build_network
     from workloads.cnn.builder import parameter_count as network_parameters
-    from workloads.config import load_model, zoo_names
+    from workloads.config import zoo_names
+    from workloads.models import load_model
     from workloads.transformer import parameter_count
 
     out.print("transformer models (workloads/zoo):", markup=False)
@@ -41,7 +42,8 @@ def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAM
     from workloads.cnn.builder import parameter_count as network_parameters
     from pathlib import Path
 
-    from workloads.config import load_model, zoo_names
+    from workloads.config import zoo_names
+    from workloads.models import load_model
     from workloads.transformer import parameter_count
 
     if name not in NETWORKS and name not in zoo_names() and not (name and Path(name).exists()):
@@ -71,7 +73,7 @@ def experts_command(
     seed: int = typer.Option(0),
 ) -> None:
     """Decode batch sweep: expected distinct experts per MoE layer and the weight bytes read."""
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.moe import expected_distinct_experts, simulate_distinct_experts
     from workloads.transformer import build_model
 

@@ -125,8 +125,9 @@ class AcceleratorEngine:
 def _parts(workload: Any) -> list[tuple[str, Graph, int, str | None]]:
     if isinstance(workload, ModelGraph):
         last = len(workload.parts) - 1
-        return [(p.name, p.graph, p.repeat, p.output if i < last or p.repeat > 1 else None)
-                for i, p in enumerate(workload.parts)]
+        # the hidden state stays on chip between parts; the last part's output (logits, or the
+        # block's output when blocks run alone) is written, in every repeat, so repeats scale exactly
+        return [(p.name, p.graph, p.repeat, p.output if i < last else None) for i, p in enumerate(workload.parts)]
     return [(workload.name, workload, 1, None)]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from accelsim.ir import Graph, Tensor, TensorRole
+from accelsim.ir.core import Graph, Tensor, TensorRole
 
 SHARD_SUFFIX = "_shard"
 

@@ -53,7 +53,8 @@ class Totals:
     total_cycles: float | None
     macs: float = 0.0
     flops: float = 0.0
-    energy_pj: float | None = None
+    # energy per component (mac, sram_read, vector, dram_read, ...); None: the spec gives no number
+    energy_pj_by_component: dict[str, float | None] = field(default_factory=dict)
     read_bytes: dict[str, float] = field(default_factory=dict)  # per memory level
     write_bytes: dict[str, float] = field(default_factory=dict)  # per memory level
     offchip_bytes_by_role: dict[str, float] = field(default_factory=dict)  # weight, kv_cache, activation, ...
@@ -75,6 +76,23 @@ class Totals:
         return {u: b / self.total_s for u, b in self.busy_s.items()}
 
     @property
+    def energy_pj(self) -> float | None:
+        """Total energy, or None when any component that did work has no energy number (a partial
+        sum would be a silently wrong total; ``energy_known_pj`` and ``energy_unknown`` say what is there)."""
+        parts = self.energy_pj_by_component
+        if not parts or any(v is None for v in parts.values()):
+            return None
+        return float(sum(parts.values()))
+
+    @property
+    def energy_known_pj(self) -> float:
+        return float(sum(v for v in self.energy_pj_by_component.values() if v is not None))
+
+    @property
+    def energy_unknown(self) -> list[str]:
+        return sorted(k for k, v in self.energy_pj_by_component.items() if v is None)
+
+    @property
     def busy_cycles(self) -> dict[str, float]:
         """Busy cycles per unit (empty for a clockless model)."""
         if self.total_cycles is None or self.total_s <= 0:
@@ -87,7 +105,9 @@ class Totals:
         return self.read_bytes.get("dram", 0.0) + self.write_bytes.get("dram", 0.0)
 
     def __add__(self, other: "Totals") -> "Totals":
-        energy = None if self.energy_pj is None or other.energy_pj is None else self.energy_pj + other.energy_pj
+        a, b = self.energy_pj_by_component, other.energy_pj_by_component
+        energy = {k: None if a.get(k, 0.0) is None or b.get(k, 0.0) is None else a.get(k, 0.0) + b.get(k, 0.0)
+                  for k in {**a, **b}}
         cycles = None if self.total_cycles is None or other.total_cycles is None else \
             self.total_cycles + other.total_cycles
         return Totals(self.total_s + other.total_s, cycles, self.macs + other.macs, self.flops + other.flops, energy,
@@ -98,7 +118,8 @@ class Totals:
     def scaled(self, n: float) -> "Totals":
         """The same work run ``n`` times in sequence."""
         return Totals(self.total_s * n, None if self.total_cycles is None else self.total_cycles * n,
-                      self.macs * n, self.flops * n, None if self.energy_pj is None else self.energy_pj * n,
+                      self.macs * n, self.flops * n,
+                      {k: None if v is None else v * n for k, v in self.energy_pj_by_component.items()},
                       _scale_map(self.read_bytes, n), _scale_map(self.write_bytes, n),
                       _scale_map(self.offchip_bytes_by_role, n), _scale_map(self.busy_s, n))
 
@@ -106,7 +127,7 @@ class Totals:
         """Flat columns for tables and sweeps: ``read_bytes_dram``, ``utilization_matrix``, ..."""
         out: dict[str, float | None] = {"total_s": self.total_s, "total_cycles": self.total_cycles,
                                         "macs": self.macs, "flops": self.flops, "energy_pj": self.energy_pj,
-                                        "dram_bytes": self.dram_bytes}
+                                        "energy_known_pj": self.energy_known_pj, "dram_bytes": self.dram_bytes}
         for prefix, values in (("read_bytes", self.read_bytes), ("write_bytes", self.write_bytes),
                                ("offchip_bytes", self.offchip_bytes_by_role), ("busy_s", self.busy_s),
                                ("busy_cycles", self.busy_cycles), ("utilization", self.utilization)):
@@ -116,7 +137,9 @@ class Totals:
 
     def to_dict(self) -> dict[str, Any]:
         return {"total_s": self.total_s, "total_cycles": self.total_cycles, "macs": self.macs,
-                "flops": self.flops, "energy_pj": self.energy_pj, "read_bytes": dict(self.read_bytes),
+                "flops": self.flops, "energy_pj": self.energy_pj,
+                "energy_pj_by_component": dict(self.energy_pj_by_component), "energy_unknown": self.energy_unknown,
+                "read_bytes": dict(self.read_bytes),
                 "write_bytes": dict(self.write_bytes), "offchip_bytes_by_role": dict(self.offchip_bytes_by_role),
                 "busy_s": dict(self.busy_s), "busy_cycles": self.busy_cycles, "utilization": self.utilization}
 

@@ -110,7 +110,13 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
     t.add_row("DRAM bytes by role", ", ".join(f"{k} {_si(v, 'B')}" for k, v in sorted(core.offchip_bytes_by_role.items())
                                               if v))
     t.add_row("busy / utilization", ", ".join(f"{u} {v:.1%}" for u, v in core.utilization.items()))
-    t.add_row("energy", "not modelled by this preset" if core.energy_pj is None else f"{core.energy_pj / 1e12:.4g} J")
+    if core.energy_pj is not None:
+        t.add_row("energy", f"{core.energy_pj / 1e12:.4g} J")
+    elif core.energy_known_pj:
+        t.add_row("energy", f"incomplete: {core.energy_known_pj / 1e12:.4g} J known; no numbers for "
+                            f"{', '.join(core.energy_unknown)}")
+    else:
+        t.add_row("energy", "not modelled: the preset gives no energy numbers")
     console.print(t)
     rows = sorted(report.layers, key=lambda r: -r.get("total_s", 0.0) * r.get("repeat", 1))[:top]
     if rows:

@@ -50,7 +50,11 @@ class RooflineEngine:
         busy = {"compute": sum(r["compute_s"] for r in report.layers),
                 "memory": sum(r["memory_s"] for r in report.layers),
                 "link": sum(r["comm_s"] for r in report.layers)}
-        core = Totals(total_s=t["total_s"], total_cycles=None, macs=macs, flops=t["flops"], energy_pj=None,
+        mem = hardware.memory
+        energy = {"compute": None,  # the gpu presets give no energy per FLOP
+                  "dram_read": reads * mem.read_energy_pj_per_byte if mem.read_energy_pj_per_byte > 0 else None,
+                  "dram_write": writes * mem.write_energy_pj_per_byte if mem.write_energy_pj_per_byte > 0 else None}
+        core = Totals(total_s=t["total_s"], total_cycles=None, macs=macs, flops=t["flops"], energy_pj_by_component=energy,
                       read_bytes={"dram": reads}, write_bytes={"dram": writes},
                       offchip_bytes_by_role=dict(t["bytes_by_role"]), busy_s=busy)
         report.core = core

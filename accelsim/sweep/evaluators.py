@@ -224,8 +224,8 @@ def systolic(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict[
 _UNITS = ("matrix", "vector", "dma", "link", "compute", "memory")
 _ROLES = ("input", "weight", "kv_cache", "activation", "output")
 SIMULATE_METRICS: dict[str, str] = {
-    **{name: "float64" for name in ("total_s", "total_cycles", "macs", "flops", "energy_pj", "dram_bytes",
-                                    "read_bytes_dram", "write_bytes_dram")},
+    **{name: "float64" for name in ("total_s", "total_cycles", "macs", "flops", "energy_pj", "energy_known_pj",
+                                    "dram_bytes", "read_bytes_dram", "write_bytes_dram")},
     **{f"offchip_bytes_{role}": "float64" for role in _ROLES},
     **{f"{prefix}_{unit}": "float64" for prefix in ("busy_s", "busy_cycles", "utilization") for unit in _UNITS},
 }

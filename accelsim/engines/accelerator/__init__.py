@@ -37,7 +37,7 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
     bw = chip.dram_bytes_per_cycle
     rows: list[dict[str, Any]] = []
     by_role: dict[str, float] = defaultdict(float)
-    energy: float | None = 0.0
+    energy: dict[str, float | None] = {}
     read_total = write_total = 0.0
     for g in groups:
         w, e = g.work, g.work.einsum
@@ -53,20 +53,22 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
         tasks = g.tasks
         start = min(t.start for t in tasks)
         end = max(t.end for t in tasks)
-        if energy is not None:
-            energy = None if w.onchip_energy_pj is None else energy + w.onchip_energy_pj
+        for part, pj in w.energy_pj.items():
+            known = energy.get(part, 0.0)
+            energy[part] = None if pj is None or known is None else known + pj
         rows.append({"name": e.name, "op": e.op.value, "unit": w.unit, "bound": bound, "repeat": 1,
                      "macs": w.macs, "unit_cycles": w.unit_cycles, "dma_cycles": dma_cycles,
                      "start_cycles": start, "end_cycles": end, "total_cycles": max(w.unit_cycles, dma_cycles),
                      "total_s": max(w.unit_cycles, dma_cycles) / clock, "dram_read_bytes": read,
                      "dram_write_bytes": written, "offchip_bytes_by_role": dict(row_roles)})
-    if energy is not None and chip.dram_read_pj_per_byte is not None:
-        energy += read_total * chip.dram_read_pj_per_byte + write_total * chip.dram_write_pj_per_byte
-    else:
-        energy = None
+    if read_total:
+        energy["dram_read"] = None if chip.dram_read_pj_per_byte is None else read_total * chip.dram_read_pj_per_byte
+    if write_total:
+        energy["dram_write"] = None if chip.dram_write_pj_per_byte is None else \
+            write_total * chip.dram_write_pj_per_byte
     flops = sum(_flops(w) for w in works)
     core = Totals(total_s=makespan / clock, total_cycles=makespan, macs=sum(w.macs for w in works), flops=flops,
-                  energy_pj=energy, read_bytes={"dram": read_total}, write_bytes={"dram": write_total},
+                  energy_pj_by_component=energy, read_bytes={"dram": read_total}, write_bytes={"dram": write_total},
                   offchip_bytes_by_role=dict(by_role),
                   busy_s={u: busy.get(u, 0.0) / clock for u in ("matrix", "vector", "dma", "link")})
     meta: dict[str, Any] = {"engine": "accelerator", "overlap": overlap}

@@ -29,7 +29,7 @@ class GemmWork:
     cycles: float
     macs: float
     dram_words: dict[str, float]  # ifmap, filter, ofmap elements moved when every operand streams from DRAM
-    onchip_energy_pj: float | None  # MACs and SRAM accesses; None when the spec has no energy numbers
+    energy_pj: dict[str, float | None]  # component (mac, sram, buffer) -> pJ; None: the spec gives no number
 
 
 class Chip:
@@ -58,8 +58,9 @@ class Chip:
         raise NotImplementedError
 
 
-def _energy_or_none(*coefficients: float) -> bool:
-    return any(c > 0 for c in coefficients)
+def _given(pj: float) -> float | None:
+    """A spec energy of 0 is the default "not given" (no physical action is free), so unknown."""
+    return pj if pj > 0 else None
 
 
 class SystolicChip(Chip):
@@ -80,10 +81,8 @@ class SystolicChip(Chip):
         self.links = spec.links
         self.cores = spec.cores
         self.peak_macs_per_cycle = spec.peak_macs_per_cycle * spec.cores
-        energy = _energy_or_none(spec.dram.read_energy_pj_per_byte, spec.dram.write_energy_pj_per_byte,
-                                 spec.mac_energy_pj)
-        self.dram_read_pj_per_byte = spec.dram.read_energy_pj_per_byte if energy else None
-        self.dram_write_pj_per_byte = spec.dram.write_energy_pj_per_byte if energy else None
+        self.dram_read_pj_per_byte = _given(spec.dram.read_energy_pj_per_byte)
+        self.dram_write_pj_per_byte = _given(spec.dram.write_energy_pj_per_byte)
 
     def _split(self, shape: GemmShape) -> tuple[GemmShape, int]:
         """One core's share of the GEMM and how many cores get a share."""
@@ -104,15 +103,15 @@ class SystolicChip(Chip):
         share, used = self._split(shape)
         row = simulate_gemm(share, self.spec, ifmap_words=ifmap_words)
         hw = self.spec
-        onchip = None
-        if _energy_or_none(hw.mac_energy_pj, hw.sram_read_energy_pj_per_byte, hw.sram_write_energy_pj_per_byte):
-            wb = hw.word_bytes
-            onchip = used * (row["macs"] * hw.mac_energy_pj
-                             + sum(row["sram_reads"].values()) * wb * hw.sram_read_energy_pj_per_byte
-                             + sum(row["sram_writes"].values()) * wb * hw.sram_write_energy_pj_per_byte)
+        wb = hw.word_bytes
+        read_pj, write_pj = _given(hw.sram_read_energy_pj_per_byte), _given(hw.sram_write_energy_pj_per_byte)
+        mac_pj = _given(hw.mac_energy_pj)
+        energy = {"mac": None if mac_pj is None else used * row["macs"] * mac_pj,
+                  "sram_read": None if read_pj is None else used * sum(row["sram_reads"].values()) * wb * read_pj,
+                  "sram_write": None if write_pj is None else used * sum(row["sram_writes"].values()) * wb * write_pj}
         # A core whose share is smaller (the last N slice) finishes earlier: the slowest core sets the time.
         return GemmWork(float(row["busy_cycles"]), float(shape.macs),
-                        {op: float(v) * used / hw.word_bytes for op, v in row["dram_bytes"].items()}, onchip)
+                        {op: float(v) * used / hw.word_bytes for op, v in row["dram_bytes"].items()}, energy)
 
     def vector_cycles(self, op: str, elements: float) -> float | None:
         v = self.spec.vector
@@ -167,9 +166,9 @@ class SpatialChip(Chip):
         dram = {"ifmap": float(shape.batch * words_in), "filter": float(shape.batch * shape.k * shape.n),
                 "ofmap": float(shape.batch * shape.m * shape.n)}
         en = self.spec.energy
-        onchip = (shape.macs * (self._action_pj(mac.actions) + a2.regfile_pj_per_mac)
-                  + sum(dram.values()) * wb * (en.buffer_read_pj_per_byte + en.buffer_write_pj_per_byte))
-        return GemmWork(float(cycles), float(shape.macs), dram, onchip)
+        energy = {"mac": shape.macs * (self._action_pj(mac.actions) + a2.regfile_pj_per_mac),
+                  "buffer": sum(dram.values()) * wb * (en.buffer_read_pj_per_byte + en.buffer_write_pj_per_byte)}
+        return GemmWork(float(cycles), float(shape.macs), dram, energy)
 
     def _array_for(self, op: str):
         for array in (self.spec.array_1d, self.spec.array_2d):

@@ -53,7 +53,7 @@ class OpWork:
     macs: float = 0.0
     reads: dict[str, float] = field(default_factory=dict)  # tensor -> DRAM bytes read
     writes: dict[str, float] = field(default_factory=dict)  # tensor -> DRAM bytes written
-    onchip_energy_pj: float | None = 0.0
+    energy_pj: dict[str, float | None] = field(default_factory=dict)  # component -> pJ, None: not given
 
 
 def _touched(e: Einsum, name: str) -> float:
@@ -124,7 +124,7 @@ def _gemm_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     spill_psums = max(0.0, g.dram_words["ofmap"] - compulsory_words) * out.dtype_bytes
     written = compulsory_words * out.dtype_bytes * _touched(e, out.name) if place.is_offchip(out) else 0.0
     writes = {out.name: written + spill_psums} if written + spill_psums else {}
-    energy = None if g.onchip_energy_pj is None else g.onchip_energy_pj * frac
+    energy = {k: None if v is None else v * frac for k, v in g.energy_pj.items()}
     return OpWork(e, "matrix", g.cycles * frac, g.macs * frac, reads, writes, energy)
 
 
@@ -133,12 +133,14 @@ def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     k = math.prod(e.extents[r] for r in k_ranks)
     n = math.prod(e.extents[r] for r in n_ranks)
     cycles = macs = 0.0
-    energy: float | None = 0.0
+    energy: dict[str, float | None] = {}
     for tokens, experts in _expert_counts(e).items():
         g = chip.gemm(GemmShape(int(tokens), k, n, 1, act.name, weight.name, e.output.tensor.name), None)
         cycles += experts * g.cycles
         macs += experts * g.macs
-        energy = None if energy is None or g.onchip_energy_pj is None else energy + experts * g.onchip_energy_pj
+        for part, pj in g.energy_pj.items():
+            known = energy.get(part, 0.0)
+            energy[part] = None if pj is None or known is None else known + experts * pj
     reads = {t.name: t.bytes * _touched(e, t.name) for t in (weight, act) if place.is_offchip(t)}
     out = e.output.tensor
     writes = {out.name: out.bytes * _touched(e, act.name)} if place.is_offchip(out) else {}
@@ -169,12 +171,12 @@ def lower(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     if e.op is OpKind.ALLREDUCE:
         links = chip.links
         seconds = float(e.attrs.get("collective_bytes", 0)) / links.bandwidth_bytes_per_s + links.latency_s
-        return OpWork(e, "link", seconds * chip.clock_hz, 0.0, reads, writes)
+        return OpWork(e, "link", seconds * chip.clock_hz, 0.0, reads, writes, {"link": None})
     op = _vector_op(e)
     elements = e.points * _fraction(e)
     cycles = chip.vector_cycles(op, elements)
     macs = elements if e.op is OpKind.MAC else 0.0
-    return OpWork(e, "vector", float(cycles), macs, reads, writes, chip.vector_energy_pj(op, elements))
+    return OpWork(e, "vector", float(cycles), macs, reads, writes, {"vector": chip.vector_energy_pj(op, elements)})
 
 
 def problems(graph: Graph, chip: Chip) -> list[Problem]:

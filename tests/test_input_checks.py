@@ -111,9 +111,9 @@ def test_prefill_json_omits_context_decode_keeps_it():
 def test_one_yaml_reader_shared_by_hardware_and_models():
     import accelsim.hardware.base as base
     import accelsim.yamlio as yamlio
-    import workloads.config as config
+    import workloads.models as models
 
-    assert base.read_yaml is yamlio.read_yaml is config.read_yaml
+    assert base.read_yaml is yamlio.read_yaml is models.read_yaml
 
 
 def test_build_network_rejects_unknown_option_but_not_builder_bugs(monkeypatch):

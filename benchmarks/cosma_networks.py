@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim import tables  # noqa: E402
 from accelsim.engines.scratchpad import replay  # noqa: E402
 from mappers.baselines import run_baselines  # noqa: E402
 from mappers.cosma import BUDGETS, budgets, solve_cosma  # noqa: E402
@@ -77,12 +78,7 @@ def run(network: str, with_weights: bool, solver: str, time_limit_s: float, unfu
 
 
 def markdown_table(df) -> str:
-    """A pipe table without the optional tabulate dependency."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join("" if v is None or v != v else str(v) for v in r.tolist()) + " |")
-    return "\n".join(lines)
+    return tables.markdown_table(df, float_format=str)
 
 
 def totals_lines(df) -> list[str]:

@@ -8,7 +8,8 @@ per-direction link bandwidth), efficiency 1.
 
 Also times building and evaluating a whole Llama-2-70B decode step.
 
-    python benchmarks/roofline_vs_peers.py     # writes results/roofline_vs_peers.{csv,md}
+    python benchmarks/roofline_vs_peers.py [--out DIR]   # writes roofline_vs_peers.{csv,md} to --out
+    python benchmarks/roofline_vs_peers.py --write-results    # also rewrites results/roofline_vs_peers.*
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
+from accelsim import tables  # noqa: E402
 from accelsim.engines.roofline import roofline  # noqa: E402
 from accelsim.hardware import load_hardware  # noqa: E402
 from workloads.models import load_model  # noqa: E402
@@ -90,6 +92,11 @@ def explain(row: dict, report) -> str:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    tables.add_output_options(ap, "roofline_vs_peers")
+    args = ap.parse_args()
     todo = cases()
     genz, genz_status = run_genz(todo)
     rows = []
@@ -116,9 +123,9 @@ def main() -> None:
         t0 = time.perf_counter()
         rep = roofline(build_model(cfg70, "decode", batch=1, context=2048), "h100-sxm")
         times.append(time.perf_counter() - t0)
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    df.to_csv(results / "roofline_vs_peers.csv", index=False)
+    dirs = tables.output_dirs(args, ROOT)
+    for d in dirs:
+        df.to_csv(d / "roofline_vs_peers.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
         print(df.drop(columns=["explanation"], errors="ignore").to_string(index=False))
     print(f"\n{genz_status}")
@@ -132,7 +139,8 @@ def main() -> None:
     note = ROOT / "results" / "roofline_vs_peers_note.md"
     if note.exists():
         md.append(note.read_text())
-    (results / "roofline_vs_peers.md").write_text("\n".join(md))
+    for d in dirs:
+        (d / "roofline_vs_peers.md").write_text("\n".join(md))
 
 
 def _moe_sweep() -> str:
@@ -154,16 +162,7 @@ def _moe_sweep() -> str:
 def _markdown(df: pd.DataFrame) -> str:
     cols = ["model", "device", "phase", "batch", "tp", "accelsim_ms", "accelsim_bound", "genz_ms", "diff_pct",
             "explanation"]
-    cols = [c for c in cols if c in df.columns]
-
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.3f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
-    return "\n".join(lines)
+    return tables.markdown_table(df, [c for c in cols if c in df.columns], float_format=lambda v: f"{v:.3f}")
 
 
 if __name__ == "__main__":

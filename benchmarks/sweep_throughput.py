@@ -27,6 +27,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.g
 
 import pandas as pd  # noqa: E402
 
+from accelsim import tables  # noqa: E402
 from accelsim.sweep import SweepSpec, run_sweep  # noqa: E402
 
 KiB = 1024
@@ -67,10 +68,7 @@ def timed(s: SweepSpec, **kw) -> tuple[int, float, float, tuple[float, float]]:
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    return tables.markdown_table(df, float_format=str)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import pandas as pd  # noqa: E402
 
+from accelsim import tables  # noqa: E402
 from accelsim.engines.systolic import GemmLayer, simulate_gemm  # noqa: E402
 from accelsim.hardware.systolic import SystolicAccelerator  # noqa: E402
 from accelsim.ir import GemmShape  # noqa: E402
@@ -268,17 +269,7 @@ def main() -> None:
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """A GitHub markdown table (no extra dependency); floats to 4 significant digits."""
-    def cell(v) -> str:
-        if v is None or (isinstance(v, float) and v != v):
-            return ""
-        if isinstance(v, float):
-            return str(int(v)) if v.is_integer() and abs(v) >= 1 else f"{v:.4g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
+    return tables.markdown_table(table)
 
 
 if __name__ == "__main__":

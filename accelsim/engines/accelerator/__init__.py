@@ -18,7 +18,8 @@ from accelsim.engines.accelerator.chips import Chip, chip_for
 from accelsim.engines.accelerator.compose import schedule
 from accelsim.engines.accelerator.lowering import Placement, lower, problems
 from accelsim.engines.registry import Problem, register_engine
-from accelsim.ir import Graph, ModelGraph
+from accelsim.ir import Graph, ModelGraph, TensorRole
+from accelsim.ir.resident import resident_tensors
 from accelsim.report import Report, Totals
 
 
@@ -89,7 +90,7 @@ def _flops(work: Any) -> float:
 class AcceleratorEngine:
     """The Engine protocol for one chip kind (see ``accelsim.engines.registry``)."""
 
-    metrics = {"peak_macs_per_cycle": "int64"}
+    metrics = {"peak_macs_per_cycle": "int64", "resident_bytes": "float64", "fits_memory": "bool"}
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -119,6 +120,12 @@ class AcceleratorEngine:
         assert total is not None
         total.workload = getattr(workload, "name", total.workload)
         total.totals["peak_macs_per_cycle"] = chip.peak_macs_per_cycle
+        # weights and KV cache live in DRAM (each shared tensor once, accelsim.ir.resident)
+        triples = [(n, g, r) for n, g, r, _ in parts]
+        resident = resident_tensors(triples, (TensorRole.WEIGHT, TensorRole.KV_CACHE))
+        total.totals["resident_bytes"] = float(sum(t.bytes * n for t, n in resident.values()))
+        capacity = chip.dram_capacity_bytes
+        total.totals["fits_memory"] = capacity is None or total.totals["resident_bytes"] <= capacity
         total.meta = {"engine": "accelerator", "overlap": overlap, "parts": [(n, r) for n, _, r, _ in parts],
                       **({"timeline": total.meta.get("timeline", [])} if timeline else {})}
         return total

@@ -41,6 +41,7 @@ class Chip:
     activation_buffer_bytes: int
     links: ChipLinks | None
     peak_macs_per_cycle: int
+    dram_capacity_bytes: int | None
     dram_read_pj_per_byte: float | None
     dram_write_pj_per_byte: float | None
 
@@ -81,6 +82,7 @@ class SystolicChip(Chip):
         self.links = spec.links
         self.cores = spec.cores
         self.peak_macs_per_cycle = spec.peak_macs_per_cycle * spec.cores
+        self.dram_capacity_bytes = spec.dram.capacity_bytes
         self.dram_read_pj_per_byte = _given(spec.dram.read_energy_pj_per_byte)
         self.dram_write_pj_per_byte = _given(spec.dram.write_energy_pj_per_byte)
 
@@ -147,6 +149,7 @@ class SpatialChip(Chip):
         self.activation_buffer_bytes = spec.buffer_bytes
         self.links = spec.links
         self.peak_macs_per_cycle = spec.array_2d.pes
+        self.dram_capacity_bytes = spec.dram.capacity_bytes
         self.dram_read_pj_per_byte = spec.energy.dram_pj_per_byte
         self.dram_write_pj_per_byte = spec.energy.dram_pj_per_byte
 

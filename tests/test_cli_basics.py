@@ -41,3 +41,13 @@ def test_bad_input_is_one_line_exit_2(args, needle):
     assert "Traceback" not in done.stderr
     assert needle in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_version_and_short_help():
+    from accelsim import __version__
+
+    done = run_cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"accelsim {__version__}"
+    for args in (("-h",), ("simulate", "-h"), ("hardware", "-h")):
+        done = run_cli(*args)
+        assert done.returncode == 0 and done.stdout.startswith("Usage: accelsim"), args

@@ -23,6 +23,7 @@ try:  # typer >= 0.29 carries its own copy of click; older versions use click it
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_exceptions
 
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     name="accelsim",
     help="Accelerator simulation: hardware models, mappers and LLM-scale workloads.",
@@ -30,7 +31,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=HELP_OPTIONS,
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from accelsim import __version__
+
+        out.print(f"accelsim {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Accelerator simulation: hardware models, mappers and LLM-scale workloads."""
 _groups: dict[str, typer.Typer] = {}
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -39,7 +55,8 @@ err = Console(stderr=True, soft_wrap=True)
 def group(name: str, help: str) -> typer.Typer:
     """The sub-command group ``accelsim <name>``, created on first use."""
     if name not in _groups:
-        _groups[name] = typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+        _groups[name] = typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None,
+                                    context_settings=HELP_OPTIONS)
     return _groups[name]
 
 

@@ -13,7 +13,6 @@ import typer
 
 from accelsim.cli import group, out
 from accelsim.errors import AccelsimError
-from accelsim.yamlio import read_yaml
 
 plot = group("plot", "Draw roofline, traffic, Pareto, timeline and mapping-comparison figures (PNG + SVG).")
 
@@ -43,6 +42,8 @@ def _read_table(path: Path, key: str | None = None) -> Any:
         raise AccelsimError("file not found", source=str(path))
     if path.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise AccelsimError(f"unsupported file type {path.suffix!r}", source=str(path), allowed=".csv, .json, .yaml")
+    from accelsim.yamlio import read_yaml
+
     data = read_yaml(path)
     if key is not None and isinstance(data, dict):
         if key not in data:

@@ -13,19 +13,16 @@ from pathlib import Path
 import typer
 
 from accelsim.cli import app, out
-from accelsim.cli.systolic_view import print_systolic_report
-from accelsim.engines.systolic import MAX_DIM, GemmLayer, simulate_layers
 from accelsim.errors import AccelsimError
-from accelsim.hardware import load_hardware
-from accelsim.hardware.systolic import DATAFLOWS, SystolicAccelerator
-from accelsim.ir import GemmShape
-from accelsim.scalesim_io import read_scalesim_config, read_topology
 
 DEFAULT_HARDWARE = "tpu-v1"
 
 
-def parse_gemm(text: str, index: int) -> GemmLayer:
+def parse_gemm(text: str, index: int) -> "GemmLayer":  # noqa: F821 (imported lazily: start-up time)
     """``M,K,N`` (or ``MxKxN``) as a named GEMM layer."""
+    from accelsim.engines.systolic import MAX_DIM, GemmLayer
+    from accelsim.ir import GemmShape
+
     parts = [p.strip() for p in text.replace("x", ",").split(",")]
     allowed = "three positive integers in the order M,K,N (ifmap M x K times filter K x N), e.g. 512,768,3072"
     if len(parts) != 3:
@@ -87,6 +84,12 @@ def simulate_command(
     Stall-free compute cycles, mapping efficiency and SRAM ifmap/filter reads equal SCALE-Sim 3.0's;
     DRAM traffic and stalls come from accelsim's double-buffer model (see the README).
     """
+    from accelsim.cli.systolic_view import print_systolic_report
+    from accelsim.engines.systolic import GemmLayer, simulate_layers
+    from accelsim.hardware import load_hardware
+    from accelsim.hardware.systolic import DATAFLOWS, SystolicAccelerator
+    from accelsim.scalesim_io import read_scalesim_config, read_topology
+
     if model is not None:
         from accelsim.cli.model_run import simulate_model_command
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import typer
-import yaml
 
 from accelsim.cli import group, out
 from accelsim.errors import AccelsimError
@@ -54,12 +53,16 @@ def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAM
         data = {"name": name, "einsums": len(graph), "params_derived": network_parameters(graph),
                 "macs": graph.macs, "bn_folded_into_conv": True, "published_params": info.published_params, "source": info.source,
                 "inputs": {t.name: list(t.shape) for t in graph.inputs if t.role.value == "input"}}
+        import yaml
+
         text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
         out.print(text, markup=False, highlight=False)
         return
     cfg = load_model(name)
     data = cfg.model_dump(mode="json", exclude_none=True)
     data["params_derived"] = parameter_count(cfg)
+    import yaml
+
     text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
     out.print(text, markup=False, highlight=False)
 

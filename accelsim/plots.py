@@ -184,8 +184,7 @@ def roofline_plot(devices: Iterable[Mapping[str, Any]], ops: Iterable[Mapping[st
                  numeric=("peak_flops_per_s", "bandwidth_bytes_per_s"))
     op_rows = _rows(ops, ("name", "intensity_flop_per_byte"), "roofline ops", numeric=("intensity_flop_per_byte",))
     if not devs:
-        raise AccelsimError("needs at least one device", field="roofline devices",
-                 numeric=("peak_flops_per_s", "bandwidth_bytes_per_s"))
+        raise AccelsimError("needs at least one device", field="roofline devices")
     by_name = {d["name"]: d for d in devs}
     annotate = len(op_rows) <= 16 if annotate is None else annotate
     intensities = [float(o["intensity_flop_per_byte"]) for o in op_rows] or [1.0]
@@ -226,47 +225,32 @@ def roofline_plot(devices: Iterable[Mapping[str, Any]], ops: Iterable[Mapping[st
     return fig
 
 
-def roofs_from_systolic(hw: Any) -> dict[str, Any]:
-    """A systolic accelerator's roof: 2 FLOP per MAC per PE per cycle, DRAM bandwidth."""
-    return {"name": hw.name, "peak_flops_per_s": 2.0 * hw.array.rows * hw.array.cols * hw.clock_hz,
-            "bandwidth_bytes_per_s": hw.dram_bytes_per_cycle * hw.clock_hz}
+def roofs_from_report(report: Any) -> list[dict[str, Any]]:
+    """One roof per unit or datatype the report's operators ran on (matrix and vector units of an
+    accelerator, a GPU's peak per datatype and its vector rate), all under the report's DRAM
+    bandwidth. Every engine of ``accelsim.simulate`` puts ``roof`` and ``peak_flops_per_s`` in its
+    rows and ``dram_bytes_per_s`` in its totals, so this serves every kind."""
+    bandwidth = report.totals["dram_bytes_per_s"]
+    roofs: dict[str, float] = {}
+    for row in report.layers:
+        if row.get("flops") and row.get("peak_flops_per_s"):
+            roofs[row["roof"]] = row["peak_flops_per_s"]
+    return [{"name": f"{report.hardware} {roof}", "peak_flops_per_s": peak, "bandwidth_bytes_per_s": bandwidth}
+            for roof, peak in sorted(roofs.items())]
 
 
-def ops_from_systolic_report(report: Any, hw: Any, phase: str = "") -> list[dict[str, Any]]:
-    """Roofline points from a systolic Report: DRAM intensity and achieved FLOP/s per layer.
-
-    Time is ``end_to_end_cycles`` (first load to last write-back), not ``total_cycles``: the
-    engine's total leaves out the initial prefetch and final drain, and over that shorter window
-    the layer's DRAM bytes would seem to move faster than the channel allows (a point above the
-    bandwidth roof). Over the end-to-end window, bytes <= bandwidth x time holds by construction.
-    """
+def ops_from_report(report: Any, phase: str = "", min_flops: float = 1.0) -> list[dict[str, Any]]:
+    """Roofline points, one per operator: DRAM intensity and achieved FLOP/s over the operator's
+    own time, placed under the roof of the unit it ran on. Data movement and collectives (no
+    FLOPs) and operators that touch no DRAM (infinite intensity) have no place on log axes and
+    are left out."""
     ops = []
     for row in report.layers:
-        dram = row["dram_read_bytes"] + row["dram_write_bytes"]
-        flops = 2 * row["macs"]
-        seconds = row["end_to_end_cycles"] / hw.clock_hz
-        ops.append({"name": row.get("layer", "?"), "intensity_flop_per_byte": flops / dram if dram else np.inf,
-                    "flops_per_s": flops / seconds if seconds else None, "phase": phase,
-                    "device": report.hardware})
-    return ops
-
-
-def roofs_from_gpu(hw: Any, dtype: str | int = 2) -> dict[str, Any]:
-    """A GPU-like device's achievable roof for one datatype (efficiencies applied, as the
-    roofline engine applies them)."""
-    return {"name": hw.name, "peak_flops_per_s": hw.matrix_flops_per_s(dtype),
-            "bandwidth_bytes_per_s": hw.memory_bytes_per_s}
-
-
-def ops_from_roofline_report(report: Any, phase: str = "", min_flops: float = 1.0) -> list[dict[str, Any]]:
-    """Roofline points from a roofline-engine Report (one per einsum row; rows without FLOPs,
-    such as gathers and cache writes, have no place on a log-scale FLOP axis and are left out)."""
-    ops = []
-    for row in report.layers:
-        if row["flops"] < min_flops or not row["bytes"] or not row["time_s"]:
+        if row.get("flops", 0.0) < min_flops or not row.get("total_s") or not row.get("dram_bytes"):
             continue
-        ops.append({"name": row["name"], "intensity_flop_per_byte": row["flops"] / row["bytes"],
-                    "flops_per_s": row["flops"] / row["time_s"], "phase": phase, "device": report.hardware})
+        ops.append({"name": row["name"], "intensity_flop_per_byte": row["flops"] / row["dram_bytes"],
+                    "flops_per_s": row["flops"] / row["total_s"], "phase": phase,
+                    "device": f"{report.hardware} {row['roof']}"})
     return ops
 
 
@@ -292,17 +276,10 @@ def traffic_plot(traffic: Any, title: str = "Memory traffic") -> Figure:
     return fig
 
 
-def traffic_from_systolic_report(report: Any, word_bytes: int = 1) -> list[dict[str, Any]]:
-    """Long-form traffic from a systolic Report: DRAM bytes and SRAM bytes (reads + writes) per tensor."""
-    out = []
-    for row in report.layers:
-        names = {"ifmap": row.get("ifmap_tensor", "ifmap"), "filter": row.get("filter_tensor", "filter"),
-                 "ofmap": row.get("ofmap_tensor", "ofmap")}
-        for op, tensor in names.items():
-            out.append({"level": "dram", "tensor": tensor, "bytes": row["dram_bytes"][op]})
-            sram_words = row["sram_reads"].get(op, 0) + row["sram_writes"].get(op, 0)
-            out.append({"level": "sram", "tensor": tensor, "bytes": sram_words * word_bytes})
-    return out
+def traffic_from_report(report: Any, level: str = "dram") -> list[dict[str, Any]]:
+    """Long-form traffic from any engine's Report core: off-chip bytes per tensor role."""
+    return [{"level": level, "tensor": role, "bytes": b}
+            for role, b in sorted(report.core.offchip_bytes_by_role.items()) if b]
 
 
 def _human_bytes(n: float) -> str:

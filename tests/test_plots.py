@@ -6,11 +6,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
+from workloads.models import load_model
+from workloads.transformer import build_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim import plots
-from accelsim.engines.systolic import simulate_graph
 from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
 from accelsim.timeline import TaskRecord, busy_time, utilization_over_time
@@ -87,19 +89,25 @@ def _nonempty(paths):
 
 
 def test_every_plot_renders_to_png_and_svg(tmp_path):
-    hw = load_hardware("tpu-v1")
-    report = simulate_graph(transformer_layer_gemms(seq=64), hw)
-    roof = plots.roofs_from_systolic(hw)
+    from accelsim.simulate import simulate
+
+    report = simulate(transformer_layer_gemms(seq=64), load_hardware("tpu-v1"))
+    (roof,) = plots.roofs_from_report(report)  # GEMMs only: the matrix roof
     # 256 x 256 MACs x 2 FLOP x 700 MHz = 91.75 TFLOP/s (Jouppi et al. 2017 quote 92 TOPS)
     assert roof["peak_flops_per_s"] == pytest.approx(91.75e12, rel=1e-3)
-    ops = plots.ops_from_systolic_report(report, hw, phase="prefill")
-    for op in ops:  # nothing runs above its roof
-        attainable = min(roof["peak_flops_per_s"], op["intensity_flop_per_byte"] * roof["bandwidth_bytes_per_s"])
-        assert op["flops_per_s"] <= attainable * (1 + 1e-9)
+    for name in ("tpu-v1", "fusemax-cloud", "a100-80gb"):
+        rep = simulate(build_model(load_model("gpt2"), "prefill", batch=1, seq=128), load_hardware(name))
+        roofs = {r["name"]: r for r in plots.roofs_from_report(rep)}
+        ops = plots.ops_from_report(rep, phase="prefill")
+        assert ops and len(roofs) >= 2  # matrix and vector (or per-datatype) roofs
+        for op in ops:  # nothing runs above its own roof
+            r = roofs[op["device"]]
+            attainable = min(r["peak_flops_per_s"], op["intensity_flop_per_byte"] * r["bandwidth_bytes_per_s"])
+            assert op["flops_per_s"] <= attainable * (1 + 1e-9), (name, op)
+    ops = plots.ops_from_report(report, phase="prefill")
     _nonempty(_save(plots.roofline_plot([roof], ops), tmp_path / "roof"))
-    traffic = plots.traffic_from_systolic_report(report, hw.word_bytes)
-    dram = sum(r["bytes"] for r in traffic if r["level"] == "dram")
-    assert dram == report.totals["dram_read_bytes"] + report.totals["dram_write_bytes"]  # conservation
+    traffic = plots.traffic_from_report(report)
+    assert sum(r["bytes"] for r in traffic) == pytest.approx(report.core.dram_bytes)  # conservation
     _nonempty(_save(plots.traffic_plot(traffic), tmp_path / "traffic"))
     recs = [TaskRecord("pe", 0, 10, kind="compute"), TaskRecord("dma", 2, 6, kind="dma")]
     _nonempty(_save(plots.timeline_plot(recs, bins=5), tmp_path / "timeline"))

@@ -22,7 +22,8 @@ def _parts(workload: Any) -> list[tuple[Graph, int]]:
 
 class RooflineEngine:
     kind = "gpu"
-    metrics = {"comm_bytes": "float64", "resident_bytes": "float64", "fits_memory": "bool"}
+    metrics = {"comm_bytes": "float64", "resident_bytes": "float64", "fits_memory": "bool",
+               "dram_bytes_per_s": "float64"}
 
     def check(self, workload: Any, hardware: Any, mapping: Any) -> list[Problem]:
         found = []
@@ -59,11 +60,32 @@ class RooflineEngine:
                       offchip_bytes_by_role=dict(t["bytes_by_role"]), busy_s=busy)
         report.core = core
         report.totals = {**t, **core.flat()}
+        peaks = self._peaks(workload, hardware)
         for row in report.layers:
             row.setdefault("unit", {"compute": "compute", "memory": "memory", "communication": "link"}[row["bound"]])
             row["repeat"] = row.get("count", 1)
             row["total_s"] = row["time_s"]
+            row["dram_bytes"] = row["bytes"]
+            row["roof"], row["peak_flops_per_s"] = peaks[row["name"]]
+        report.totals["dram_bytes_per_s"] = hardware.memory_bytes_per_s
         return report
+
+
+    @staticmethod
+    def _peaks(workload: Any, hardware: Any) -> dict[str, tuple[str, float]]:
+        """Each row's roof: the tensor-core peak of its datatype for MACs, the vector rate otherwise."""
+        out: dict[str, tuple[str, float]] = {}
+        parts = workload.parts if isinstance(workload, ModelGraph) else None
+        named = [(p.name, p.graph) for p in parts] if parts else [("", workload)]
+        for part, graph in named:
+            for e in graph.einsums:
+                name = f"{part}.{e.name}" if part else e.name
+                if e.op is OpKind.MAC:
+                    dtype = hardware.matrix_dtype(e.inputs[0].tensor.dtype_bytes)
+                    out[name] = (dtype, hardware.matrix_flops_per_s(dtype))
+                else:
+                    out[name] = ("vector", hardware.vector_flops_per_s * hardware.compute_efficiency)
+        return out
 
 
 register_engine(RooflineEngine())

@@ -56,19 +56,20 @@ def _saved(paths: list[Path]) -> None:
     out.print("wrote " + ", ".join(str(p) for p in paths), markup=False, highlight=False)
 
 
-def _systolic_reports(names: list[str]):  # noqa: ANN202
-    from accelsim.engines.systolic import simulate_graph
+def _default_reports(names: list[str]):  # noqa: ANN202
+    """The default example (a BERT-base layer's GEMMs) simulated on each named preset, any kind."""
     from accelsim.hardware import load_hardware
+    from accelsim.simulate import simulate
     from workloads.examples import default_example
 
     graph = default_example()
-    return [(hw, simulate_graph(graph, hw)) for hw in (load_hardware(n, kind="systolic") for n in names)]
+    return [simulate(graph, load_hardware(n)) for n in names]
 
 
 @plot.command("roofline")
 def roofline_command(
     data: Path = typer.Argument(None, help="YAML/JSON with 'devices' and 'ops' lists."),
-    hardware: list[str] = typer.Option(None, "--hardware", help="Systolic or GPU preset(s): run the default example."),
+    hardware: list[str] = typer.Option(None, "--hardware", help="Preset(s) of any kind: simulate the default example on each."),
     out_stem: Path = typer.Option(Path("roofline"), "--out", help="Output path without extension."),
 ) -> None:
     """Device roofs with each operator as a point (marker by phase)."""
@@ -81,29 +82,16 @@ def roofline_command(
     if data is not None:
         devices += list(_read_table(data, "devices"))
         ops += list(_read_table(data, "ops") or [])
-    from accelsim.hardware import load_hardware
-
-    specs = [load_hardware(n) for n in hardware or []]
-    systolic = [h.name for h in specs if h.kind == "systolic"]
-    for hw, report in _systolic_reports(systolic):
-        devices.append(plots.roofs_from_systolic(hw))
-        ops += plots.ops_from_systolic_report(report, hw, phase="layer")
-    for hw in (h for h in specs if h.kind == "gpu"):
-        from accelsim.engines.roofline import roofline
-        from workloads.examples import default_example
-
-        devices.append(plots.roofs_from_gpu(hw))
-        ops += plots.ops_from_roofline_report(roofline(default_example(), hw), phase="layer")
-    other = [h.name for h in specs if h.kind not in ("systolic", "gpu")]
-    if other:
-        raise AccelsimError(f"no roofline for {other} yet", field="--hardware", allowed="systolic and gpu presets")
+    for report in _default_reports(list(hardware or [])):
+        devices += plots.roofs_from_report(report)
+        ops += plots.ops_from_report(report, phase="layer")
     _saved(plots.save_figure(plots.roofline_plot(devices, ops), out_stem))
 
 
 @plot.command("traffic")
 def traffic_command(
     data: Path = typer.Argument(None, help="CSV/JSON/YAML rows with level, tensor, bytes."),
-    hardware: str = typer.Option(None, "--hardware", help="Systolic preset: simulate the default example."),
+    hardware: str = typer.Option(None, "--hardware", help="A preset of any kind: simulate the default example."),
     out_stem: Path = typer.Option(Path("traffic"), "--out", help="Output path without extension."),
 ) -> None:
     """Bytes moved per memory level, stacked by tensor."""
@@ -114,9 +102,9 @@ def traffic_command(
     if data is not None:
         rows, title = _read_table(data), f"Memory traffic: {data.name}"
     else:
-        (hw, report), = _systolic_reports([hardware])
-        rows = plots.traffic_from_systolic_report(report, hw.word_bytes)
-        title = f"Memory traffic: {report.workload} on {hw.name}"
+        (report,) = _default_reports([hardware])
+        rows = plots.traffic_from_report(report)
+        title = f"Memory traffic by tensor role: {report.workload} on {report.hardware}"
     _saved(plots.save_figure(plots.traffic_plot(rows, title=title), out_stem))
 
 

@@ -57,7 +57,10 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
         for part, pj in w.energy_pj.items():
             known = energy.get(part, 0.0)
             energy[part] = None if pj is None or known is None else known + pj
-        rows.append({"name": e.name, "op": e.op.value, "unit": w.unit, "bound": bound, "repeat": 1,
+        flops = _flops(w)
+        rows.append({"name": e.name, "op": e.op.value, "unit": w.unit, "bound": bound, "repeat": 1, "flops": flops,
+                     "dram_bytes": read + written, "roof": w.unit,
+                     "peak_flops_per_s": _unit_peak_flops(chip, w) * clock,
                      "macs": w.macs, "unit_cycles": w.unit_cycles, "dma_cycles": dma_cycles,
                      "start_cycles": start, "end_cycles": end, "total_cycles": max(w.unit_cycles, dma_cycles),
                      "total_s": max(w.unit_cycles, dma_cycles) / clock, "dram_read_bytes": read,
@@ -78,6 +81,16 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
     return Report(graph.name, chip.spec.name, rows, core.flat(), meta, core)
 
 
+def _unit_peak_flops(chip: Chip, work: Any) -> float:
+    """FLOP per cycle the operator's unit can reach (its roof): 2 per MAC on the arrays, one per
+    element per lane on the vector unit (at one cycle per element)."""
+    if work.unit == "matrix":
+        return 2.0 * chip.peak_macs_per_cycle
+    if work.unit == "vector":
+        return chip.vector_elements_per_cycle
+    return 0.0
+
+
 def _flops(work: Any) -> float:
     """2 per MAC; one per element of a vector op; data movement and collectives compute nothing."""
     if work.macs:
@@ -90,7 +103,8 @@ def _flops(work: Any) -> float:
 class AcceleratorEngine:
     """The Engine protocol for one chip kind (see ``accelsim.engines.registry``)."""
 
-    metrics = {"peak_macs_per_cycle": "int64", "resident_bytes": "float64", "fits_memory": "bool"}
+    metrics = {"peak_macs_per_cycle": "int64", "resident_bytes": "float64", "fits_memory": "bool",
+               "dram_bytes_per_s": "float64"}
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -120,6 +134,7 @@ class AcceleratorEngine:
         assert total is not None
         total.workload = getattr(workload, "name", total.workload)
         total.totals["peak_macs_per_cycle"] = chip.peak_macs_per_cycle
+        total.totals["dram_bytes_per_s"] = chip.dram_bytes_per_cycle * chip.clock_hz
         # weights and KV cache live in DRAM (each shared tensor once, accelsim.ir.resident)
         triples = [(n, g, r) for n, g, r, _ in parts]
         resident = resident_tensors(triples, (TensorRole.WEIGHT, TensorRole.KV_CACHE))

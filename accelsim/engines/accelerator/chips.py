@@ -55,6 +55,10 @@ class Chip:
         raise NotImplementedError
 
     @property
+    def vector_elements_per_cycle(self) -> float:
+        raise NotImplementedError
+
+    @property
     def vector_ops(self) -> list[str]:
         raise NotImplementedError
 
@@ -115,6 +119,10 @@ class SystolicChip(Chip):
         return GemmWork(float(row["busy_cycles"]), float(shape.macs),
                         {op: float(v) * used / hw.word_bytes for op, v in row["dram_bytes"].items()}, energy)
 
+    @property
+    def vector_elements_per_cycle(self) -> float:
+        return float(self.spec.vector.lanes * self.cores) if self.spec.vector else 0.0
+
     def vector_cycles(self, op: str, elements: float) -> float | None:
         v = self.spec.vector
         if v is None or not v.can_run(op):
@@ -172,6 +180,10 @@ class SpatialChip(Chip):
         energy = {"mac": shape.macs * (self._action_pj(mac.actions) + a2.regfile_pj_per_mac),
                   "buffer": sum(dram.values()) * wb * (en.buffer_read_pj_per_byte + en.buffer_write_pj_per_byte)}
         return GemmWork(float(cycles), float(shape.macs), dram, energy)
+
+    @property
+    def vector_elements_per_cycle(self) -> float:
+        return float(self.spec.array_1d.pes)
 
     def _array_for(self, op: str):
         for array in (self.spec.array_1d, self.spec.array_2d):

@@ -197,3 +197,22 @@ def test_tensor_parallel_needs_links():
         simulate(model(tp=2), "tpu-v1")
     r = simulate(model(tp=2), "tpu-v4")
     assert r.core.busy_s["link"] > 0
+
+
+def test_timeline_accounts_for_every_busy_cycle(tmp_path, capsys):
+    """The exported task timeline (one run of each part) sums, per unit, to the engine's busy cycles."""
+    import pandas as pd
+
+    from tests.cli_helper import cli_in_process
+
+    out = tmp_path / "tl.csv"
+    done = cli_in_process("simulate", "--model", "gpt2", "--hardware", "tpu-v1", "--context", "128", "--blocks", "1",
+                          "--timeline", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    tasks = pd.read_csv(out)
+    r = simulate(ModelGraph("g", [Part("block", next(p for p in model("gpt2", context=128).parts
+                                                      if p.name == "block").graph, 1)]), "tpu-v1")
+    busy = (tasks.end - tasks.start).groupby(tasks.unit).sum()
+    for unit, cycles in r.core.busy_cycles.items():
+        assert busy.get(unit, 0.0) == pytest.approx(cycles, rel=1e-9, abs=1e-6)
+    assert tasks.end.max() == pytest.approx(r.core.total_cycles, rel=1e-12)

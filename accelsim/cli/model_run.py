@@ -55,10 +55,11 @@ def build_workload(model: str, phase: str, *, batch: int = 1, seq: int = 512, co
     cfg = load_model(model)
     workload = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp)
     if blocks is not None:
-        layers = [p for p in workload.parts if p.repeat > 1 or p.name not in ("embedding", "head")]
+        # the decoder blocks: the last stack of repeated layers (an MoE model's MoE blocks, T5's decoder)
+        layers = [p for p in workload.parts if p.name.endswith(("block", "decoder", "encoder"))]
         if not layers:
-            raise AccelsimError("the model has no repeated block", field="--blocks")
-        first = layers[0]
+            raise AccelsimError("the model has no block parts", field="--blocks")
+        first = layers[-1]
         workload = ModelGraph(f"{cfg.name}-{blocks}-blocks", [Part(first.name, first.graph, blocks, first.input,
                                                                   first.output)], cfg, dict(workload.meta))
     run = ModelRun(cfg.name, phase, batch, seq if phase == "prefill" else None,
@@ -137,7 +138,8 @@ def write_csv(report: Report, path: Any, option: str = "--csv") -> None:
 
 
 def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int, context: int, tp: int,
-                           blocks: int | None, overlap: bool, json_out: bool, csv_out: Any) -> None:
+                           blocks: int | None, overlap: bool, json_out: bool, csv_out: Any,
+                           timeline_out: Any = None) -> None:
     """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
     import json
 
@@ -147,10 +149,21 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
 
     spec = load_hardware(hardware)
     workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks)
-    options = {} if spec.kind == "gpu" else {"overlap": overlap}
+    options = {} if spec.kind == "gpu" else {"overlap": overlap, "timeline": timeline_out is not None}
+    if timeline_out is not None and spec.kind not in ("systolic", "spatial"):
+        raise AccelsimError(f"a {spec.kind} engine keeps no task timeline", field="--timeline",
+                            allowed="a systolic or spatial preset")
     report = simulate(workload, spec, **options)
     if csv_out is not None:
         write_csv(report, csv_out)
+    if timeline_out is not None:
+        import pandas as pd
+
+        try:
+            pd.DataFrame(report.meta["timeline"]).to_csv(timeline_out, index=False)
+        except OSError as error:
+            raise AccelsimError(f"cannot write: {error.strerror or error}", field="--timeline",
+                                source=str(timeline_out)) from None
     if json_out:
         out.print(json.dumps(summary(report, run), indent=2, default=str), markup=False, highlight=False)
     else:

@@ -78,6 +78,9 @@ def simulate_command(
                                "embedding, no LM head), to compare one layer with a measurement."),
     overlap: bool = typer.Option(True, "--overlap/--no-overlap", help="With --model: overlap DMA with compute "
                                  "(tile-level simulation) or run every task one after another."),
+    timeline: Path = typer.Option(None, "--timeline", help="With --model on a systolic or spatial preset: write "
+                                  "every task (unit, start and end in cycles, label, kind) of one run of each part to "
+                                  "this CSV, for `accelsim plot timeline`."),
 ) -> None:
     """Simulate GEMM/convolution layers on a systolic array (cycle-level, SCALE-Sim compatible).
 
@@ -98,7 +101,7 @@ def simulate_command(
                                 field="--model", allowed="--model with --hardware, or layers without --model")
         simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
                                context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
-                               csv_out=csv_out)
+                               csv_out=csv_out, timeline_out=timeline)
         return
     if scalesim_config is not None and hardware is not None:
         raise AccelsimError("give one of them, not both", field="--scalesim-config/--hardware")

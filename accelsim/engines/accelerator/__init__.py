@@ -124,11 +124,18 @@ class AcceleratorEngine:
         chip = chip_for(hardware)
         parts = _parts(workload)
         total: Report | None = None
+        records: list[dict[str, Any]] = []  # one run of each part, parts one after another (cycles)
+        offset = 0.0
         for name, graph, repeat, carried in parts:
             report = simulate_chip_graph(graph, chip, overlap=overlap, max_tiles=max_tiles, timeline=timeline,
                                          carried=carried)
             for row in report.layers:
                 row["part"] = name
+            if timeline:
+                records += [{"unit": t.unit, "start": offset + t.start, "end": offset + t.end,
+                             "label": f"{name}.{t.name}",
+                             "kind": t.unit} for t in report.meta["timeline"]]
+                offset += report.core.total_cycles
             report = report.scaled(repeat) if repeat != 1 else report
             total = report if total is None else total + report
         assert total is not None
@@ -142,7 +149,7 @@ class AcceleratorEngine:
         capacity = chip.dram_capacity_bytes
         total.totals["fits_memory"] = capacity is None or total.totals["resident_bytes"] <= capacity
         total.meta = {"engine": "accelerator", "overlap": overlap, "parts": [(n, r) for n, _, r, _ in parts],
-                      **({"timeline": total.meta.get("timeline", [])} if timeline else {})}
+                      **({"timeline": records} if timeline else {})}
         return total
 
 

@@ -27,12 +27,11 @@ is an upper bound that makes traffic visible in time.
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from accelsim.errors import AccelsimError
-from accelsim.ir import Einsum, Graph, TensorRole
+from accelsim.ir import Graph, TensorRole
 from accelsim.mapping import Mapping
 
 _OUT_OF_SCOPE_WITHOUT_WEIGHTS = frozenset({TensorRole.WEIGHT, TensorRole.KV_CACHE})
@@ -180,35 +179,54 @@ def replay(graph: Graph, mapping: Mapping, capacity_bytes: int, with_weights: bo
     return result
 
 
-def compute_cycles(einsum: Einsum, hardware) -> float:
-    """Compute cycles of one einsum: the systolic engine's stall-free count for a GEMM-shaped MAC.
-
-    A two-input MAC einsum goes through ``accelsim.engines.systolic.simulate_gemm`` (folds, fill
-    and drain; its own operand-SRAM DRAM stalls are left out because the scratchpad replay
-    accounts DRAM traffic itself). Anything else (element-wise ops, pooling, MACs that are not
-    a GEMM) is costed one iteration point per column per cycle, a vector-unit approximation.
-    """
-    rows, cols = hardware.array.rows, hardware.array.cols
-    if einsum.op.value == "mac":
-        try:
-            from accelsim.engines.systolic import simulate_gemm
-
-            return float(simulate_gemm(einsum.as_gemm(), hardware)["compute_cycles"])
-        except AccelsimError:
-            return math.ceil(einsum.macs / (rows * cols))
-    return math.ceil(einsum.points / cols)
-
-
 def _add_cycles(result: ReplayResult, graph: Graph, mapping: Mapping, hardware) -> None:
-    if not hasattr(hardware, "array") or not hasattr(hardware, "dram_bytes_per_cycle"):
-        raise AccelsimError(f"cycles need a systolic preset, got kind {getattr(hardware, 'kind', '?')!r}",
-                            field="hardware", allowed="systolic")
-    bpc = hardware.dram_bytes_per_cycle
-    comp = dma = 0.0
-    for row in result.per_step:
-        c = compute_cycles(graph.einsum(row["einsum"]), hardware)
-        d = row["transfer_bytes"] / bpc
-        row["compute_cycles"], row["dma_cycles"] = c, d
-        comp += c
-        dma += d
-    result.compute_cycles, result.dma_cycles, result.total_cycles = comp, dma, comp + dma
+    """Cycles of the plan on ``hardware`` with the whole-model engine's units and composition.
+
+    Each step's operator costs what ``accelsim.engines.accelerator.lowering`` says on its unit
+    (GEMMs through the systolic model, vector ops on the vector unit, an on-chip copy one
+    element per lane per cycle); the plan's transfers run on one DMA queue at the DRAM
+    bandwidth, as tasks on the event engine: a step's spills may run while the previous
+    operator computes (they only read), its loads and reloads wait for the previous operator
+    (their space may hold data it still uses), and a store runs after its producer, overlapping
+    the next operator. ``total_cycles`` is the makespan; the compute and DMA sums are kept.
+    """
+    from collections import defaultdict
+
+    from accelsim.engines.accelerator.chips import chip_for
+    from accelsim.engines.accelerator.lowering import Placement, lower, problems
+    from accelsim.engines.events import Task, run
+
+    chip = chip_for(hardware)
+    found = problems(graph, chip)
+    if found:
+        raise found[0].error()
+    place = Placement(graph, chip)
+    bpc = chip.dram_bytes_per_cycle
+    events = defaultdict(list)
+    for ev in mapping.events:
+        events[ev.step].append(ev)
+    tasks: list[Task] = []
+    prev: Task | None = None
+    pending_stores: list[Task] = []
+    for step, row in enumerate(result.per_step):
+        work = lower(graph.einsum(row["einsum"]), chip, place)
+        unit, cycles = work.unit, work.unit_cycles
+        if unit == "dma":  # a copy between on-chip buffers: one element per lane per cycle
+            unit, cycles = "vector", chip.vector_cycles("add", work.einsum.output.tensor.elements) or 0.0
+        spills = [Task(f"{step}.spill.{ev.tensor}", "dma", ev.bytes / bpc) for ev in events[step]
+                  if ev.kind == "spill"]
+        loads = [Task(f"{step}.{ev.kind}.{ev.tensor}", "dma", ev.bytes / bpc, deps=[*spills, *([prev] if prev else [])])
+                 for ev in events[step] if ev.kind in ("load", "reload")]
+        compute = Task(f"{step}.{work.einsum.name}", unit, cycles, deps=[*loads, *([prev] if prev else [])])
+        stores = [Task(f"{step}.store.{ev.tensor}", "dma", ev.bytes / bpc, deps=[compute])
+                  for ev in events[step] if ev.kind == "store"]
+        tasks += [*spills, *loads, *pending_stores, compute]
+        pending_stores = stores
+        row["compute_cycles"] = cycles
+        row["dma_cycles"] = sum(t.cycles for t in (*spills, *loads, *stores))
+        prev = compute
+    tasks += pending_stores
+    timeline = run(tasks, ("matrix", "vector", "dma", "link"))
+    result.compute_cycles = sum(r["compute_cycles"] for r in result.per_step)
+    result.dma_cycles = sum(r["dma_cycles"] for r in result.per_step)
+    result.total_cycles = timeline.makespan_cycles

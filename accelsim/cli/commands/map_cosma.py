@@ -120,8 +120,8 @@ def cosma_command(
     out.print(f"  COSMA: {result.non_compulsory_bytes} non-compulsory bytes, {result.status} (gap {gap}), "
               f"{result.solver}, {result.solve_s:.2f} s", markup=False, highlight=False)
     if hw is not None:
-        out.print(f"  on {hw.name}: {replayed.total_cycles:.0f} cycles ({replayed.compute_cycles:.0f} compute + "
-                  f"{replayed.dma_cycles:.0f} DMA, not overlapped)", markup=False, highlight=False)
+        out.print(f"  on {hw.name}: {replayed.total_cycles:.0f} cycles (sums: {replayed.compute_cycles:.0f} compute, "
+                  f"{replayed.dma_cycles:.0f} DMA; spills and stores overlap compute)", markup=False, highlight=False)
     if baselines:
         for r in base:
             out.print(f"  {r.name:<18} {r.non_compulsory_bytes} bytes", markup=False, highlight=False)

@@ -12,7 +12,6 @@ from accelsim.ir.core import (  # noqa: F401
     OpKind,
     Tensor,
     TensorRole,
-    conv2d,
-    gemm,
 )
+from accelsim.ir.builders import conv2d, gemm  # noqa: F401
 from accelsim.ir.model import ModelGraph, Part  # noqa: F401

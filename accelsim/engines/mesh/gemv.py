@@ -51,6 +51,10 @@ def allreduce_timing(algorithm: str, p: int, elements: int, device, k: int = 2,
     res = simulate_streams(streams, device.alpha_cycles, device.beta_cycles, device.link_wavelets_per_cycle)
     if res.conflicts:
         raise AccelsimError(f"{algorithm} allreduce routing conflicts: {res.conflicts[0]}", field="routing")
+    if res.colours_per_router > device.routing_colours:
+        raise AccelsimError(f"{algorithm} allreduce over {p} cores needs {res.colours_per_router} colours at one "
+                            f"router, {device.name} routes {device.routing_colours}", field="routing",
+                            allowed=f"<= {device.routing_colours} colours (another algorithm or a smaller grid)")
     return CollectiveTiming(res.makespan_cycles, res.depth, res.colours_per_router, device.beta_cycles * res.depth)
 
 
@@ -87,8 +91,5 @@ def gemv_timing(algorithm: str, k: int, n: int, grid: int, device, m: int = 1, k
                             f"{device.sram_bytes_per_core} B", field="grid", allowed="a larger grid")
     compute = m * kt * nt / device.macs_per_cycle
     coll = allreduce_timing(_ALLREDUCE_OF[algorithm], grid, m * nt, device, ktree_k, groups)
-    if coll.colours_per_router > device.routing_colours:
-        raise AccelsimError(f"{algorithm} needs {coll.colours_per_router} colours at one router, {device.name} "
-                            f"routes {device.routing_colours}", field="routing")
     return GemvTiming(algorithm, grid, (kt, nt), compute, coll.cycles, coll.routing_cycles, compute + coll.cycles,
                       coll.colours_per_router, sram)

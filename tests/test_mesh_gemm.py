@@ -68,11 +68,11 @@ def test_gemm_timing_adds_compute_and_communication_per_step():
 
 def test_gemm_errors_name_the_field():
     with pytest.raises(AccelsimError, match="grid"):
-        gemm_timing("meshgemm", 64, 64, 64, 17, SMALL)
+        gemm_timing("meshgemm", 256, 256, 256, 129, SMALL)
     with pytest.raises(AccelsimError, match="padded"):
         gemm_timing("meshgemm", 3, 64, 64, 8, SMALL)
     with pytest.raises(AccelsimError, match="SRAM"):
-        gemm_timing("allgather", 4096, 4096, 4096, 16, SMALL)
+        gemm_timing("allgather", 8192, 8192, 8192, 16, SMALL)
     with pytest.raises(AccelsimError, match="algorithm"):
         gemm_timing("strassen", 64, 64, 64, 4, SMALL)
 
@@ -97,8 +97,9 @@ def test_meshgemv_local_gemv_plus_allreduce_gives_w_times_x(grid, extra, seed, a
 
 def test_meshgemv_is_faster_than_the_pipelined_allreduce_baseline():
     wse2 = load_hardware("wse2")
+    # WaferLLM §7: communication is up to 90% of the vendor GEMV's time; the K-tree cuts it
     for grid in (360, 600):
         fast = gemv_timing("meshgemv", 16384, 16384, grid, wse2)
         base = gemv_timing("pipelined", 16384, 16384, grid, wse2)
         assert fast.compute_cycles == base.compute_cycles
-        assert base.total_cycles > 2 * fast.total_cycles
+        assert base.comm_cycles > 4 * fast.comm_cycles

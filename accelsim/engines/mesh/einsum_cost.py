@@ -20,6 +20,7 @@ from functools import lru_cache
 
 from accelsim.engines.mesh.gemm import gemm_timing
 from accelsim.engines.mesh.gemv import allreduce_timing
+from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, OpKind, TensorRole
 
 
@@ -50,7 +51,7 @@ def gemm_view(e: Einsum) -> tuple[int, int, int, int]:
     try:
         g = e.as_gemm()
         return g.batch, g.m, g.k, g.n
-    except Exception:  # noqa: BLE001 - not a two-input GEMM: fall back to the generic view
+    except AccelsimError:  # not a two-input GEMM (MoE experts read a routing map too)
         pass
     weight = next((o for o in e.inputs if o.tensor.role is TensorRole.WEIGHT), e.inputs[-1])
     out = e.output.ranks
@@ -84,12 +85,13 @@ class GridCoster:
             f = _fraction(e)
             return EinsumCost(e.name, e.op.value, "gemm", t.compute_cycles * f, t.comm_cycles, t.routing_cycles,
                               t.sram_bytes_per_core, macs, 2 * macs)
-        if m >= g:  # batched GEMMs (attention heads): one MeshGEMM per sub-grid, rounds if too few
-            side = max(1, math.ceil(math.sqrt(batch)))
-            q = max(1, g // side)
-            rounds = math.ceil(batch / ((g // q) ** 2))
-            if q >= 2 and m >= q:
-                t = gemm_timing("meshgemm", m, max(k, q), max(n, q), q, d)
+        if m >= g:  # batched GEMMs (attention heads): MeshGEMMs on sub-grids no wider than the matrices
+            q = min(g // max(1, math.ceil(math.sqrt(batch))), k, n, m)
+            if q >= 2:
+                subgrids = (g // q) ** 2
+                splits = max(1, subgrids // batch)  # a head's rows over several sub-grids when they outnumber heads
+                rounds = math.ceil(batch * splits / subgrids)
+                t = gemm_timing("meshgemm", max(q, math.ceil(m / splits)), k, n, q, d)
                 f = _fraction(e)
                 return EinsumCost(e.name, e.op.value, "gemm", rounds * t.compute_cycles * f, rounds * t.comm_cycles,
                                   rounds * t.routing_cycles, t.sram_bytes_per_core, macs, 2 * macs)

@@ -14,6 +14,7 @@ agree within a few per cent (``tests/test_mesh_collectives.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from accelsim.engines.mesh.collectives import ALLREDUCE_ALGORITHMS, collective_streams
 from accelsim.engines.mesh.netsim import simulate_streams
@@ -40,22 +41,31 @@ def allreduce_timing(algorithm: str, p: int, elements: int, device, k: int = 2,
         raise AccelsimError(f"unknown allreduce {algorithm!r}", field="algorithm", allowed=ALLREDUCE_ALGORITHMS)
     if p == 1:
         return CollectiveTiming(0.0, 0, 0, 0.0)
-    per = device.elements_per_wavelet
-    if algorithm == "ring" and p > RING_FULL_LIMIT:
-        one = [s for s in collective_streams("allreduce", "ring", p, elements, per) if not s.deps]  # step 1
-        res = simulate_streams(one, device.alpha_cycles, device.beta_cycles, device.link_wavelets_per_cycle)
-        depth = 2 * (p - 1)
-        return CollectiveTiming(res.makespan_cycles * depth, depth, res.colours_per_router,
-                                device.beta_cycles * depth)
-    streams = collective_streams("allreduce", algorithm, p, elements, per, k=k, groups=groups)
-    res = simulate_streams(streams, device.alpha_cycles, device.beta_cycles, device.link_wavelets_per_cycle)
-    if res.conflicts:
-        raise AccelsimError(f"{algorithm} allreduce routing conflicts: {res.conflicts[0]}", field="routing")
-    if res.colours_per_router > device.routing_colours:
-        raise AccelsimError(f"{algorithm} allreduce over {p} cores needs {res.colours_per_router} colours at one "
+    cycles, depth, colours, conflict = _simulated(algorithm, p, elements, device.elements_per_wavelet,
+                                                  device.alpha_cycles, device.beta_cycles,
+                                                  device.link_wavelets_per_cycle, k, groups)
+    if conflict:
+        raise AccelsimError(f"{algorithm} allreduce routing conflicts: {conflict}", field="routing")
+    if colours > device.routing_colours:
+        raise AccelsimError(f"{algorithm} allreduce over {p} cores needs {colours} colours at one "
                             f"router, {device.name} routes {device.routing_colours}", field="routing",
                             allowed=f"<= {device.routing_colours} colours (another algorithm or a smaller grid)")
-    return CollectiveTiming(res.makespan_cycles, res.depth, res.colours_per_router, device.beta_cycles * res.depth)
+    return CollectiveTiming(cycles, depth, colours, device.beta_cycles * depth)
+
+
+@lru_cache(maxsize=4096)
+def _simulated(algorithm: str, p: int, elements: int, per: int, alpha: float, beta: float, rate: float, k: int,
+               groups: int | None) -> tuple[float, int, int, str]:
+    """(cycles, depth, colours, first conflict) of one allreduce; cached because an LLM search asks
+    for the same few shapes on every candidate grid."""
+    if algorithm == "ring" and p > RING_FULL_LIMIT:
+        one = [s for s in collective_streams("allreduce", "ring", p, elements, per) if not s.deps]  # step 1
+        res = simulate_streams(one, alpha, beta, rate)
+        depth = 2 * (p - 1)
+        return res.makespan_cycles * depth, depth, res.colours_per_router, ""
+    streams = collective_streams("allreduce", algorithm, p, elements, per, k=k, groups=groups)
+    res = simulate_streams(streams, alpha, beta, rate)
+    return res.makespan_cycles, res.depth, res.colours_per_router, (res.conflicts or [""])[0]
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,12 @@ def test_chain_and_broadcast_equal_the_closed_forms(p, b):
     assert makespan("broadcast", "chain", p, b) == cf.broadcast_1d(p, b, ALPHA, BETA)
 
 
+@pytest.mark.parametrize("p,b", [(2, 3), (9, 40), (64, 256)])
+def test_store_and_forward_chain_pays_the_whole_vector_at_every_stage(p, b):
+    # message relay: P - 1 stages of (beta + one hop + B), nothing overlaps
+    assert makespan("reduce", "chain_stored", p, b) == (p - 1) * (BETA + ALPHA + b)
+
+
 @pytest.mark.parametrize("p,b", [(4, 8), (16, 64), (64, 256), (100, 1000)])
 def test_star_reduce_matches_its_closed_form_up_to_the_first_hop(p, b):
     # the model writes max(C, E/N + L): the last hop into the root overlaps the contention C,

@@ -110,3 +110,29 @@ def test_longer_context_needs_more_sram_for_the_kv_cache():
     extra = 2 * gpt2.num_layers * (1000 - 128) * gpt2.hidden_size * 2  # K and V, FP16
     assert long.kv_bytes - short.kv_bytes == pytest.approx(extra / 128**2, abs=2 * 2 * gpt2.num_layers * 2)
     assert math.isclose(long.weights_bytes, short.weights_bytes)
+
+
+def two_einsum_graph(m, k, n):
+    from accelsim.ir import Einsum, Graph, Operand, OpKind, Tensor, gemm
+
+    mm = gemm("y", m, k, n, out="Y")
+    y = mm.output.tensor
+    act = Einsum("act", Operand(Tensor("Z", ("m", "n"), (m, n)), ("m", "n")), (Operand(y, ("m", "n")),),
+                 {"m": m, "n": n}, OpKind.ACTIVATION)
+    return Graph("two", [mm, act])
+
+
+@pytest.mark.parametrize("m", [1, 512])  # a GEMV-shaped and a GEMM-shaped product
+def test_a_bare_graph_runs_and_counts_at_least_its_compulsory_bytes(m):
+    graph = two_einsum_graph(m, 512, 512)
+    report = simulate(graph, SMALL)
+    core = report.core
+    assert core.total_s > 0 and core.macs == m * 512 * 512
+    assert sum(core.offchip_bytes_by_role.values()) >= graph.compulsory_bytes
+    assert all(0 <= u <= 1 for u in core.utilization.values())
+    assert [row["name"] for row in report.layers] == ["y", "act"]
+
+
+def test_check_reports_a_graph_too_big_for_the_wafer_as_a_problem():
+    problems = engine_for("mesh").check(two_einsum_graph(4, 65536, 65536), SMALL, None)
+    assert problems and problems[0].field == "sram"

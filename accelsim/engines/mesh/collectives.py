@@ -11,7 +11,8 @@ final value. A reduce stream's partial is the sender's own data plus what its ``
 
 Algorithms (WaferLLM §5 and the HPDC'24 wafer-scale reduce paper, Luczynski et al.):
 ``star`` (everyone sends to the root), ``chain`` (pipelined relay to the root; with a broadcast
-back it is the vendor's "pipelined allreduce"), ``two_phase`` (chains in groups of about sqrt(P),
+back it is the vendor's "pipelined allreduce"), ``chain_stored`` (the same chain relaying whole
+messages, store-and-forward), ``two_phase`` (chains in groups of about sqrt(P),
 then a chain of group roots), ``ktree`` (WaferLLM's K-tree: K levels of bidirectional chains
 towards each group's middle, as its ``two_tree_allreduce`` does for K = 2) and ``ring``
 (reduce-scatter then allgather on the interleaved ring, chunks of B/P).
@@ -24,8 +25,8 @@ from accelsim.engines.mesh.netsim import Stream, assign_colours, line_path
 from accelsim.engines.mesh.rings import interleaved_ring
 from accelsim.errors import AccelsimError
 
-REDUCE_ALGORITHMS = ("star", "chain", "two_phase", "ktree")
-ALLREDUCE_ALGORITHMS = ("ring", "chain", "two_phase", "ktree", "star")
+REDUCE_ALGORITHMS = ("star", "chain", "chain_stored", "two_phase", "ktree")
+ALLREDUCE_ALGORITHMS = ("ring", "chain", "chain_stored", "two_phase", "ktree", "star")
 
 
 def _wavelets(elements: int, per_wavelet: int) -> int:
@@ -54,14 +55,14 @@ class LineBuilder:
 
     # --- reductions towards a root ----------------------------------------------------------
     def chain_towards(self, members: list[int], root: int, feeds: dict[int, list[int]],
-                      label: str = "chain") -> dict[int, list[int]]:
+                      label: str = "chain", relay: str = "pipelined") -> dict[int, list[int]]:
         """Chain-reduce ``members`` (sorted positions) towards ``root`` from both sides.
 
         ``feeds[pos]`` are streams already delivering into ``pos``; returns the updated feeds."""
         feeds = {k: list(v) for k, v in feeds.items()}
         for side in (sorted((m for m in members if m > root), reverse=True), sorted(m for m in members if m < root)):
             for a, b in zip(side, side[1:] + [root]):
-                sid = self.send(a, b, "reduce", 0, self.elements, tuple(feeds.get(a, [])), label=label)
+                sid = self.send(a, b, "reduce", 0, self.elements, tuple(feeds.get(a, [])), label=label, relay=relay)
                 feeds.setdefault(b, []).append(sid)
         return feeds
 
@@ -73,6 +74,8 @@ class LineBuilder:
                            for a in range(p) if a != root]}
         if algorithm == "chain":
             return self.chain_towards(list(range(p)), root, {})
+        if algorithm == "chain_stored":  # message relay: each core waits for the whole vector
+            return self.chain_towards(list(range(p)), root, {}, "chain", "stored")
         if algorithm == "two_phase":
             size = max(1, math.isqrt(p - 1) + 1 if p > 1 else 1)
             size = groups and -(-p // groups) or size
@@ -122,9 +125,9 @@ class LineBuilder:
             raise AccelsimError(f"unknown allreduce algorithm {algorithm!r}", field="algorithm",
                                 allowed=ALLREDUCE_ALGORITHMS)
         # the root in the middle halves the broadcast's distance (WaferLLM's K-tree root choice)
-        root = self.p - 1 if algorithm == "chain" else self.p // 2
+        root = self.p - 1 if algorithm.startswith("chain") else self.p // 2
         into_root = self.reduce(algorithm, root, k, groups).get(root, [])
-        self.broadcast(root, tuple(into_root), relay="pipelined" if algorithm != "star" else "stored")
+        self.broadcast(root, tuple(into_root), relay="stored" if algorithm in ("star", "chain_stored") else "pipelined")
 
     def _ring_allreduce(self) -> None:
         p = self.p

@@ -21,8 +21,9 @@ from accelsim.engines.mesh.netsim import simulate_streams
 from accelsim.errors import AccelsimError
 
 RING_FULL_LIMIT = 96
-GEMV_ALGORITHMS = ("meshgemv", "pipelined", "ring", "two_phase", "star")
-_ALLREDUCE_OF = {"meshgemv": "ktree", "pipelined": "chain", "ring": "ring", "two_phase": "two_phase",
+GEMV_ALGORITHMS = ("meshgemv", "pipelined", "store_forward", "ring", "two_phase", "star")
+_ALLREDUCE_OF = {"meshgemv": "ktree", "pipelined": "chain", "store_forward": "chain_stored", "ring": "ring",
+                 "two_phase": "two_phase",
                  "star": "star"}
 
 

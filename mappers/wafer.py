@@ -94,15 +94,17 @@ class Placement:
 
 def placement(parts: list[PartSpec], device, g: int, regions: int, tokens: int, work_bytes: int = 0) -> Placement:
     """SRAM per core when the repeated blocks are spread over ``regions`` regions of g x g."""
-    main = max(parts, key=lambda p: p.repeat)
+    main_index = max(range(len(parts)), key=lambda i: parts[i].repeat)
+    main = parts[main_index]
     per_region = math.ceil(main.repeat / regions)
     w_main, kv_main = _stored_bytes(main.graph, g)
-    extra = [(_stored_bytes(p.graph, g), p.repeat) for p in parts if p is not main]
-    first = [x for x in extra[:len(extra) // 2 or len(extra)]]
-    last = extra[len(first):]
+    # parts before the repeated blocks (embedding) live in the first region, parts after (head) in the last
+    first = [(_stored_bytes(p.graph, g), p.repeat) for p in parts[:main_index]]
+    last = [(_stored_bytes(p.graph, g), p.repeat) for p in parts[main_index + 1:]]
+    used = min(regions, main.repeat)
     regions_loads = []
-    for r in range(min(regions, main.repeat)):
-        here = extra if regions == 1 else first if r == 0 else last if r == regions - 1 else []
+    for r in range(used):
+        here = (first if r == 0 else []) + (last if r == used - 1 else [])
         w = per_region * w_main + sum(a[0] * n for a, n in here)
         kv = per_region * kv_main + sum(a[1] * n for a, n in here)
         regions_loads.append((w + kv, w, kv))

@@ -134,3 +134,19 @@ def test_lockstep_ring_is_close_to_the_full_ring_simulation(p):
     one = [s for s in collective_streams("allreduce", "ring", p, 4 * p, device.elements_per_wavelet) if not s.deps]
     step = simulate_streams(one, device.alpha_cycles, device.beta_cycles).makespan_cycles
     assert full <= step * 2 * (p - 1) <= 1.05 * full
+
+
+@pytest.mark.parametrize("algorithm", ["ktree", "chain", "two_phase", "ring"])
+def test_one_column_allreduce_equals_all_columns_at_once(algorithm):
+    # MeshGEMV allreduces every column at the same time; columns share no links
+    p = 9
+    one = simulate_streams(collective_streams("allreduce", algorithm, p, 18, row=0, axis="y"), ALPHA, BETA)
+    every = [s for col in range(p) for s in collective_streams("allreduce", algorithm, p, 18, row=col, axis="y")]
+    offsets, merged = 0, []
+    for col in range(p):  # renumber each column's dependencies into the merged list
+        streams = collective_streams("allreduce", algorithm, p, 18, row=col, axis="y")
+        merged += [Stream(s.path, s.wavelets, (col, s.colour), tuple(d + offsets for d in s.deps), s.relay,
+                          s.ready_cycles, s.multicast, s.tag) for s in streams]
+        offsets += len(streams)
+    assert len(merged) == len(every)
+    assert simulate_streams(merged, ALPHA, BETA).makespan_cycles == one.makespan_cycles

@@ -46,6 +46,7 @@ def test_gemv_and_llm_json():
     (("gemm", "--m", "64", "--k", "64", "--n", "64", "--algorithm", "strassen", "--device", "mesh-small"), "algorithm"),
     (("llm", "--model", "llama-2-70b", "--device", "mesh-small"), "sram"),
     (("llm", "--model", "gpt2", "--device", "a100-80gb"), "hardware"),
+    (("gemv", "--k", "4096", "--n", "4096", "--groups", "0", "--device", "mesh-small"), "groups"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, field):
     done = cli_in_process("wafer", *args)

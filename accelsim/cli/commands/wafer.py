@@ -75,7 +75,8 @@ def llm_command(
     _print(doc, as_json, lines)
 
 
-def _kernel(kind: str, m: int, k: int, n: int, grid: str | None, algorithm: str, device: str, as_json: bool) -> None:
+def _kernel(kind: str, m: int, k: int, n: int, grid: str | None, algorithm: str, device: str, as_json: bool,
+            ktree_k: int = 2, groups: int | None = None) -> None:
     from accelsim.engines.mesh.gemm import GEMM_ALGORITHMS, gemm_timing
     from accelsim.engines.mesh.gemv import GEMV_ALGORITHMS, gemv_timing
     from accelsim.hardware import load_hardware
@@ -84,7 +85,7 @@ def _kernel(kind: str, m: int, k: int, n: int, grid: str | None, algorithm: str,
     allowed = GEMM_ALGORITHMS if kind == "gemm" else GEMV_ALGORITHMS
     if algorithm not in allowed:
         raise AccelsimError(f"unknown {kind} algorithm {algorithm!r}", field="algorithm", allowed=allowed)
-    for name, value in (("m", m), ("k", k), ("n", n)):
+    for name, value in (("m", m), ("k", k), ("n", n), ("ktree-k", ktree_k), ("groups", 1 if groups is None else groups)):
         if value < 1:
             raise AccelsimError(f"must be a positive integer, got {value}", field=name)
     hw = load_hardware(device, kind="mesh")
@@ -93,7 +94,7 @@ def _kernel(kind: str, m: int, k: int, n: int, grid: str | None, algorithm: str,
     def run(g: int):
         if kind == "gemm":
             return gemm_timing(algorithm, m, k, n, g, hw)
-        return gemv_timing(algorithm, k, n, g, hw, m=m)
+        return gemv_timing(algorithm, k, n, g, hw, m=m, ktree_k=ktree_k, groups=groups)
 
     if side is not None:
         t, reason = run(side), "given by --grid"
@@ -150,7 +151,9 @@ def gemv_command(
     grid: str = typer.Option(None, help="Core grid NxN; without it the fastest fitting grid is chosen."),
     algorithm: str = typer.Option("meshgemv", help="meshgemv (K-tree), pipelined (vendor), ring, two_phase, star."),
     device: str = typer.Option("wse2", help="Mesh preset or YAML path."),
+    ktree_k: int = typer.Option(2, "--ktree-k", help="Levels of the K-tree (meshgemv); WaferLLM evaluates K = 2."),
+    groups: int = typer.Option(None, help="First-level K-tree groups (WaferLLM's group_num); default about sqrt(P)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """y = x @ W with W in 2D tiles: local GEMV plus an allreduce along one axis."""
-    _kernel("gemv", m, k, n, grid, algorithm, device, as_json)
+    _kernel("gemv", m, k, n, grid, algorithm, device, as_json, ktree_k, groups)

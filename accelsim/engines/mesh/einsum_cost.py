@@ -100,7 +100,7 @@ class GridCoster:
         groups = max(1, g // ky)
         outputs = batch * m * n
         per_core_out = math.ceil(outputs / (g * groups))
-        compute = math.ceil(macs / (g * g)) / d.macs_per_cycle
+        compute = math.ceil(macs / (g * ky * groups)) / d.macs_per_cycle  # cores in use: g columns of ky x groups
         ar = self.allreduce(ky, per_core_out)
         work = (per_core_out * 2 + math.ceil(k / ky) * math.ceil(batch * m / groups)) * d.element_bytes
         return EinsumCost(e.name, e.op.value, "gemv", compute, ar.cycles, ar.routing_cycles, work, macs, 2 * macs)

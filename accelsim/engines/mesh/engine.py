@@ -80,7 +80,9 @@ class MeshEngine:
                 "time_split_s": {"compute": extra["compute_s"], "communication": extra["communication_s"],
                                  "routing_overhead": extra["routing_s"]},
                 "assumptions": ["one element-wise op per core per cycle", "KV-cache writes shift one hop",
-                                "layers of one request run in sequence (no overlap between layers)"]}
+                                "layers of one request run in sequence (no overlap between layers)",
+                                "consecutive GEMVs alternate their reduction axis, so no transpose between them",
+                                "no compiler-inserted idle cycles or SRAM bank conflicts (WaferLLM issue #7)"]}
         return Report(workload.name, hardware.name, layers, {**core.flat(), **extra}, meta, core)
 
 

@@ -28,13 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.engines.mesh.gemm import gemm_timing  # noqa: E402
-from accelsim.engines.mesh.gemv import gemv_timing  # noqa: E402
-from accelsim.hardware import load_hardware  # noqa: E402
-from accelsim.ir import ModelGraph, Part  # noqa: E402
-from mappers.wafer import plan  # noqa: E402
-from workloads.config import load_model  # noqa: E402
-from workloads.transformer import build_model  # noqa: E402
+from accelsim.engines.mesh.gemm import gemm_timing
+from accelsim.engines.mesh.gemv import gemv_timing
+from accelsim.hardware import load_hardware
+from accelsim.ir import ModelGraph, Part
+from mappers.wafer import plan
+from workloads.config import load_model
+from workloads.transformer import build_model
 
 PAPER_DECODE = {420: 2699.9, 540: 2501.5, 660: 2243.3}  # TPR, LLaMA3-8B [paper Table: decode]
 PAPER_PREFILL = {480: 20320.6, 600: 25037.2, 720: 27686.5}  # tokens/s, 4K prompt [paper Table: prefill]
@@ -124,7 +124,7 @@ def kv_layout_row(device, grid: int = 420, prompt: int = 2048, generated: int = 
 
 def table(data: list[dict]) -> str:
     head = "| case | grid | metric | accelsim | WaferLLM | ratio | note |\n|---|---|---|---|---|---|---|\n"
-    fmt = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731
+    fmt = lambda v: "" if v is None else f"{v:.4g}"
     return head + "".join(f"| {r['case']} | {r['grid']} | {r['metric']} | {fmt(r['accelsim'])} | {fmt(r['paper'])} "
                           f"| {fmt(r['ratio'])} | {r['note']} |\n" for r in data)
 

@@ -9,8 +9,15 @@ from hypothesis import strategies as st
 
 from accelsim.engines.mesh.collectives import collective_streams
 from accelsim.engines.mesh.functional import run_vector_streams
-from accelsim.engines.mesh.gemm import (GEMM_ALGORITHMS, execute, full_mesh_step_cycles, gemm_timing, move_streams,
-                                        step_moves, steps)
+from accelsim.engines.mesh.gemm import (
+    GEMM_ALGORITHMS,
+    execute,
+    full_mesh_step_cycles,
+    gemm_timing,
+    move_streams,
+    step_moves,
+    steps,
+)
 from accelsim.engines.mesh.gemv import gemv_timing
 from accelsim.engines.mesh.netsim import simulate_streams
 from accelsim.errors import AccelsimError

@@ -18,8 +18,8 @@ SMALL = load_hardware("mesh-small")
 
 def tiny_moe():
     cfg = load_model("mixtral-8x7b")
-    return cfg.model_copy(update=dict(num_layers=2, hidden_size=256, ffn_size=512, num_heads=8, num_kv_heads=2,
-                                      vocab_size=1000))
+    return cfg.model_copy(update={"num_layers": 2, "hidden_size": 256, "ffn_size": 512, "num_heads": 8, "num_kv_heads": 2,
+                                      "vocab_size": 1000})
 
 
 def test_the_issue_example_runs_on_wse2_and_reports_a_consistent_split():
@@ -81,7 +81,7 @@ def test_gqa_and_moe_models_run_in_both_phases():
 def test_prefill_uses_meshgemm_and_decode_meshgemv():
     prefill = simulate(build_model(load_model("gpt2"), "prefill", batch=1, seq=512), SMALL, grid=128)
     decode = simulate(build_model(load_model("gpt2"), "decode", batch=1, context=512), SMALL, grid=128)
-    unit = lambda r, n: next(row["unit"] for row in r.layers if row["name"].endswith(n))  # noqa: E731
+    unit = lambda r, n: next(row["unit"] for row in r.layers if row["name"].endswith(n))
     assert unit(prefill, "ffn.up") == "gemm" and unit(decode, "ffn.up") == "gemv"
     assert prefill.totals["tokens_per_s"] > decode.totals["tokens_per_s"]
 

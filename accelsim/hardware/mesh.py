@@ -44,7 +44,7 @@ class MeshDevice(HardwareSpec):
     element_bytes: int = Field(default=2, gt=0, description="bytes of one matrix element (FP16 on WSE-2)")
 
     @model_validator(mode="after")
-    def _check(self) -> "MeshDevice":
+    def _check(self) -> MeshDevice:
         if self.usable_width <= 0 or self.usable_height <= 0:
             raise AccelsimError(f"the halo leaves no usable cores ({self.usable_width} x {self.usable_height})",
                                 field="halo_west")

@@ -66,8 +66,8 @@ def llm_command(
            "sram_capacity_bytes": hw.sram_bytes_per_core, "sram_breakdown_bytes": report.meta["sram_breakdown_bytes"],
            "time_split_s": split, "assumptions": report.meta["assumptions"]}
     length = f"context={context}" if phase == "decode" else f"seq={seq}"
-    lines = [f"{model} {phase} batch={batch} {length} on {hw.name}: {t['tokens_per_s']:.1f} tokens/s, "
-             f"latency {t['latency_s'] * 1e3:.4f} ms",
+    lines = [(f"{model} {phase} batch={batch} {length} on {hw.name}: {t['tokens_per_s']:.1f} tokens/s, "
+             f"latency {t['latency_s'] * 1e3:.4f} ms"),
              f"grid {t['grid']} x {t['regions']} region(s) — {report.meta['reason']}",
              f"SRAM per core {t['sram_used_bytes']} of {hw.sram_bytes_per_core} B "
              + ", ".join(f"{k} {v}" for k, v in report.meta["sram_breakdown_bytes"].items()),
@@ -121,11 +121,11 @@ def _kernel(kind: str, m: int, k: int, n: int, grid: str | None, algorithm: str,
            "grid": f"{t.grid}x{t.grid}", "chosen_by": reason, "latency_s": latency, "total_cycles": t.total_cycles,
            "compute_cycles": t.compute_cycles, "comm_cycles": t.comm_cycles, "routing_cycles": t.routing_cycles,
            "colours_per_router": t.colours_per_router, "sram_bytes_per_core": t.sram_bytes_per_core}
-    lines = [f"{kind} {m}x{k}x{n} {algorithm} on {hw.name} {t.grid}x{t.grid} ({reason}): "
-             f"{latency * 1e3:.6f} ms = {t.total_cycles:.0f} cycles",
-             f"compute {t.compute_cycles:.0f}, communication {t.comm_cycles:.0f} (of which relay stages "
+    lines = [(f"{kind} {m}x{k}x{n} {algorithm} on {hw.name} {t.grid}x{t.grid} ({reason}): "
+             f"{latency * 1e3:.6f} ms = {t.total_cycles:.0f} cycles"),
+             (f"compute {t.compute_cycles:.0f}, communication {t.comm_cycles:.0f} (of which relay stages "
              f"{t.routing_cycles:.0f}) cycles; {t.colours_per_router} colours at the busiest router; "
-             f"{t.sram_bytes_per_core} B SRAM per core"]
+             f"{t.sram_bytes_per_core} B SRAM per core")]
     _print(doc, as_json, lines)
 
 

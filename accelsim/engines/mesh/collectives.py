@@ -135,7 +135,7 @@ class LineBuilder:
             return
         order = interleaved_ring(p)
         bounds = [self.elements * i // p for i in range(p + 1)]
-        chunk = lambda c: (bounds[c % p], bounds[c % p + 1])  # noqa: E731
+        chunk = lambda c: (bounds[c % p], bounds[c % p + 1])
         last: dict[int, int] = {}  # ring position -> stream it received last
         for step in range(p - 1):  # reduce-scatter
             now = {}

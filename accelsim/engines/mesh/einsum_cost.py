@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 from accelsim.engines.mesh.gemm import gemm_timing
 from accelsim.engines.mesh.gemv import allreduce_timing
@@ -66,10 +65,13 @@ class GridCoster:
 
     def __init__(self, device, g: int) -> None:
         self.device, self.g = device, g
+        self._allreduces: dict[tuple[int, int], object] = {}
 
-    @lru_cache(maxsize=None)
     def allreduce(self, cores: int, elements: int):
-        return allreduce_timing("ktree", cores, max(1, elements), self.device)
+        key = (cores, max(1, elements))
+        if key not in self._allreduces:
+            self._allreduces[key] = allreduce_timing("ktree", cores, key[1], self.device)
+        return self._allreduces[key]
 
     def cost(self, e: Einsum, tokens: int) -> EinsumCost:
         if e.op is OpKind.MAC:

@@ -9,7 +9,7 @@ memory per step (every weight and cache byte once, at least the compulsory traff
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from accelsim.engines.registry import Problem
 from accelsim.errors import AccelsimError
@@ -19,7 +19,7 @@ from accelsim.report import Report, Totals
 
 class MeshEngine:
     kind = "mesh"
-    metrics = {"tokens_per_s": "float64", "latency_s": "float64", "grid": "string", "regions": "int64",
+    metrics: ClassVar[dict[str, str]] = {"tokens_per_s": "float64", "latency_s": "float64", "grid": "string", "regions": "int64",
                "sram_used_bytes": "int64", "compute_s": "float64", "communication_s": "float64",
                "routing_s": "float64"}
 

@@ -7,7 +7,7 @@ even when its timing looks plausible.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -24,8 +24,8 @@ so this equals the full-mesh simulation (``tests/test_mesh_gemm.py`` checks it o
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -192,8 +192,8 @@ def execute(algorithm: str, a: np.ndarray, b: np.ndarray, grid: int) -> np.ndarr
     mt, kt, nt = tiles(a.shape[0], a.shape[1], b.shape[1], grid)
     ap = np.zeros((mt * grid, kt * grid)); ap[:a.shape[0], :a.shape[1]] = a
     bp = np.zeros((kt * grid, nt * grid)); bp[:b.shape[0], :b.shape[1]] = b
-    blk_a = lambda i, j: ap[i * mt:(i + 1) * mt, j * kt:(j + 1) * kt]  # noqa: E731
-    blk_b = lambda i, j: bp[i * kt:(i + 1) * kt, j * nt:(j + 1) * nt]  # noqa: E731
+    blk_a = lambda i, j: ap[i * mt:(i + 1) * mt, j * kt:(j + 1) * kt]
+    blk_b = lambda i, j: bp[i * kt:(i + 1) * kt, j * nt:(j + 1) * nt]
     order = ring_order(algorithm, grid)
     logical = {phys: q for q, phys in enumerate(order)}
     c = {}

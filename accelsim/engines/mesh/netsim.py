@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Hashable, Literal, Sequence
+from typing import Literal
 
 Core = tuple[int, int]
 RAMP = "ramp"

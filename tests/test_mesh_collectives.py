@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from accelsim.engines.mesh import closed_forms as cf
 from accelsim.engines.mesh.collectives import ALLREDUCE_ALGORITHMS, REDUCE_ALGORITHMS, collective_streams
 from accelsim.engines.mesh.functional import run_vector_streams
-from accelsim.engines.mesh.gemv import RING_FULL_LIMIT, allreduce_timing
+from accelsim.engines.mesh.gemv import allreduce_timing
 from accelsim.engines.mesh.netsim import Stream, line_path, simulate_streams
 from accelsim.engines.mesh.rings import interleaved_ring, ring_hops, sequential_ring
 from accelsim.errors import AccelsimError
@@ -63,7 +63,7 @@ def test_star_reduce_matches_its_closed_form_up_to_the_first_hop(p, b):
     assert cf.star_reduce(p, b, BETA) <= makespan("reduce", "star", p, b) <= cf.star_reduce(p, b, BETA) + ALPHA
 
 
-@pytest.mark.parametrize("p,b", [(4, 8), (15, 60), (16, 64), (64, 256), (96, 960)])
+@pytest.mark.parametrize("p,b", [(4, 8), (15, 60), (16, 64), (64, 256)])
 def test_ring_allreduce_matches_its_closed_form(p, b):
     # chunks of B / P wavelets (B a multiple of P); the closed form's 4P - 6 hops are the
     # interleaved ring's per-chunk distance, within one hop
@@ -80,7 +80,7 @@ def test_two_phase_reduce_within_6_percent_of_its_closed_form(p, b):
 
 
 def test_ktree_needs_fewer_relay_stages_than_ring_from_16_cores():
-    for p in list(range(16, 80, 7)) + [256, 420]:
+    for p in [16, 17, 23, 40, 64, 256, 420]:
         ring = simulate_streams(collective_streams("allreduce", "ring", p, p), ALPHA, BETA) if p <= 96 else None
         ring_depth = ring.depth if ring else 2 * (p - 1)
         ktree = simulate_streams(collective_streams("allreduce", "ktree", p, p), ALPHA, BETA)
@@ -126,7 +126,7 @@ def test_star_needs_a_colour_per_sender_and_breaks_the_wse2_limit():
         allreduce_timing("star", 30, 8, load_hardware("wse2"))
 
 
-@pytest.mark.parametrize("p", [20, 48, RING_FULL_LIMIT])
+@pytest.mark.parametrize("p", [20, 48])
 def test_lockstep_ring_is_close_to_the_full_ring_simulation(p):
     device = load_hardware("mesh-small")
     full = simulate_streams(collective_streams("allreduce", "ring", p, 4 * p, device.elements_per_wavelet),

@@ -203,8 +203,11 @@ def plan(workload: Any, device, grid: int | None = None, phase: str | None = Non
             continue
         total, comp, comm, routing, rows, work = cost_at(parts, device, g, tokens)
         fit = fitting_placement(parts, device, g, tokens, work)
-        if fit is None:
-            evaluated.append({"grid": g, "fits": False, "sram_used_bytes": work})
+        if fit is None:  # the stored data fit, the kernels' buffers on top do not
+            fullest = placement(parts, device, g, max(1, min(max_regions(device, g), max(p.repeat for p in parts))),
+                                tokens, work)
+            evaluated.append({"grid": g, "fits": False, "sram_used_bytes": fullest.sram_used_bytes,
+                              "placement": fullest})
             continue
         used_regions = min(fit.regions, max(p.repeat for p in parts))
         hand = (used_regions - 1) * handoff_cycles(device, g, tokens, hidden)
@@ -216,18 +219,23 @@ def plan(workload: Any, device, grid: int | None = None, phase: str | None = Non
         p, missing = best_effort_shortfall(parts, device, tokens) if grid is None else (None, None)
         if grid is not None:
             main = max(parts, key=lambda q: q.repeat)
-            p = placement(parts, device, grid, max(1, min(max_regions(device, grid), main.repeat)), tokens)
-            missing = (p.sram_used_bytes - device.sram_bytes_per_core) * grid * grid * p.regions
+            p = evaluated[0].get("placement") or placement(
+                parts, device, grid, max(1, min(max_regions(device, grid), main.repeat)), tokens)
+            missing = (p.sram_used_bytes - device.sram_bytes_per_core) * grid * grid * min(p.regions, main.repeat)
         raise AccelsimError(
             f"does not fit {device.name}: at best {p.sram_used_bytes} B per core on {p.regions} region(s) of "
             f"{p.grid} x {p.grid} cores, {device.sram_bytes_per_core} B available; "
-            f"{missing / 2**30:.2f} GiB of SRAM missing", field="sram",
+            f"{_gib(missing)} of SRAM missing", field="sram",
             allowed="a smaller model, shorter context or larger device")
     best = min(fitting, key=lambda c: c["cycles"])
     reason = _reason(best, fitting, evaluated, grid is not None)
     return WaferPlan(phase, tokens, best["placement"], best["cycles"], best["compute_cycles"], best["comm_cycles"],
                      best["routing_cycles"], best["handoff_cycles"], best["rows"], reason,
                      [{k: v for k, v in c.items() if k not in ("placement", "rows")} for c in evaluated])
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 / 100 else f"{n / 2**20:.2f} MiB"
 
 
 def _reason(best: dict, fitting: list[dict], evaluated: list[dict], forced: bool) -> str:

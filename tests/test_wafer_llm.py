@@ -136,3 +136,13 @@ def test_a_bare_graph_runs_and_counts_at_least_its_compulsory_bytes(m):
 def test_check_reports_a_graph_too_big_for_the_wafer_as_a_problem():
     problems = engine_for("mesh").check(two_einsum_graph(4, 65536, 65536), SMALL, None)
     assert problems and problems[0].field == "sram"
+
+
+def test_a_forced_grid_too_small_reports_a_positive_shortfall():
+    model = build_model(load_model("gpt2"), "decode", batch=1, context=256)
+    with pytest.raises(AccelsimError) as caught:
+        plan(model, SMALL, grid=40)
+    detail = caught.value.detail
+    amount = float(detail.split(" of SRAM missing")[0].rsplit(" ", 2)[1])
+    # the 77 MB embedding table alone overflows the first 40 x 40 region (1600 cores x 48 KB = 79 MB with its blocks)
+    assert caught.value.field == "sram" and amount > 0

@@ -146,3 +146,12 @@ def test_a_forced_grid_too_small_reports_a_positive_shortfall():
     amount = float(detail.split(" of SRAM missing")[0].rsplit(" ", 2)[1])
     # the 77 MB embedding table alone overflows the first 40 x 40 region (1600 cores x 48 KB = 79 MB with its blocks)
     assert caught.value.field == "sram" and amount > 0
+
+
+def test_wse2_halo_leaves_the_usable_grid_the_sdk_reports():
+    # WaferLLM compiles P x P kernels into --fabric-dims P+7, P+2 on a 757 x 996 fabric; the SDK's
+    # "conceptual view" reports about 750 x 994 usable cores
+    wse2 = load_hardware("wse2")
+    assert (wse2.usable_width, wse2.usable_height) == (750, 994)
+    assert wse2.fabric_width - wse2.usable_width == 7 and wse2.fabric_height - wse2.usable_height == 2
+    assert wse2.elements_per_wavelet == 2 and wse2.beta_cycles == 2 * 2 + 1  # FP16 pairs; 2 T_R + 1, T_R = 2

@@ -33,7 +33,7 @@ from accelsim.engines.mesh.gemv import gemv_timing
 from accelsim.hardware import load_hardware
 from accelsim.ir import ModelGraph, Part
 from mappers.wafer import plan
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.transformer import build_model
 
 PAPER_DECODE = {420: 2699.9, 540: 2501.5, 660: 2243.3}  # TPR, LLaMA3-8B [paper Table: decode]

@@ -10,7 +10,7 @@ from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
 from accelsim.simulate import simulate
 from mappers.wafer import candidate_grids, fitting_placement, parts_of, plan, tokens_of
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.transformer import build_model
 
 SMALL = load_hardware("mesh-small")

@@ -45,7 +45,7 @@ def llm_command(
     """One prefill or decode step of a model placed on the wafer: tokens/s, grid, SRAM, time split."""
     from accelsim.hardware import load_hardware
     from accelsim.simulate import simulate
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.transformer import build_model
 
     if phase not in ("prefill", "decode"):

@@ -24,7 +24,7 @@ class MeshEngine:
                "routing_s": "float64"}
 
     def check(self, workload: Any, hardware, mapping=None) -> list[Problem]:
-        from mappers.wafer import best_effort_shortfall, candidate_grids, fitting_placement, parts_of, tokens_of
+        from accelsim.engines.mesh.placement import best_effort_shortfall, candidate_grids, fitting_placement, parts_of, tokens_of
 
         if getattr(hardware, "kind", None) != "mesh":
             return [Problem("hardware.kind", f"the mesh engine runs mesh devices, not {hardware.kind!r}", "mesh")]
@@ -43,7 +43,7 @@ class MeshEngine:
                         "a smaller model or context, or a larger device")]
 
     def simulate(self, workload: Any, hardware, mapping=None, grid: int | None = None, **options: Any) -> Report:
-        from mappers.wafer import parts_of, plan
+        from accelsim.engines.mesh.placement import parts_of, plan
 
         if options:
             raise AccelsimError(f"unknown options {sorted(options)}", field="options", allowed="grid")
@@ -61,10 +61,11 @@ class MeshEngine:
                            "routing_cycles": cost.routing_cycles})
         by_role = _bytes_by_role(parts_of(workload))
         sram_bytes = float(sum(by_role.values()))
-        core = Totals(total_s=wp.cycles / clock, total_cycles=wp.cycles, macs=macs, flops=flops, energy_pj=None,
+        core = Totals(total_s=wp.cycles / clock, total_cycles=wp.cycles, macs=macs, flops=flops,
+                      energy_pj_by_component={"mesh": None},  # no energy model for the mesh yet
                       read_bytes={"sram": sram_bytes}, write_bytes={}, offchip_bytes_by_role=by_role,
-                      busy_cycles={"mac": min(wp.compute_cycles, wp.cycles),
-                                   "fabric": min(wp.comm_cycles + wp.handoff_cycles, wp.cycles)})
+                      busy_s={"mac": min(wp.compute_cycles, wp.cycles) / clock,
+                              "fabric": min(wp.comm_cycles + wp.handoff_cycles, wp.cycles) / clock})
         g = wp.placement.grid
         latency = wp.cycles / clock
         extra = {"tokens_per_s": wp.tokens / latency if latency > 0 else 0.0, "latency_s": latency,

@@ -106,10 +106,11 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
     if "tokens_per_s" in doc:
         t.add_row("tokens/s", f"{doc['tokens_per_s']:.4g}")
     t.add_row("MACs", _si(core.macs, ""))
-    t.add_row("DRAM read / write", f"{_si(core.read_bytes.get('dram', 0.0), 'B')} / "
-                                   f"{_si(core.write_bytes.get('dram', 0.0), 'B')}")
-    t.add_row("DRAM bytes by role", ", ".join(f"{k} {_si(v, 'B')}" for k, v in sorted(core.offchip_bytes_by_role.items())
-                                              if v))
+    for level in sorted({*core.read_bytes, *core.write_bytes}):
+        t.add_row(f"{level} read / write", f"{_si(core.read_bytes.get(level, 0.0), 'B')} / "
+                                           f"{_si(core.write_bytes.get(level, 0.0), 'B')}")
+    t.add_row("main-memory bytes by role", ", ".join(f"{k} {_si(v, 'B')}"
+                                                     for k, v in sorted(core.offchip_bytes_by_role.items()) if v))
     t.add_row("busy / utilization", ", ".join(f"{u} {v:.1%}" for u, v in core.utilization.items()))
     if core.energy_pj is not None:
         t.add_row("energy", f"{core.energy_pj / 1e12:.4g} J")
@@ -149,10 +150,8 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
 
     spec = load_hardware(hardware)
     workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks)
-    options = {} if spec.kind == "gpu" else {"overlap": overlap, "timeline": timeline_out is not None}
-    if timeline_out is not None and spec.kind not in ("systolic", "spatial"):
-        raise AccelsimError(f"a {spec.kind} engine keeps no task timeline", field="--timeline",
-                            allowed="a systolic or spatial preset")
+    # only what the user asked for: an engine that has no such option says so (never ignored)
+    options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {})}
     report = simulate(workload, spec, **options)
     if csv_out is not None:
         write_csv(report, csv_out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from accelsim.engines.registry import Problem, register_engine
+from accelsim.errors import AccelsimError
 from accelsim.engines.roofline import einsum_traffic, roofline
 from accelsim.ir import Graph, ModelGraph, OpKind
 from accelsim.report import Report, Totals
@@ -37,6 +38,9 @@ class RooflineEngine:
         return found
 
     def simulate(self, workload: Any, hardware: Any, mapping: Any = None, **options: Any) -> Report:
+        if options:  # the roofline has no schedule to overlap and no timeline to keep
+            raise AccelsimError(f"unknown options {sorted(options)} for the gpu roofline", field="options",
+                                allowed="none")
         report = roofline(workload, hardware)
         reads = writes = macs = 0.0
         for graph, repeat in _parts(workload):

@@ -1,0 +1,183 @@
+"""Command-level simulation of one DRAM channel with PIM commands.
+
+Model (why each choice):
+- Requests arrive in program order (a trace). Column commands (MAC, RD, WR) and data-path
+  commands (WRGB, MVSB, MVGB, SFM) issue in order within their own stream, because AttAcc's
+  HBM3-PIM model gives data movement its own path beside the MAC path; both share the channel's
+  column command bus (one column command per cycle) and meet at barriers: no column command after
+  a barrier issues before every column command before it.
+- Open-row policy per bank: a column command whose row is open is a row hit; otherwise the
+  matching precharge (PRE / PREA / PRESB / PREPB) and activate are issued on the row command bus.
+  Row commands may run ahead of the column stream by at most ``window`` requests (the controller
+  queue: Ramulator 2's ``ReqBuffer`` holds 32 requests), and across barriers, as AttAcc's PIM
+  scheduler lets row commands of later requests go first; a precharge never closes a row an
+  earlier request still needs (it waits for that request's column command + tRTP).
+- Every command issues at the earliest cycle that satisfies every rule of ``rules.build_rules``.
+- All-bank refresh: once the column stream passes each multiple of tREFI, every open bank is
+  precharged and each pseudo-channel gets REFab; activates then wait tRFC.
+Not modelled: the frontend's head-of-line blocking across channels (channels are independent
+here) and refresh blocking data-path commands.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+
+from accelsim.engines.pim.rules import (CLOSER, COLUMN_COMMANDS, OPENER, Addr, build_rules, check_timing_names,
+                                        max_latency_after, rules_by_following, same_scope)
+
+Request = tuple[str, Addr]  # (command name or "BARRIER", address)
+BARRIER = "BARRIER"
+DEFAULT_WINDOW = 32  # Ramulator 2 src/dram_controller/controller.h: ReqBuffer max_size = 32
+
+
+@dataclass
+class ChannelResult:
+    cycles: int
+    requests: dict[str, int]
+    activates: int
+    precharges: int
+    refreshes: int
+    row_hits: int
+    row_requests: int  # column requests that need an open row
+    trace: list[tuple[int, str, Addr]] = field(default_factory=list)
+
+    @property
+    def row_hit_rate(self) -> float:
+        return self.row_hits / self.row_requests if self.row_requests else 1.0
+
+
+class ChannelSim:
+    """One channel: bank states, command histories, the two buses."""
+
+    def __init__(self, timings: dict[str, int], organization: dict[str, int], channel: int = 0,
+                 window: int = DEFAULT_WINDOW, refresh: bool = True, record: bool = False) -> None:
+        check_timing_names(timings)
+        self.t = timings
+        self.rules = build_rules(timings)
+        self.by_following = rules_by_following(self.rules)
+        self.max_after = max_latency_after(self.rules)
+        self.org = organization
+        self.channel = channel
+        self.window = window
+        self.refresh = refresh
+        self.record = record
+        self.hist: dict[str, list[tuple[int, Addr]]] = {}
+        self.row_bus: set[int] = set()
+        self.col_bus: set[int] = set()
+        self.trace: list[tuple[int, str, Addr]] = []
+        self.open_row: dict[tuple[int, int, int, int], int] = {}
+        self._banks_cache: dict[tuple[int, int, int, int], list[tuple[int, int, int, int]]] = {}
+        self.counts = dict(activates=0, precharges=0, refreshes=0, row_hits=0, row_requests=0)
+
+    # -- timing ---------------------------------------------------------------------------------
+    def earliest(self, name: str, addr: Addr, t0: int) -> int:
+        t = t0
+        for rule in self.by_following.get(name, ()):
+            for p in rule.preceding:
+                h = self.hist.get(p)
+                if not h:
+                    continue
+                seen = 0
+                for i in range(len(h) - 1, -1, -1):
+                    ti, ai = h[i]
+                    if ti + rule.latency <= t0:
+                        break
+                    if same_scope(ai, addr, rule.level):
+                        seen += 1
+                        if seen == rule.window:
+                            t = max(t, ti + rule.latency)
+                            break
+        return t
+
+    def issue(self, name: str, addr: Addr, t0: int) -> int:
+        t = self.earliest(name, addr, t0)
+        bus = self.col_bus if name in COLUMN_COMMANDS else self.row_bus
+        while t in bus:
+            t += 1
+        bus.add(t)
+        self.hist.setdefault(name, []).append((t, addr))
+        if self.record:
+            self.trace.append((t, name, addr))
+        return t
+
+    # -- banks ----------------------------------------------------------------------------------
+    def banks(self, addr: Addr) -> list[tuple[int, int, int, int]]:
+        key = addr[1:5]
+        if key not in self._banks_cache:
+            o = self.org
+            ranges = [range(n) if a == -1 else (a,) for a, n in
+                      zip(key, (o["pseudochannel"], o["rank"], o["bankgroup"], o["bank"]))]
+            self._banks_cache[key] = list(product(*ranges))
+        return self._banks_cache[key]
+
+    # -- the run ----------------------------------------------------------------------------------
+    def run(self, requests: list[Request]) -> ChannelResult:
+        t_ref = self.t["tREFI"]
+        next_refresh = t_ref
+        row_clock = col_clock = data_clock = floor = 0
+        last_col = -1
+        leave: list[int] = []
+        counts: dict[str, int] = {}
+        for i, (name, addr) in enumerate(requests):
+            enter = leave[i - self.window] if i >= self.window else 0
+            if name == BARRIER:
+                floor = max(floor, last_col + 1)
+                leave.append(max(last_col, 0))
+                continue
+            counts[name] = counts.get(name, 0) + 1
+            while self.refresh and max(col_clock, data_clock) >= next_refresh:
+                row_clock = self._refresh(max(row_clock, next_refresh))
+                next_refresh += t_ref
+            if name in OPENER:
+                row_clock = self._open(name, addr, max(row_clock, enter))
+                t = self.issue(name, addr, max(col_clock, floor))
+                col_clock = t
+            else:
+                t = self.issue(name, addr, max(data_clock, floor))
+                data_clock = t
+            last_col = max(last_col, t)
+            leave.append(t)
+        cycles = max([last_col + 1, row_clock + 1])
+        c = self.counts
+        return ChannelResult(cycles, counts, c["activates"], c["precharges"], c["refreshes"], c["row_hits"],
+                             c["row_requests"], self.trace)
+
+    def _open(self, name: str, addr: Addr, t0: int) -> int:
+        """Make the row of ``addr`` open in every bank the command covers; the row clock after."""
+        row = addr[5]
+        banks = self.banks(addr)
+        self.counts["row_requests"] += 1
+        states = [self.open_row.get(b) for b in banks]
+        if all(s == row for s in states):
+            self.counts["row_hits"] += 1
+            return t0
+        opener = OPENER[name]
+        t = t0
+        if any(s is not None for s in states):
+            pre_addr = addr[:5] + (-1,)
+            t = self.issue(CLOSER[opener], pre_addr, t)
+            self.counts["precharges"] += 1
+        t = self.issue(opener, addr, t)
+        self.counts["activates"] += 1
+        for b in banks:
+            self.open_row[b] = row
+        return t
+
+    def _refresh(self, t0: int) -> int:
+        ch = self.channel
+        t = t0
+        if self.open_row:
+            t = self.issue("PREA", (ch, -1, -1, -1, -1, -1), t)
+            self.counts["precharges"] += 1
+            self.open_row.clear()
+        for pch in range(self.org["pseudochannel"]):
+            t = self.issue("REFab", (ch, pch, -1, -1, -1, -1), t)
+        self.counts["refreshes"] += 1
+        return t
+
+
+def simulate_channel(requests: list[Request], timings: dict[str, int], organization: dict[str, int],
+                     channel: int = 0, window: int = DEFAULT_WINDOW, refresh: bool = True,
+                     record: bool = False) -> ChannelResult:
+    return ChannelSim(timings, organization, channel, window, refresh, record).run(requests)

@@ -20,11 +20,12 @@ here) and refresh blocking data-path commands.
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from itertools import product
 
-from accelsim.engines.pim.rules import (CLOSER, COLUMN_COMMANDS, OPENER, Addr, build_rules, check_timing_names,
-                                        max_latency_after, rules_by_following, same_scope)
+from accelsim.engines.pim.rules import (CLOSER, COLUMN_COMMANDS, OPENER, Addr, Rule, build_rules, check_timing_names,
+                                        rules_by_following, rules_by_preceding, same_scope)
 
 Request = tuple[str, Addr]  # (command name or "BARRIER", address)
 BARRIER = "BARRIER"
@@ -56,13 +57,15 @@ class ChannelSim:
         self.t = timings
         self.rules = build_rules(timings)
         self.by_following = rules_by_following(self.rules)
-        self.max_after = max_latency_after(self.rules)
+        self.by_preceding = rules_by_preceding(self.rules)
         self.org = organization
         self.channel = channel
         self.window = window
         self.refresh = refresh
         self.record = record
-        self.hist: dict[str, list[tuple[int, Addr]]] = {}
+        self.hist: dict[str, tuple[list[int], list[Addr]]] = {}
+        self.last_use: dict[tuple[int, int, int, int], int] = {}  # bank -> its last column command
+        self.row_floor = 0  # row commands never move before the last refresh
         self.row_bus: set[int] = set()
         self.col_bus: set[int] = set()
         self.trace: list[tuple[int, str, Addr]] = []
@@ -72,31 +75,64 @@ class ChannelSim:
 
     # -- timing ---------------------------------------------------------------------------------
     def earliest(self, name: str, addr: Addr, t0: int) -> int:
+        """The first cycle >= t0 at which ``name`` breaks no rule with any command already placed,
+        whether that command lies before it in time (it constrains ``name``) or after it (row
+        commands run ahead of the column stream, so ``name`` may be placed before it)."""
         t = t0
-        for rule in self.by_following.get(name, ()):
-            for p in rule.preceding:
-                h = self.hist.get(p)
-                if not h:
-                    continue
-                seen = 0
-                for i in range(len(h) - 1, -1, -1):
-                    ti, ai = h[i]
-                    if ti + rule.latency <= t0:
-                        break
-                    if same_scope(ai, addr, rule.level):
-                        seen += 1
-                        if seen == rule.window:
-                            t = max(t, ti + rule.latency)
+        while True:
+            start = t
+            for rule in self.by_following.get(name, ()):
+                for p in rule.preceding:
+                    h = self.hist.get(p)
+                    if not h:
+                        continue
+                    times, addrs = h
+                    seen = 0
+                    for i in range(bisect_right(times, t) - 1, -1, -1):
+                        if times[i] + rule.latency <= t:
                             break
-        return t
+                        if same_scope(addrs[i], addr, rule.level):
+                            seen += 1
+                            if seen == rule.window:
+                                t = times[i] + rule.latency
+                                break
+            for rule in self.by_preceding.get(name, ()):
+                for f in rule.following:
+                    h = self.hist.get(f)
+                    if not h:
+                        continue
+                    times, addrs = h
+                    for i in range(bisect_left(times, t), len(times)):
+                        if times[i] >= t + rule.latency:
+                            break
+                        if same_scope(addrs[i], addr, rule.level) and self._crowds(rule, f, times[i], addrs[i], t):
+                            t = times[i] + 1
+                            break
+            if t == start:
+                return t
+
+    def _crowds(self, rule: Rule, following: str, t_f: int, a_f: Addr, t_new: int) -> bool:
+        """Whether a command placed at ``t_new`` breaks ``rule`` for an existing one at ``t_f``."""
+        if rule.window == 1:
+            return True
+        seen = 1  # the new command
+        for p in rule.preceding:
+            times, addrs = self.hist.get(p, ([], []))
+            for i in range(bisect_left(times, t_f - rule.latency + 1), bisect_left(times, t_f)):
+                if same_scope(addrs[i], a_f, rule.level):
+                    seen += 1
+        return seen >= rule.window
 
     def issue(self, name: str, addr: Addr, t0: int) -> int:
         t = self.earliest(name, addr, t0)
         bus = self.col_bus if name in COLUMN_COMMANDS else self.row_bus
         while t in bus:
-            t += 1
+            t = self.earliest(name, addr, t + 1)
         bus.add(t)
-        self.hist.setdefault(name, []).append((t, addr))
+        times, addrs = self.hist.setdefault(name, ([], []))
+        i = bisect_right(times, t)
+        times.insert(i, t)
+        addrs.insert(i, addr)
         if self.record:
             self.trace.append((t, name, addr))
         return t
@@ -115,7 +151,7 @@ class ChannelSim:
     def run(self, requests: list[Request]) -> ChannelResult:
         t_ref = self.t["tREFI"]
         next_refresh = t_ref
-        row_clock = col_clock = data_clock = floor = 0
+        col_clock = data_clock = floor = 0
         last_col = -1
         leave: list[int] = []
         counts: dict[str, int] = {}
@@ -127,36 +163,43 @@ class ChannelSim:
                 continue
             counts[name] = counts.get(name, 0) + 1
             while self.refresh and max(col_clock, data_clock) >= next_refresh:
-                row_clock = self._refresh(max(row_clock, next_refresh))
+                self.row_floor = self._refresh(max(self.row_floor, next_refresh))
                 next_refresh += t_ref
             if name in OPENER:
-                row_clock = self._open(name, addr, max(row_clock, enter))
-                t = self.issue(name, addr, max(col_clock, floor))
+                t_act = self._open(name, addr, max(self.row_floor, enter))
+                t = self.issue(name, addr, max(col_clock, floor, t_act))
                 col_clock = t
+                for b in self.banks(addr):
+                    self.last_use[b] = t
             else:
-                t = self.issue(name, addr, max(data_clock, floor))
-                data_clock = t
+                # data-path commands go ready-first within the queue and the barrier window
+                # (AttAcc's PIM scheduler picks any ready request before the next barrier)
+                t = self.issue(name, addr, max(floor, enter))
+                data_clock = max(data_clock, t)
             last_col = max(last_col, t)
             leave.append(t)
-        cycles = max([last_col + 1, row_clock + 1])
+        last_row = max((h[0][-1] for n, h in self.hist.items() if n not in COLUMN_COMMANDS and h[0]), default=0)
+        cycles = max(last_col, last_row) + 1
         c = self.counts
         return ChannelResult(cycles, counts, c["activates"], c["precharges"], c["refreshes"], c["row_hits"],
-                             c["row_requests"], self.trace)
+                             c["row_requests"], sorted(self.trace))
 
     def _open(self, name: str, addr: Addr, t0: int) -> int:
-        """Make the row of ``addr`` open in every bank the command covers; the row clock after."""
+        """Make the row of ``addr`` open in every bank the command covers; the activate's cycle
+        (a column command may not be placed before it)."""
         row = addr[5]
         banks = self.banks(addr)
         self.counts["row_requests"] += 1
         states = [self.open_row.get(b) for b in banks]
         if all(s == row for s in states):
             self.counts["row_hits"] += 1
-            return t0
+            return 0
         opener = OPENER[name]
         t = t0
         if any(s is not None for s in states):
-            pre_addr = addr[:5] + (-1,)
-            t = self.issue(CLOSER[opener], pre_addr, t)
+            # never close a row before the column commands of earlier requests that used it
+            t = max(t, max(self.last_use.get(b, -10**9) for b in banks) + self.t["tRTPL"])
+            t = self.issue(CLOSER[opener], addr[:5] + (-1,), t)
             self.counts["precharges"] += 1
         t = self.issue(opener, addr, t)
         self.counts["activates"] += 1
@@ -166,7 +209,7 @@ class ChannelSim:
 
     def _refresh(self, t0: int) -> int:
         ch = self.channel
-        t = t0
+        t = max(t0, max(self.last_use.values(), default=-10**9) + self.t["tRTPL"])
         if self.open_row:
             t = self.issue("PREA", (ch, -1, -1, -1, -1, -1), t)
             self.counts["precharges"] += 1

@@ -113,12 +113,11 @@ def rules_by_following(rules: list[Rule]) -> dict[str, list[Rule]]:
     return out
 
 
-def max_latency_after(rules: list[Rule]) -> dict[str, int]:
-    """For each command, the longest rule it starts (older history cannot constrain anything)."""
-    out: dict[str, int] = {}
+def rules_by_preceding(rules: list[Rule]) -> dict[str, list[Rule]]:
+    out: dict[str, list[Rule]] = {}
     for r in rules:
         for p in r.preceding:
-            out[p] = max(out.get(p, 0), r.latency)
+            out.setdefault(p, []).append(r)
     return out
 
 

@@ -1,0 +1,76 @@
+"""The pim engine on zoo models, its errors, the mapper, the CLI."""
+import json
+
+import pytest
+
+from accelsim.errors import AccelsimError
+from accelsim.hardware import load_hardware
+from accelsim.ir import Graph, gemm
+from accelsim.simulate import simulate
+from mappers.pim import map_gemv, map_gemv_naive
+from tests.cli_helper import cli_in_process
+from workloads.config import load_model
+from workloads.transformer import build_model
+
+
+def test_gpt2_decode_on_pim_gpt():
+    r = simulate(build_model(load_model("gpt2-xl"), "decode", batch=1, context=256), "pim-gpt")
+    t = r.totals
+    assert t["token_latency_s"] > 0 and t["tokens_per_s"] == pytest.approx(1 / t["token_latency_s"])
+    assert t["row_hit_rate"] >= 0.95
+    # every GEMV on PIM, norms/softmax on the ASIC
+    units = {row["name"].split(".", 1)[-1]: row["unit"] for row in r.layers}
+    assert units["ffn.up"] == "pim" and units["attn.qk"] == "pim" and units["ffn_norm"] == "host"
+    # the weights are read at most at the internal bandwidth: time >= bytes / internal peak
+    hw = load_hardware("pim-gpt")
+    assert t["token_latency_s"] >= t["pim_bytes"] / hw.internal_bytes_per_s
+    assert r.meta["energy_model"].startswith("energy not modelled") and t["energy_pj"] is None
+
+
+def test_attention_only_dispatch_and_energy_on_hbm3_pim():
+    r = simulate(build_model(load_model("llama-2-7b"), "decode", batch=4, context=512), "hbm3-pim")
+    pim_ops = {row["name"].split(".", 1)[-1] for row in r.layers if row["unit"] == "pim"}
+    assert pim_ops == {"attn.qk", "attn.pv"}
+    assert r.totals["energy_pj"] > 0
+
+
+def test_model_that_does_not_fit_says_how_many_bytes_are_missing():
+    with pytest.raises(AccelsimError, match="bytes missing"):
+        simulate(build_model(load_model("llama-2-7b"), "decode", batch=1, context=128), "pim-gpt")
+
+
+def test_small_gemm_graph_meets_the_interface():
+    g = Graph("two", [gemm("mm", 1, 1024, 1024)])
+    r = simulate(g, "pim-gpt")
+    assert r.core.total_s > 0 and r.core.read_bytes["dram"] >= 1024 * 1024 * 2
+    assert all(0 <= u <= 1 for u in r.core.utilization.values())
+
+
+def test_pim_gpt_mapping_hits_rows_and_balances_banks():
+    # 4096 x 4096 BF16 over 8 channels x 16 banks, 2 KB rows, 32-B columns
+    good = map_gemv(4096, 4096, 2, 128, 2048, 32)
+    assert good.row_hit_rate() >= 0.95 and good.load_balance == 1.0 and good.row_utilization == 1.0
+    # short neurons (k = 64: one attention head) concatenated fill rows; one neuron per row would not
+    short = map_gemv(64, 8192, 2, 128, 2048, 32)
+    naive = map_gemv_naive(64, 8192, 2, 128, 2048, 32)
+    assert short.row_hit_rate() >= 0.95 > naive.row_hit_rate()
+    # uneven neuron counts show up as imbalance
+    assert map_gemv(64, 130, 2, 128, 2048, 32).load_balance == pytest.approx(2 / (130 / 128))
+
+
+def test_lanes_must_divide_the_row():
+    with pytest.raises(AccelsimError, match="do not divide"):
+        map_gemv(100, 100, 3, 16, 2048, 32)
+
+
+def test_cli_attention_json():
+    done = cli_in_process("pim", "attention", "--level", "bank", "--heads", "20", "--head-dim", "64",
+                          "--context", "256", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["cycles"] > 0 and doc["commands"]["mac"] > 0
+
+
+def test_cli_rejects_bad_level_and_zero_heads():
+    assert cli_in_process("pim", "attention", "--level", "rank", "--heads", "4", "--context", "64").returncode == 2
+    assert cli_in_process("pim", "attention", "--heads", "0", "--context", "64").returncode == 2

@@ -58,6 +58,10 @@ class PimSpec(HardwareSpec):
         if std.access_bytes % self.dtype_bytes or std.row_bytes % self.dtype_bytes:
             raise ValueError(f"{self.dtype_bytes}-byte lanes do not divide the {std.access_bytes}-byte column "
                              f"and {std.row_bytes}-byte row")
+        if self.level == "bankgroup" and "tCCDSB" not in std.timings:
+            raise ValueError(f"bank-group MACs need a tCCDSB timing; {std.name} has none")
+        if self.level == "buffer" and self.mac_spacing_cycles != std.timings["tBL"].cycles:
+            raise ValueError(f"buffer-die MACs are spaced by the data bus (tBL = {std.timings['tBL'].cycles})")
         if self.pim_ops == "op_per_byte" and self.op_per_byte_limit is None:
             raise ValueError("pim_ops op_per_byte needs op_per_byte_limit")
         return self
@@ -82,8 +86,10 @@ class PimSpec(HardwareSpec):
         return self.dram.access_bytes // self.dtype_bytes
 
     def timings(self) -> dict[str, int]:
-        """The standard's cycles with this placement's MAC spacing as tCCDAB."""
-        return self.dram.cycles() | {"tCCDAB": self.mac_spacing_cycles}
+        """The standard's cycles with this placement's MAC spacing (tCCDAB for all-bank MACs,
+        tCCDSB for AttAcc's bank-group MACs; per-bank MACs keep the standard's tBL/tCCD)."""
+        key = {"bankgroup": "tCCDSB", "buffer": None}.get(self.level, "tCCDAB")
+        return self.dram.cycles() | ({key: self.mac_spacing_cycles} if key else {})
 
     @property
     def mac_command_bytes(self) -> int:

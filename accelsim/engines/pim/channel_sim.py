@@ -42,6 +42,7 @@ class ChannelResult:
     row_hits: int
     row_requests: int  # column requests that need an open row
     trace: list[tuple[int, str, Addr]] = field(default_factory=list)
+    refresh_marks: list[tuple[int, int, int]] = field(default_factory=list)  # (request, REF cycle, ACTs so far)
 
     @property
     def row_hit_rate(self) -> float:
@@ -66,6 +67,7 @@ class ChannelSim:
         self.hist: dict[str, tuple[list[int], list[Addr]]] = {}
         self.last_use: dict[tuple[int, int, int, int], int] = {}  # bank -> its last column command
         self.row_floor = 0  # row commands never move before the last refresh
+        self.marks: list[tuple[int, int, int]] = []
         self.row_bus: set[int] = set()
         self.col_bus: set[int] = set()
         self.trace: list[tuple[int, str, Addr]] = []
@@ -164,6 +166,7 @@ class ChannelSim:
             counts[name] = counts.get(name, 0) + 1
             while self.refresh and max(col_clock, data_clock) >= next_refresh:
                 self.row_floor = self._refresh(max(self.row_floor, next_refresh))
+                self.marks.append((i, self.row_floor, self.counts["activates"]))
                 next_refresh += t_ref
             if name in OPENER:
                 t_act = self._open(name, addr, max(self.row_floor, enter))
@@ -182,7 +185,7 @@ class ChannelSim:
         cycles = max(last_col, last_row) + 1
         c = self.counts
         return ChannelResult(cycles, counts, c["activates"], c["precharges"], c["refreshes"], c["row_hits"],
-                             c["row_requests"], sorted(self.trace))
+                             c["row_requests"], sorted(self.trace), self.marks)
 
     def _open(self, name: str, addr: Addr, t0: int) -> int:
         """Make the row of ``addr`` open in every bank the command covers; the activate's cycle

@@ -10,6 +10,7 @@ bandwidth). Operators run one after another (no overlap), as a decode step's dep
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from accelsim.engines.pim.gemv import gemv_cycles
@@ -67,7 +68,9 @@ def pim_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
     # bank-side MAC units take one input vector per MAC command; a logic-die unit buffers the
     # streamed rows and serves every vector from its buffer (its MAC rate caps it below)
     stream_vectors = 1 if hw.level == "logic" else vectors
-    cycles, hit = gemv_cycles(layout.rows_per_unit, layout.columns_per_unit, std.columns_per_row, stream_vectors,
+    # the busiest unit's columns, read by MAC commands that each cover banks_per_mac_command banks
+    commands = math.ceil(layout.unit_bytes * units / hw.total_channels / hw.mac_command_bytes)
+    cycles, hit = gemv_cycles(hw.level, commands, std.columns_per_row, stream_vectors,
                               tuple(sorted(timings.items())), tuple(sorted(std.organization.items())))
     time_s = cycles * std.tck_s
     bound = "pim-dram"

@@ -4,7 +4,8 @@ import csv
 
 import pytest
 
-from accelsim.engines.pim.attacc_trace import AttentionCase, attention_stream, command_counts, split_channels
+from accelsim.engines.pim.attacc_trace import (AttentionCase, attention_counts, attention_stream, command_counts,
+                                              split_channels)
 from accelsim.engines.pim.channel_sim import simulate_channel
 from accelsim.hardware.dram_sets import standard
 from accelsim.reference_data import reference_dir
@@ -27,8 +28,10 @@ def _case(r):
 @pytest.mark.parametrize("i", range(7))
 def test_command_counts_exact(i):
     r = _rows()[i]
-    got = command_counts(attention_stream(_case(r)))
+    got = attention_counts(_case(r))
     assert got == {k: int(r[k]) for k in got}
+    if r["pim_type"] != "BUFFER":  # the materialised stream counts the same (2.1M lines for BUFFER)
+        assert command_counts(attention_stream(_case(r))) == got
 
 
 @pytest.mark.parametrize("i", [0, 1, 2, 3, 5, 6])  # row 4 (buffer, 2.1M MACs) runs in the benchmark

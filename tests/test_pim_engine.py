@@ -74,3 +74,35 @@ def test_cli_attention_json():
 def test_cli_rejects_bad_level_and_zero_heads():
     assert cli_in_process("pim", "attention", "--level", "rank", "--heads", "4", "--context", "64").returncode == 2
     assert cli_in_process("pim", "attention", "--heads", "0", "--context", "64").returncode == 2
+
+
+def test_duplex_op_per_byte_dispatch_on_moe():
+    # Duplex: GEMVs with MACs per streamed byte below 8 on Logic-PIM, the rest on the xPU;
+    # recomputed here from the graph's tensors, not from the engine
+    g = build_model(load_model("mixtral-8x7b"), "decode", batch=32, context=1024, tp=4)
+    r = simulate(g, "duplex")
+    units = {row["name"]: row["unit"] for row in r.layers}
+    seen = set()
+    for part in g.parts:
+        for e in part.graph.einsums:
+            streamed = [o.tensor for o in e.inputs if o.tensor.role.value in ("weight", "kv_cache")]
+            if e.op.value != "mac" or not streamed:
+                continue
+            w = streamed[0]
+            nbytes = w.bytes * float(e.attrs.get("touched", {}).get(w.name, 1.0))
+            op_b = e.macs * float(e.attrs.get("flop_fraction", 1.0)) / nbytes
+            expect = "pim" if op_b < 8 else "host"
+            assert units[f"{part.name}.{e.name}"] == expect, (e.name, op_b)
+            seen.add(expect)
+    assert seen == {"pim", "host"}  # this batch splits the model between the two
+
+
+def test_zero_context_is_a_problem_not_a_number():
+    from accelsim.engines.pim.engine import PimEngine
+
+    with pytest.raises(AccelsimError):
+        build_model(load_model("gpt2"), "decode", batch=0, context=16)
+    hw = load_hardware("pim-gpt")
+    big = Graph("big", [gemm("mm", 1, 65536, 65536)])  # 8 GiB of weights on a 4 GiB device
+    problems = PimEngine().check(big, hw, None)
+    assert problems and "bytes missing" in problems[0].detail

@@ -7,7 +7,8 @@ from hypothesis import given, settings, strategies as st
 from accelsim.engines.pim.attacc_trace import AttentionCase, attention_stream, split_channels
 from accelsim.engines.pim.channel_sim import simulate_channel
 from accelsim.engines.pim.checker import check_trace
-from accelsim.engines.pim.gemv import gemv_cycles, gemv_requests
+from accelsim.engines.pim import gemv
+from accelsim.engines.pim.gemv import SIM_COMMANDS, gemv_cycles, gemv_requests
 from accelsim.hardware.dram_sets import standard
 
 STD = standard("HBM3-AttAcc-NPC")
@@ -63,9 +64,11 @@ def test_checker_finds_broken_traces():
 
 
 def test_checker_flags_missing_refresh():
-    res = simulate_channel(gemv_requests("bank", 400 * 32, 32, 1), T, ORG, refresh=False, record=True)
-    assert res.cycles > 9 * T["tREFI"]
-    v = check_trace(res.trace, T, ORG)
+    t = T | {"tREFI": 600}  # a short (still valid) refresh interval keeps the trace small
+    res = simulate_channel(gemv_requests("bank", 40 * 32, 32, 1), t, ORG, refresh=False, record=True)
+    assert res.cycles > 9 * t["tREFI"]
+    assert check_trace(res.trace, t, ORG, check_refresh=False) is None
+    v = check_trace(res.trace, t, ORG)
     assert v is not None and v.rule == "tREFI"
 
 
@@ -81,15 +84,23 @@ def test_representative_channel_equals_full_stack():
 
 
 @settings(max_examples=5, deadline=None)
-@given(level=st.sampled_from(["bank", "bankgroup", "buffer"]), extra=st.integers(1, 6000),
+@given(level=st.sampled_from(["bank", "bankgroup", "buffer"]), extra=st.integers(1, 4000),
        vectors=st.integers(1, 2))
 def test_periodic_extrapolation_matches_full_simulation(level, extra, vectors):
-    t = standard("HBM3-AttAcc").cycles()
+    # a shorter prefix than the engine's keeps the exact reference runs small; the refresh
+    # interval is shortened with it so the prefix still spans several intervals
+    gemv.SIM_COMMANDS = 4096
+    t = standard("HBM3-AttAcc").cycles() | {"tREFI": 2000}
     key_t, key_o = tuple(sorted(t.items())), tuple(sorted(ORG.items()))
-    commands = 13000 + extra
+    commands = 4100 + extra
     fast, hit_fast = gemv_cycles(level, commands, 32, vectors, key_t, key_o)
     full, hit_full = gemv_cycles(level, commands, 32, vectors, key_t, key_o, exact=True)
-    assert fast == pytest.approx(full, rel=0.01)
+    # linear extrapolation misses at most the fractional refresh of the tail (one tRFC plus the
+    # precharge and re-activation around it) on top of the steady-state slope error
+    one_refresh = t["tRFC"] + t["tRP"] + t["tRCDRD"] + t["tRTPL"] + 2 * 32
+    assert abs(fast - full) <= one_refresh + 0.002 * full
+    gemv.gemv_cycles.cache_clear()
+    gemv.SIM_COMMANDS = SIM_COMMANDS
     assert hit_fast == pytest.approx(hit_full, abs=0.002)
 
 

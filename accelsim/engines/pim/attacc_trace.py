@@ -86,12 +86,12 @@ class _Itr:
         c, lv, lanes = case, case.level, case.lanes
         chs = range(vc)
         n_len = math.ceil(c.context / c.units)
-        self.mac_s = [[self._mac(key, k + n * c.k_score, ch) for k in range(c.k_score) for ch in chs]
-                      for n in range(n_len)]
+        self.mac_s = [_Macs(self, key, range(n * c.k_score, (n + 1) * c.k_score), chs) for n in range(n_len)]
+        self.dummy = _Macs(self, key, range(0, 1), chs)
         groups = [n for n in range(n_len) if n % 16 == 15 or n == n_len - 1]
         self.mvsb_s = [self._mvsb_score(key, chs) for _ in groups]
         n_ctx = math.ceil(c.head_dim / ((N_BANK if lv == "bank" else 1) * lanes))
-        self.mac_c = [[self._mac(val, k + n * n_len, ch) for k in range(n_len) for ch in chs] for n in range(n_ctx)]
+        self.mac_c = [_Macs(self, val, range(n * n_len, (n + 1) * n_len), chs) for n in range(n_ctx)]
         self.mvsb_c = [self._mvsb_ctx(val, chs) for _ in range(n_ctx)]
         if lv == "bank":
             self.wrgb = [("WRGB", decode(key + ch * CH_B + b * BANK_B + col)) for b in range(N_BANK)
@@ -138,17 +138,46 @@ class _Itr:
         return [("MVSB", decode(base + ch * CH_B)) for ch in chs]
 
 
+class _Macs:
+    """One group of MAC lines (index outer, channel inner), built only when iterated: counting a
+    stream then costs nothing per MAC (a buffer-level stream has millions)."""
+
+    def __init__(self, itr: _Itr, base: int, idxs: range, chs: range) -> None:
+        self.itr, self.base, self.idxs, self.chs = itr, base, idxs, chs
+
+    def __len__(self) -> int:
+        return len(self.idxs) * len(self.chs)
+
+    def __iter__(self):
+        mac = self.itr._mac
+        return (mac(self.base, idx, ch) for idx in self.idxs for ch in self.chs)
+
+
+class _Counter:
+    """A sink that counts requests by name instead of storing them."""
+
+    def __init__(self) -> None:
+        self.counts: Counter = Counter()
+
+    def extend(self, items) -> None:
+        if isinstance(items, _Macs):
+            self.counts[MAC_NAME[items.itr.case.level]] += len(items)
+        else:
+            self.counts.update(name for name, _ in items)
+
+
 def _chunk(lines: list, j: int, parts: int) -> list:
     stride = int(len(lines) / parts) if parts else 0
     return lines[j * stride:(j + 1) * stride]
 
 
-def attention_stream(case: AttentionCase) -> list[Request]:
-    """The whole stack's request stream in trace order (barriers as one request per channel)."""
+def attention_stream(case: AttentionCase, sink=None) -> list[Request]:
+    """The whole stack's request stream in trace order (barriers as one request per channel);
+    with ``sink`` (an object with ``extend``), the requests go there instead."""
     vcs = case.channels_per_itr()
     itrs = [_Itr(case, i, vc) for i, vc in enumerate(vcs)]
     barrier = [(BARRIER, (ch, -1, -1, -1, -1, -1)) for ch in range(N_CHANNEL)]
-    out: list[Request] = []
+    out = [] if sink is None else sink
     length = math.ceil(case.context / case.units / 16)
     n_ctx = len(itrs[0].mac_c)
 
@@ -167,7 +196,7 @@ def attention_stream(case: AttentionCase) -> list[Request]:
         h0, h1 = itrs[i], itrs[i + 1]
         out.extend(h0.wrgb)
         if i == 0:
-            out.extend(h0.mac_s[0][:h0.vc])  # the generators' "dummy MAC"
+            out.extend(h0.dummy)  # the generators' "dummy MAC": the first column, once per channel
         out.extend(barrier)
         score_windows(h0, lambda j: out.extend(_chunk(h1.wrgb, j, length)) if j < length else None)
 
@@ -222,7 +251,17 @@ COUNT_NAMES = {"mac": ("MACAB", "MACSB", "MACPB"), "softmax": ("SFM",), "mvgb": 
 
 def command_counts(stream: list[Request]) -> dict[str, int]:
     """Counts in the published cache's columns (mac, softmax, mvgb, mvsb, wrgb)."""
-    c = Counter(name for name, _ in stream)
+    return _columns(Counter(name for name, _ in stream))
+
+
+def attention_counts(case: AttentionCase) -> dict[str, int]:
+    """The same counts without building the stream."""
+    sink = _Counter()
+    attention_stream(case, sink)
+    return _columns(sink.counts)
+
+
+def _columns(c: Counter) -> dict[str, int]:
     return {k: sum(c[n] for n in names) for k, names in COUNT_NAMES.items()}
 
 

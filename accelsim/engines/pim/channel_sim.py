@@ -59,6 +59,11 @@ class ChannelSim:
         self.rules = build_rules(timings)
         self.by_following = rules_by_following(self.rules)
         self.by_preceding = rules_by_preceding(self.rules)
+        # flat (other command, latency, level, ...) lists per command: the inner loop of earliest()
+        self.fwd = {n: [(p, r.latency, r.level, r.window) for r in rs for p in r.preceding]
+                    for n, rs in self.by_following.items()}
+        self.rev = {n: [(f, r.latency, r.level, r) for r in rs for f in r.following]
+                    for n, rs in self.by_preceding.items()}
         self.org = organization
         self.channel = channel
         self.window = window
@@ -80,36 +85,36 @@ class ChannelSim:
         """The first cycle >= t0 at which ``name`` breaks no rule with any command already placed,
         whether that command lies before it in time (it constrains ``name``) or after it (row
         commands run ahead of the column stream, so ``name`` may be placed before it)."""
+        hist = self.hist
+        fwd, rev = self.fwd.get(name, ()), self.rev.get(name, ())
         t = t0
         while True:
             start = t
-            for rule in self.by_following.get(name, ()):
-                for p in rule.preceding:
-                    h = self.hist.get(p)
-                    if not h:
-                        continue
-                    times, addrs = h
-                    seen = 0
-                    for i in range(bisect_right(times, t) - 1, -1, -1):
-                        if times[i] + rule.latency <= t:
+            for p, lat, level, window in fwd:
+                h = hist.get(p)
+                if h is None:
+                    continue
+                times, addrs = h
+                seen = 0
+                for i in range(bisect_right(times, t) - 1, -1, -1):
+                    if times[i] + lat <= t:
+                        break
+                    if same_scope(addrs[i], addr, level):
+                        seen += 1
+                        if seen == window:
+                            t = times[i] + lat
                             break
-                        if same_scope(addrs[i], addr, rule.level):
-                            seen += 1
-                            if seen == rule.window:
-                                t = times[i] + rule.latency
-                                break
-            for rule in self.by_preceding.get(name, ()):
-                for f in rule.following:
-                    h = self.hist.get(f)
-                    if not h:
-                        continue
-                    times, addrs = h
-                    for i in range(bisect_left(times, t), len(times)):
-                        if times[i] >= t + rule.latency:
-                            break
-                        if same_scope(addrs[i], addr, rule.level) and self._crowds(rule, f, times[i], addrs[i], t):
-                            t = times[i] + 1
-                            break
+            for f, lat, level, rule in rev:
+                h = hist.get(f)
+                if h is None:
+                    continue
+                times, addrs = h
+                for i in range(bisect_left(times, t), len(times)):
+                    if times[i] >= t + lat:
+                        break
+                    if same_scope(addrs[i], addr, level) and self._crowds(rule, f, times[i], addrs[i], t):
+                        t = times[i] + 1
+                        break
             if t == start:
                 return t
 

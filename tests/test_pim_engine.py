@@ -92,9 +92,27 @@ def test_duplex_op_per_byte_dispatch_on_moe():
             nbytes = w.bytes * float(e.attrs.get("touched", {}).get(w.name, 1.0))
             op_b = e.macs * float(e.attrs.get("flop_fraction", 1.0)) / nbytes
             expect = "pim" if op_b < 8 else "host"
+            if e.attrs.get("kind") == "moe_expert":
+                expect = "pim+host"  # experts are co-processed (next test)
             assert units[f"{part.name}.{e.name}"] == expect, (e.name, op_b)
             seen.add(expect)
-    assert seen == {"pim", "host"}  # this batch splits the model between the two
+    assert seen == {"pim", "host", "pim+host"}  # this batch splits the model between the two
+
+
+def test_expert_coprocessing_is_the_best_integer_split():
+    from accelsim.engines.pim.engine import coprocess_cost, host_cost, pim_cost
+
+    hw = load_hardware("duplex")
+    g = build_model(load_model("mixtral-8x7b"), "decode", batch=64, context=1024, tp=4)
+    experts = [e for p in g.parts for e in p.graph.einsums if e.attrs.get("kind") == "moe_expert"]
+    assert experts
+    for e in experts:
+        n = round(e.attrs["distinct_experts"])
+        t_p, t_h = pim_cost(e, hw)["time_s"] / n, host_cost(e, hw)["time_s"] / n
+        brute = min(max(x * t_p, (n - x) * t_h) for x in range(n + 1))
+        c = coprocess_cost(e, hw)
+        assert c["time_s"] == pytest.approx(brute)
+        assert c["time_s"] <= min(n * t_p, n * t_h) + 1e-15
 
 
 def test_zero_context_is_a_problem_not_a_number():

@@ -43,6 +43,8 @@ class PimSpec(HardwareSpec):
                     "op_per_byte: GEMVs whose MACs per weight byte are below op_per_byte_limit")
     op_per_byte_limit: float | None = Field(default=None, gt=0)
     host: HostSpec
+    coprocess_experts: bool = Field(default=False, description="split MoE experts between PIM and host, run "
+                                                               "concurrently (Duplex expert co-processing)")
     energy_pj_per_byte_pim: float | None = Field(default=None, ge=0, description="None: energy not modelled")
 
     @model_validator(mode="after")

@@ -95,6 +95,27 @@ def host_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
                 macs=flops / 2 if e.op is OpKind.MAC else 0.0, flops=flops, traffic=traffic)
 
 
+def coprocess_cost(e: Einsum, hw: PimSpec) -> dict[str, Any] | None:
+    """Duplex expert co-processing (arXiv 2409.01141 section V-B): experts move one at a time from
+    the xPU to Logic-PIM while the makespan improves; xPU and PIM then run their experts at the
+    same time. Under uniform expected routing every expert has the same token count, so the
+    greedy search is the best integer split x: makespan = max(x t_pim, (E - x) t_host)."""
+    if not (hw.coprocess_experts and e.attrs.get("kind") == "moe_expert" and streamed_operand(e) is not None):
+        return None
+    experts = max(1, round(float(e.attrs.get("distinct_experts", 1))))
+    on_pim, on_host = pim_cost(e, hw), host_cost(e, hw)
+    t_p, t_h = on_pim["time_s"] / experts, on_host["time_s"] / experts
+    x = min(range(experts + 1), key=lambda n: (max(n * t_p, (experts - n) * t_h), -n))
+    frac = x / experts
+    traffic = {k: v * (1 - frac) for k, v in on_host["traffic"].items()}
+    for k, v in on_pim["traffic"].items():
+        traffic[k] = traffic.get(k, 0.0) + v * frac
+    return dict(unit="pim+host", time_s=max(x * t_p, (experts - x) * t_h), bound=f"co-processed {x}/{experts} on pim",
+                bytes=on_pim["bytes"] * frac + on_host["bytes"] * (1 - frac), row_hit_rate=on_pim["row_hit_rate"],
+                macs=on_pim["macs"], flops=on_pim["flops"], traffic=traffic, pim_fraction=frac,
+                pim_s=x * t_p, host_s=(experts - x) * t_h)
+
+
 class PimEngine:
     kind = "pim"
     metrics = {"token_latency_s": "float64", "tokens_per_s": "float64", "row_hit_rate": "float64",
@@ -136,7 +157,9 @@ class PimEngine:
         weighted_hits = 0.0
         for part, graph, repeat in _parts(workload):
             for e in graph.einsums:
-                c = pim_cost(e, hardware) if runs_on_pim(e, hardware) else host_cost(e, hardware)
+                c = coprocess_cost(e, hardware)
+                if c is None:
+                    c = pim_cost(e, hardware) if runs_on_pim(e, hardware) else host_cost(e, hardware)
                 roles: dict[str, float] = {}
                 tensors = {t.name: t for t in e.tensors}
                 for name, b in c["traffic"].items():
@@ -144,16 +167,18 @@ class PimEngine:
                     roles[r] = roles.get(r, 0.0) + b
                 energy = self._energy(c, hardware)
                 cycles = c["time_s"] / tck
+                busy = ({"pim": c["pim_s"] / tck, "host": c["host_s"] / tck} if c["unit"] == "pim+host"
+                        else {c["unit"]: cycles})
                 op_totals = Totals(c["time_s"], cycles, c["macs"], c["flops"], energy, {"dram": c["bytes"]}, {},
-                                   roles, {c["unit"]: cycles})
+                                   roles, busy)
                 core = core + op_totals.scaled(repeat)
-                if c["unit"] == "pim":
-                    pim_s += c["time_s"] * repeat
-                    pim_bytes += c["bytes"] * repeat
-                    weighted_hits += c["row_hit_rate"] * c["bytes"] * repeat
-                    hit_reads += c["bytes"] * repeat
-                else:
-                    host_bytes += c["bytes"] * repeat
+                share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))
+                if share:
+                    pim_s += (c["pim_s"] if c["unit"] == "pim+host" else c["time_s"]) * repeat
+                    pim_bytes += c["bytes"] * share * repeat
+                    weighted_hits += c["row_hit_rate"] * c["bytes"] * share * repeat
+                    hit_reads += c["bytes"] * share * repeat
+                host_bytes += c["bytes"] * (1 - share) * repeat
                 rows.append(dict(name=f"{part}.{e.name}" if part else e.name, op=e.op.value, unit=c["unit"],
                                  bound=c["bound"], repeat=repeat, total_s=c["time_s"] * repeat,
                                  total_cycles=cycles * repeat, bytes=c["bytes"] * repeat,
@@ -172,7 +197,7 @@ class PimEngine:
 
     @staticmethod
     def _energy(c: dict[str, Any], hw: PimSpec) -> float | None:
-        per_byte = hw.energy_pj_per_byte_pim if c["unit"] == "pim" else hw.host.energy_pj_per_byte
-        if hw.energy_pj_per_byte_pim is None or hw.host.energy_pj_per_byte is None or per_byte is None:
+        if hw.energy_pj_per_byte_pim is None or hw.host.energy_pj_per_byte is None:
             return None
-        return per_byte * c["bytes"]
+        share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))
+        return c["bytes"] * (share * hw.energy_pj_per_byte_pim + (1 - share) * hw.host.energy_pj_per_byte)

@@ -124,3 +124,27 @@ def test_zero_context_is_a_problem_not_a_number():
     big = Graph("big", [gemm("mm", 1, 65536, 65536)])  # 8 GiB of weights on a 4 GiB device
     problems = PimEngine().check(big, hw, None)
     assert problems and "bytes missing" in problems[0].detail
+
+
+def test_decode_loop_exact_and_sampled():
+    from accelsim.engines.pim.serving import decode_run
+
+    cfg = load_model("gpt2")
+    exact = decode_run(cfg, "pim-gpt", batch=2, prompt_len=100, output_len=6, samples=6)
+    steps = sum(simulate(build_model(cfg, "decode", batch=2, context=100 + i), "pim-gpt").totals["token_latency_s"]
+                for i in range(6))
+    assert exact.total_s == pytest.approx(steps, rel=1e-12)
+    assert exact.tokens_per_s == pytest.approx(12 / steps)
+    sampled = decode_run(cfg, "pim-gpt", batch=2, prompt_len=100, output_len=6, samples=3)
+    assert sampled.total_s == pytest.approx(steps, rel=0.01)
+    with pytest.raises(AccelsimError):
+        decode_run(cfg, "pim-gpt", batch=0, prompt_len=10, output_len=4)
+
+
+def test_cli_decode():
+    done = cli_in_process("pim", "decode", "--model", "gpt2", "--device", "pim-gpt", "--context", "64", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["tokens_per_s"] > 0 and any(op["unit"] == "pim" for op in doc["operators"])
+    too_big = cli_in_process("pim", "decode", "--model", "llama-2-7b", "--device", "pim-gpt")
+    assert too_big.returncode == 2 and "bytes missing" in (too_big.stderr + too_big.stdout)

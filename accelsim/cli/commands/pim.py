@@ -52,3 +52,47 @@ def attention_command(
         return
     out.print(f"{level}-level AttAcc on {std.name}: {result.cycles} cycles = {doc['time_s'] * 1e6:.2f} us; "
               + ", ".join(f"{k} {v}" for k, v in counts.items()), markup=False, highlight=False)
+
+
+@pim_app.command("decode")
+def decode_command(
+    model: str = typer.Option(..., help="Zoo model name or ModelConfig YAML."),
+    device: str = typer.Option("pim-gpt", help="PIM preset (accelsim hardware list --kind pim) or YAML path."),
+    batch: int = typer.Option(1, help="Sequences in the batch."),
+    context: int = typer.Option(512, help="Tokens already in the KV cache."),
+    tp: int = typer.Option(1, help="Tensor-parallel degree (the graph of one device)."),
+    top: int = typer.Option(8, help="Operators to list in the text output (largest time first)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """One decode step of a zoo model on a PIM device: GEMVs on PIM, the rest on the host side."""
+    from accelsim.hardware import load_hardware
+    from accelsim.simulate import simulate
+    from workloads.config import load_model
+    from workloads.transformer import build_model
+
+    for name, v in (("batch", batch), ("context", context), ("tp", tp)):
+        if v < 1:
+            raise AccelsimError(f"must be >= 1, got {v}", field=name)
+    if top < 0:
+        raise AccelsimError(f"must be >= 0, got {top}", field="top")
+    hw = load_hardware(device, kind="pim")
+    cfg = load_model(model)
+    report = simulate(build_model(cfg, "decode", batch=batch, context=context, tp=tp), hw)
+    t = report.totals
+    ops = [{k: row[k] for k in ("name", "unit", "bound", "repeat", "total_s", "bytes", "row_hit_rate")}
+           for row in report.layers]
+    if as_json:
+        doc = dict(model=cfg.name, device=hw.name, batch=batch, context=context, tp=tp,
+                   token_latency_s=t["token_latency_s"], tokens_per_s=t["tokens_per_s"],
+                   row_hit_rate=t["row_hit_rate"], pim_bytes=t["pim_bytes"], host_bytes=t["host_bytes"],
+                   energy_pj=t["energy_pj"], energy_model=report.meta["energy_model"], operators=ops)
+        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        return
+    hit = "n/a" if t["row_hit_rate"] is None else f"{100 * t['row_hit_rate']:.1f}%"
+    energy = "energy not modelled" if t["energy_pj"] is None else f"{t['energy_pj'] * 1e-9:.3f} mJ"
+    out.print(f"{cfg.name} decode batch={batch} context={context} tp={tp} on {hw.name}: "
+              f"{t['token_latency_s'] * 1e3:.3f} ms/token, {t['tokens_per_s']:.1f} tokens/s, row hits {hit}, "
+              f"{energy}", markup=False, highlight=False)
+    for row in sorted(ops, key=lambda r: -r["total_s"])[:top]:
+        out.print(f"  {row['name']:28} {row['unit']:8} {row['bound']:24} {row['total_s'] * 1e6:10.2f} us",
+                  markup=False, highlight=False)

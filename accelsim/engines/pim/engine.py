@@ -78,10 +78,15 @@ def pim_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
         compute_s = macs / (hw.macs_per_s_per_device * hw.devices)
         if compute_s > time_s:
             time_s, bound = compute_s, "pim-compute"
+    # the input vectors are written into the GEMV buffers and the results read out over the
+    # device interface (AttAcc's WRGB / MVSB); charged serially, at the host bandwidth
+    traffic = einsum_traffic(e)
+    io_bytes = sum(b for name, b in traffic.items() if name != t.name)
+    time_s += io_bytes / hw.host.bytes_per_s
     nbytes = t.bytes * touched
-    return dict(unit="pim", time_s=time_s, bound=bound, bytes=nbytes, role=t.role.value, row_hit_rate=hit,
+    return dict(unit="pim", time_s=time_s, bound=bound, bytes=nbytes + io_bytes, row_hit_rate=hit,
                 load_balance=layout.load_balance, macs=macs, flops=einsum_flops(e),
-                traffic={t.name: nbytes})
+                traffic=traffic | {t.name: nbytes})
 
 
 def host_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
@@ -169,8 +174,9 @@ class PimEngine:
                 cycles = c["time_s"] / tck
                 busy = ({"pim": c["pim_s"] / tck, "host": c["host_s"] / tck} if c["unit"] == "pim+host"
                         else {c["unit"]: cycles})
-                op_totals = Totals(c["time_s"], cycles, c["macs"], c["flops"], energy, {"dram": c["bytes"]}, {},
-                                   roles, busy)
+                written = c["traffic"].get(e.output.tensor.name, 0.0)
+                op_totals = Totals(c["time_s"], cycles, c["macs"], c["flops"], energy, {"dram": c["bytes"] - written},
+                                   {"dram": written}, roles, busy)
                 core = core + op_totals.scaled(repeat)
                 share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))
                 if share:

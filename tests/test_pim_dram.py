@@ -44,3 +44,42 @@ def test_missing_timing_is_an_error():
     del t["tFAW"]
     with pytest.raises(ValidationError, match="tFAW"):
         DramStandard.model_validate(dict(raw, timings=t))
+
+
+def test_aim_all_bank_mac_waits_for_its_own_activate_latency():
+    # AiM: activate-to-MAC is nRCDRDMAC (56 tCK), not the normal tRCDRD (36)
+    from accelsim.engines.pim.channel_sim import simulate_channel
+    from accelsim.engines.pim.gemv import gemv_requests
+
+    s = standard("GDDR6-AiM")
+    res = simulate_channel(gemv_requests("bank", 4, 64, 1), s.cycles(), s.organization, refresh=False, record=True)
+    macs = [t for t, name, _ in res.trace if name == "MACAB"]
+    assert macs == [56, 58, 60, 62]
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"dtype_bytes": 3}, "do not divide"),
+    ({"level": "bankgroup", "standard": "GDDR6-AiM", "banks_per_mac_command": 4}, "tCCDSB"),
+    ({"level": "buffer", "mac_spacing_cycles": 3}, "data bus"),
+    ({"banks_per_mac_command": 65}, "banks per channel"),
+])
+def test_bad_placements_are_errors(change, match):
+    from accelsim.hardware import load_hardware
+    from accelsim.hardware.pim import PimSpec
+
+    data = load_hardware("hbm3-pim").model_dump() | change
+    with pytest.raises(ValidationError, match=match):
+        PimSpec.model_validate(data)
+
+
+def test_internal_bandwidth_follows_from_timing():
+    from accelsim.hardware import load_hardware
+
+    # AttAcc BW_SCALE: 16x the stack's external bandwidth for bank PIM without the power
+    # constraint, 1x for buffer PIM (scale-snu/attacc_simulator src/config.py)
+    npc, buf = load_hardware("hbm3-pim-npc"), load_hardware("hbm3-pim-buffer")
+    ext = standard("HBM3-AttAcc").peak_bytes_per_s() * npc.devices
+    assert npc.internal_bytes_per_s / ext == pytest.approx(16)
+    assert buf.internal_bytes_per_s / ext == pytest.approx(1)
+    # Duplex Logic-PIM: 4x the stack bandwidth (arXiv 2409.01141)
+    assert load_hardware("duplex").internal_bytes_per_s / ext == pytest.approx(4)

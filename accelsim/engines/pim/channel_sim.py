@@ -1,11 +1,12 @@
 """Command-level simulation of one DRAM channel with PIM commands.
 
 Model (why each choice):
-- Requests arrive in program order (a trace). Column commands (MAC, RD, WR) and data-path
-  commands (WRGB, MVSB, MVGB, SFM) issue in order within their own stream, because AttAcc's
-  HBM3-PIM model gives data movement its own path beside the MAC path; both share the channel's
-  column command bus (one column command per cycle) and meet at barriers: no column command after
-  a barrier issues before every column command before it.
+- Requests arrive in program order (a trace). Column commands that need an open row (MAC, RD,
+  WR) issue in order. Data-path commands (WRGB, MVSB, MVGB, SFM) use their own path beside the
+  MAC path (AttAcc's HBM3-PIM model) and go ready-first: any of them in the controller queue may
+  issue as soon as its rules allow, as AttAcc's PIM scheduler picks any ready request before the
+  next barrier. Both share the channel's column command bus (one column command per cycle) and
+  meet at barriers: no column command after a barrier issues before every column command before it.
 - Open-row policy per bank: a column command whose row is open is a row hit; otherwise the
   matching precharge (PRE / PREA / PRESB / PREPB) and activate are issued on the row command bus.
   Row commands may run ahead of the column stream by at most ``window`` requests (the controller

@@ -117,6 +117,7 @@ def coprocess_cost(e: Einsum, hw: PimSpec) -> dict[str, Any] | None:
         traffic[k] = traffic.get(k, 0.0) + v * frac
     return dict(unit="pim+host", time_s=max(x * t_p, (experts - x) * t_h), bound=f"co-processed {x}/{experts} on pim",
                 bytes=on_pim["bytes"] * frac + on_host["bytes"] * (1 - frac), row_hit_rate=on_pim["row_hit_rate"],
+                load_balance=on_pim["load_balance"],
                 macs=on_pim["macs"], flops=on_pim["flops"], traffic=traffic, pim_fraction=frac,
                 pim_s=x * t_p, host_s=(experts - x) * t_h)
 
@@ -188,7 +189,7 @@ class PimEngine:
                 rows.append(dict(name=f"{part}.{e.name}" if part else e.name, op=e.op.value, unit=c["unit"],
                                  bound=c["bound"], repeat=repeat, total_s=c["time_s"] * repeat,
                                  total_cycles=cycles * repeat, bytes=c["bytes"] * repeat,
-                                 row_hit_rate=c["row_hit_rate"]))
+                                 row_hit_rate=c["row_hit_rate"], load_balance=c.get("load_balance")))
         batch = int((getattr(workload, "meta", None) or {}).get("batch") or 1)
         extra = dict(token_latency_s=core.total_s, tokens_per_s=batch / core.total_s if core.total_s else 0.0,
                      row_hit_rate=weighted_hits / hit_reads if hit_reads else None, pim_bytes=pim_bytes,

@@ -75,13 +75,13 @@ def build_rules(t: dict[str, int]) -> list[Rule]:
     if "tWR" in t:
         add(BANK, ("WR",), PRES, t.get("tCWL", 0) + t["tBL"] + t["tWR"], "tWR")
     # activates across banks
-    add(BANKGROUP_LEVEL, ("ACT",), ("ACT",), t["tRRDL"], "tRRDL")
+    add(BG, ("ACT",), ("ACT",), t["tRRDL"], "tRRDL")
     add(RANK, ("ACT",), ("ACT",), t["tRRDS"], "tRRDS")
     add(RANK, ("ACT",), ("ACT",), t["tFAW"], "tFAW", window=4)
     # column commands on the data path: bus occupancy, then short / long column-to-column
     add(PCH, DATA, DATA, t["tBL"], "tBL data bus")
     add(RANK, DATA, DATA, t["tCCDS"], "tCCDS")
-    add(BANKGROUP_LEVEL, DATA, DATA, t["tCCDL"], "tCCDL")
+    add(BG, DATA, DATA, t["tCCDL"], "tCCDL")
     # refresh: all banks of the pseudo-channel closed, then tRFC before any activate
     add(PCH, ACTS, ("REFab",), t["tRC"], "ACT to REF tRC")
     add(PCH, PRES, ("REFab",), t["tRP"], "PRE to REF tRP")
@@ -97,12 +97,10 @@ def build_rules(t: dict[str, int]) -> list[Rule]:
     # per-bank MACs (AttAcc buffer PIM, broadcast to both pseudo-channels): column-command spacing
     add(CHANNEL, ("MACPB",), ("MACPB",), t["tBL"], "MACPB data bus")
     add(RANK, ("MACPB",), ("MACPB",), t["tCCDS"], "MACPB tCCDS")
-    add(BANKGROUP_LEVEL, ("MACPB",), ("MACPB",), t["tCCDL"], "MACPB tCCDL")
+    add(BG, ("MACPB",), ("MACPB",), t["tCCDL"], "MACPB tCCDL")
     add(BANK, ("ACTPB",), ("MACPB",), t["tRCDRD"], "tRCD to MAC")
     return rules
 
-
-BANKGROUP_LEVEL = BG
 
 
 def rules_by_following(rules: list[Rule]) -> dict[str, list[Rule]]:

@@ -101,7 +101,9 @@ def test_periodic_extrapolation_matches_full_simulation(level, extra, vectors):
     assert abs(fast - full) <= one_refresh + 0.002 * full
     gemv.gemv_cycles.cache_clear()
     gemv.SIM_COMMANDS = SIM_COMMANDS
-    assert hit_fast == pytest.approx(hit_full, abs=0.002)
+    # the same fractional refresh re-opens at most every row group once (1 / 4 / 32 activates)
+    reopen = gemv.BANK_SPREAD[level] / (commands * vectors)
+    assert abs(hit_fast - hit_full) <= reopen + 0.001
 
 
 @pytest.mark.parametrize("level", ["bankgroup", "buffer"])

@@ -15,7 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from accelsim.engines.pim.attacc_trace import AttentionCase, attention_stream, command_counts, split_channels
+from accelsim.engines.pim.attacc_trace import (
+    AttentionCase,
+    attention_stream,
+    command_counts,
+    split_channels,
+)
 from accelsim.engines.pim.channel_sim import simulate_channel
 from accelsim.hardware.dram_sets import standard
 from accelsim.reference_data import reference_dir
@@ -32,7 +37,8 @@ def main() -> None:
     ref = reference_dir("pim")
     if ref is None:
         raise SystemExit("shared/reference/pim not found (set ACCELSIM_SHARED_DIR)")
-    rows = list(csv.DictReader(open(ref / "attacc_hbm3_attention_sample.csv")))
+    with open(ref / "attacc_hbm3_attention_sample.csv") as f:
+        rows = list(csv.DictReader(f))
     table = []
     print(f"{'level':7} {'L':>5} {'heads':>5} {'dh':>4} {'B':>2} {'pc':>5} {'attacc':>8} {'accelsim':>8} "
           f"{'error':>7} {'counts':>7} {'sim_s':>6}")

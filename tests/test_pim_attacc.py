@@ -4,8 +4,13 @@ import csv
 
 import pytest
 
-from accelsim.engines.pim.attacc_trace import (AttentionCase, attention_counts, attention_stream, command_counts,
-                                              split_channels)
+from accelsim.engines.pim.attacc_trace import (
+    AttentionCase,
+    attention_counts,
+    attention_stream,
+    command_counts,
+    split_channels,
+)
 from accelsim.engines.pim.channel_sim import simulate_channel
 from accelsim.hardware.dram_sets import standard
 from accelsim.reference_data import reference_dir

@@ -2,12 +2,17 @@
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from accelsim.engines.pim.attacc_trace import AttentionCase, attention_stream, split_channels
+from accelsim.engines.pim import gemv
+from accelsim.engines.pim.attacc_trace import (
+    AttentionCase,
+    attention_stream,
+    split_channels,
+)
 from accelsim.engines.pim.channel_sim import simulate_channel
 from accelsim.engines.pim.checker import check_trace
-from accelsim.engines.pim import gemv
 from accelsim.engines.pim.gemv import SIM_COMMANDS, gemv_cycles, gemv_requests
 from accelsim.hardware.dram_sets import standard
 

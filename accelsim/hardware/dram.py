@@ -44,7 +44,7 @@ class DramStandard(Spec):
     sources: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DramStandard":
+    def _consistent(self) -> DramStandard:
         missing = [lv for lv in LEVELS if lv not in self.organization]
         if missing:
             raise ValueError(f"organization lacks levels {missing} (levels: {list(LEVELS)})")

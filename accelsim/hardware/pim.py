@@ -48,7 +48,7 @@ class PimSpec(HardwareSpec):
     energy_pj_per_byte_pim: float | None = Field(default=None, ge=0, description="None: energy not modelled")
 
     @model_validator(mode="after")
-    def _check(self) -> "PimSpec":
+    def _check(self) -> PimSpec:
         from accelsim.hardware.dram_sets import standard
 
         std = standard(self.standard)

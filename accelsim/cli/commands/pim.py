@@ -25,7 +25,12 @@ def attention_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Cycles and command counts of AttAcc's score-softmax-context stream, timed per command."""
-    from accelsim.engines.pim.attacc_trace import AttentionCase, attention_stream, command_counts, split_channels
+    from accelsim.engines.pim.attacc_trace import (
+        AttentionCase,
+        attention_stream,
+        command_counts,
+        split_channels,
+    )
     from accelsim.engines.pim.channel_sim import simulate_channel
     from accelsim.hardware import load_hardware
     from accelsim.hardware.dram_sets import standard

@@ -87,7 +87,7 @@ class _Itr:
         chs = range(vc)
         n_len = math.ceil(c.context / c.units)
         self.mac_s = [_Macs(self, key, range(n * c.k_score, (n + 1) * c.k_score), chs) for n in range(n_len)]
-        self.dummy = _Macs(self, key, range(0, 1), chs)
+        self.dummy = _Macs(self, key, range(1), chs)
         groups = [n for n in range(n_len) if n % 16 == 15 or n == n_len - 1]
         self.mvsb_s = [self._mvsb_score(key, chs) for _ in groups]
         n_ctx = math.ceil(c.head_dim / ((N_BANK if lv == "bank" else 1) * lanes))

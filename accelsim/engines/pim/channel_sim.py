@@ -25,8 +25,18 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from itertools import product
 
-from accelsim.engines.pim.rules import (CLOSER, COLUMN_COMMANDS, OPENER, Addr, Rule, build_rules, check_timing_names,
-                                        rules_by_following, rules_by_preceding, same_scope)
+from accelsim.engines.pim.rules import (
+    CLOSER,
+    COLUMN_COMMANDS,
+    OPENER,
+    Addr,
+    Rule,
+    build_rules,
+    check_timing_names,
+    rules_by_following,
+    rules_by_preceding,
+    same_scope,
+)
 
 Request = tuple[str, Addr]  # (command name or "BARRIER", address)
 BARRIER = "BARRIER"

@@ -18,8 +18,15 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import product
 
-from accelsim.engines.pim.rules import (ACTS, COLUMN_COMMANDS, PRES, Addr, build_rules, rules_by_following,
-                                        same_scope)
+from accelsim.engines.pim.rules import (
+    ACTS,
+    COLUMN_COMMANDS,
+    PRES,
+    Addr,
+    build_rules,
+    rules_by_following,
+    same_scope,
+)
 
 MAX_POSTPONED_REFRESHES = 8
 
@@ -52,7 +59,7 @@ def check_trace(trace: list[tuple[int, str, Addr]], timings: dict[str, int],
         return [(a[0],) + b for b in product(*[range(n) if x == -1 else (x,) for x, n in zip(a[1:5], sizes)])]
 
     for k, (_, (t, name, a)) in enumerate(events):
-        def bad(rule: str, detail: str) -> Violation:
+        def bad(rule: str, detail: str, k=k, t=t, name=name, a=a) -> Violation:
             return Violation(k, t, name, a, rule, detail)
 
         key = (a[0], t, name in COLUMN_COMMANDS)

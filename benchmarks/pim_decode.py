@@ -16,7 +16,7 @@ from pathlib import Path
 
 from accelsim.engines.roofline import roofline
 from accelsim.simulate import simulate
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.transformer import build_model
 
 CASES = [("pim-gpt", "gpt2-xl", 1, 512, 1), ("gddr6-aim", "llama-2-7b", 1, 2048, 1),

@@ -9,7 +9,7 @@ from accelsim.ir import Graph, gemm
 from accelsim.simulate import simulate
 from mappers.pim import map_gemv, map_gemv_naive
 from tests.cli_helper import cli_in_process
-from workloads.config import load_model
+from workloads.models import load_model
 from workloads.transformer import build_model
 
 
@@ -127,7 +127,7 @@ def test_zero_context_is_a_problem_not_a_number():
 
 
 def test_decode_loop_exact_and_sampled():
-    from accelsim.engines.pim.serving import decode_run
+    from workloads.serving import decode_run
 
     cfg = load_model("gpt2")
     exact = decode_run(cfg, "pim-gpt", batch=2, prompt_len=100, output_len=6, samples=6)

@@ -72,7 +72,7 @@ def decode_command(
     """One decode step of a zoo model on a PIM device: GEMVs on PIM, the rest on the host side."""
     from accelsim.hardware import load_hardware
     from accelsim.simulate import simulate
-    from workloads.config import load_model
+    from workloads.models import load_model
     from workloads.transformer import build_model
 
     for name, v in (("batch", batch), ("context", context), ("tp", tp)):

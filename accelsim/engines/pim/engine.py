@@ -3,7 +3,7 @@
 Per Einsum: a multiply-accumulate that streams a weight or KV-cache tensor goes to PIM when the
 preset's ``pim_ops`` rule says so (``gemv``: all; ``attention``: KV-cache ones, as AttAcc;
 ``op_per_byte``: MACs per streamed byte below the limit, Duplex's rule); its matrix is laid out
-by ``mappers.pim.map_gemv`` and timed by command-level simulation of one channel
+by ``accelsim.engines.pim.layout.map_gemv`` and timed by command-level simulation of one channel
 (``gemv.gemv_cycles``), bounded below by the MAC units' rate where the preset gives one. Every
 other operator runs on the host (the device's ASIC or xPU) at max(FLOPs / rate, bytes /
 bandwidth). Operators run one after another (no overlap), as a decode step's dependences do.
@@ -20,8 +20,8 @@ from accelsim.errors import AccelsimError
 from accelsim.hardware.pim import PimSpec
 from accelsim.ir import Einsum, OpKind, TensorRole
 from accelsim.report import Report, Totals
-from accelsim.resident import resident_tensors
-from mappers.pim import map_gemv
+from accelsim.ir.resident import resident_tensors
+from accelsim.engines.pim.layout import map_gemv
 
 STREAMED = (TensorRole.WEIGHT, TensorRole.KV_CACHE)
 
@@ -129,6 +129,9 @@ class PimEngine:
 
     def check(self, workload: Any, hardware: PimSpec, mapping: Any = None) -> list[Problem]:
         problems: list[Problem] = []
+        if mapping is not None:
+            problems.append(Problem("mapping", "the PIM engine lays out weights and KV cache itself "
+                                    "(accelsim.engines.pim.layout); it replays no mapping", "no mapping"))
         try:
             parts = list(_parts(workload))
         except AccelsimError as err:
@@ -158,7 +161,7 @@ class PimEngine:
         tck = hardware.dram.tck_s
         rows: list[dict[str, Any]] = []
         modelled = hardware.energy_pj_per_byte_pim is not None and hardware.host.energy_pj_per_byte is not None
-        core = Totals(0.0, 0.0, energy_pj=0.0 if modelled else None)
+        core = Totals(0.0, 0.0, energy_pj_by_component={} if modelled else {"pim": None})
         pim_s = pim_bytes = host_bytes = hit_reads = 0.0
         weighted_hits = 0.0
         for part, graph, repeat in _parts(workload):
@@ -173,10 +176,11 @@ class PimEngine:
                     roles[r] = roles.get(r, 0.0) + b
                 energy = self._energy(c, hardware)
                 cycles = c["time_s"] / tck
-                busy = ({"pim": c["pim_s"] / tck, "host": c["host_s"] / tck} if c["unit"] == "pim+host"
-                        else {c["unit"]: cycles})
+                busy = ({"pim": c["pim_s"], "host": c["host_s"]} if c["unit"] == "pim+host"
+                        else {c["unit"]: c["time_s"]})
                 written = c["traffic"].get(e.output.tensor.name, 0.0)
-                op_totals = Totals(c["time_s"], cycles, c["macs"], c["flops"], energy, {"dram": c["bytes"] - written},
+                op_totals = Totals(c["time_s"], cycles, c["macs"], c["flops"],
+                                   {"dram": energy} if modelled else {"pim": None}, {"dram": c["bytes"] - written},
                                    {"dram": written}, roles, busy)
                 core = core + op_totals.scaled(repeat)
                 share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))

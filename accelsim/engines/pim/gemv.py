@@ -1,6 +1,6 @@
 """Time one GEMV on a PIM device by simulating a representative channel's command stream.
 
-All channels hold the same share of the matrix (``mappers.pim.map_gemv`` deals neurons evenly)
+All channels hold the same share of the matrix (``accelsim.engines.pim.layout.map_gemv`` deals neurons evenly)
 and run the same stream, and channels share no timing rule, so one channel's cycles are the
 device's. The command and address sequence per placement follows AttAcc's layouts
 (trace_gen/gen_trace_attacc_{bank,bg,buffer}.py):

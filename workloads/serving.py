@@ -1,4 +1,8 @@
-"""A small decode serving loop on a PIM device: one batch generating ``output_len`` tokens.
+"""A small decode serving loop on any hardware: one batch generating ``output_len`` tokens.
+
+Why in ``workloads``: it builds a decode step per context length and runs it through
+``accelsim.simulate``, so it works on every engine (GPU roofline, systolic, PIM, mesh) and the
+simulator core never imports a workload builder.
 
 Why sampled: a decode step's latency changes only through the KV length, smoothly (more KV rows
 per step), so the step latency is simulated at ``samples`` context lengths spread over the run
@@ -27,6 +31,7 @@ class DecodeRun:
 
 
 def decode_run(cfg, device, batch: int, prompt_len: int, output_len: int, samples: int = 8, tp: int = 1) -> DecodeRun:
+    """``output_len`` decode steps of a batch of ``batch`` requests with ``prompt_len`` tokens cached."""
     from workloads.transformer import build_model
 
     for name, v in (("batch", batch), ("prompt_len", prompt_len), ("output_len", output_len), ("samples", samples)):
@@ -36,7 +41,7 @@ def decode_run(cfg, device, batch: int, prompt_len: int, output_len: int, sample
     n = min(samples, output_len)
     picks = sorted({round(i * (output_len - 1) / (n - 1)) for i in range(n)}) if n > 1 else [0]
     lat = {i: simulate(build_model(cfg, "decode", batch=batch, context=prompt_len + i, tp=tp),
-                       device).totals["token_latency_s"] for i in picks}
+                       device).core.total_s for i in picks}
     total = 0.0
     for i in steps:
         if i in lat:

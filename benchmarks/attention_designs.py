@@ -11,7 +11,7 @@ Writes to ``results/fusemax/``:
 - ``reproduction.csv`` / ``.md``: accelsim vs the artifact row by row (relative errors);
 - figures ``speedup.png``, ``utilization.png``, ``energy.png`` like the paper's Figs. 6, 8-11.
 
-Run: ``python benchmarks/attention_designs.py`` (one to two minutes on one core).
+Run: ``python benchmarks/attention_designs.py`` (about 5 s of simulation on one core).
 """
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from accelsim.reference_data import reference_dir
-from accelsim.engines.spatial_attention import report  # noqa: E402
+from accelsim.engines.spatial import report  # noqa: E402
 from accelsim.engines.spatial_linear import linear_report  # noqa: E402
 from accelsim.hardware import load_hardware  # noqa: E402
-from mappers.fusemax import DESIGN_HARDWARE, DESIGNS, published_plan  # noqa: E402
+from mappers.fusemax import DESIGN_HARDWARE, DESIGNS, mapped_graph, published_mapping  # noqa: E402
 from workloads.attention import attention_model  # noqa: E402
 
 MODELS = ("bert", "trxl", "t5", "xlm")
@@ -54,7 +54,8 @@ def simulate_all() -> pd.DataFrame:
             lin = {d: linear_report(m, seq, hws[d]).totals for d in ("flat", "fusemax")}
             for d in DESIGNS:
                 t0 = time.perf_counter()
-                t = report(published_plan(d, hws[d], s), hws[d], s).totals
+                mapping = published_mapping(d, hws[d], s)
+                t = report(mapped_graph(s, mapping), hws[d], mapping).totals
                 lin_t = lin["fusemax" if hws[d].name == "fusemax-cloud" else "flat"]
                 rows.append({"model": model, "seq": label, "seq_len": seq, "design": d, "hardware": hws[d].name,
                              "latency_s": t["latency_s"], "dram_bytes": t["dram_bytes"], "energy_pj": t["energy_pj"],

@@ -211,3 +211,17 @@ def cascade(kind: str, s: AttentionShape, m0: int = 256, dtype_bytes: int = 2) -
     if kind == "3pass":
         return three_pass(s, dtype_bytes)
     return CASCADES[kind](s, m0, dtype_bytes)
+
+
+def mapped_graph(s: AttentionShape, mapping, dtype_bytes: int = 2) -> Graph:
+    """The cascade Graph a Mapping names (``attention-1pass`` split at its tiling's ``m0``,
+    ``attention-2pass``, ``attention-3pass``), to replay the mapping on."""
+    kinds = {f"attention-{k}": k for k in CASCADES}
+    kind = kinds.get(mapping.graph)
+    if kind is None:
+        raise AccelsimError(f"mapping is for graph {mapping.graph!r}, not an attention cascade",
+                            field="mapping.graph", allowed=sorted(kinds))
+    m0 = next((t.get("m0") for t in mapping.tiling.values() if isinstance(t, dict) and "m0" in t), None)
+    if kind != "3pass" and m0 is None:
+        raise AccelsimError("a tiled cascade's mapping needs tiling m0", field="mapping.tiling")
+    return cascade(kind, s, m0=m0 or 256, dtype_bytes=dtype_bytes)

@@ -36,7 +36,8 @@ from accelsim.hardware import load_hardware  # noqa: E402
 from mappers.fusemax import DESIGN_HARDWARE, DESIGNS, mapped_graph, published_mapping  # noqa: E402
 from workloads.attention import attention_model  # noqa: E402
 
-MODELS = ("bert", "trxl", "t5", "xlm")
+MODELS = ("bert", "trxl", "t5", "xlm")  # the artifact's labels; registry names in REGISTRY_NAME
+REGISTRY_NAME = {"bert": "bert-base", "trxl": "trxl", "t5": "t5-small", "xlm": "xlm"}
 SEQS = {"1K": 1024, "4K": 4096, "16K": 16384, "64K": 65536, "256K": 262144, "1M": 1048576}
 REF = reference_dir("fusemax") or Path("shared/reference/fusemax (not found)")
 REF_FILES = {"fusemax": "attn-binding.csv", "arch": "attn-arch.csv", "cascade": "attn-cascade.csv",
@@ -48,7 +49,7 @@ def simulate_all() -> pd.DataFrame:
     rows = []
     hws = {d: load_hardware(DESIGN_HARDWARE[d]) for d in DESIGNS}
     for model in MODELS:
-        m = attention_model(model)
+        m = attention_model(REGISTRY_NAME[model])
         for label, seq in SEQS.items():
             s = m.shape(seq)
             lin = {d: linear_report(m, seq, hws[d]).totals for d in ("flat", "fusemax")}
@@ -118,7 +119,7 @@ def reproduction(df: pd.DataFrame) -> pd.DataFrame:
             continue
         for r in csv.DictReader(open(REF / f)):
             ours = df[(df.model == r["model"].lower()) & (df.seq == r["seq_len"]) & (df.design == d)].iloc[0]
-            lin = linear_report(attention_model(r["model"]), SEQS[r["seq_len"]], load_hardware(DESIGN_HARDWARE[d])).totals
+            lin = linear_report(attention_model(REGISTRY_NAME[r["model"].lower()]), SEQS[r["seq_len"]], load_hardware(DESIGN_HARDWARE[d])).totals
             rows.append({"design": f"linear-{d}", "model": r["model"], "seq": r["seq_len"],
                          "traffic_err_pct": 100 * (lin["dram_bytes"] / float(r["traffic"]) - 1),
                          "latency_err_pct": 100 * (ours.linear_latency_s / float(r["latency"]) - 1),

@@ -160,7 +160,7 @@ def test_memory_bound_when_dram_is_slow():
 def test_latency_bounded_by_unit_work(design, seq, batch):
     """No unit can be busier than the run is long; no run is longer than all work serialized."""
     hw = load_hardware(DESIGN_HARDWARE[design])
-    s = attention_model("t5").shape(seq, batch)
+    s = attention_model("t5-small").shape(seq, batch)
     plan = published_plan(design, hw, s)
     r = simulate(plan, hw, s)
     for unit in ("2d", "1d", "dram"):

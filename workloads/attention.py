@@ -35,17 +35,27 @@ from accelsim.ir.views import AttentionModel, AttentionShape  # noqa: E402,F401 
 
 
 # FuseMax artifact workloads (PAPERS.md "Workloads [artifact]"; FPSG-UIUC/micro24-fusemax-artifact
-# flat_validation.csv columns D, H, E, F, S): batch 64 by default.
+# flat_validation.csv columns D, H, E, F, S): batch 64 by default. Named by the checkpoint they
+# are, so that they never collide with a zoo model of another size: the artifact's T5 is
+# T5-small (d_model 512, 8 heads, FFN 2048), while ``workloads/zoo/t5.yaml`` is t5-base.
+# BERT, TrXL and XLM have the same dimensions as their zoo files (bert-base, trxl, xlm).
 ATTENTION_MODELS: dict[str, AttentionModel] = {
-    "bert": AttentionModel("bert", 768, 12, 64, 64, 3072),
+    "bert-base": AttentionModel("bert-base", 768, 12, 64, 64, 3072),
     "trxl": AttentionModel("trxl", 1024, 16, 64, 64, 4096),
-    "t5": AttentionModel("t5", 512, 8, 64, 64, 2048),
+    "t5-small": AttentionModel("t5-small", 512, 8, 64, 64, 2048),
     "xlm": AttentionModel("xlm", 2048, 16, 128, 128, 8192),
 }
+# the artifact's own labels (its CSVs say BERT, TrXL, XLM) that name one model unambiguously
+ARTIFACT_ALIASES = {"bert": "bert-base"}
+AMBIGUOUS = {"t5": "the FuseMax artifact's T5 is t5-small (d_model 512, 8 heads, FFN 2048); the zoo's t5 "
+                   "(accelsim roofline --model t5) is t5-base (768, 12 heads, 3072): say t5-small"}
 
 
 def attention_model(name: str) -> AttentionModel:
-    key = name.lower()
+    key = ARTIFACT_ALIASES.get(name.lower(), name.lower())
+    if key in AMBIGUOUS:
+        raise AccelsimError(f"model {name!r} is ambiguous: {AMBIGUOUS[key]}", field="model",
+                            allowed=sorted(ATTENTION_MODELS))
     if key not in ATTENTION_MODELS:
         raise AccelsimError(f"unknown attention model {name!r}", field="model", allowed=sorted(ATTENTION_MODELS))
     return ATTENTION_MODELS[key]

@@ -15,7 +15,7 @@ DESIGN_HELP = ("unfused (QK through DRAM), flat (FLAT row fusion), cascade (1-pa
 @app.command("attention")
 def attention_command(
     design: str = typer.Option(..., help=DESIGN_HELP),
-    model: str = typer.Option(..., help="bert, trxl, t5 or xlm (the FuseMax artifact's dimensions)."),
+    model: str = typer.Option(..., help="bert-base (or bert), trxl, t5-small or xlm (the FuseMax artifact's models)."),
     seq: int = typer.Option(..., help="Sequence length (keys = queries); need not be a multiple of the tile."),
     batch: int = typer.Option(64, help="Batch size (the artifact uses 64)."),
     hardware: str = typer.Option("", help="Spatial preset or YAML; default: the design's published hardware."),

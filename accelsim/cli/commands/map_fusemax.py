@@ -13,7 +13,7 @@ sub = group("map", "Map workloads onto hardware with an optimizer.")
 
 @sub.command("fusemax")
 def map_fusemax_command(
-    model: str = typer.Option(..., help="bert, trxl, t5 or xlm."),
+    model: str = typer.Option(..., help="bert-base (or bert), trxl, t5-small or xlm."),
     seq: int = typer.Option(..., help="Sequence length."),
     batch: int = typer.Option(64, help="Batch size."),
     hardware: str = typer.Option("fusemax-cloud", help="Spatial preset or YAML."),

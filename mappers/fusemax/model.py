@@ -52,7 +52,8 @@ def compute_pj(op: str, unit: str, hw: SpatialAccelerator) -> float:
     array = hw.array_2d if unit == "2d" else hw.array_1d
     acts = dict(array.cost(op).actions)
     if op == "exp" and "add" not in acts:
-        acts["add"] = acts.get("add", 0) + 1  # the separate subtraction
+        for act, k in array.cost("sub").actions.items():  # the separate subtraction
+            acts[act] = acts.get(act, 0) + k
     per_element = sum(k * hw.energy.compute_pj.get(a, 0.0) for a, k in acts.items())
     per_element += acts.get("mac", 0) * array.regfile_pj_per_mac
     return per_element

@@ -95,7 +95,8 @@ def simulate_one_pass(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionS
         elements = s.b * s.h * useful_elements(ce, s, n_mt)
         acts = dict(array.cost(op).actions)
         if op == "exp" and "add" not in acts:
-            acts["add"] = acts.get("add", 0) + 1  # the separate subtraction
+            for act, k in array.cost("sub").actions.items():  # the separate subtraction
+                acts[act] = acts.get(act, 0) + k
         for act, k in acts.items():
             actions[act] = actions.get(act, 0.0) + k * elements
             if act == "mac":

@@ -145,3 +145,27 @@ def test_fast_stream_equals_event_engine(design, pe, m, p, e, f, dram, slack, p1
     fast = one_pass_stream(plan, hw, s, groups, n_kt, last_m0)
     ref = one_pass_stream_reference(plan, hw, s, groups, n_kt, last_m0)
     assert fast == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_registered_spatial_engine_replays_attention_mappings(design):
+    """accelsim.simulate on a cascade Graph with a FuseMax mapping: the attention replay through
+    the registered spatial engine, its typed core within the conservation bounds."""
+    from accelsim.engines.registry import engine_for
+    from accelsim.simulate import simulate as simulate_any
+    hw = load_hardware("flat-cloud" if design in ("flat", "unfused", "cascade") else "fusemax-cloud")
+    s = AttentionShape(1, 2, 1500, 700, 64, 64)
+    mapping = published_mapping(design, hw, s)
+    g = mapped_graph(s, mapping)
+    rep = simulate_any(g, hw, mapping)
+    core = rep.core
+    assert core.total_s == rep.totals["latency_s"] > 0
+    compulsory = 2 * s.b * s.h * (s.p * s.e + s.m * s.e + s.m * s.f + s.p * s.f)
+    assert core.dram_bytes >= compulsory
+    assert all(0 <= u <= 1 + 1e-9 for u in core.utilization.values())
+    assert core.macs == s.b * s.h * s.p * s.m * (s.e + s.f)
+    other = cascade("1pass" if design in ("fusemax", "arch", "cascade") else "3pass", AttentionShape(1, 2, 1500, 700, 64, 32),
+                    m0=mapping.tiling["QK"]["m0"])
+    problems = engine_for("spatial").check(cascade("2pass", s, m0=256), hw, mapping)
+    assert problems and problems[0].field
+    assert engine_for("spatial").check(other, hw, mapping) == []  # another F replays fine

@@ -14,29 +14,40 @@ DESIGN_HELP = ("unfused (QK through DRAM), flat (FLAT row fusion), cascade (1-pa
 
 @app.command("attention")
 def attention_command(
-    design: str = typer.Option(..., help=DESIGN_HELP),
+    design: str = typer.Option("", help=DESIGN_HELP + "; or give --mapping."),
     model: str = typer.Option(..., help="bert-base (or bert), trxl, t5-small or xlm (the FuseMax artifact's models)."),
     seq: int = typer.Option(..., help="Sequence length (keys = queries); need not be a multiple of the tile."),
     batch: int = typer.Option(64, help="Batch size (the artifact uses 64)."),
     hardware: str = typer.Option("", help="Spatial preset or YAML; default: the design's published hardware."),
     end_to_end: bool = typer.Option(False, "--end-to-end", help="Also simulate the layer's linear GEMMs."),
+    mapping_file: str = typer.Option("", "--mapping", help="Replay a saved mapping (accelsim map fusemax "
+                                                           "--save-mapping) instead of a published design."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Simulate one attention layer tile by tile: latency, DRAM traffic, energy, utilization, buffer."""
     from accelsim.engines.spatial import report
     from accelsim.engines.spatial_linear import linear_report
     from accelsim.hardware import load_hardware
+    from accelsim.mapping import Mapping
     from mappers.fusemax import DESIGN_HARDWARE, DESIGNS, mapped_graph, published_mapping
     from workloads.attention import attention_model
 
-    if design not in DESIGNS:
+    if bool(design) == bool(mapping_file):
+        raise AccelsimError("give a published design or a saved mapping (one of them)", field="design",
+                            allowed=[*DESIGNS, "--mapping FILE"])
+    if design and design not in DESIGNS:
         raise AccelsimError(f"unknown design {design!r}", field="design", allowed=DESIGNS)
     if seq <= 0 or batch <= 0:
         raise AccelsimError("must be positive", field="seq" if seq <= 0 else "batch")
     m = attention_model(model)
-    hw = load_hardware(hardware or DESIGN_HARDWARE[design], kind="spatial")
     s = m.shape(seq, batch)
-    mapping = published_mapping(design, hw, s)
+    if mapping_file:
+        mapping = Mapping.load(mapping_file)
+        hw = load_hardware(hardware or mapping.hardware, kind="spatial")
+        design = str(mapping.meta.get("design", "mapped"))
+    else:
+        hw = load_hardware(hardware or DESIGN_HARDWARE[design], kind="spatial")
+        mapping = published_mapping(design, hw, s)
     rep = report(mapped_graph(s, mapping), hw, mapping, workload=f"{m.name}-attention")
     plan = rep.meta["plan"]
     t = rep.totals

@@ -7,14 +7,17 @@ rejects energies there, ``accelsim/hardware/spatial.py``).
 """
 from __future__ import annotations
 
+import math
+
 from accelsim.engines.spatial.cascade import attention_shape
+from accelsim.engines.spatial.costs import softmax_ops, useful_elements
 from accelsim.engines.spatial.plan import AttentionPlan, decode
 from accelsim.engines.spatial.simulate import SimResult, simulate_plan
 from accelsim.hardware.spatial import SpatialAccelerator
 from accelsim.ir import Graph
 from accelsim.ir.views import AttentionShape
 from accelsim.mapping import Mapping
-from accelsim.report import Report
+from accelsim.report import Report, Totals
 
 
 def energy_pj(result: SimResult, hw: SpatialAccelerator) -> dict[str, float]:
@@ -63,9 +66,45 @@ def plan_report(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape, 
         "area_um2": hw.area_um2()["total"],
         "spill_fraction": r.spill_fraction,
     }
-    layers = [{"einsum": e, "unit": plan.binding.get(e, "2d" if e in plan.cascade_table.macs else "1d"),
-               "busy_cycles": c, "util": c / lat if lat else 0.0} for e, c in r.einsum_cycles.items()]
+    table = plan.cascade_table
+    layers = []
+    for e, c in r.einsum_cycles.items():
+        ce = table.einsums.get(e)
+        layers.append({"einsum": e, "name": e, "op": ce.op if ce else e, "bound": "compute", "repeat": 1,
+                       "unit": plan.binding.get(e, "2d" if e in table.macs else "1d"),
+                       "busy_cycles": c, "total_cycles": c, "total_s": c / hw.clock_hz,
+                       "util": c / lat if lat else 0.0})
     meta = {"plan": plan.describe(), "traffic_bytes": r.traffic, "energy_breakdown_pj": energy,
             "shape": vars(s), "pes_2d": pes2, "pes_1d": pes1}
-    return Report(workload=workload, hardware=hw.name, layers=layers, totals=totals, meta=meta)
+    return Report(workload=workload, hardware=hw.name, layers=layers, totals=totals, meta=meta,
+                  core=core_totals(plan, hw, s, r, energy["total_pj"]))
+
+
+# DRAM accesses per tensor of ``costs.traffic_bytes`` that are writes (the rest are reads):
+# FLAT's 7 spilled accesses per score are QK, SN and A writes and four reads; QK and A through
+# DRAM are one write and one read each.
+WRITE_SHARE = {"AV": 1.0, "spill": 3 / 7, "QK": 0.5, "A": 0.5}
+ROLE = {"Q": "input", "K": "input", "V": "input", "AV": "output"}  # the rest: score activations
+
+
+def core_totals(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape, r: SimResult,
+                energy_pj: float) -> Totals:
+    """The engine interface's typed totals (``accelsim.report.Totals``) of one simulated layer."""
+    writes = sum(b * WRITE_SHARE.get(t, 0.0) for t, b in r.traffic.items())
+    reads = sum(r.traffic.values()) - writes
+    roles: dict[str, float] = {}
+    for t, b in r.traffic.items():
+        roles[ROLE.get(t, "activation")] = roles.get(ROLE.get(t, "activation"), 0.0) + b
+    bh, table = s.b * s.h, plan.cascade_table
+    macs = bh * s.p * s.m * (s.e + s.f)  # QK (E per score) and the value product (F per score)
+    if plan.cascade == "1pass":
+        n_mt = math.ceil(s.m / plan.m0)
+        vector = sum(bh * useful_elements(ce, s, n_mt) for ce in table.einsums.values() if ce.op != "mac")
+    else:
+        vector = bh * s.p * s.m * sum(k for _, k in softmax_ops(table))
+    clock = hw.clock_hz
+    return Totals(total_s=r.latency_cycles / clock, total_cycles=r.latency_cycles, macs=float(macs),
+                  flops=float(2 * macs + vector), energy_pj=energy_pj, read_bytes={"dram": reads},
+                  write_bytes={"dram": writes}, offchip_bytes_by_role=roles,
+                  busy_s={u: c / clock for u, c in r.busy_cycles.items()})
 

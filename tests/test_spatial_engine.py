@@ -17,9 +17,9 @@ from accelsim.engines.spatial import (
 from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
 from accelsim.hardware.spatial import SpatialAccelerator
-from accelsim.ir import Einsum, Graph
+from accelsim.ir import Graph
 from accelsim.mapping import Mapping
-from mappers.fusemax import DESIGNS, mapped_graph, plan_mapping, published_mapping, published_plan
+from mappers.fusemax import DESIGNS, mapped_graph, published_mapping, published_plan
 from workloads.attention import AttentionShape, attention_model, cascade
 
 # The FuseMax paper's 1-pass cascade (Nayak et al., MICRO 2024, Sec. 4, the Einsums of its

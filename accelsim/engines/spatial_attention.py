@@ -1,10 +1,5 @@
-"""Kept importable: the spatial attention engine is the package ``accelsim.engines.spatial``."""
-from accelsim.engines.spatial import *  # noqa: F401,F403
-from accelsim.engines.spatial import (  # noqa: F401
-    AttentionPlan,
-    check_schedule,
-    energy_pj,
-    report,
-    simulate,
-    simulate_plan,
-)
+"""Kept importable: the spatial attention engine is the package ``accelsim.engines.spatial``
+(``simulate(graph, hw, mapping)`` and ``report(graph, hw, mapping)`` replay a Mapping of a
+cascade Graph; ``simulate_plan`` runs the engine's internal view directly)."""
+from accelsim.engines.spatial import *  # noqa: F403
+from accelsim.engines.spatial import __all__  # noqa: F401

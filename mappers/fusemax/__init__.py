@@ -47,3 +47,25 @@ from mappers.fusemax.published import (
 )
 from mappers.fusemax.sizing import size_hardware
 from workloads.attention import mapped_graph  # noqa: F401  (rebuilds the Graph a Mapping names)
+
+__all__ = [
+    "DESIGNS",
+    "DESIGN_HARDWARE",
+    "NEAR_TIE",
+    "OptimizeResult",
+    "exhaustive",
+    "flat_candidates",
+    "flat_plan",
+    "mapped_graph",
+    "model_energy_pj",
+    "model_latency_cycles",
+    "one_pass_table",
+    "optimize",
+    "plan_graph",
+    "plan_mapping",
+    "published_mapping",
+    "published_p1",
+    "published_plan",
+    "size_hardware",
+    "three_pass_table",
+]

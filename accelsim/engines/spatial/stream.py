@@ -125,7 +125,7 @@ def one_pass_stream(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionSha
         level -= amount
         return at
 
-    for g, (n_qt, last_p0) in enumerate(groups):
+    for g in range(len(groups)):
         start = grant(q_bytes[g], dram_t)
         dram_t = q_end[g] = start + dram_cycles(q_bytes[g], hw)
         for j in range(n_kt):

@@ -37,6 +37,22 @@ class TransferEvent:
 
 
 @dataclass
+class Pipeline:
+    """A static per-tile schedule the simulator replays (FuseMax-style lock-step pipelines).
+
+    Every tile runs ``stages`` in order; the Einsums of one stage on different units run
+    concurrently and a stage starts when the previous one finished on every unit. Names are the
+    Graph's Einsums or the parts of a fused recurrence the Graph records in ``attrs["fused"]``.
+    """
+
+    stages: list[list[str]] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # run in the next tile's stages (software pipelining)
+    interleaved: bool = True  # consecutive tiles come from different query tiles: no reduction drain stall
+    fused: bool = True  # False: each Einsum over the whole layer in turn, intermediates through DRAM
+    offchip: list[str] = field(default_factory=list)  # intermediate tensors kept in DRAM, not on chip
+
+
+@dataclass
 class Mapping:
     graph: str
     hardware: str = ""
@@ -45,6 +61,7 @@ class Mapping:
     tiling: dict[str, dict[str, Any]] = field(default_factory=dict)  # einsum -> tile sizes, loop order
     allocation: list[Placement] = field(default_factory=list)
     events: list[TransferEvent] = field(default_factory=list)
+    pipeline: Pipeline | None = None  # per-tile stage schedule, for engines that replay one
     meta: dict[str, Any] = field(default_factory=dict)  # mapper, solver, status, objective, gap, ...
 
     def validate(self, graph: Graph) -> None:
@@ -78,6 +95,8 @@ class Mapping:
             data = dict(data)
             data["allocation"] = [Placement(**p) for p in data.get("allocation", [])]
             data["events"] = [TransferEvent(**e) for e in data.get("events", [])]
+            if data.get("pipeline") is not None:
+                data["pipeline"] = Pipeline(**data["pipeline"])
             return cls(**data)
         except TypeError as err:
             raise AccelsimError(f"malformed mapping: {err}", field="mapping") from None

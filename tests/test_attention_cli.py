@@ -75,3 +75,46 @@ def test_three_pass_designs_refuse_a_buffer_below_their_working_set(run, tmp_pat
     r = run("attention", "--design", design, "--model", "bert", "--seq", "1024", "--hardware", str(path))
     need = 2 * 256 * 256 * 2 + 256 * 64 * 2 + 256 * 128 * 2
     _one_line_exit_2(r, "256x256", str(need), "1000")
+
+
+def test_t5_is_ambiguous_and_t5_small_says_what_it_is(run):
+    """The artifact's T5 is T5-small (PAPERS.md: 512, 8 heads, 64, 2048), the zoo's t5 is t5-base:
+    the old name is refused with both explained; t5-small runs with the artifact's dimensions."""
+    r = run("attention", "--design", "fusemax", "--model", "t5", "--seq", "1024", "--batch", "1")
+    _one_line_exit_2(r, "ambiguous", "t5-small", "t5-base")
+    r = run("attention", "--design", "fusemax", "--model", "t5-small", "--seq", "1024", "--batch", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["model"] == "t5-small"
+    from workloads.models import load_model
+    from workloads.attention import attention_model
+    zoo = load_model("t5")
+    assert attention_model("t5-small").d_model != zoo.hidden_size  # two models, now two names
+    for name in ("bert-base", "trxl", "xlm"):  # the others agree with their zoo files
+        cfg, m = load_model(name), attention_model(name)
+        assert (cfg.hidden_size, cfg.num_heads, cfg.ffn_size) == (m.d_model, m.heads, m.ffn)
+
+
+def test_saved_mapping_replays_to_the_optimized_numbers(run, tmp_path):
+    """map fusemax --save-mapping writes a Mapping (typed pipeline, no pickled plan); attention
+    --mapping replays it to the numbers the mapper reported, and so does accelsim.simulate."""
+    path = tmp_path / "opt.yaml"
+    r = run("map", "fusemax", "--model", "bert", "--seq", "1024", "--batch", "1", "--save-mapping", str(path),
+            "--json")
+    assert r.returncode == 0, r.stderr
+    opt = json.loads(r.stdout)["optimized"]
+    r = run("attention", "--mapping", str(path), "--model", "bert", "--seq", "1024", "--batch", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["latency_s"] == opt["latency_s"] and doc["dram_bytes"] == opt["dram_bytes"]
+    from accelsim.mapping import Mapping
+    from accelsim.simulate import simulate
+    from workloads.attention import attention_model, mapped_graph
+    mapping = Mapping.load(path)
+    assert "plan" not in mapping.meta and mapping.pipeline.stages
+    s = attention_model("bert").shape(1024, batch=1)
+    rep = simulate(mapped_graph(s, mapping), "fusemax-cloud", mapping)  # the registered spatial engine
+    assert rep.core.total_s == opt["latency_s"] and rep.totals["latency_s"] == opt["latency_s"]
+    # a mapping for another sequence length does not fit that Graph: one clear line, exit 2
+    r = run("attention", "--mapping", str(path), "--model", "bert", "--seq", "100", "--batch", "1")
+    _one_line_exit_2(r, "m0")

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from accelsim.engines.spatial_attention import check_schedule, simulate
+from accelsim.engines.spatial import check_schedule, simulate_plan as simulate
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.hardware import load_hardware
 from accelsim.hardware.spatial import SpatialAccelerator
@@ -77,7 +77,7 @@ def test_optimizer_not_worse_at_reviewer_counterexample():
 def test_optimized_never_simulates_slower_than_published(b, h, m, p, e, f, extra, dram, hw_name):
     """Random shapes and buffer sizes (from the published plan's minimum up): the optimizer's
     plan, simulated, is never slower than the published plan, simulated."""
-    from accelsim.engines.spatial_attention import one_pass_buffer_bytes
+    from accelsim.engines.spatial import one_pass_buffer_bytes
     s = AttentionShape(b, h, m, p, e, f)
     design = "fusemax" if hw_name == "fusemax-cloud" else "cascade"
     probe = tiny(hw_name, 10 ** 6, dram)
@@ -98,7 +98,7 @@ def test_prefetch_buffer_formula_matches_the_simulation(b, h, m, p, e, f, p1, dr
     run exactly as fast as with an unlimited buffer; whenever DRAM matters, it is never slower
     than the artifact's footprint without prefetch room (one_pass_buffer_bytes). (It is not
     always as fast as an unlimited buffer then: DRAM may want to run more than one tile ahead.)"""
-    from accelsim.engines.spatial_attention import one_pass_buffer_bytes, one_pass_stream_buffer_bytes
+    from accelsim.engines.spatial import one_pass_buffer_bytes, one_pass_stream_buffer_bytes
     s = AttentionShape(b, h, m, p, e, f)
     hw_name = "flat-cloud" if design == "cascade" else "fusemax-cloud"
     plan = published_plan(design, tiny(hw_name, 10 ** 7, dram), s)
@@ -126,7 +126,7 @@ def test_energy_model_ranks_plans_like_the_simulated_energy():
     binding) differs from the simulator's energy accounting (energy_pj over its action counts)
     only by terms no plan choice changes: the difference is the same for different bindings
     and P1 at one tile size."""
-    from accelsim.engines.spatial_attention import energy_pj
+    from accelsim.engines.spatial import energy_pj
     from mappers.fusemax import model_energy_pj
     hw = load_hardware("fusemax-cloud")
     s = attention_model("bert").shape(4096, batch=1)

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from accelsim.engines.spatial_attention import (
+from accelsim.engines.spatial import (
     report,
-    simulate,
+    simulate_plan as simulate,
     traffic_bytes,
 )
 from accelsim.engines.spatial_linear import linear_report
 from accelsim.errors import InfeasibleError
 from accelsim.reference_data import ENV_VAR, reference_dir
 from accelsim.hardware import load_hardware
-from mappers.fusemax import DESIGN_HARDWARE, published_plan
+from mappers.fusemax import DESIGN_HARDWARE, mapped_graph, published_mapping, published_plan
 from workloads.attention import AttentionShape, attention_model
 
 REF = reference_dir("fusemax") or Path("shared/reference/fusemax (not found)")
@@ -47,7 +47,8 @@ def test_attention_row_reproduces(design, model, seq):
     ref = next(r for r in rows(FILES[design]) if r["model"] == model and r["seq_len"] == seq)
     hw = load_hardware(DESIGN_HARDWARE[design])
     s = attention_model(model).shape(SEQ[seq])
-    rep = report(published_plan(design, hw, s), hw, s)
+    mapping = published_mapping(design, hw, s)  # what the engine replays
+    rep = report(mapped_graph(s, mapping), hw, mapping)
     got = rep.totals
     assert got["dram_bytes"] == pytest.approx(float(ref["traffic"]), rel=0.01)
     assert got["latency_s"] == pytest.approx(float(ref["latency"]), rel=0.02)
@@ -123,7 +124,7 @@ EXTRAPOLATION_REL_TOL = 0.005
        f=st.integers(1, 4), p1=st.integers(1, 10), slack=st.integers(0, 400),
        design=st.sampled_from(["fusemax", "arch", "cascade"]))
 def test_extrapolation_error_is_bounded(b, h, m, p, e, f, p1, slack, design):
-    from accelsim.engines.spatial_attention import one_pass_buffer_bytes
+    from accelsim.engines.spatial import one_pass_buffer_bytes
     from accelsim.hardware.spatial import SpatialAccelerator
     name = "flat-cloud" if design == "cascade" else "fusemax-cloud"
     s = AttentionShape(b, h, m, p, e, f)
@@ -159,7 +160,7 @@ def test_memory_bound_when_dram_is_slow():
 def test_latency_bounded_by_unit_work(design, seq, batch):
     """No unit can be busier than the run is long; no run is longer than all work serialized."""
     hw = load_hardware(DESIGN_HARDWARE[design])
-    s = attention_model("t5").shape(seq, batch)
+    s = attention_model("t5-small").shape(seq, batch)
     plan = published_plan(design, hw, s)
     r = simulate(plan, hw, s)
     for unit in ("2d", "1d", "dram"):

@@ -277,8 +277,8 @@ def test_cli_run_status_and_errors(tmp_path, capsys, cluster):
 
 
 def test_attention_evaluator_rows_equal_direct_engine_calls(tmp_path):
-    from accelsim.engines.spatial_attention import report
-    from mappers.fusemax import published_plan
+    from accelsim.engines.spatial import report
+    from mappers.fusemax import mapped_graph, published_mapping
     from workloads.attention import attention_model
 
     spec = SweepSpec.from_dict({
@@ -287,7 +287,8 @@ def test_attention_evaluator_rows_equal_direct_engine_calls(tmp_path):
     df = load_results(run_sweep(spec, tmp_path, executor="serial").out_dir).set_index("options.design")
     hw, shape = load_hardware("fusemax-cloud"), attention_model("bert").shape(1024, batch=1)
     for design in ("fusemax", "arch"):
-        ref = report(published_plan(design, hw, shape), hw, shape).totals
+        mapping = published_mapping(design, hw, shape)
+        ref = report(mapped_graph(shape, mapping), hw, mapping).totals
         assert df.loc[design, "latency_cycles"] == ref["latency_cycles"]
         assert df.loc[design, "dram_bytes"] == ref["dram_bytes"]
     assert df.loc["bogus", "status"] == "error" and "allowed: unfused" in df.loc["bogus", "error"]

@@ -35,17 +35,27 @@ from accelsim.ir.views import AttentionModel, AttentionShape  # noqa: E402,F401 
 
 
 # FuseMax artifact workloads (PAPERS.md "Workloads [artifact]"; FPSG-UIUC/micro24-fusemax-artifact
-# flat_validation.csv columns D, H, E, F, S): batch 64 by default.
+# flat_validation.csv columns D, H, E, F, S): batch 64 by default. Named by the checkpoint they
+# are, so that they never collide with a zoo model of another size: the artifact's T5 is
+# T5-small (d_model 512, 8 heads, FFN 2048), while ``workloads/zoo/t5.yaml`` is t5-base.
+# BERT, TrXL and XLM have the same dimensions as their zoo files (bert-base, trxl, xlm).
 ATTENTION_MODELS: dict[str, AttentionModel] = {
-    "bert": AttentionModel("bert", 768, 12, 64, 64, 3072),
+    "bert-base": AttentionModel("bert-base", 768, 12, 64, 64, 3072),
     "trxl": AttentionModel("trxl", 1024, 16, 64, 64, 4096),
-    "t5": AttentionModel("t5", 512, 8, 64, 64, 2048),
+    "t5-small": AttentionModel("t5-small", 512, 8, 64, 64, 2048),
     "xlm": AttentionModel("xlm", 2048, 16, 128, 128, 8192),
 }
+# the artifact's own labels (its CSVs say BERT, TrXL, XLM) that name one model unambiguously
+ARTIFACT_ALIASES = {"bert": "bert-base"}
+AMBIGUOUS = {"t5": "the FuseMax artifact's T5 is t5-small (d_model 512, 8 heads, FFN 2048); the zoo's t5 "
+                   "(accelsim roofline --model t5) is t5-base (768, 12 heads, 3072): say t5-small"}
 
 
 def attention_model(name: str) -> AttentionModel:
-    key = name.lower()
+    key = ARTIFACT_ALIASES.get(name.lower(), name.lower())
+    if key in AMBIGUOUS:
+        raise AccelsimError(f"model {name!r} is ambiguous: {AMBIGUOUS[key]}", field="model",
+                            allowed=sorted(ATTENTION_MODELS))
     if key not in ATTENTION_MODELS:
         raise AccelsimError(f"unknown attention model {name!r}", field="model", allowed=sorted(ATTENTION_MODELS))
     return ATTENTION_MODELS[key]
@@ -211,3 +221,17 @@ def cascade(kind: str, s: AttentionShape, m0: int = 256, dtype_bytes: int = 2) -
     if kind == "3pass":
         return three_pass(s, dtype_bytes)
     return CASCADES[kind](s, m0, dtype_bytes)
+
+
+def mapped_graph(s: AttentionShape, mapping, dtype_bytes: int = 2) -> Graph:
+    """The cascade Graph a Mapping names (``attention-1pass`` split at its tiling's ``m0``,
+    ``attention-2pass``, ``attention-3pass``), to replay the mapping on."""
+    kinds = {f"attention-{k}": k for k in CASCADES}
+    kind = kinds.get(mapping.graph)
+    if kind is None:
+        raise AccelsimError(f"mapping is for graph {mapping.graph!r}, not an attention cascade",
+                            field="mapping.graph", allowed=sorted(kinds))
+    m0 = next((t.get("m0") for t in mapping.tiling.values() if isinstance(t, dict) and "m0" in t), None)
+    if kind != "3pass" and m0 is None:
+        raise AccelsimError("a tiled cascade's mapping needs tiling m0", field="mapping.tiling")
+    return cascade(kind, s, m0=m0 or 256, dtype_bytes=dtype_bytes)

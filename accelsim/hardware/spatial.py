@@ -55,7 +55,6 @@ class ActionEnergy(Spec):
     """Energy per primitive action (pJ), Accelergy-style, 45 nm."""
 
     compute_pj: dict[str, float] = Field(description="mac, add, max, exp, divide ... -> pJ per action")
-    regfile_access_pj: float = Field(ge=0, description="one PE register-file read or write")
     buffer_read_pj_per_byte: float = Field(ge=0)
     buffer_write_pj_per_byte: float = Field(ge=0)
     dram_pj_per_byte: float = Field(ge=0)
@@ -84,6 +83,24 @@ class SpatialAccelerator(HardwareSpec):
             unknown = set(array.ops) - set(OP_NAMES)
             if unknown:
                 raise AccelsimError(f"unknown ops {sorted(unknown)}", field=f"{name}.ops", allowed=OP_NAMES)
+        # One energy convention for this kind: every energy is in ``energy`` (per action, per
+        # buffer byte, per DRAM byte); the memory levels carry capacity and bandwidth only, so an
+        # energy there would validate and change nothing.
+        for level in ("global_buffer", "dram"):
+            for f in ("read_energy_pj_per_byte", "write_energy_pj_per_byte"):
+                if getattr(getattr(self, level), f):
+                    raise AccelsimError(f"the spatial kind reads energies from energy.* only; {level}.{f} would be "
+                                        "ignored", field=f"{level}.{f}",
+                                        allowed=["energy.buffer_read_pj_per_byte", "energy.buffer_write_pj_per_byte",
+                                                 "energy.dram_pj_per_byte"])
+        fired = {a for array in (self.array_2d, self.array_1d) for c in array.ops.values() for a in c.actions}
+        missing, unused = sorted(fired - set(self.energy.compute_pj)), sorted(set(self.energy.compute_pj) - fired)
+        if missing:  # an action with no energy would cost nothing
+            raise AccelsimError(f"ops fire actions {missing} that have no energy", field="energy.compute_pj",
+                                allowed=sorted(self.energy.compute_pj))
+        if unused:  # an energy no op fires would be ignored
+            raise AccelsimError(f"no op fires actions {unused}; their energy would be ignored", field="energy.compute_pj",
+                                allowed=sorted(fired))
         return self
 
     @property

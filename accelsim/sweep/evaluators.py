@@ -281,13 +281,13 @@ ATTENTION_METRICS: dict[str, str] = {
 
 @register_evaluator("attention", kinds=("spatial",), metric_types=ATTENTION_METRICS,
                     option_names=lambda: ("design",),
-                    engine_modules=("accelsim.engines.spatial_attention", "mappers.fusemax"),
+                    engine_modules=("accelsim.engines.spatial", "mappers.fusemax"),
                     description="attention on a spatial accelerator: a published plan (options.design) "
-                                "simulated by accelsim.engines.spatial_attention")
+                                "simulated by accelsim.engines.spatial")
 def attention(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) -> Mapping[str, Any]:
     """``options.design`` is one of mappers.fusemax.DESIGNS (fusemax, arch, cascade, flat, unfused)."""
-    from accelsim.engines.spatial_attention import report
-    from mappers.fusemax import DESIGNS, published_plan
+    from accelsim.engines.spatial import report
+    from mappers.fusemax import DESIGNS, mapped_graph, published_mapping
 
     design = options.get("design", "fusemax")
     if design not in DESIGNS:
@@ -295,4 +295,5 @@ def attention(hardware: HardwareSpec, workload: Any, options: dict[str, Any]) ->
     if not hasattr(workload, "m") or not hasattr(workload, "e"):
         raise AccelsimError("needs an attention workload, e.g. {attention: {model: bert, seq: 4096}}",
                             field="workloads")
-    return report(published_plan(design, hardware, workload), hardware, workload).totals
+    mapping = published_mapping(design, hardware, workload)
+    return report(mapped_graph(workload, mapping), hardware, mapping).totals

@@ -13,7 +13,7 @@ sub = group("map", "Map workloads onto hardware with an optimizer.")
 
 @sub.command("fusemax")
 def map_fusemax_command(
-    model: str = typer.Option(..., help="bert, trxl, t5 or xlm."),
+    model: str = typer.Option(..., help="bert-base (or bert), trxl, t5-small or xlm."),
     seq: int = typer.Option(..., help="Sequence length."),
     batch: int = typer.Option(64, help="Batch size."),
     hardware: str = typer.Option("fusemax-cloud", help="Spatial preset or YAML."),
@@ -26,9 +26,9 @@ def map_fusemax_command(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Optimize the mapping, then simulate it and the published FuseMax mapping side by side."""
-    from accelsim.engines.spatial_attention import report
+    from accelsim.engines.spatial import report
     from accelsim.hardware import load_hardware
-    from mappers.fusemax import optimize, published_plan, size_hardware
+    from mappers.fusemax import mapped_graph, optimize, published_mapping, size_hardware
     from workloads.attention import attention_model
 
     if stages < 1:
@@ -37,7 +37,7 @@ def map_fusemax_command(
     hw = load_hardware(hardware, kind="spatial")
     s = m.shape(seq, batch)
     res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
-    opt = report(res.plan, hw, s).totals
+    opt = report(mapped_graph(s, res.mapping), hw, res.mapping).totals
     doc = {"model": m.name, "seq": seq, "batch": batch, "hardware": hw.name, "objective": objective,
            "status": res.status, "primary_bound": res.primary_bound, "best_bound": res.best_bound, "gap": res.gap,
            "model_optimum": res.model_optimum, "model_value": res.value, "source": res.source,
@@ -46,14 +46,14 @@ def map_fusemax_command(
                                               "buffer_bytes_used")}}
     try:
         design = "fusemax" if "exp" in hw.array_2d.ops else "cascade"
-        pub = report(published_plan(design, hw, s), hw, s).totals
+        pub_mapping = published_mapping(design, hw, s)
+        pub = report(mapped_graph(s, pub_mapping), hw, pub_mapping).totals
         doc["published"] = {"design": design, **{k: pub[k] for k in ("latency_s", "dram_bytes", "energy_pj",
                                                                     "util_2d", "util_1d")}}
     except AccelsimError as why:
         doc["published"] = {"error": str(why)}
     if save_mapping:
-        from mappers.fusemax import to_mapping
-        to_mapping(res.plan, hw, s).save(save_mapping)
+        res.mapping.save(save_mapping)
         doc["mapping_file"] = save_mapping
     if area_budget_um2 > 0:
         doc["sizing"] = size_hardware(hw, s, area_budget_um2=area_budget_um2,

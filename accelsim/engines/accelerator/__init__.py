@@ -109,8 +109,16 @@ class AcceleratorEngine:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
+    def _replays(self, mapping: Any) -> bool:
+        """A mapping with a per-tile pipeline (what ``mappers.fusemax`` emits) on a spatial chip is
+        replayed by the attention engine (``accelsim.engines.spatial``) for the cascade Graph it
+        maps; this engine otherwise chooses its own schedule."""
+        return self.kind == "spatial" and getattr(mapping, "pipeline", None) is not None
+
     def check(self, workload: Any, hardware: Any, mapping: Any) -> list[Problem]:
         found: list[Problem] = []
+        if self._replays(mapping):
+            return _attention_problems(workload, hardware, mapping)
         if mapping is not None:
             found.append(Problem("mapping", "this engine chooses its own schedule; it replays no mapping",
                                  "no mapping"))
@@ -121,6 +129,13 @@ class AcceleratorEngine:
 
     def simulate(self, workload: Any, hardware: Any, mapping: Any = None, *, overlap: bool = True,
                  max_tiles: int = 64, timeline: bool = False) -> Report:
+        if self._replays(mapping):  # a FuseMax attention mapping of a cascade Graph: replay it
+            from accelsim.engines.spatial import report as attention_report
+
+            rep = attention_report(workload, hardware, mapping)
+            rep.totals = {**rep.core.flat(), **rep.totals}
+            rep.meta["engine"] = "spatial attention (mapping replay)"
+            return rep
         chip = chip_for(hardware)
         parts = _parts(workload)
         total: Report | None = None
@@ -151,6 +166,23 @@ class AcceleratorEngine:
         total.meta = {"engine": "accelerator", "overlap": overlap, "parts": [(n, r) for n, _, r, _ in parts],
                       **({"timeline": records} if timeline else {})}
         return total
+
+
+def _attention_problems(workload: Any, hardware: Any, mapping: Any) -> list[Problem]:
+    """What stops a FuseMax attention mapping from replaying on this workload, as Problems."""
+    from accelsim.engines.spatial import decode
+    from accelsim.errors import AccelsimError
+
+    if not isinstance(workload, Graph):
+        return [Problem("workload", "a FuseMax attention mapping replays on one cascade Graph",
+                        "attention-1pass or attention-3pass Graph")]
+    try:
+        decode(workload, mapping)
+    except AccelsimError as why:
+        allowed = why.allowed if why.allowed is None or isinstance(why.allowed, str) else \
+            ", ".join(map(str, why.allowed))
+        return [Problem(why.field or "mapping", str(why), allowed)]
+    return []
 
 
 def _parts(workload: Any) -> list[tuple[str, Graph, int, str | None]]:

@@ -77,7 +77,7 @@ def plan_report(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape, 
     meta = {"plan": plan.describe(), "traffic_bytes": r.traffic, "energy_breakdown_pj": energy,
             "shape": vars(s), "pes_2d": pes2, "pes_1d": pes1}
     return Report(workload=workload, hardware=hw.name, layers=layers, totals=totals, meta=meta,
-                  core=core_totals(plan, hw, s, r, energy["total_pj"]))
+                  core=core_totals(plan, hw, s, r, energy))
 
 
 # DRAM accesses per tensor of ``costs.traffic_bytes`` that are writes (the rest are reads):
@@ -88,7 +88,7 @@ ROLE = {"Q": "input", "K": "input", "V": "input", "AV": "output"}  # the rest: s
 
 
 def core_totals(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape, r: SimResult,
-                energy_pj: float) -> Totals:
+                energy: dict[str, float]) -> Totals:
     """The engine interface's typed totals (``accelsim.report.Totals``) of one simulated layer."""
     writes = sum(b * WRITE_SHARE.get(t, 0.0) for t, b in r.traffic.items())
     reads = sum(r.traffic.values()) - writes
@@ -104,7 +104,9 @@ def core_totals(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape, 
         vector = bh * s.p * s.m * sum(k for _, k in softmax_ops(table))
     clock = hw.clock_hz
     return Totals(total_s=r.latency_cycles / clock, total_cycles=r.latency_cycles, macs=float(macs),
-                  flops=float(2 * macs + vector), energy_pj=energy_pj, read_bytes={"dram": reads},
+                  flops=float(2 * macs + vector),
+                  energy_pj_by_component={k.removesuffix("_pj"): v for k, v in energy.items() if k != "total_pj"},
+                  read_bytes={"dram": reads},
                   write_bytes={"dram": writes}, offchip_bytes_by_role=roles,
                   busy_s={u: c / clock for u, c in r.busy_cycles.items()})
 

@@ -1,0 +1,213 @@
+"""Exact tiling search: depth-first branch and bound over the mapping space of ``space.py``.
+
+Why branch and bound and not CP-SAT: the costs are products of divisor choices (reuse is a
+product of loop factors, a level's traffic a product over ranks), which CP-SAT only handles
+through chains of multiplication constraints; walking the divisor lattice level by level from
+DRAM inwards instead fixes one boundary's traffic at every step, so a partial mapping has a
+sound lower bound and whole subtrees are dropped at once.
+
+The walk: at storage level ``j`` (outermost first) choose the spatial unrolling below it, the
+child level's tile and the loop order of the rest; that fixes the accesses of the boundary
+between ``j`` and its child exactly (the formulas of ``accelsim.engines.loopnest``). The bound
+of a partial mapping takes the known accesses, the compulsory bytes every level still to be
+chosen must move, and the compute cycles the MACs below still need at full use. Every bound
+is <= the cost of every completion, so the search proves its optimum when it finishes; on a
+time-out it returns the best mapping found and the gap to the smallest bound still open.
+Children are visited best bound first, so a good mapping is found early.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from accelsim.engines.loopnest import NestCost, evaluate, sent_down, spatial_by_rank, trailing_run
+from accelsim.errors import AccelsimError, InfeasibleError
+from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, tensor_roles
+from mappers.tiling.space import divisor_vectors, order_classes, spatial_options
+
+OBJECTIVES: tuple[str, ...] = ("dram", "latency", "energy", "edp")
+
+
+def objective_key(objective: str, dram: float, latency: float, energy: float) -> tuple[float, ...]:
+    """The objective first, then tie-breakers (so equal-DRAM mappings are ranked by latency)."""
+    if objective == "dram":
+        return (dram, latency, energy)
+    if objective == "latency":
+        return (latency, energy, dram)
+    if objective == "energy":
+        return (energy, latency, dram)
+    if objective == "edp":
+        return (energy * latency, latency, dram)
+    raise AccelsimError(f"unknown objective {objective!r}", field="objective", allowed=OBJECTIVES)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    nest: LoopNest
+    cost: NestCost
+    objective: str
+    status: str  # "optimal" (proved) or "time_limit" (best found, with gap)
+    gap: float  # (best - bound) / best on the objective
+    bound: float  # proved lower bound on the objective
+    solve_s: float
+    nodes: int
+
+    @property
+    def value(self) -> float:
+        return objective_key(self.objective, self.cost.dram_bytes, self.cost.latency_cycles, self.cost.energy_pj)[0]
+
+
+class _Fit:
+    """Capacity check of a tile at one level (shared capacity or per-operand buffers)."""
+
+    def __init__(self, level: StorageLevel, problem: LoopProblem) -> None:
+        roles = tensor_roles(problem)
+        self.copies = 2 if level.double_buffered else 1
+        self.tensors = problem.tensors
+        self.shared = level.capacity_bytes
+        self.per = None if level.capacity_by_tensor is None else {
+            t.name: level.capacity_by_tensor.get(roles[t.name]) for t in problem.tensors}
+
+    def __call__(self, tile: dict[str, int]) -> bool:
+        need = {t.name: math.prod(tile[r] for r in t.ranks) * t.dtype_bytes * self.copies for t in self.tensors}
+        if self.per is not None:
+            return all(c is None or need[n] <= c for n, c in self.per.items())
+        return self.shared is None or sum(need.values()) <= self.shared
+
+
+def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency",
+           time_limit_s: float = 10.0) -> SearchResult:
+    """The best LoopNest for ``objective`` (proved optimal unless the time limit stops the search)."""
+    objective_key(objective, 0, 0, 0)
+    if not time_limit_s > 0:
+        raise AccelsimError(f"must be positive, got {time_limit_s}", field="time_limit_s")
+    levels = hierarchy.levels
+    depth = len(levels)
+    tensors = problem.tensors
+    ones = {r: 1 for r in problem.extents}
+    fits = [_Fit(lv, problem) for lv in levels]
+    if not fits[-1](dict(problem.extents)):
+        raise InfeasibleError(f"the whole problem ({problem.compulsory_bytes()} bytes) does not fit the outermost "
+                              f"level {levels[-1].name} ({levels[-1].capacity_bytes} bytes)",
+                              field=f"level {levels[-1].name}")
+    if not fits[0](ones):
+        raise InfeasibleError(f"one element of each tensor does not fit level {levels[0].name}",
+                              field=f"level {levels[0].name}")
+    peak_below = [math.prod(f.size for lv in levels[:i + 1] for f in lv.fanouts) for i in range(depth)]
+    comp = {t.name: problem.elements(t) * t.dtype_bytes for t in tensors}
+    floor_energy = [0.0] * (depth + 1)  # floor_energy[i+1]: compulsory energy of levels 0..i (parent side)
+    for i, lv in enumerate(levels):
+        e = sum(comp[t.name] * (lv.write_pj_per_byte if t.is_output else lv.read_pj_per_byte) for t in tensors)
+        floor_energy[i + 1] = floor_energy[i] + e
+    mac_energy = problem.points * hierarchy.mac_pj
+    start = time.perf_counter()
+    deadline = start + time_limit_s
+    best: list = [None, None]  # key, nest
+    open_bound = [math.inf]
+    nodes = [0]
+    stopped = [False]
+    above_stack: dict[int, list] = {}
+    pend_stack: dict[int, tuple[int, int]] = {}
+    active_stack: dict[int, int] = {}
+    prefix_stack: dict[int, int] = {}
+    energy_stack: dict[int, float] = {}
+    tmax_stack: dict[int, float] = {}
+    dram_stack: dict[int, float] = {}
+
+    def expand(j: int, tile_j: dict[str, int], chosen: list[LevelLoops], above: list[tuple[str, int]],
+               pend: tuple[int, int], active: int, prefix: int, energy: float, t_max: float, dram: float) -> None:
+        # The context ``_child`` reads for this depth.
+        above_stack[j], pend_stack[j], active_stack[j] = above, pend, active
+        prefix_stack[j], energy_stack[j], tmax_stack[j], dram_stack[j] = prefix, energy, t_max, dram
+        lv = levels[j]
+        kids = []
+        for spatial, rem in spatial_options(lv.fanouts, tile_j):
+            for tc in (divisor_vectors(rem) if j > 0 else [ones]):
+                if j > 0 and not fits[j - 1](tc):
+                    continue
+                tau = {r: rem[r] // tc[r] for r in rem}
+                sp = dict(spatial)
+                for fo in lv.fanouts:
+                    if fo.waves:
+                        sp[fo.name] = {r: tau[r] for r in tau if tau[r] > 1 and
+                                       (fo.allowed_ranks is None or r in fo.allowed_ranks)}
+                        for r in sp[fo.name]:
+                            tau[r] = 1
+                        if not sp[fo.name]:
+                            del sp[fo.name]
+                for order in order_classes(tau, tensors):
+                    kids.append(_child(j, tc, sp, order))
+        kids.sort(key=lambda k: k[0])
+        for i, kid in enumerate(kids):
+            lb = kid[0]
+            if best[0] is not None and lb >= best[0]:
+                return
+            nodes[0] += 1
+            if time.perf_counter() > deadline or stopped[0]:
+                stopped[0] = True
+                open_bound[0] = min(open_bound[0], lb[0])
+                return
+            _, loops, tc, above2, pend2, active2, prefix2, energy2, tmax2, dram2 = kid
+            if j == 0:
+                nest = LoopNest(problem.name, dict(problem.extents), tuple([*chosen, loops]))
+                best[0], best[1] = lb, nest  # at a leaf the bound is the exact cost
+            else:
+                expand(j - 1, tc, [*chosen, loops], above2, pend2, active2, prefix2, energy2, tmax2, dram2)
+
+    def _child(j, tc, sp, order):
+        lv = levels[j]
+        loops = LevelLoops(lv.name, tuple(order), sp)
+        above2 = [*above_stack[j], *order]
+        sigma = spatial_by_rank(loops)
+        pr, pw, cr, cw = pend_stack[j][0], pend_stack[j][1], 0, 0
+        for t in tensors:
+            base = sent_down(problem, t, tc, sigma, trailing_run(above2, t))
+            irr = math.prod(sigma.get(r, 1) for r in problem.extents if r not in t.ranks)
+            b = t.dtype_bytes
+            if t.is_output:
+                back = base - problem.elements(t)
+                pw += base * b
+                pr += back * b
+                cr += base * irr * b
+                cw += back * b
+            else:
+                pr += base * b
+                cw += base * irr * b
+        active_j = active_stack[j]
+        t_j = 0.0 if lv.bandwidth_bytes_per_cycle is None else (pr + pw) / (lv.bandwidth_bytes_per_cycle * active_j)
+        energy2 = energy_stack[j] + pr * lv.read_pj_per_byte + pw * lv.write_pj_per_byte
+        physical, waves = 1, 1
+        for fo in lv.fanouts:
+            used = math.prod(sp.get(fo.name, {}).values())
+            physical *= min(used, fo.size)
+            if fo.waves:
+                waves *= -(-used // fo.size)
+        active2 = active_j * physical
+        prefix2 = prefix_stack[j] * math.prod(f for _, f in order) * waves
+        tmax2 = max(tmax_stack[j], t_j)
+        dram2 = (pr + pw) if j == depth - 1 else dram_stack[j]
+        if j > 0:
+            child = levels[j - 1]
+            t_c = 0.0 if child.bandwidth_bytes_per_cycle is None else (
+                (cr + cw) / (child.bandwidth_bytes_per_cycle * active2))
+            compute_lb = prefix2 * -(-math.prod(tc.values()) // peak_below[j - 1])
+            e_lb = energy2 + cr * child.read_pj_per_byte + cw * child.write_pj_per_byte + floor_energy[j] + mac_energy
+            lat_lb = max(tmax2, t_c, compute_lb)
+        else:
+            e_lb = energy2 + mac_energy
+            lat_lb = max(tmax2, prefix2)
+        lb = objective_key(objective, dram2, lat_lb, e_lb)
+        return (lb, loops, tc, above2, (cr, cw), active2, prefix2, energy2, tmax2, dram2)
+
+    expand(depth - 1, dict(problem.extents), [], [], (0, 0), 1, 1, 0.0, 0.0, 0.0)
+    solve_s = time.perf_counter() - start
+    if best[1] is None:
+        raise InfeasibleError("no mapping fits the hierarchy within the time limit"
+                              if stopped[0] else "no mapping fits the hierarchy", field="hierarchy")
+    cost = evaluate(best[1], problem, hierarchy)
+    value = objective_key(objective, cost.dram_bytes, cost.latency_cycles, cost.energy_pj)[0]
+    bound = value if not stopped[0] else min(value, open_bound[0])
+    gap = 0.0 if value == 0 else max(0.0, (value - bound) / value)
+    return SearchResult(best[1], cost, objective, "time_limit" if stopped[0] else "optimal", gap, bound, solve_s,
+                        nodes[0])

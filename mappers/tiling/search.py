@@ -21,10 +21,13 @@ import math
 import time
 from dataclasses import dataclass
 
-from accelsim.engines.loopnest import NestCost, evaluate, sent_down, spatial_by_rank, trailing_run
+from accelsim.engines.loopnest import NestCost, evaluate, trailing_run
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, tensor_roles
-from mappers.tiling.space import divisor_vectors, order_classes, spatial_options
+import numpy as np
+
+from mappers.tiling.kids import build, order_of, permutations
+from mappers.tiling.space import order_signature
 
 OBJECTIVES: tuple[str, ...] = ("dram", "latency", "energy", "edp")
 
@@ -107,98 +110,66 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
     open_bound = [math.inf]
     nodes = [0]
     stopped = [False]
-    above_stack: dict[int, list] = {}
-    pend_stack: dict[int, tuple[int, int]] = {}
-    active_stack: dict[int, int] = {}
-    prefix_stack: dict[int, int] = {}
-    energy_stack: dict[int, float] = {}
-    tmax_stack: dict[int, float] = {}
-    dram_stack: dict[int, float] = {}
+
+    ranks = list(problem.extents)
+    perms = permutations(len(ranks))
 
     def expand(j: int, tile_j: dict[str, int], chosen: list[LevelLoops], above: list[tuple[str, int]],
                pend: tuple[int, int], active: int, prefix: int, energy: float, t_max: float, dram: float) -> None:
-        # The context ``_child`` reads for this depth.
-        above_stack[j], pend_stack[j], active_stack[j] = above, pend, active
-        prefix_stack[j], energy_stack[j], tmax_stack[j], dram_stack[j] = prefix, energy, t_max, dram
         lv = levels[j]
-        kids = []
-        for spatial, rem in spatial_options(lv.fanouts, tile_j):
-            for tc in (divisor_vectors(rem) if j > 0 else [ones]):
-                if j > 0 and not fits[j - 1](tc):
-                    continue
-                tau = {r: rem[r] // tc[r] for r in rem}
-                sp = dict(spatial)
-                for fo in lv.fanouts:
-                    if fo.waves:
-                        sp[fo.name] = {r: tau[r] for r in tau if tau[r] > 1 and
-                                       (fo.allowed_ranks is None or r in fo.allowed_ranks)}
-                        for r in sp[fo.name]:
-                            tau[r] = 1
-                        if not sp[fo.name]:
-                            del sp[fo.name]
-                for order in order_classes(tau, tensors):
-                    kids.append(_child(j, tc, sp, order))
-        kids.sort(key=lambda k: k[0])
-        for i, kid in enumerate(kids):
-            lb = kid[0]
+        child = levels[j - 1] if j > 0 else None
+        above_runs = tuple(trailing_run(above, t) for t in tensors)
+        options, kids = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1, perms)
+        if kids is None:
+            return
+        reads = pend[0] + kids.pr
+        writes = pend[1] + kids.pw
+        t_j = 0.0 if lv.bandwidth_bytes_per_cycle is None else (reads + writes) / (lv.bandwidth_bytes_per_cycle * active)
+        energy2 = energy + reads * lv.read_pj_per_byte + writes * lv.write_pj_per_byte
+        active2 = active * kids.physical
+        prefix2 = prefix * kids.temporal * kids.waves
+        tmax2 = np.maximum(t_max, t_j)
+        dram2 = reads + writes if j == depth - 1 else np.full(len(reads), dram)
+        if child is not None:
+            t_c = 0.0 if child.bandwidth_bytes_per_cycle is None else (
+                (kids.cr + kids.cw) / (child.bandwidth_bytes_per_cycle * active2))
+            compute_lb = prefix2 * -(-kids.tc.prod(axis=1) // peak_below[j - 1])
+            e_lb = (energy2 + kids.cr * child.read_pj_per_byte + kids.cw * child.write_pj_per_byte
+                    + floor_energy[j] + mac_energy)
+            lat_lb = np.maximum(np.maximum(tmax2, t_c), compute_lb)
+        else:
+            e_lb = energy2 + mac_energy
+            lat_lb = np.maximum(tmax2, prefix2.astype(np.float64))
+        keys = objective_key(objective, dram2, lat_lb, e_lb)
+        order = np.lexsort(tuple(reversed(keys)))
+        seen: set = set()
+        for i in order:
+            lb = tuple(float(k[i]) for k in keys)
             if best[0] is not None and lb >= best[0]:
                 return
+            loop_order = order_of(kids, i, perms, ranks)
+            tc = {r: int(kids.tc[i, x]) for x, r in enumerate(ranks)}
+            sig = (int(kids.option[i]), tuple(tc.values()), order_signature(loop_order, tensors))
+            if sig in seen:
+                continue
+            seen.add(sig)
             nodes[0] += 1
             if time.perf_counter() > deadline or stopped[0]:
                 stopped[0] = True
                 open_bound[0] = min(open_bound[0], lb[0])
                 return
-            _, loops, tc, above2, pend2, active2, prefix2, energy2, tmax2, dram2 = kid
+            spatial = dict(options[int(kids.option[i])][0])
+            for fo in lv.fanouts:
+                if fo.waves:
+                    share = {r: int(kids.wave[i, x]) for x, r in enumerate(ranks) if kids.wave[i, x] > 1}
+                    if share:
+                        spatial[fo.name] = share
+            loops = LevelLoops(lv.name, loop_order, spatial)
             if j == 0:
-                nest = LoopNest(problem.name, dict(problem.extents), tuple([*chosen, loops]))
-                best[0], best[1] = lb, nest  # at a leaf the bound is the exact cost
+                best[0], best[1] = lb, LoopNest(problem.name, dict(problem.extents), tuple([*chosen, loops]))
             else:
-                expand(j - 1, tc, [*chosen, loops], above2, pend2, active2, prefix2, energy2, tmax2, dram2)
-
-    def _child(j, tc, sp, order):
-        lv = levels[j]
-        loops = LevelLoops(lv.name, tuple(order), sp)
-        above2 = [*above_stack[j], *order]
-        sigma = spatial_by_rank(loops)
-        pr, pw, cr, cw = pend_stack[j][0], pend_stack[j][1], 0, 0
-        for t in tensors:
-            base = sent_down(problem, t, tc, sigma, trailing_run(above2, t))
-            irr = math.prod(sigma.get(r, 1) for r in problem.extents if r not in t.ranks)
-            b = t.dtype_bytes
-            if t.is_output:
-                back = base - problem.elements(t)
-                pw += base * b
-                pr += back * b
-                cr += base * irr * b
-                cw += back * b
-            else:
-                pr += base * b
-                cw += base * irr * b
-        active_j = active_stack[j]
-        t_j = 0.0 if lv.bandwidth_bytes_per_cycle is None else (pr + pw) / (lv.bandwidth_bytes_per_cycle * active_j)
-        energy2 = energy_stack[j] + pr * lv.read_pj_per_byte + pw * lv.write_pj_per_byte
-        physical, waves = 1, 1
-        for fo in lv.fanouts:
-            used = math.prod(sp.get(fo.name, {}).values())
-            physical *= min(used, fo.size)
-            if fo.waves:
-                waves *= -(-used // fo.size)
-        active2 = active_j * physical
-        prefix2 = prefix_stack[j] * math.prod(f for _, f in order) * waves
-        tmax2 = max(tmax_stack[j], t_j)
-        dram2 = (pr + pw) if j == depth - 1 else dram_stack[j]
-        if j > 0:
-            child = levels[j - 1]
-            t_c = 0.0 if child.bandwidth_bytes_per_cycle is None else (
-                (cr + cw) / (child.bandwidth_bytes_per_cycle * active2))
-            compute_lb = prefix2 * -(-math.prod(tc.values()) // peak_below[j - 1])
-            e_lb = energy2 + cr * child.read_pj_per_byte + cw * child.write_pj_per_byte + floor_energy[j] + mac_energy
-            lat_lb = max(tmax2, t_c, compute_lb)
-        else:
-            e_lb = energy2 + mac_energy
-            lat_lb = max(tmax2, prefix2)
-        lb = objective_key(objective, dram2, lat_lb, e_lb)
-        return (lb, loops, tc, above2, (cr, cw), active2, prefix2, energy2, tmax2, dram2)
+                expand(j - 1, tc, [*chosen, loops], [*above, *loop_order], (int(kids.cr[i]), int(kids.cw[i])),
+                       int(active2[i]), int(prefix2[i]), float(energy2[i]), float(tmax2[i]), float(dram2[i]))
 
     expand(depth - 1, dict(problem.extents), [], [], (0, 0), 1, 1, 0.0, 0.0, 0.0)
     solve_s = time.perf_counter() - start

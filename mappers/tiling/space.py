@@ -46,7 +46,12 @@ def fanout_options(fanout: Fanout, rem: dict[str, int]) -> list[dict[str, int]]:
 
 def spatial_options(fanouts: tuple[Fanout, ...], rem: dict[str, int]) -> list[tuple[dict[str, dict[str, int]],
                                                                                     dict[str, int]]]:
-    """(spatial per non-wave fanout, what remains per rank) for every combination."""
+    """(spatial per non-wave fanout, what remains per rank), one per distinct unrolling per rank.
+
+    Two assignments that unroll every rank by the same total factor (rows m16 and cols n16, or
+    rows n16 and cols m16) cost the same: the cost model sees the product per rank and, for a
+    fanout without waves, uses exactly the instances it is given. So one of each is kept.
+    """
     results: list[tuple[dict[str, dict[str, int]], dict[str, int]]] = [({}, dict(rem))]
     for fo in fanouts:
         if fo.waves:
@@ -59,7 +64,10 @@ def spatial_options(fanouts: tuple[Fanout, ...], rem: dict[str, int]) -> list[tu
                     nxt[r] //= f
                 grown.append(({**chosen, fo.name: opt} if opt else chosen, nxt))
         results = grown
-    return results
+    seen: dict[tuple, tuple[dict[str, dict[str, int]], dict[str, int]]] = {}
+    for chosen, left in results:
+        seen.setdefault(tuple(sorted(left.items())), (chosen, left))
+    return list(seen.values())
 
 
 def order_signature(order: tuple[tuple[str, int], ...], tensors: tuple[TensorAccess, ...]) -> tuple:

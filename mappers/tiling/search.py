@@ -113,25 +113,29 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
 
     ranks = list(problem.extents)
     perms = permutations(len(ranks))
+    built: dict[tuple, tuple] = {}  # children depend only on (level, tile, runs from above)
 
     def expand(j: int, tile_j: dict[str, int], chosen: list[LevelLoops], above: list[tuple[str, int]],
                pend: tuple[int, int], active: int, prefix: int, energy: float, t_max: float, dram: float) -> None:
         lv = levels[j]
         child = levels[j - 1] if j > 0 else None
         above_runs = tuple(trailing_run(above, t) for t in tensors)
-        options, kids = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1, perms)
+        memo = (j, tuple(tile_j.values()), above_runs)
+        if memo not in built:
+            built[memo] = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1, perms)
+        options, kids = built[memo]
         if kids is None:
             return
         reads = pend[0] + kids.pr
         writes = pend[1] + kids.pw
-        t_j = 0.0 if lv.bandwidth_bytes_per_cycle is None else (reads + writes) / (lv.bandwidth_bytes_per_cycle * active)
+        t_j = np.zeros(len(reads)) if lv.bandwidth_bytes_per_cycle is None else (reads + writes) / (lv.bandwidth_bytes_per_cycle * active)
         energy2 = energy + reads * lv.read_pj_per_byte + writes * lv.write_pj_per_byte
         active2 = active * kids.physical
         prefix2 = prefix * kids.temporal * kids.waves
         tmax2 = np.maximum(t_max, t_j)
         dram2 = reads + writes if j == depth - 1 else np.full(len(reads), dram)
         if child is not None:
-            t_c = 0.0 if child.bandwidth_bytes_per_cycle is None else (
+            t_c = np.zeros(len(reads)) if child.bandwidth_bytes_per_cycle is None else (
                 (kids.cr + kids.cw) / (child.bandwidth_bytes_per_cycle * active2))
             compute_lb = prefix2 * -(-kids.tc.prod(axis=1) // peak_below[j - 1])
             e_lb = (energy2 + kids.cr * child.read_pj_per_byte + kids.cw * child.write_pj_per_byte

@@ -17,7 +17,8 @@ with ``T_{j-1}`` the child's tile, ``sigma_j`` the spatial factors of ``j``'s fa
 that does not index ``t`` is multicast: one read serves every child that shares it) and
 ``run_j(t)`` the product of that innermost irrelevant run. For the output, ``base`` tiles of
 partial sums go up (spatial reduction over ``sigma`` on the way); all but the first visit of
-each element also come back down (``base - |C|`` read-backs). ``base >= |t|`` always, so DRAM
+each element also come back down (``base - |C| * copies`` read-backs, ``copies`` the
+instances of the parent that a spatial reduction above it gives their own partial sums). ``base >= |t|`` always, so DRAM
 traffic is never below compulsory, and equals it when every tile fits (no reload).
 
 Time: ``compute_cycles`` is the product of all temporal factors times the waves of every
@@ -125,7 +126,11 @@ def evaluate(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> Nest
                 else:
                     mac_reads[t.name] = base * irr
             else:
-                back = base - problem.elements(t)
+                # Each instance of the parent that holds a partial copy of the same outputs (a
+                # spatial reduction above it) starts its copy at zero: those first visits need no read.
+                copies = math.prod(spatial_by_rank(lv).get(r, 1) for lv in loops[j + 1:]
+                                   for r in problem.extents if r not in t.ranks)
+                back = base - problem.elements(t) * copies
                 writes[hw.name][t.name] += base * b
                 reads[hw.name][t.name] += back * b
                 if j > 0:

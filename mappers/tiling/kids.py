@@ -39,6 +39,7 @@ class Kids:
     physical: np.ndarray  # instances of the child level in use per instance of j
     waves: np.ndarray
     temporal: np.ndarray  # product of tau
+    spread_out: np.ndarray  # spatial factor of the ranks that do not index the output
 
 
 @lru_cache(maxsize=4096)
@@ -50,7 +51,8 @@ def _vectors(limits: tuple[tuple[str, int], ...]) -> np.ndarray:
 
 
 def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None, tile: dict[str, int],
-          above_runs: tuple[int, ...], copies_child: int, perms: list[tuple[int, ...]]):
+          above_runs: tuple[int, ...], copies_child: int, perms: list[tuple[int, ...]], copies_out: int = 1):
+    """Children of a node; ``copies_out``: parent instances holding their own partial outputs."""
     ranks = list(problem.extents)
     R = len(ranks)
     tensors = problem.tensors
@@ -117,7 +119,7 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
         spread = np.prod(np.where(irr[None, :], sig, 1), axis=1)
         b = t.dtype_bytes
         if t.is_output:
-            back = base - problem.elements(t)
+            back = base - problem.elements(t) * copies_out
             pw += base * b
             pr += back * b
             if child is not None:
@@ -128,7 +130,9 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
             if child is not None:
                 cw += base * spread * b
     temporal = tau.prod(axis=1)
-    return options, Kids(tc, tau, sig, wave, option, perm, runs, pr, pw, cr, cw, physical, waves, temporal)
+    out = problem.output
+    spread_out = np.prod(np.where(np.array([r not in out.ranks for r in ranks])[None, :], sig, 1), axis=1)
+    return options, Kids(tc, tau, sig, wave, option, perm, runs, pr, pw, cr, cw, physical, waves, temporal, spread_out)
 
 
 def _fits(tc: np.ndarray, problem: LoopProblem, level: StorageLevel, copies: int) -> np.ndarray:

@@ -116,13 +116,15 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
     built: dict[tuple, tuple] = {}  # children depend only on (level, tile, runs from above)
 
     def expand(j: int, tile_j: dict[str, int], chosen: list[LevelLoops], above: list[tuple[str, int]],
-               pend: tuple[int, int], active: int, prefix: int, energy: float, t_max: float, dram: float) -> None:
+               pend: tuple[int, int], active: int, prefix: int, energy: float, t_max: float, dram: float,
+               copies: int = 1) -> None:
         lv = levels[j]
         child = levels[j - 1] if j > 0 else None
         above_runs = tuple(trailing_run(above, t) for t in tensors)
-        memo = (j, tuple(tile_j.values()), above_runs)
+        memo = (j, tuple(tile_j.values()), above_runs, copies)
         if memo not in built:
-            built[memo] = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1, perms)
+            built[memo] = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1, perms,
+                                copies)
         options, kids = built[memo]
         if kids is None:
             return
@@ -173,7 +175,8 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
                 best[0], best[1] = lb, LoopNest(problem.name, dict(problem.extents), tuple([*chosen, loops]))
             else:
                 expand(j - 1, tc, [*chosen, loops], [*above, *loop_order], (int(kids.cr[i]), int(kids.cw[i])),
-                       int(active2[i]), int(prefix2[i]), float(energy2[i]), float(tmax2[i]), float(dram2[i]))
+                       int(active2[i]), int(prefix2[i]), float(energy2[i]), float(tmax2[i]), float(dram2[i]),
+                       copies * int(kids.spread_out[i]))
 
     expand(depth - 1, dict(problem.extents), [], [], (0, 0), 1, 1, 0.0, 0.0, 0.0)
     solve_s = time.perf_counter() - start

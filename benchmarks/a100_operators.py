@@ -101,11 +101,11 @@ def markdown(rows: list[dict], time_limit_s: float) -> str:
            "tuned per shape. Error = (predicted - measured) / measured.", "",
            "| class | rows | mean abs error | max abs error | signed range |", "|---|---|---|---|---|",
            *summary(rows), "",
-           "| class | shape (MxKxN / elements) | measured ms | predicted ms | error | bound | mapper |",
-           "|---|---|---|---|---|---|---|"]
+           "| class | shape (MxKxN / elements) | measured ms | predicted ms | error | bound | mapper | wall s |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['class']} | {r['shape']} | {r['measured_s'] * 1e3:.4f} | {r['predicted_s'] * 1e3:.4f} | "
-                   f"{r['error_pct']:+.1f}% | {r['bound']} | {r['mapper']} |")
+                   f"{r['error_pct']:+.1f}% | {r['bound']} | {r['mapper']} | {r['wall_s']:.2f} |")
     return "\n".join(out) + "\n"
 
 

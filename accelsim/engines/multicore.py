@@ -2,8 +2,8 @@
 
 * A two-input multiply-accumulate Einsum is viewed as a GEMM (``Einsum.as_gemm``). Its loop nest
   comes from the mapping (``Mapping.tiling[einsum]``, replayed and validated) or, when there is
-  none, from the tiling mapper (``mappers.tiling``, latency objective, a time limit per
-  operator); ``accelsim.engines.loopnest`` counts its accesses per level and per tensor, cycles
+  none, from the tiling mapper (``mappers.tiling``, latency objective without tie-breakers, a
+  time limit per operator); ``accelsim.engines.loopnest`` counts its accesses per level and per tensor, cycles
   and energy. ``attrs['flop_fraction']`` (a causal mask computing part of the space) scales
   every count of that operator.
 * Element-wise, softmax, norm and copy Einsums run on the cores' vector units, bound by the
@@ -51,7 +51,7 @@ def gemm_nest(problem: LoopProblem, hw: MulticoreAccelerator, time_limit_s: floa
            time_limit_s)
     if key not in _SEARCH_CACHE:
         shape = LoopProblem(problem.name, dict(problem.extents), problem.tensors)
-        r = search(shape, hw.hierarchy(), "latency", time_limit_s)
+        r = search(shape, hw.hierarchy(), "latency", time_limit_s, tie_break=False)
         _SEARCH_CACHE[key] = (r.nest, {"status": r.status, "gap": r.gap, "solve_s": r.solve_s})
     nest, info = _SEARCH_CACHE[key]
     return LoopNest(problem.name, nest.extents, nest.levels), info

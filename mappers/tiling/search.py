@@ -80,8 +80,13 @@ class _Fit:
 
 
 def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency",
-           time_limit_s: float = 10.0) -> SearchResult:
-    """The best LoopNest for ``objective`` (proved optimal unless the time limit stops the search)."""
+           time_limit_s: float = 10.0, tie_break: bool = True) -> SearchResult:
+    """The best LoopNest for ``objective`` (proved optimal unless the time limit stops the search).
+
+    ``tie_break``: among mappings equal on the objective, also minimise the tie-breakers
+    (``objective_key``); without it the first optimum found is kept, which is much faster when
+    many mappings tie (a memory-bound GEMM: every mapping that moves only compulsory bytes).
+    """
     objective_key(objective, 0, 0, 0)
     if not time_limit_s > 0:
         raise AccelsimError(f"must be positive, got {time_limit_s}", field="time_limit_s")
@@ -147,6 +152,8 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
             e_lb = energy2 + mac_energy
             lat_lb = np.maximum(tmax2, prefix2.astype(np.float64))
         keys = objective_key(objective, dram2, lat_lb, e_lb)
+        if not tie_break:
+            keys = keys[:1]
         order = np.lexsort(tuple(reversed(keys)))
         seen: set = set()
         for i in order:

@@ -87,11 +87,27 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
     physical = sig.prod(axis=1) // wave_used * (wave_used if waves_fo is None else np.minimum(wave_used,
                                                                                                waves_fo.size))
     K, P = len(tc), len(perms)
-    # Every child once per permutation.
-    rep = lambda a: np.repeat(a, P, axis=0)  # noqa: E731
-    tc, tau, sig, wave, option = rep(tc), rep(tau), rep(sig), rep(wave), rep(option)
-    physical, waves = rep(physical), rep(waves)
-    perm = np.tile(np.arange(P), K)
+    # Every child once per permutation that orders its non-trivial loops differently: a
+    # permutation is kept only if its trivial ranks (factor 1) come first, in rank order.
+    keep = np.zeros((K, P), dtype=bool)
+    trivial = tau == 1
+    big = R + 1
+    for pi, pm in enumerate(perms):
+        pos = np.empty(R, dtype=np.int64)
+        pos[list(pm)] = np.arange(R)
+        last_trivial = np.where(trivial, pos[None, :], -1).max(axis=1)
+        first_loop = np.where(~trivial, pos[None, :], big).min(axis=1)
+        ok = last_trivial < first_loop
+        for a in range(R):
+            for b in range(a + 1, R):
+                if pos[a] > pos[b]:
+                    ok &= ~(trivial[:, a] & trivial[:, b])
+        keep[:, pi] = ok
+    rows, perm = np.nonzero(keep)
+    pick = lambda a: a[rows]  # noqa: E731
+    tc, tau, sig, wave, option = pick(tc), pick(tau), pick(sig), pick(wave), pick(option)
+    physical, waves = pick(physical), pick(waves)
+    K, P = len(rows), 1
     extents = np.array([problem.extents[r] for r in ranks], dtype=np.float64)
     runs = np.ones((K * P, len(tensors)), dtype=np.int64)
     pr = np.zeros(K * P)

@@ -142,8 +142,10 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
         tmax2 = np.maximum(t_max, t_j)
         dram2 = reads + writes if j == depth - 1 else np.full(len(reads), dram)
         if child is not None:
+            # Every element filled into the child is read out of it at least once, and every
+            # partial sum it sends up was written into it: its accesses are at least twice these.
             t_c = np.zeros(len(reads)) if child.bandwidth_bytes_per_cycle is None else (
-                (kids.cr + kids.cw) / (child.bandwidth_bytes_per_cycle * active2))
+                2 * (kids.cr + kids.cw) / (child.bandwidth_bytes_per_cycle * active2))
             compute_lb = prefix2 * -(-kids.tc.prod(axis=1) // peak_below[j - 1])
             e_lb = (energy2 + kids.cr * child.read_pj_per_byte + kids.cw * child.write_pj_per_byte
                     + floor_energy[j] + mac_energy)

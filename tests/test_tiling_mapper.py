@@ -12,10 +12,9 @@ from accelsim.engines.systolic import simulate_gemm
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.hardware import load_hardware
 from accelsim.ir import GemmShape
-from accelsim.tiling import (Fanout, Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, check_capacities,
-                             validate_nest)
+from accelsim.tiling import Fanout, Hierarchy, LoopProblem, StorageLevel, check_capacities, validate_nest
 from mappers.tiling import OBJECTIVES, map_problem, objective_key, search
-from mappers.tiling.hardware import systolic_hierarchy
+from mappers.tiling.hardware import scalesim_fold_nest, systolic_hierarchy
 from tests.tiling_bruteforce import brute_force
 
 
@@ -85,19 +84,6 @@ def test_an_infeasible_hierarchy_names_the_level():
     assert info.value.field == "level pe"
 
 
-def scalesim_fold_nest(problem: LoopProblem, hw) -> LoopNest:
-    """SCALE-Sim's fixed schedule as a loop nest: column folds outer, row folds inner (at DRAM),
-    the temporal rank streamed through the array (at the SRAMs), the spatial ranks on rows and cols."""
-    m, k, n = (problem.extents.get(r, 1) for r in "mkn")
-    rows, cols = hw.array.rows, hw.array.cols
-    sr, sc, t = {"os": ("m", "n", "k"), "ws": ("k", "n", "m"), "is": ("k", "m", "n")}[hw.array.dataflow]
-    ext = {"m": m, "k": k, "n": n}
-    return LoopNest(problem.name, dict(problem.extents), (
-        LevelLoops("dram", ((sc, ext[sc] // cols), (sr, ext[sr] // rows))),
-        LevelLoops("sram", ((t, ext[t]),), {"rows": {sr: rows}, "cols": {sc: cols}}),
-        LevelLoops("pe", ())))
-
-
 @pytest.mark.parametrize("preset", ["scalesim-scale", "scalesim-eyeriss", "scalesim-google"])
 @pytest.mark.parametrize("shape", [(64, 96, 128), (1024, 1024, 1024), (3072, 576, 256), (512, 2048, 1536)])
 def test_never_worse_than_the_scalesim_fold_order(preset, shape):
@@ -110,6 +96,7 @@ def test_never_worse_than_the_scalesim_fold_order(preset, shape):
     r = map_problem(problem, hw, "dram", 30)
     assert r.status == "optimal"
     fixed = scalesim_fold_nest(problem, hw)
+    assert fixed is not None
     compulsory = sum(problem.compulsory_bytes().values())
     try:
         check_capacities(fixed, problem, hierarchy)

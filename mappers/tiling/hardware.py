@@ -42,3 +42,27 @@ def systolic_hierarchy(spec) -> Hierarchy:
 def dtype_bytes_for(spec: HardwareSpec, default: int = 2) -> int:
     """Element size a GEMM given by shape only uses on ``spec`` (the systolic word, else fp16)."""
     return int(getattr(spec, "word_bytes", default))
+
+
+def scalesim_fold_nest(problem, spec):
+    """SCALE-Sim's fixed schedule on ``spec`` as a loop nest of the systolic hierarchy, or None.
+
+    Column folds outer, row folds inner (both at DRAM: a fold's tiles are what the SRAMs hold),
+    the temporal rank streamed through the array (at the SRAMs), the two spatial ranks on rows
+    and columns (SCALE-Sim's Sr, Sc, T per dataflow). None when the spatial extents are not
+    multiples of the array (the loop-nest space has divisor tiles only).
+    """
+    from accelsim.tiling import LevelLoops, LoopNest
+
+    ext = {r: problem.extents.get(r, 1) for r in "mkn"}
+    if problem.extents.get("b", 1) != 1:
+        return None
+    rows, cols = spec.array.rows, spec.array.cols
+    sr, sc, t = {"os": ("m", "n", "k"), "ws": ("k", "n", "m"), "is": ("k", "m", "n")}[spec.array.dataflow]
+    if ext[sr] % rows or ext[sc] % cols:
+        return None
+    dram = tuple((r, f) for r, f in ((sc, ext[sc] // cols), (sr, ext[sr] // rows)) if f > 1)
+    sram = ((t, ext[t]),) if ext[t] > 1 else ()
+    spatial = {name: {r: size} for name, r, size in (("rows", sr, rows), ("cols", sc, cols)) if size > 1}
+    return LoopNest(problem.name, dict(problem.extents), (LevelLoops("dram", dram), LevelLoops("sram", sram, spatial),
+                                                          LevelLoops("pe", ())))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from accelsim.engines.loopnest import NestCost, evaluate, trailing_run
 from accelsim.errors import AccelsimError, InfeasibleError
@@ -27,7 +28,7 @@ from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, Storag
 import numpy as np
 
 from mappers.tiling.kids import build, order_of, permutations
-from mappers.tiling.space import order_signature
+from mappers.tiling.space import divisors, order_signature
 
 OBJECTIVES: tuple[str, ...] = ("dram", "latency", "energy", "edp")
 
@@ -43,6 +44,18 @@ def objective_key(objective: str, dram: float, latency: float, energy: float) ->
     if objective == "edp":
         return (energy * latency, latency, dram)
     raise AccelsimError(f"unknown objective {objective!r}", field="objective", allowed=OBJECTIVES)
+
+
+@lru_cache(maxsize=None)
+def wave_factor(grid: int, size: int) -> float:
+    """``min ceil(D / size) / D`` over the divisors ``D`` of ``grid``.
+
+    A level whose ``size`` instances run a grid in waves splits its tile into ``D`` pieces, a
+    divisor of the product of the grid ranks' tiles; its compute is at least
+    ``tile points * ceil(D / size) / (D * MACs per instance)``, so this factor bounds it for
+    every split still open.
+    """
+    return min(-(-d // size) / d for d in divisors(grid))
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,7 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
         raise InfeasibleError(f"one element of each tensor does not fit level {levels[0].name}",
                               field=f"level {levels[0].name}")
     peak_below = [math.prod(f.size for lv in levels[:i + 1] for f in lv.fanouts) for i in range(depth)]
+    waves_at = [next((f for f in lv.fanouts if f.waves), None) for lv in levels]
     comp = {t.name: problem.elements(t) * t.dtype_bytes for t in tensors}
     floor_energy = [0.0] * (depth + 1)  # floor_energy[i+1]: compulsory energy of levels 0..i (parent side)
     for i, lv in enumerate(levels):
@@ -147,6 +161,13 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
             t_c = np.zeros(len(reads)) if child.bandwidth_bytes_per_cycle is None else (
                 2 * (kids.cr + kids.cw) / (child.bandwidth_bytes_per_cycle * active2))
             compute_lb = prefix2 * -(-kids.tc.prod(axis=1) // peak_below[j - 1])
+            fo = waves_at[j - 1]
+            if fo is not None:  # the child's grid runs in whole waves: see wave_factor
+                cols = [x for x, r in enumerate(ranks) if fo.allowed_ranks is None or r in fo.allowed_ranks]
+                grid = kids.tc[:, cols].prod(axis=1)
+                factor = np.array([wave_factor(int(a), fo.size) for a in grid])
+                per_wave = peak_below[j - 1] // fo.size
+                compute_lb = np.maximum(compute_lb, prefix2 * kids.tc.prod(axis=1) * factor / per_wave)
             e_lb = (energy2 + kids.cr * child.read_pj_per_byte + kids.cw * child.write_pj_per_byte
                     + floor_energy[j] + mac_energy)
             lat_lb = np.maximum(np.maximum(tmax2, t_c), compute_lb)

@@ -112,9 +112,10 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
         raise InfeasibleError(f"the whole problem ({problem.compulsory_bytes()} bytes) does not fit the outermost "
                               f"level {levels[-1].name} ({levels[-1].capacity_bytes} bytes)",
                               field=f"level {levels[-1].name}")
-    if not fits[0](ones):
-        raise InfeasibleError(f"one element of each tensor does not fit level {levels[0].name}",
-                              field=f"level {levels[0].name}")
+    for lv, fit in zip(levels[:-1], fits[:-1]):
+        if not fit(ones):
+            raise InfeasibleError(f"one element of each tensor ({fit.copies}x buffered) does not fit level {lv.name}",
+                                  field=f"level {lv.name}")
     peak_below = [math.prod(f.size for lv in levels[:i + 1] for f in lv.fanouts) for i in range(depth)]
     waves_at = [next((f for f in lv.fanouts if f.waves), None) for lv in levels]
     comp = {t.name: problem.elements(t) * t.dtype_bytes for t in tensors}
@@ -140,6 +141,9 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
         lv = levels[j]
         child = levels[j - 1] if j > 0 else None
         above_runs = tuple(trailing_run(above, t) for t in tensors)
+        if time.perf_counter() > deadline:
+            stopped[0] = True
+            return  # the caller records this node's bound as open
         memo = (j, tuple(tile_j.values()), above_runs, copies)
         if memo not in built:
             built[memo] = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1, perms,
@@ -207,7 +211,18 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
                 expand(j - 1, tc, [*chosen, loops], [*above, *loop_order], (int(kids.cr[i]), int(kids.cw[i])),
                        int(active2[i]), int(prefix2[i]), float(energy2[i]), float(tmax2[i]), float(dram2[i]),
                        copies * int(kids.spread_out[i]))
+                if stopped[0]:  # this child's subtree is not finished: its bound stays open
+                    open_bound[0] = min(open_bound[0], lb[0])
+                    return
 
+    # Seed: every loop at the outermost level, one element per inner level. It is in the space
+    # and always fits (checked above), so a time-out never leaves the search without a mapping.
+    seed = LoopNest(problem.name, dict(problem.extents),
+                    (LevelLoops(levels[-1].name, tuple((r, e) for r, e in problem.extents.items() if e > 1)),
+                     *(LevelLoops(lv.name) for lv in reversed(levels[:-1]))))
+    c0 = evaluate(seed, problem, hierarchy)
+    key0 = objective_key(objective, c0.dram_bytes, c0.latency_cycles, c0.energy_pj)
+    best[0], best[1] = (key0 if tie_break else key0[:1]), seed
     expand(depth - 1, dict(problem.extents), [], [], (0, 0), 1, 1, 0.0, 0.0, 0.0)
     solve_s = time.perf_counter() - start
     if best[1] is None:
@@ -215,6 +230,11 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
                               if stopped[0] else "no mapping fits the hierarchy", field="hierarchy")
     cost = evaluate(best[1], problem, hierarchy)
     value = objective_key(objective, cost.dram_bytes, cost.latency_cycles, cost.energy_pj)[0]
+    if stopped[0] and open_bound[0] == math.inf:  # stopped before the root's children were bounded
+        comp_total = sum(comp.values())
+        dram_bw = levels[-1].bandwidth_bytes_per_cycle
+        root_latency = max(problem.points / peak_below[-1], 0.0 if dram_bw is None else comp_total / dram_bw)
+        open_bound[0] = objective_key(objective, comp_total, root_latency, floor_energy[depth] + mac_energy)[0]
     bound = value if not stopped[0] else min(value, open_bound[0])
     gap = 0.0 if value == 0 else max(0.0, (value - bound) / value)
     return SearchResult(best[1], cost, objective, "time_limit" if stopped[0] else "optimal", gap, bound, solve_s,

@@ -63,6 +63,13 @@ class LoopProblem:
     def output(self) -> TensorAccess:
         return next(t for t in self.tensors if t.is_output)
 
+    def padded(self, extents: MappingABC[str, int]) -> "LoopProblem":
+        """The same operands over larger extents (a partial tile computed as a whole one)."""
+        if set(extents) != set(self.extents) or any(extents[r] < e for r, e in self.extents.items()):
+            raise AccelsimError(f"padded extents {dict(extents)} must cover {self.extents}",
+                                field=f"mapping.tiling.{self.name}.extents")
+        return LoopProblem(self.name, {r: int(extents[r]) for r in self.extents}, self.tensors)
+
     @classmethod
     def gemm(cls, m: int, k: int, n: int, batch: int = 1, dtype_bytes: int = 2, name: str = "gemm",
              names: tuple[str, str, str] = ("A", "B", "C")) -> "LoopProblem":
@@ -233,19 +240,31 @@ def validate_nest(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) ->
             if used > fo.size and not fo.waves:
                 raise AccelsimError(f"spatial unrolling {dict(factors)} uses {used} instances but {lv.level}.{fname} "
                                     f"has {fo.size}", field=f"{where}.{lv.level}.spatial", allowed=f"<= {fo.size}")
-    for r, e in problem.extents.items():
-        total = math.prod(lv.temporal_factor(r) * lv.spatial_factor(r) for lv in nest.levels)
-        if total != e:
-            raise AccelsimError(f"factors of rank {r} multiply to {total}, not its extent {e}",
-                                field=f"{where}.factors", allowed=f"divisors of {e} whose product is {e}")
     for r in nest.extents:
         if r not in ranks:
             raise AccelsimError(f"unknown rank {r!r}", field=f"{where}.extents", allowed=sorted(ranks))
+    for r, e in problem.extents.items():
+        padded = nest.extents.get(r, e)
+        if padded < e:
+            raise AccelsimError(f"extent {padded} of rank {r} is below the problem's {e}", field=f"{where}.extents",
+                                allowed=f">= {e} (padding)")
+        total = math.prod(lv.temporal_factor(r) * lv.spatial_factor(r) for lv in nest.levels)
+        if total != padded:
+            raise AccelsimError(f"factors of rank {r} multiply to {total}, not its extent {padded}",
+                                field=f"{where}.factors", allowed=f"divisors of {padded} whose product is {padded}")
     check_capacities(nest, problem, hierarchy)
+
+
+def problem_for(nest: LoopNest, problem: LoopProblem) -> LoopProblem:
+    """``problem`` over the nest's extents: a nest may pad ranks up to sizes that tile well."""
+    if all(nest.extents.get(r, e) == e for r, e in problem.extents.items()):
+        return problem
+    return problem.padded({r: nest.extents.get(r, e) for r, e in problem.extents.items()})
 
 
 def tiles(nest: LoopNest, problem: LoopProblem) -> list[dict[str, int]]:
     """Per storage level (innermost first) the tile extent of every rank."""
+    problem = problem_for(nest, problem)
     out, acc = [], {r: 1 for r in problem.extents}
     for lv in nest.inner_first():
         acc = {r: acc[r] * lv.temporal_factor(r) * lv.spatial_factor(r) for r in acc}

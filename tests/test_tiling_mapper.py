@@ -109,3 +109,33 @@ def test_never_worse_than_the_scalesim_fold_order(preset, shape):
     assert compulsory <= r.cost.dram_bytes <= engine_dram
     if engine_dram == compulsory:
         assert r.cost.dram_bytes == compulsory
+
+
+def test_padding_never_costs_less_than_the_real_problem_and_helps_prime_extents():
+    from accelsim.hardware import spec_from_dict
+    from tests.test_multicore_engine import TINY
+
+    hw = spec_from_dict(TINY)
+    problem = LoopProblem.gemm(61, 32, 17)  # prime M and N: divisor tiles cannot fill a 4x4 array
+    plain = search(problem, hw.hierarchy(), "latency", 10)
+    padded = map_problem(problem, hw, "latency", 10)
+    assert padded.cost.latency_cycles <= plain.cost.latency_cycles
+    assert padded.nest.extents != problem.extents  # here padding wins
+    validate_nest(padded.nest, problem, hw.hierarchy())
+    real = problem.compulsory_bytes()
+    dram = hw.hierarchy().levels[-1].name
+    for t in problem.tensors:
+        assert padded.cost.reads_bytes[dram][t.name] + padded.cost.writes_bytes[dram][t.name] >= real[t.name]
+    assert padded.cost.macs >= problem.points
+
+
+def test_a_nest_smaller_than_the_problem_is_refused():
+    problem = LoopProblem.gemm(8, 8, 8)
+    hierarchy = Hierarchy("h", (StorageLevel("buf", 10 ** 6), StorageLevel("dram", None, bandwidth_bytes_per_cycle=1.0)),
+                          1e9)
+    from accelsim.tiling import LevelLoops, LoopNest
+
+    nest = LoopNest("gemm", {"m": 4, "k": 8, "n": 8}, (LevelLoops("dram", (("m", 4), ("k", 8), ("n", 8))),
+                                                      LevelLoops("buf", ())))
+    with pytest.raises(AccelsimError, match="extent 4 of rank m is below the problem's 8"):
+        validate_nest(nest, problem, hierarchy)

@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, TensorAccess, tiles
+from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, TensorAccess, problem_for, tiles
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,12 @@ def spatial_by_rank(lv: LevelLoops) -> dict[str, int]:
 
 
 def evaluate(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> NestCost:
-    """Count accesses, cycles and energy of ``nest`` (assumed valid: ``accelsim.tiling.validate_nest``)."""
+    """Count accesses, cycles and energy of ``nest`` (assumed valid: ``accelsim.tiling.validate_nest``).
+
+    A nest over padded extents is costed as the padded problem: the padding is computed and
+    moved like real data (a conservative view of partial tiles).
+    """
+    problem = problem_for(nest, problem)
     levels = hierarchy.levels
     loops = nest.inner_first()
     tile = tiles(nest, problem)

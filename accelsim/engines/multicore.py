@@ -2,8 +2,8 @@
 
 * A two-input multiply-accumulate Einsum is viewed as a GEMM (``Einsum.as_gemm``). Its loop nest
   comes from the mapping (``Mapping.tiling[einsum]``, replayed and validated) or, when there is
-  none, from the tiling mapper (``mappers.tiling``, latency objective without tie-breakers, a
-  time limit per operator); ``accelsim.engines.loopnest`` counts its accesses per level and per tensor, cycles
+  none, from the tiling mapper (``mappers.tiling.map_problem``: latency objective without
+  tie-breakers, padded shapes tried too, a time limit per operator); ``accelsim.engines.loopnest`` counts its accesses per level and per tensor, cycles
   and energy. ``attrs['flop_fraction']`` (a causal mask computing part of the space) scales
   every count of that operator.
 * Element-wise, softmax, norm and copy Einsums run on the cores' vector units, bound by the
@@ -45,13 +45,13 @@ _SEARCH_CACHE: dict[tuple, Any] = {}
 
 def gemm_nest(problem: LoopProblem, hw: MulticoreAccelerator, time_limit_s: float) -> tuple[LoopNest, dict]:
     """The tiling mapper's nest for ``problem`` (cached by shape: a transformer repeats its GEMMs)."""
-    from mappers.tiling import search
+    from mappers.tiling import map_problem
 
     key = (hw.model_dump_json(), tuple(problem.extents.items()), tuple(t.dtype_bytes for t in problem.tensors),
            time_limit_s)
     if key not in _SEARCH_CACHE:
         shape = LoopProblem(problem.name, dict(problem.extents), problem.tensors)
-        r = search(shape, hw.hierarchy(), "latency", time_limit_s, tie_break=False)
+        r = map_problem(shape, hw, "latency", time_limit_s, pad=True, tie_break=False)
         _SEARCH_CACHE[key] = (r.nest, {"status": r.status, "gap": r.gap, "solve_s": r.solve_s})
     nest, info = _SEARCH_CACHE[key]
     return LoopNest(problem.name, nest.extents, nest.levels), info
@@ -87,7 +87,8 @@ def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -
             **{f"{lv}_port": c * frac for lv, c in cost.level_cycles.items()}}
     bound = max(["compute", *cost.level_cycles], key=lambda k: cost.compute_cycles if k == "compute"
                 else cost.level_cycles[k])
-    totals = Totals(total_s, total_s * clock, cost.macs * frac, 2.0 * cost.macs * frac, cost.energy_pj * frac,
+    # MACs and FLOPs are the Einsum's own; busy cycles, bytes and energy include any padding
+    totals = Totals(total_s, total_s * clock, e.macs * frac, 2.0 * e.macs * frac, cost.energy_pj * frac,
                     reads, writes, by_role, busy)
     row = {"name": e.name, "op": e.op.value, "unit": "array", "bound": bound, "total_s": total_s,
            "total_cycles": total_s * clock, "dram_bytes": cost.dram_bytes * frac, "utilization_array":

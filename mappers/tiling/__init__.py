@@ -12,12 +12,24 @@ from accelsim.ir import Graph, OpKind
 from accelsim.mapping import Mapping
 from accelsim.tiling import LoopProblem
 from mappers.tiling.hardware import dtype_bytes_for, hierarchy_for  # noqa: F401
+from mappers.tiling.pad import candidates
 from mappers.tiling.search import OBJECTIVES, SearchResult, objective_key, search  # noqa: F401
 
 
 def map_problem(problem: LoopProblem, hardware: HardwareSpec, objective: str = "latency",
-                time_limit_s: float = 10.0) -> SearchResult:
-    return search(problem, hierarchy_for(hardware), objective, time_limit_s)
+                time_limit_s: float = 10.0, pad: bool = True, tie_break: bool = True) -> SearchResult:
+    """The best nest of ``problem`` on ``hardware``; with ``pad``, also of its padded versions
+    (``pad.py``), sharing the time limit, keeping the one best on the objective."""
+    hierarchy = hierarchy_for(hardware)
+    shapes = candidates(problem) if pad else [dict(problem.extents)]
+    best = None
+    for ext in shapes:
+        p = problem if ext == problem.extents else problem.padded(ext)
+        r = search(p, hierarchy, objective, time_limit_s / len(shapes), tie_break)
+        key = objective_key(objective, r.cost.dram_bytes, r.cost.latency_cycles, r.cost.energy_pj)
+        if best is None or key < best[0]:
+            best = (key, r)
+    return best[1]
 
 
 def result_meta(r: SearchResult) -> dict:

@@ -38,6 +38,7 @@ def tiling_command(
     objective: str = typer.Option("latency", "--objective", help="dram, latency, energy or edp."),
     time_limit: float = typer.Option(10.0, "--time-limit", help="Search time limit in seconds."),
     replay: str = typer.Option(None, "--replay", help="Cost this saved mapping's loop nest instead of searching."),
+    no_pad: bool = typer.Option(False, "--no-pad", help="Do not also try the shape padded to multiples of 16/128."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     save: str = typer.Option(None, "--save", help="Write the Mapping to this YAML/JSON file."),
 ) -> None:
@@ -46,7 +47,7 @@ def tiling_command(
     from accelsim.hardware import load_hardware
     from accelsim.mapping import Mapping
     from accelsim.tiling import LoopNest, LoopProblem, validate_nest
-    from mappers.tiling import OBJECTIVES, dtype_bytes_for, hierarchy_for, result_meta, search
+    from mappers.tiling import OBJECTIVES, dtype_bytes_for, hierarchy_for, map_problem, result_meta
 
     m, k, n = parse_gemm(gemm)
     if objective not in OBJECTIVES:
@@ -68,13 +69,14 @@ def tiling_command(
         cost = evaluate(nest, problem, hierarchy)
         info = {"status": "given", "gap": None, "solve_s": 0.0}
     else:
-        r = search(problem, hierarchy, objective, time_limit)
+        r = map_problem(problem, hw, objective, time_limit, pad=not no_pad)
         nest, cost, info = r.nest, r.cost, result_meta(r)
     if save:
         Mapping(graph=problem.name, hardware=hw.name, tiling={problem.name: nest.to_dict()},
                 meta={"mapper": "tiling", **info}).save(save)
     seconds = cost.latency_cycles / hierarchy.clock_hz
     report = {"gemm": {"m": m, "k": k, "n": n, "batch": batch}, "hardware": hw.name, "objective": objective,
+              "padded_extents": nest.extents,
               "status": info["status"], "gap": info["gap"], "solve_s": round(info["solve_s"], 4),
               "loop_nest": nest.to_dict()["levels"], "reads_bytes": cost.reads_bytes, "writes_bytes": cost.writes_bytes,
               "dram_bytes": cost.dram_bytes, "compulsory_bytes": sum(problem.compulsory_bytes().values()),
@@ -88,6 +90,8 @@ def tiling_command(
         gap = "n/a" if info["gap"] is None else f"{100 * info['gap']:.2f}%"
         say(f"GEMM {m}x{k}x{n} (batch {batch}) on {hw.name}, objective {objective}: status {info['status']}, "
             f"gap {gap}, solve_s {info['solve_s']:.3f}")
+        if nest.extents != problem.extents:
+            say(f"padded to {nest.extents} (a partial tile computed whole; its MACs and bytes are counted)")
         say("loop nest (outermost level first, loops outer to inner):")
         for line in describe(nest):
             say(line)

@@ -79,10 +79,18 @@ def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -
     writes = {lv: sum(v.values()) * frac for lv, v in cost.writes_bytes.items()}
     dram = cost.dram_level
     roles = {t.name: t.role.value for t in e.tensors}
+    # A partly computed space (flop_fraction < 1) skips tiles, but never moves less than the
+    # tensors it touches (einsum_traffic, with attrs['touched']).
+    floor = einsum_traffic(e)
+    out = e.output.tensor.name
+    reads[dram] = writes[dram] = 0.0
     by_role: dict[str, float] = {}
     for tname in cost.reads_bytes[dram]:
-        b = (cost.reads_bytes[dram][tname] + cost.writes_bytes[dram][tname]) * frac
-        by_role[roles[tname]] = by_role.get(roles[tname], 0.0) + b
+        r = max(cost.reads_bytes[dram][tname] * frac, 0.0 if tname == out else floor[tname])
+        w = max(cost.writes_bytes[dram][tname] * frac, floor[tname] if tname == out else 0.0)
+        reads[dram] += r
+        writes[dram] += w
+        by_role[roles[tname]] = by_role.get(roles[tname], 0.0) + r + w
     busy = {"array": cost.macs * frac / hw.peak_macs_per_cycle,
             **{f"{lv}_port": c * frac for lv, c in cost.level_cycles.items()}}
     bound = max(["compute", *cost.level_cycles], key=lambda k: cost.compute_cycles if k == "compute"
@@ -91,7 +99,7 @@ def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -
     totals = Totals(total_s, total_s * clock, e.macs * frac, 2.0 * e.macs * frac, cost.energy_pj * frac,
                     reads, writes, by_role, busy)
     row = {"name": e.name, "op": e.op.value, "unit": "array", "bound": bound, "total_s": total_s,
-           "total_cycles": total_s * clock, "dram_bytes": cost.dram_bytes * frac, "utilization_array":
+           "total_cycles": total_s * clock, "dram_bytes": reads[dram] + writes[dram], "utilization_array":
            busy["array"] / (total_s * clock), "mapper_status": info["status"], "mapper_gap": info["gap"]}
     return row, totals
 

@@ -24,20 +24,21 @@ def instances(draw):
                                draw(st.sampled_from([1, 2, 4])), draw(st.sampled_from([1, 1, 2])),
                                dtype_bytes=draw(st.sampled_from([1, 2])))
     depth = draw(st.sampled_from([2, 3]))
+    grid_at = draw(st.sampled_from([None, 1, 2])) if depth == 3 else None  # a grid of cores above level 0 or 1
     levels = []
     for j in range(depth):
         outer = j == depth - 1
         fos: tuple = ()
         if j == 0:
             fos = tuple(Fanout(n, draw(st.sampled_from([2, 3, 4]))) for n in ("rows", "cols")[:draw(st.integers(0, 2))])
-        elif j == depth - 1 and depth == 3 and draw(st.booleans()):
-            fos = (Fanout("cores", 2, waves=True, allowed_ranks=frozenset({"b", "m", "n"})),)
+        elif j == grid_at:
+            fos = (Fanout("cores", draw(st.sampled_from([2, 3])), waves=True, allowed_ranks=frozenset({"b", "m", "n"})),)
         per_operand = not outer and draw(st.booleans())
         cap = None if outer else draw(st.sampled_from([8, 16, 32, 64, 256]))
         levels.append(StorageLevel(
             f"L{j}", None if per_operand else cap,
             {"A": cap, "B": cap // 2, "C": cap} if per_operand else None,
-            None if j == 0 else float(draw(st.sampled_from([1, 2, 8]))),
+            None if j == 0 and draw(st.booleans()) else float(draw(st.sampled_from([1, 2, 8]))),
             float(draw(st.integers(0, 4))), float(draw(st.integers(0, 4))),
             double_buffered=not outer and draw(st.booleans()), fanouts=fos))
     hierarchy = Hierarchy("h", tuple(levels), 1e9, float(draw(st.integers(0, 2))))
@@ -48,7 +49,7 @@ def _close(a: tuple, b: tuple) -> bool:
     return all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(a, b))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(instances())
 def test_search_proves_the_exhaustive_optimum(case):
     problem, hierarchy, objective = case

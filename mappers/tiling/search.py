@@ -27,7 +27,7 @@ from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, tensor_roles
 import numpy as np
 
-from mappers.tiling.kids import build, order_of, permutations
+from mappers.tiling.kids import _fits, _vectors, build, order_of, permutations
 from mappers.tiling.space import divisors, order_signature
 
 OBJECTIVES: tuple[str, ...] = ("dram", "latency", "energy", "edp")
@@ -133,7 +133,54 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
 
     ranks = list(problem.extents)
     perms = permutations(len(ranks))
-    built: dict[tuple, tuple] = {}  # children depend only on (level, tile, runs from above)
+    # One-level look-ahead (see ``grid_fill_cycles``) where a grid level feeds a level with a bandwidth.
+    look = {c: waves_at[c] for c in range(1, depth) if waves_at[c] is not None and len(levels[c].fanouts) == 1
+            and levels[c - 1].bandwidth_bytes_per_cycle is not None}
+    grand_tiles: dict[tuple, np.ndarray] = {}
+    built: dict[tuple, tuple] = {}  # children depend only on (level, tile, runs from above, output copies)
+
+    def grid_fill_cycles(c: int, tc: np.ndarray, runs: np.ndarray, instances: int, prefix: int) -> float:
+        """Lower bound on the latency below the grid level ``c`` whose tile is ``tc``.
+
+        For every grandchild tile ``T_g`` (divides ``tc``, fits level ``c-1``): the grid level
+        splits the ranks its cores take into ``D = prod(tc / T_g)`` pieces run in waves, and its
+        temporal loops run only the other ranks (``space.py``). So its compute is at least
+        ``prefix * prod(tc / T_g, other ranks) * ceil(D / size) * ceil(points(T_g) / MACs below)``;
+        and for a tensor ``t`` the reuse across level ``c``'s loops is at most the product of the
+        other ranks' factors, so its fills into level ``c-1`` are at least
+        ``|t| / run * prod(E_r / T_g[r], split ranks not in t) * prod(E_r / tc[r], other ranks not in t)``,
+        each read out once more, over ``instances * min(D, size)`` instances. The minimum over
+        ``T_g`` of the larger of the two bounds the latency of every completion.
+        """
+        fo = look[c]
+        key = (c, tuple(int(x) for x in tc))
+        if key not in grand_tiles:
+            cand = _vectors(tuple((r, int(x)) for r, x in zip(ranks, tc)))
+            grand_tiles[key] = cand[_fits(cand, problem, levels[c - 1], fits[c - 1].copies)]
+        cand = grand_tiles[key]
+        if len(cand) == 0:
+            return math.inf
+        allowed = np.array([fo.allowed_ranks is None or r in fo.allowed_ranks for r in ranks])
+        pieces = tc[None, :] // cand
+        grid = np.where(allowed[None, :], pieces, 1).prod(axis=1)
+        other = np.where(allowed[None, :], 1, pieces).prod(axis=1)
+        per_wave = peak_below[c - 1]
+        compute = prefix * other * -(-grid // fo.size) * -(-cand.prod(axis=1) // per_wave)
+        total = np.zeros(len(cand))
+        for ti, t in enumerate(tensors):
+            coef = problem.elements(t) * t.dtype_bytes / float(runs[ti])
+            split = []
+            for x, r in enumerate(ranks):
+                if r in t.ranks:
+                    continue
+                if allowed[x]:
+                    coef *= problem.extents[r]
+                    split.append(x)
+                else:
+                    coef *= problem.extents[r] / float(tc[x])
+            total += coef / (cand[:, split].prod(axis=1) if split else 1.0)
+        fills = 2.0 * total / (levels[c - 1].bandwidth_bytes_per_cycle * instances * np.minimum(grid, fo.size))
+        return float(np.maximum(compute, fills).min())
 
     def expand(j: int, tile_j: dict[str, int], chosen: list[LevelLoops], above: list[tuple[str, int]],
                pend: tuple[int, int], active: int, prefix: int, energy: float, t_max: float, dram: float,
@@ -198,6 +245,13 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
                 stopped[0] = True
                 open_bound[0] = min(open_bound[0], lb[0])
                 return
+            if j - 1 in look:
+                ahead = grid_fill_cycles(j - 1, kids.tc[i], kids.runs[i], int(active2[i]), int(prefix2[i]))
+                if ahead > lat_lb[i]:
+                    tighter = objective_key(objective, float(dram2[i]), ahead, float(e_lb[i]))
+                    lb = tuple(float(x) for x in (tighter if tie_break else tighter[:1]))
+                    if best[0] is not None and lb >= best[0]:
+                        continue
             spatial = dict(options[int(kids.option[i])][0])
             for fo in lv.fanouts:
                 if fo.waves:

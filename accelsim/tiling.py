@@ -63,7 +63,7 @@ class LoopProblem:
     def output(self) -> TensorAccess:
         return next(t for t in self.tensors if t.is_output)
 
-    def padded(self, extents: MappingABC[str, int]) -> "LoopProblem":
+    def padded(self, extents: MappingABC[str, int]) -> LoopProblem:
         """The same operands over larger extents (a partial tile computed as a whole one)."""
         if set(extents) != set(self.extents) or any(extents[r] < e for r, e in self.extents.items()):
             raise AccelsimError(f"padded extents {dict(extents)} must cover {self.extents}",
@@ -72,20 +72,20 @@ class LoopProblem:
 
     @classmethod
     def gemm(cls, m: int, k: int, n: int, batch: int = 1, dtype_bytes: int = 2, name: str = "gemm",
-             names: tuple[str, str, str] = ("A", "B", "C")) -> "LoopProblem":
+             names: tuple[str, str, str] = ("A", "B", "C")) -> LoopProblem:
         """``C[b,m,n] += A[b,m,k] * B[b,k,n]``; ranks of extent 1 are dropped (they never loop)."""
         for label, value in (("m", m), ("k", k), ("n", n), ("batch", batch)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"gemm.{label}")
         extents = {r: v for r, v in zip(GEMM_RANKS, (batch, m, k, n)) if v > 1} or {"m": 1}
-        keep = lambda ranks: frozenset(r for r in ranks if r in extents)  # noqa: E731
+        keep = lambda ranks: frozenset(r for r in ranks if r in extents)
         tensors = (TensorAccess(names[0], keep("bmk"), dtype_bytes),
                    TensorAccess(names[1], keep("bkn"), dtype_bytes),
                    TensorAccess(names[2], keep("bmn"), dtype_bytes, is_output=True))
         return cls(name, extents, tensors)
 
     @classmethod
-    def from_einsum(cls, einsum: Einsum) -> "LoopProblem":
+    def from_einsum(cls, einsum: Einsum) -> LoopProblem:
         """The GEMM view of a two-input MAC Einsum (a convolution through im2col, ``as_gemm``).
 
         The im2col view overstates a convolution's input footprint (a sliding window's overlap
@@ -189,7 +189,7 @@ class LoopNest:
         return {"kind": "loopnest", "extents": dict(self.extents), "levels": [lv.to_dict() for lv in self.levels]}
 
     @classmethod
-    def from_dict(cls, einsum: str, data: MappingABC[str, Any]) -> "LoopNest":
+    def from_dict(cls, einsum: str, data: MappingABC[str, Any]) -> LoopNest:
         where = f"mapping.tiling.{einsum}"
         try:
             levels = tuple(LevelLoops(str(lv["level"]), tuple((str(r), int(f)) for r, f in lv.get("temporal", [])),

@@ -10,8 +10,16 @@ from hypothesis import strategies as st
 
 from accelsim.engines.loopnest import evaluate
 from accelsim.errors import AccelsimError
-from accelsim.tiling import (Fanout, Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, check_capacities,
-                             validate_nest)
+from accelsim.tiling import (
+    Fanout,
+    Hierarchy,
+    LevelLoops,
+    LoopNest,
+    LoopProblem,
+    StorageLevel,
+    check_capacities,
+    validate_nest,
+)
 from tests.tiling_replay import replay
 
 
@@ -39,8 +47,8 @@ def nests(draw):
     fan = [("rows", 4, False), ("cols", 4, False)] + ([("cores", 2, True)] if depth == 3 else [])
     hierarchy = _hierarchy(depth, fan)
     levels = list(reversed(hierarchy.levels))  # outermost first
-    temporal = [dict() for _ in levels]
-    spatial = [dict() for _ in levels]
+    temporal = [{} for _ in levels]
+    spatial = [{} for _ in levels]
     for r, e in problem.extents.items():
         left = e
         slots = [(j, None) for j in range(len(levels))] + [(j, f) for j, lv in enumerate(levels) for f in lv.fanouts]

@@ -12,7 +12,14 @@ from accelsim.engines.systolic import simulate_gemm
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.hardware import load_hardware
 from accelsim.ir import GemmShape
-from accelsim.tiling import Fanout, Hierarchy, LoopProblem, StorageLevel, check_capacities, validate_nest
+from accelsim.tiling import (
+    Fanout,
+    Hierarchy,
+    LoopProblem,
+    StorageLevel,
+    check_capacities,
+    validate_nest,
+)
 from mappers.tiling import OBJECTIVES, map_problem, objective_key, search
 from mappers.tiling.hardware import scalesim_fold_nest, systolic_hierarchy
 from tests.tiling_bruteforce import brute_force

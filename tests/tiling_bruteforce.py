@@ -11,7 +11,13 @@ import math
 
 from accelsim.engines.loopnest import evaluate
 from accelsim.errors import AccelsimError
-from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, check_capacities
+from accelsim.tiling import (
+    Hierarchy,
+    LevelLoops,
+    LoopNest,
+    LoopProblem,
+    check_capacities,
+)
 from mappers.tiling.search import objective_key
 
 
@@ -31,8 +37,8 @@ def enumerate_nests(problem: LoopProblem, hierarchy: Hierarchy):
     ranks = list(problem.extents)
     for combo in itertools.product(*(list(factorisations(problem.extents[r], len(slots))) for r in ranks)):
         ok = True
-        temporal = [dict() for _ in levels]
-        spatial = [dict() for _ in levels]
+        temporal = [{} for _ in levels]
+        spatial = [{} for _ in levels]
         for (j, fo), factors in zip(slots, zip(*combo)):
             assign = {r: f for r, f in zip(ranks, factors) if f > 1}
             if fo is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import lru_cache
+from functools import cache
 
 from accelsim.tiling import Hierarchy, LoopNest, LoopProblem
 
@@ -44,7 +44,7 @@ def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy):
             coord[slots[i][2]] += v * stride[i]
         return coord
 
-    @lru_cache(maxsize=None)
+    @cache
     def required(child: int, inst: tuple[int, ...], key: tuple[int, ...], tname: str) -> frozenset:
         """Elements of ``tname`` touched under instance ``inst`` of level ``child`` (-1: a MAC)."""
         t = next(x for x in problem.tensors if x.name == tname)

@@ -34,7 +34,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, TensorAccess, problem_for, tiles
+from accelsim.tiling import (
+    Hierarchy,
+    LevelLoops,
+    LoopNest,
+    LoopProblem,
+    TensorAccess,
+    problem_for,
+    tiles,
+)
 
 
 @dataclass(frozen=True)

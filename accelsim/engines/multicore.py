@@ -15,7 +15,7 @@ An all-reduce needs an interconnect this kind does not describe, so ``check`` re
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from accelsim.engines.loopnest import NestCost, evaluate
 from accelsim.engines.registry import Problem, register_engine
@@ -131,7 +131,7 @@ def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
 
 class MulticoreEngine:
     kind = "multicore"
-    metrics = {"launches": "int64", "mapper_time_limited": "int64"}
+    metrics: ClassVar[dict[str, str]] = {"launches": "int64", "mapper_time_limited": "int64"}
 
     def check(self, workload: Any, hardware: Any, mapping: Mapping | None) -> list[Problem]:
         problems: list[Problem] = []

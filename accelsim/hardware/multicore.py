@@ -62,7 +62,7 @@ class MulticoreAccelerator(HardwareSpec):
     launch_overhead_s: float = Field(default=0.0, ge=0, description="fixed time per operator (kernel launch)")
 
     @model_validator(mode="after")
-    def _check(self) -> "MulticoreAccelerator":
+    def _check(self) -> MulticoreAccelerator:
         names = [lv.name for lv in (*self.core.levels, *self.shared_levels)] + [self.dram.name]
         if len(set(names)) != len(names):
             raise AccelsimError(f"memory level names repeat: {names}", field="levels")

@@ -11,7 +11,6 @@ search visits them (``signature``).
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -104,7 +103,7 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
                     ok &= ~(trivial[:, a] & trivial[:, b])
         keep[:, pi] = ok
     rows, perm = np.nonzero(keep)
-    pick = lambda a: a[rows]  # noqa: E731
+    pick = lambda a: a[rows]
     tc, tau, sig, wave, option = pick(tc), pick(tau), pick(sig), pick(wave), pick(option)
     physical, waves = pick(physical), pick(waves)
     K, P = len(rows), 1
@@ -178,7 +177,3 @@ def permutations(n: int) -> list[tuple[int, ...]]:
 
 def order_of(kids: Kids, i: int, perms, ranks) -> tuple[tuple[str, int], ...]:
     return tuple((ranks[r], int(kids.tau[i, r])) for r in perms[kids.perm[i]] if kids.tau[i, r] > 1)
-
-
-def math_prod(xs) -> int:
-    return math.prod(int(x) for x in xs)

@@ -20,13 +20,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
+
+import numpy as np
 
 from accelsim.engines.loopnest import NestCost, evaluate, trailing_run
 from accelsim.errors import AccelsimError, InfeasibleError
-from accelsim.tiling import Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, tensor_roles
-import numpy as np
-
+from accelsim.tiling import (
+    Hierarchy,
+    LevelLoops,
+    LoopNest,
+    LoopProblem,
+    StorageLevel,
+    tensor_roles,
+)
 from mappers.tiling.kids import _fits, _vectors, build, order_of, permutations
 from mappers.tiling.space import divisors, order_signature
 
@@ -46,7 +53,7 @@ def objective_key(objective: str, dram: float, latency: float, energy: float) ->
     raise AccelsimError(f"unknown objective {objective!r}", field="objective", allowed=OBJECTIVES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def wave_factor(grid: int, size: int) -> float:
     """``min ceil(D / size) / D`` over the divisors ``D`` of ``grid``.
 
@@ -260,7 +267,7 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
                         spatial[fo.name] = share
             loops = LevelLoops(lv.name, loop_order, spatial)
             if j == 0:
-                best[0], best[1] = lb, LoopNest(problem.name, dict(problem.extents), tuple([*chosen, loops]))
+                best[0], best[1] = lb, LoopNest(problem.name, dict(problem.extents), (*chosen, loops))
             else:
                 expand(j - 1, tc, [*chosen, loops], [*above, *loop_order], (int(kids.cr[i]), int(kids.cw[i])),
                        int(active2[i]), int(prefix2[i]), float(energy2[i]), float(tmax2[i]), float(dram2[i]),

@@ -9,29 +9,22 @@ What the space contains (so what "optimal" is relative to):
   ranks at that level: the grid of output tiles is launched at once and the instances run it in
   waves; temporal loops at that level are over the other ranks (the reduction).
 * Loop orders: every permutation of a level's non-trivial loops, deduplicated by what decides
-  reuse (per tensor: the product of the innermost run of loops that do not index it, and
-  whether no loop of the level indexes it). Orders with equal signatures cost exactly the same,
-  so dropping duplicates loses nothing.
+  reuse (``order_signature``: per tensor, the product of the innermost run of loops that do not
+  index it, and whether a loop of the level indexes it). Orders with equal signatures cost
+  exactly the same, so dropping duplicates loses nothing.
 """
 from __future__ import annotations
 
-import itertools
 import math
-from functools import lru_cache
+from functools import cache
 
 from accelsim.tiling import Fanout, TensorAccess
 
 
-@lru_cache(maxsize=None)
+@cache
 def divisors(n: int) -> tuple[int, ...]:
     small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
     return tuple(sorted({*small, *(n // d for d in small)}))
-
-
-def divisor_vectors(limits: dict[str, int]) -> list[dict[str, int]]:
-    """Every vector ``v`` with ``v[r]`` a divisor of ``limits[r]``."""
-    ranks = list(limits)
-    return [dict(zip(ranks, combo)) for combo in itertools.product(*(divisors(limits[r]) for r in ranks))]
 
 
 def fanout_options(fanout: Fanout, rem: dict[str, int]) -> list[dict[str, int]]:
@@ -81,12 +74,3 @@ def order_signature(order: tuple[tuple[str, int], ...], tensors: tuple[TensorAcc
             run *= f
         sig.append((run, closed))
     return tuple(sig)
-
-
-def order_classes(tau: dict[str, int], tensors: tuple[TensorAccess, ...]) -> list[tuple[tuple[str, int], ...]]:
-    """One loop order (outer to inner, factor > 1 only) per distinct reuse signature."""
-    loops = [(r, f) for r, f in tau.items() if f > 1]
-    seen: dict[tuple, tuple[tuple[str, int], ...]] = {}
-    for perm in itertools.permutations(loops):
-        seen.setdefault(order_signature(perm, tensors), perm)
-    return list(seen.values())

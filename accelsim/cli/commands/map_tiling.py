@@ -39,6 +39,8 @@ def tiling_command(
     time_limit: float = typer.Option(10.0, "--time-limit", help="Search time limit in seconds."),
     replay: str = typer.Option(None, "--replay", help="Cost this saved mapping's loop nest instead of searching."),
     no_pad: bool = typer.Option(False, "--no-pad", help="Do not also try the shape padded to multiples of 16/128."),
+    no_tie_break: bool = typer.Option(False, "--no-tie-break",
+                                      help="Keep the first optimum found (faster) instead of ranking ties."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     save: str = typer.Option(None, "--save", help="Write the Mapping to this YAML/JSON file."),
 ) -> None:
@@ -47,7 +49,13 @@ def tiling_command(
     from accelsim.hardware import load_hardware
     from accelsim.mapping import Mapping
     from accelsim.tiling import LoopNest, LoopProblem, validate_nest
-    from mappers.tiling import OBJECTIVES, dtype_bytes_for, hierarchy_for, map_problem, result_meta
+    from mappers.tiling import (
+        OBJECTIVES,
+        dtype_bytes_for,
+        hierarchy_for,
+        map_problem,
+        result_meta,
+    )
 
     m, k, n = parse_gemm(gemm)
     if objective not in OBJECTIVES:
@@ -69,7 +77,7 @@ def tiling_command(
         cost = evaluate(nest, problem, hierarchy)
         info = {"status": "given", "gap": None, "solve_s": 0.0}
     else:
-        r = map_problem(problem, hw, objective, time_limit, pad=not no_pad)
+        r = map_problem(problem, hw, objective, time_limit, pad=not no_pad, tie_break=not no_tie_break)
         nest, cost, info = r.nest, r.cost, result_meta(r)
     if save:
         Mapping(graph=problem.name, hardware=hw.name, tiling={problem.name: nest.to_dict()},
@@ -86,7 +94,7 @@ def tiling_command(
     if as_json:
         out.print(json.dumps(report, indent=2), markup=False, highlight=False, soft_wrap=True)
     else:
-        say = lambda s: out.print(s, markup=False, highlight=False)  # noqa: E731
+        say = lambda s: out.print(s, markup=False, highlight=False)
         gap = "n/a" if info["gap"] is None else f"{100 * info['gap']:.2f}%"
         say(f"GEMM {m}x{k}x{n} (batch {batch}) on {hw.name}, objective {objective}: status {info['status']}, "
             f"gap {gap}, solve_s {info['solve_s']:.3f}")

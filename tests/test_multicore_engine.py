@@ -113,3 +113,9 @@ def test_the_engine_cost_is_the_loopnest_cost(tiny):
     cost = evaluate(nest, LoopProblem.from_einsum(g.einsum("mm")), tiny.hierarchy())
     row = simulate(g, tiny, mapping).layers[0]
     assert row["total_s"] == pytest.approx(cost.latency_cycles / 1e9 + 1e-6)
+
+
+def test_weights_larger_than_dram_cannot_run():
+    spec = spec_from_dict({**TINY, "dram": {**TINY["dram"], "capacity_bytes": 4096}})
+    problems = engine_for("multicore").check(two_einsums(), spec, None)  # W is 64 x 48 x 2 bytes
+    assert problems and problems[0].field == "hardware.dram.capacity_bytes" and "6144 bytes" in problems[0].detail

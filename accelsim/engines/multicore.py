@@ -22,7 +22,7 @@ from accelsim.engines.registry import Problem, register_engine
 from accelsim.engines.roofline import einsum_flops, einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.hardware.multicore import MulticoreAccelerator
-from accelsim.ir import Einsum, Graph, OpKind
+from accelsim.ir import Einsum, Graph, OpKind, TensorRole
 from accelsim.mapping import Mapping
 from accelsim.report import Report, Totals
 from accelsim.tiling import LoopNest, LoopProblem, validate_nest
@@ -138,6 +138,16 @@ class MulticoreEngine:
         if not isinstance(hardware, MulticoreAccelerator):
             return [Problem("hardware.kind", f"needs a multicore spec, got {getattr(hardware, 'kind', hardware)!r}",
                             "multicore")]
+        capacity = hardware.dram.capacity_bytes
+        if capacity is not None:
+            from accelsim.resident import resident_tensors
+
+            resident = resident_tensors(_parts(workload), (TensorRole.WEIGHT, TensorRole.KV_CACHE))
+            held = sum(t.bytes * n for t, n in resident.values())
+            if held > capacity:
+                problems.append(Problem(f"hardware.{hardware.dram.name}.capacity_bytes",
+                                        f"weights and KV cache take {held} bytes, {hardware.dram.name} holds {capacity}",
+                                        f">= {held} bytes, or a smaller workload"))
         for part, graph, _ in _parts(workload):
             for e in graph.einsums:
                 if e.op is OpKind.ALLREDUCE:

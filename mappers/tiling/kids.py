@@ -11,6 +11,8 @@ search visits them (``signature``).
 from __future__ import annotations
 
 import itertools
+import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -49,8 +51,13 @@ def _vectors(limits: tuple[tuple[str, int], ...]) -> np.ndarray:
     return np.array(combos, dtype=np.int64).reshape(len(combos), len(ranks))
 
 
+class OutOfTime(Exception):
+    """Raised inside ``build`` once the search's deadline has passed (a node with very many children)."""
+
+
 def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None, tile: dict[str, int],
-          above_runs: tuple[int, ...], copies_child: int, perms: list[tuple[int, ...]], copies_out: int = 1):
+          above_runs: tuple[int, ...], copies_child: int, perms: list[tuple[int, ...]], copies_out: int = 1,
+          deadline: float = math.inf):
     """Children of a node; ``copies_out``: parent instances holding their own partial outputs."""
     ranks = list(problem.extents)
     R = len(ranks)
@@ -102,10 +109,14 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
                 if pos[a] > pos[b]:
                     ok &= ~(trivial[:, a] & trivial[:, b])
         keep[:, pi] = ok
+    if time.perf_counter() > deadline:
+        raise OutOfTime
     rows, perm = np.nonzero(keep)
     pick = lambda a: a[rows]
     tc, tau, sig, wave, option = pick(tc), pick(tau), pick(sig), pick(wave), pick(option)
     physical, waves = pick(physical), pick(waves)
+    if time.perf_counter() > deadline:
+        raise OutOfTime
     K, P = len(rows), 1
     extents = np.array([problem.extents[r] for r in ranks], dtype=np.float64)
     runs = np.ones((K * P, len(tensors)), dtype=np.int64)
@@ -115,6 +126,8 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
     cw = np.zeros(K * P)
     perm_arr = np.array(perms, dtype=np.int64)[perm]  # (K*P) x R, outermost first
     for ti, t in enumerate(tensors):
+        if time.perf_counter() > deadline:
+            raise OutOfTime
         inside = np.array([r in t.ranks for r in ranks])
         run = np.ones(K * P, dtype=np.int64)
         closed = np.zeros(K * P, dtype=bool)

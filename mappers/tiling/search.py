@@ -34,7 +34,7 @@ from accelsim.tiling import (
     StorageLevel,
     tensor_roles,
 )
-from mappers.tiling.kids import _fits, _vectors, build, order_of, permutations
+from mappers.tiling.kids import OutOfTime, _fits, _vectors, build, order_of, permutations
 from mappers.tiling.space import divisors, order_signature
 
 OBJECTIVES: tuple[str, ...] = ("dram", "latency", "energy", "edp")
@@ -200,8 +200,12 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
             return  # the caller records this node's bound as open
         memo = (j, tuple(tile_j.values()), above_runs, copies)
         if memo not in built:
-            built[memo] = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1, perms,
-                                copies)
+            try:
+                built[memo] = build(problem, lv, child, tile_j, above_runs, fits[j - 1].copies if j > 0 else 1,
+                                    perms, copies, deadline)
+            except OutOfTime:
+                stopped[0] = True
+                return  # the caller records this node's bound as open
         options, kids = built[memo]
         if kids is None:
             return

@@ -34,7 +34,14 @@ from accelsim.tiling import (
     StorageLevel,
     tensor_roles,
 )
-from mappers.tiling.kids import OutOfTime, _fits, _vectors, build, order_of, permutations
+from mappers.tiling.kids import (
+    OutOfTime,
+    _fits,
+    _vectors,
+    build,
+    order_of,
+    permutations,
+)
 from mappers.tiling.space import divisors, order_signature
 
 OBJECTIVES: tuple[str, ...] = ("dram", "latency", "energy", "edp")

@@ -45,10 +45,13 @@ class Kids:
 
 @lru_cache(maxsize=4096)
 def _vectors(limits: tuple[tuple[str, int], ...]) -> np.ndarray:
-    ranks = [r for r, _ in limits]
-    grids = [divisors(e) for _, e in limits]
-    combos = list(itertools.product(*grids)) if ranks else [()]
-    return np.array(combos, dtype=np.int64).reshape(len(combos), len(ranks))
+    """Every vector of divisors of the limits, one row each (read-only: it is cached)."""
+    grids = [np.array(divisors(e), dtype=np.int64) for _, e in limits]
+    if not grids:
+        return np.zeros((1, 0), dtype=np.int64)
+    out = np.stack(np.meshgrid(*grids, indexing="ij"), axis=-1).reshape(-1, len(grids))
+    out.setflags(write=False)
+    return out
 
 
 class OutOfTime(Exception):

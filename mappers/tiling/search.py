@@ -150,7 +150,7 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
     # One-level look-ahead (see ``grid_fill_cycles``) where a grid level feeds a level with a bandwidth.
     look = {c: waves_at[c] for c in range(1, depth) if waves_at[c] is not None and len(levels[c].fanouts) == 1
             and levels[c - 1].bandwidth_bytes_per_cycle is not None}
-    grand_tiles: dict[tuple, np.ndarray] = {}
+    grand_tiles: dict[tuple, tuple] = {}
     built: dict[tuple, tuple] = {}  # children depend only on (level, tile, runs from above, output copies)
 
     def grid_fill_cycles(c: int, tc: np.ndarray, runs: np.ndarray, instances: int, prefix: int) -> float:
@@ -168,32 +168,35 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
         """
         fo = look[c]
         key = (c, tuple(int(x) for x in tc))
-        if key not in grand_tiles:
+        if key not in grand_tiles:  # everything that depends on the tile only, once per tile
             cand = _vectors(tuple((r, int(x)) for r, x in zip(ranks, tc)))
-            grand_tiles[key] = cand[_fits(cand, problem, levels[c - 1], fits[c - 1].copies)]
-        cand = grand_tiles[key]
-        if len(cand) == 0:
+            cand = cand[_fits(cand, problem, levels[c - 1], fits[c - 1].copies)]
+            allowed = np.array([fo.allowed_ranks is None or r in fo.allowed_ranks for r in ranks])
+            pieces = tc[None, :] // cand
+            grid = np.where(allowed[None, :], pieces, 1).prod(axis=1)
+            other = np.where(allowed[None, :], 1, pieces).prod(axis=1)
+            steps = other * -(-grid // fo.size) * -(-cand.prod(axis=1) // peak_below[c - 1])
+            terms = []
+            for t in tensors:
+                coef = float(problem.elements(t) * t.dtype_bytes)
+                split = []
+                for x, r in enumerate(ranks):
+                    if r in t.ranks:
+                        continue
+                    if allowed[x]:
+                        coef *= problem.extents[r]
+                        split.append(x)
+                    else:
+                        coef *= problem.extents[r] / float(tc[x])
+                terms.append(coef / (cand[:, split].prod(axis=1) if split else np.ones(len(cand))))
+            share = 2.0 / (levels[c - 1].bandwidth_bytes_per_cycle * np.minimum(grid, fo.size))
+            grand_tiles[key] = (steps, terms, share)
+        steps, terms, share = grand_tiles[key]
+        if len(steps) == 0:
             return math.inf
-        allowed = np.array([fo.allowed_ranks is None or r in fo.allowed_ranks for r in ranks])
-        pieces = tc[None, :] // cand
-        grid = np.where(allowed[None, :], pieces, 1).prod(axis=1)
-        other = np.where(allowed[None, :], 1, pieces).prod(axis=1)
-        per_wave = peak_below[c - 1]
-        compute = prefix * other * -(-grid // fo.size) * -(-cand.prod(axis=1) // per_wave)
-        total = np.zeros(len(cand))
-        for ti, t in enumerate(tensors):
-            coef = problem.elements(t) * t.dtype_bytes / float(runs[ti])
-            split = []
-            for x, r in enumerate(ranks):
-                if r in t.ranks:
-                    continue
-                if allowed[x]:
-                    coef *= problem.extents[r]
-                    split.append(x)
-                else:
-                    coef *= problem.extents[r] / float(tc[x])
-            total += coef / (cand[:, split].prod(axis=1) if split else 1.0)
-        fills = 2.0 * total / (levels[c - 1].bandwidth_bytes_per_cycle * instances * np.minimum(grid, fo.size))
+        compute = prefix * steps
+        total = sum(term / float(run) for term, run in zip(terms, runs))
+        fills = total * share / instances
         return float(np.maximum(compute, fills).min())
 
     def expand(j: int, tile_j: dict[str, int], chosen: list[LevelLoops], above: list[tuple[str, int]],

@@ -1,0 +1,294 @@
+"""Loop nests on multi-level memories, as data: the problem, the hierarchy and the nest.
+
+Why its own module: the tiling mapper (``mappers/tiling``) chooses a ``LoopNest`` and the
+loop-nest engine (``accelsim/engines/loopnest.py``) costs it; both speak these types, and a
+nest is stored in ``Mapping.tiling[einsum]`` through ``to_dict``/``from_dict`` so a saved
+mapping can be replayed without the mapper.
+
+Conventions (Timeloop's, Parashar et al., ISPASS 2019):
+
+* ``Hierarchy.levels`` lists storage levels innermost first (``levels[0]`` feeds the MACs, the
+  last is DRAM). A level's ``fanouts`` are the spatial dimensions *below* it: ``cores`` under a
+  shared L2, ``rows`` and ``cols`` of an array under its local buffer. Capacities and
+  bandwidths are per instance of the level.
+* A ``LoopNest`` lists one ``LevelLoops`` per storage level, outermost (DRAM) first: temporal
+  loops (rank, factor) outer to inner, and spatial factors per fanout. The tile a level holds
+  is the product of every factor at that level and below; the product of all factors of a rank
+  is its extent (perfect factorisation: factors are divisors).
+* A fanout with ``waves`` (a GPU's grid of thread blocks over its SMs) may take a logical
+  factor larger than its size; the instances then run ``ceil(factor / size)`` waves in time.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from typing import Any
+
+from accelsim.errors import AccelsimError, InfeasibleError
+from accelsim.ir import Einsum, OpKind
+
+GEMM_RANKS: tuple[str, ...] = ("b", "m", "k", "n")
+
+
+@dataclass(frozen=True)
+class TensorAccess:
+    """One operand of the loop problem: the ranks that index it and its element size."""
+
+    name: str
+    ranks: frozenset[str]
+    dtype_bytes: int
+    is_output: bool = False
+
+
+@dataclass(frozen=True)
+class LoopProblem:
+    """A multiply-accumulate over named ranks with projection-only operands (a GEMM view)."""
+
+    name: str
+    extents: dict[str, int]
+    tensors: tuple[TensorAccess, ...]
+
+    @property
+    def points(self) -> int:
+        return math.prod(self.extents.values())
+
+    def elements(self, t: TensorAccess) -> int:
+        return math.prod(self.extents[r] for r in t.ranks)
+
+    def compulsory_bytes(self) -> dict[str, int]:
+        return {t.name: self.elements(t) * t.dtype_bytes for t in self.tensors}
+
+    @property
+    def output(self) -> TensorAccess:
+        return next(t for t in self.tensors if t.is_output)
+
+    def padded(self, extents: MappingABC[str, int]) -> LoopProblem:
+        """The same operands over larger extents (a partial tile computed as a whole one)."""
+        if set(extents) != set(self.extents) or any(extents[r] < e for r, e in self.extents.items()):
+            raise AccelsimError(f"padded extents {dict(extents)} must cover {self.extents}",
+                                field=f"mapping.tiling.{self.name}.extents")
+        return LoopProblem(self.name, {r: int(extents[r]) for r in self.extents}, self.tensors)
+
+    @classmethod
+    def gemm(cls, m: int, k: int, n: int, batch: int = 1, dtype_bytes: int = 2, name: str = "gemm",
+             names: tuple[str, str, str] = ("A", "B", "C")) -> LoopProblem:
+        """``C[b,m,n] += A[b,m,k] * B[b,k,n]``; ranks of extent 1 are dropped (they never loop)."""
+        for label, value in (("m", m), ("k", k), ("n", n), ("batch", batch)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"gemm.{label}")
+        extents = {r: v for r, v in zip(GEMM_RANKS, (batch, m, k, n)) if v > 1} or {"m": 1}
+        keep = lambda ranks: frozenset(r for r in ranks if r in extents)
+        tensors = (TensorAccess(names[0], keep("bmk"), dtype_bytes),
+                   TensorAccess(names[1], keep("bkn"), dtype_bytes),
+                   TensorAccess(names[2], keep("bmn"), dtype_bytes, is_output=True))
+        return cls(name, extents, tensors)
+
+    @classmethod
+    def from_einsum(cls, einsum: Einsum) -> LoopProblem:
+        """The GEMM view of a two-input MAC Einsum (a convolution through im2col, ``as_gemm``).
+
+        The im2col view overstates a convolution's input footprint (a sliding window's overlap
+        is counted once per window position); this is the SCALE-Sim lowering, not the exact
+        window reuse.
+        """
+        if einsum.op is not OpKind.MAC:
+            raise AccelsimError(f"the tiling mapper maps multiply-accumulate einsums, got {einsum.op.value}",
+                                field=f"einsum {einsum.name}", allowed="op mac")
+        g = einsum.as_gemm()
+        dtype = max(t.dtype_bytes for t in einsum.tensors)
+        return cls.gemm(g.m, g.k, g.n, g.batch, dtype, einsum.name, (g.ifmap, g.filter, g.ofmap))
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """A spatial dimension below a storage level: ``size`` instances of the level beneath."""
+
+    name: str
+    size: int
+    waves: bool = False  # logical factor may exceed size (time-multiplexed)
+    allowed_ranks: frozenset[str] | None = None  # None: any rank
+
+
+@dataclass(frozen=True)
+class StorageLevel:
+    """One memory level, per instance. ``capacity_bytes`` None means unbounded (DRAM).
+
+    ``capacity_by_tensor`` (tensor role ``A``/``B``/``C`` -> bytes) splits a level into operand
+    buffers (SCALE-Sim's ifmap/filter/ofmap SRAMs) instead of one shared capacity.
+    ``bandwidth_bytes_per_cycle`` None: the level never limits time (registers, whose port width
+    is sized by design to the array they feed).
+    """
+
+    name: str
+    capacity_bytes: int | None = None
+    capacity_by_tensor: dict[str, int] | None = None
+    bandwidth_bytes_per_cycle: float | None = None
+    read_pj_per_byte: float = 0.0
+    write_pj_per_byte: float = 0.0
+    double_buffered: bool = False
+    fanouts: tuple[Fanout, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Storage levels innermost first; ``mac_pj`` per MAC; ``clock_hz`` to report seconds."""
+
+    name: str
+    levels: tuple[StorageLevel, ...]
+    clock_hz: float
+    mac_pj: float = 0.0
+
+    def level(self, name: str) -> StorageLevel:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise AccelsimError(f"unknown memory level {name!r}", field="level", allowed=[lv.name for lv in self.levels])
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return math.prod(f.size for lv in self.levels for f in lv.fanouts)
+
+
+ROLE_OF_POSITION: tuple[str, str, str] = ("A", "B", "C")
+
+
+def tensor_roles(problem: LoopProblem) -> dict[str, str]:
+    """Tensor name -> ``A`` (ifmap), ``B`` (filter), ``C`` (output), for per-operand capacities."""
+    return {t.name: role for t, role in zip(problem.tensors, ROLE_OF_POSITION)}
+
+
+@dataclass(frozen=True)
+class LevelLoops:
+    """The loops of one storage level: temporal (outer to inner) and spatial per fanout."""
+
+    level: str
+    temporal: tuple[tuple[str, int], ...] = ()
+    spatial: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def temporal_factor(self, rank: str) -> int:
+        return math.prod(f for r, f in self.temporal if r == rank)
+
+    def spatial_factor(self, rank: str) -> int:
+        return math.prod(s.get(rank, 1) for s in self.spatial.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "temporal": [[r, f] for r, f in self.temporal],
+                "spatial": {k: dict(v) for k, v in self.spatial.items()}}
+
+
+@dataclass(frozen=True)
+class LoopNest:
+    """A complete mapping of one LoopProblem: one LevelLoops per storage level, outermost first."""
+
+    einsum: str
+    extents: dict[str, int]
+    levels: tuple[LevelLoops, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "loopnest", "extents": dict(self.extents), "levels": [lv.to_dict() for lv in self.levels]}
+
+    @classmethod
+    def from_dict(cls, einsum: str, data: MappingABC[str, Any]) -> LoopNest:
+        where = f"mapping.tiling.{einsum}"
+        try:
+            levels = tuple(LevelLoops(str(lv["level"]), tuple((str(r), int(f)) for r, f in lv.get("temporal", [])),
+                                      {str(k): {str(r): int(f) for r, f in v.items()}
+                                       for k, v in dict(lv.get("spatial", {})).items()})
+                           for lv in data["levels"])
+            extents = {str(r): int(v) for r, v in dict(data["extents"]).items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise AccelsimError(f"malformed loop nest: {err}", field=where) from None
+        return cls(einsum, extents, levels)
+
+    def inner_first(self) -> tuple[LevelLoops, ...]:
+        return tuple(reversed(self.levels))
+
+
+def validate_nest(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> None:
+    """Raise one AccelsimError naming the level and sizes when ``nest`` cannot run."""
+    where = f"mapping.tiling.{problem.name}"
+    names = [lv.name for lv in reversed(hierarchy.levels)]
+    if [lv.level for lv in nest.levels] != names:
+        raise AccelsimError(f"levels {[lv.level for lv in nest.levels]} do not match the hierarchy",
+                            field=f"{where}.levels", allowed=" > ".join(names))
+    ranks = set(problem.extents)
+    for lv, hw in zip(nest.levels, reversed(hierarchy.levels)):
+        for r, f in lv.temporal:
+            if r not in ranks:
+                raise AccelsimError(f"loop order at level {lv.level} names unknown rank {r!r}",
+                                    field=f"{where}.{lv.level}.temporal", allowed=sorted(ranks))
+            if f < 1:
+                raise AccelsimError(f"factor of rank {r} must be >= 1, got {f}", field=f"{where}.{lv.level}.temporal")
+        seen = [r for r, _ in lv.temporal]
+        if len(seen) != len(set(seen)):
+            raise AccelsimError(f"a rank appears twice in the loop order {seen}", field=f"{where}.{lv.level}.temporal")
+        fanouts = {f.name: f for f in hw.fanouts}
+        for fname, factors in lv.spatial.items():
+            if fname not in fanouts:
+                raise AccelsimError(f"level {lv.level} has no fanout {fname!r}", field=f"{where}.{lv.level}.spatial",
+                                    allowed=sorted(fanouts) or "none")
+            fo = fanouts[fname]
+            for r, f in factors.items():
+                if r not in ranks:
+                    raise AccelsimError(f"spatial unrolling at {lv.level}.{fname} names unknown rank {r!r}",
+                                        field=f"{where}.{lv.level}.spatial", allowed=sorted(ranks))
+                if fo.allowed_ranks is not None and f > 1 and r not in fo.allowed_ranks:
+                    raise AccelsimError(f"fanout {fname} cannot unroll rank {r}",
+                                        field=f"{where}.{lv.level}.spatial", allowed=sorted(fo.allowed_ranks))
+            used = math.prod(factors.values())
+            if used > fo.size and not fo.waves:
+                raise AccelsimError(f"spatial unrolling {dict(factors)} uses {used} instances but {lv.level}.{fname} "
+                                    f"has {fo.size}", field=f"{where}.{lv.level}.spatial", allowed=f"<= {fo.size}")
+    for r in nest.extents:
+        if r not in ranks:
+            raise AccelsimError(f"unknown rank {r!r}", field=f"{where}.extents", allowed=sorted(ranks))
+    for r, e in problem.extents.items():
+        padded = nest.extents.get(r, e)
+        if padded < e:
+            raise AccelsimError(f"extent {padded} of rank {r} is below the problem's {e}", field=f"{where}.extents",
+                                allowed=f">= {e} (padding)")
+        total = math.prod(lv.temporal_factor(r) * lv.spatial_factor(r) for lv in nest.levels)
+        if total != padded:
+            raise AccelsimError(f"factors of rank {r} multiply to {total}, not its extent {padded}",
+                                field=f"{where}.factors", allowed=f"divisors of {padded} whose product is {padded}")
+    check_capacities(nest, problem, hierarchy)
+
+
+def problem_for(nest: LoopNest, problem: LoopProblem) -> LoopProblem:
+    """``problem`` over the nest's extents: a nest may pad ranks up to sizes that tile well."""
+    if all(nest.extents.get(r, e) == e for r, e in problem.extents.items()):
+        return problem
+    return problem.padded({r: nest.extents.get(r, e) for r, e in problem.extents.items()})
+
+
+def tiles(nest: LoopNest, problem: LoopProblem) -> list[dict[str, int]]:
+    """Per storage level (innermost first) the tile extent of every rank."""
+    problem = problem_for(nest, problem)
+    out, acc = [], {r: 1 for r in problem.extents}
+    for lv in nest.inner_first():
+        acc = {r: acc[r] * lv.temporal_factor(r) * lv.spatial_factor(r) for r in acc}
+        out.append(dict(acc))
+    return out
+
+
+def footprint_bytes(tile: MappingABC[str, int], t: TensorAccess) -> int:
+    return math.prod(tile[r] for r in t.ranks) * t.dtype_bytes
+
+
+def check_capacities(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> None:
+    roles = tensor_roles(problem)
+    for hw, tile in zip(hierarchy.levels, tiles(nest, problem)):
+        copies = 2 if hw.double_buffered else 1
+        need = {t.name: footprint_bytes(tile, t) * copies for t in problem.tensors}
+        if hw.capacity_by_tensor is not None:
+            for t in problem.tensors:
+                cap = hw.capacity_by_tensor.get(roles[t.name])
+                if cap is not None and need[t.name] > cap:
+                    raise InfeasibleError(
+                        f"tile {tile} of {t.name} needs {need[t.name]} bytes (x{copies} buffered) at level "
+                        f"{hw.name}, which holds {cap} bytes for it", field=f"level {hw.name}", allowed=f"<= {cap}")
+        elif hw.capacity_bytes is not None and sum(need.values()) > hw.capacity_bytes:
+            raise InfeasibleError(
+                f"tile {tile} needs {sum(need.values())} bytes (x{copies} buffered: {need}) at level {hw.name}, "
+                f"which holds {hw.capacity_bytes} bytes", field=f"level {hw.name}", allowed=f"<= {hw.capacity_bytes}")

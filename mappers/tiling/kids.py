@@ -1,0 +1,195 @@
+"""The children of one search node, costed all at once with numpy.
+
+A node is a storage level ``j`` whose tile is fixed. Its children are every (spatial unrolling
+below ``j``, child tile, loop order of ``j``) of the mapping space; for each the accesses of the
+boundary between ``j`` and its child follow from the loop-nest formulas
+(``accelsim.engines.loopnest``), evaluated here as arrays over all children instead of one
+Python call each. Orders are every permutation of the ranks (a loop of factor 1 drops out);
+permutations that give the same reuse signature are the same child and are skipped when the
+search visits them (``signature``).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from accelsim.tiling import Fanout, LoopProblem, StorageLevel
+from mappers.tiling.space import divisors, spatial_options
+
+
+@dataclass
+class Kids:
+    """Arrays over children (length K): what the search needs to bound, sort and descend."""
+
+    tc: np.ndarray  # K x R child tile
+    tau: np.ndarray  # K x R temporal factors at level j
+    sigma: np.ndarray  # K x R spatial factors (non-wave and wave) per rank
+    wave: np.ndarray  # K x R the waves fanout's share of sigma
+    option: np.ndarray  # K index into the spatial options (non-wave part)
+    perm: np.ndarray  # K index into the permutations
+    runs: np.ndarray  # K x T trailing irrelevant run at this boundary, per tensor
+    pr: np.ndarray  # parent-side reads / writes at level j (bytes, without the pending part)
+    pw: np.ndarray
+    cr: np.ndarray  # child-side reads / writes at level j-1
+    cw: np.ndarray
+    physical: np.ndarray  # instances of the child level in use per instance of j
+    waves: np.ndarray
+    temporal: np.ndarray  # product of tau
+    spread_out: np.ndarray  # spatial factor of the ranks that do not index the output
+
+
+@lru_cache(maxsize=4096)
+def _vectors(limits: tuple[tuple[str, int], ...]) -> np.ndarray:
+    """Every vector of divisors of the limits, one row each (read-only: it is cached)."""
+    grids = [np.array(divisors(e), dtype=np.int64) for _, e in limits]
+    if not grids:
+        return np.zeros((1, 0), dtype=np.int64)
+    out = np.stack(np.meshgrid(*grids, indexing="ij"), axis=-1).reshape(-1, len(grids))
+    out.setflags(write=False)
+    return out
+
+
+class OutOfTime(Exception):
+    """Raised inside ``build`` once the search's deadline has passed (a node with very many children)."""
+
+
+def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None, tile: dict[str, int],
+          above_runs: tuple[int, ...], copies_child: int, perms: list[tuple[int, ...]], copies_out: int = 1,
+          deadline: float = math.inf):
+    """Children of a node; ``copies_out``: parent instances holding their own partial outputs."""
+    ranks = list(problem.extents)
+    R = len(ranks)
+    tensors = problem.tensors
+    options = spatial_options(level.fanouts, tile)
+    waves_fo: Fanout | None = next((f for f in level.fanouts if f.waves), None)
+    blocks = []
+    for oi, (_, rem) in enumerate(options):
+        rem_v = np.array([rem[r] for r in ranks], dtype=np.int64)
+        if child is None:
+            tc = np.ones((1, R), dtype=np.int64)
+        else:
+            tc = _vectors(tuple((r, rem[r]) for r in ranks))
+            tc = tc[_fits(tc, problem, child, copies_child)]
+        if len(tc) == 0:
+            continue
+        sig_nw = np.array([tile[r] // rem[r] for r in ranks], dtype=np.int64)
+        blocks.append((oi, tc, rem_v // tc, np.broadcast_to(sig_nw, tc.shape)))
+    if not blocks:
+        return options, None
+    option = np.concatenate([np.full(len(b[1]), b[0]) for b in blocks])
+    tc = np.concatenate([b[1] for b in blocks])
+    tau = np.concatenate([b[2] for b in blocks])
+    sig = np.concatenate([b[3] for b in blocks])
+    wave = np.ones_like(tau)
+    if waves_fo is not None:
+        allowed = np.array([waves_fo.allowed_ranks is None or r in waves_fo.allowed_ranks for r in ranks])
+        wave = np.where(allowed[None, :], tau, 1)
+        tau = np.where(allowed[None, :], 1, tau)
+        sig = sig * wave
+    wave_used = wave.prod(axis=1)
+    waves = np.ones(len(tc), dtype=np.int64) if waves_fo is None else -(-wave_used // waves_fo.size)
+    physical = sig.prod(axis=1) // wave_used * (wave_used if waves_fo is None else np.minimum(wave_used,
+                                                                                               waves_fo.size))
+    K, P = len(tc), len(perms)
+    # Every child once per permutation that orders its non-trivial loops differently: a
+    # permutation is kept only if its trivial ranks (factor 1) come first, in rank order.
+    keep = np.zeros((K, P), dtype=bool)
+    trivial = tau == 1
+    big = R + 1
+    for pi, pm in enumerate(perms):
+        pos = np.empty(R, dtype=np.int64)
+        pos[list(pm)] = np.arange(R)
+        last_trivial = np.where(trivial, pos[None, :], -1).max(axis=1)
+        first_loop = np.where(~trivial, pos[None, :], big).min(axis=1)
+        ok = last_trivial < first_loop
+        for a in range(R):
+            for b in range(a + 1, R):
+                if pos[a] > pos[b]:
+                    ok &= ~(trivial[:, a] & trivial[:, b])
+        keep[:, pi] = ok
+    if time.perf_counter() > deadline:
+        raise OutOfTime
+    rows, perm = np.nonzero(keep)
+    pick = lambda a: a[rows]
+    tc, tau, sig, wave, option = pick(tc), pick(tau), pick(sig), pick(wave), pick(option)
+    physical, waves = pick(physical), pick(waves)
+    if time.perf_counter() > deadline:
+        raise OutOfTime
+    K, P = len(rows), 1
+    extents = np.array([problem.extents[r] for r in ranks], dtype=np.float64)
+    runs = np.ones((K * P, len(tensors)), dtype=np.int64)
+    pr = np.zeros(K * P)
+    pw = np.zeros(K * P)
+    cr = np.zeros(K * P)
+    cw = np.zeros(K * P)
+    perm_arr = np.array(perms, dtype=np.int64)[perm]  # (K*P) x R, outermost first
+    for ti, t in enumerate(tensors):
+        if time.perf_counter() > deadline:
+            raise OutOfTime
+        inside = np.array([r in t.ranks for r in ranks])
+        run = np.ones(K * P, dtype=np.int64)
+        closed = np.zeros(K * P, dtype=bool)
+        for pos in range(R - 1, -1, -1):
+            ridx = perm_arr[:, pos]
+            f = np.take_along_axis(tau, ridx[:, None], axis=1)[:, 0]
+            active = f > 1
+            rel = inside[ridx]
+            run = np.where(~closed & active & ~rel, run * f, run)
+            closed |= active & rel
+        run = np.where(closed, run, run * above_runs[ti])
+        runs[:, ti] = run
+        irr = ~inside
+        base = float(problem.elements(t)) * np.prod(np.where(irr[None, :], extents[None, :] / tc, 1.0), axis=1)
+        base = base / np.prod(np.where(irr[None, :], sig, 1), axis=1) / run
+        base = np.rint(base)
+        spread = np.prod(np.where(irr[None, :], sig, 1), axis=1)
+        b = t.dtype_bytes
+        if t.is_output:
+            back = base - problem.elements(t) * copies_out
+            pw += base * b
+            pr += back * b
+            if child is not None:
+                cr += base * spread * b
+                cw += back * b
+        else:
+            pr += base * b
+            if child is not None:
+                cw += base * spread * b
+    temporal = tau.prod(axis=1)
+    out = problem.output
+    spread_out = np.prod(np.where(np.array([r not in out.ranks for r in ranks])[None, :], sig, 1), axis=1)
+    return options, Kids(tc, tau, sig, wave, option, perm, runs, pr, pw, cr, cw, physical, waves, temporal, spread_out)
+
+
+def _fits(tc: np.ndarray, problem: LoopProblem, level: StorageLevel, copies: int) -> np.ndarray:
+    from accelsim.tiling import tensor_roles
+
+    ranks = list(problem.extents)
+    roles = tensor_roles(problem)
+    need = {}
+    for t in problem.tensors:
+        cols = [ranks.index(r) for r in t.ranks]
+        need[t.name] = (tc[:, cols].prod(axis=1) if cols else np.ones(len(tc), dtype=np.int64)) * t.dtype_bytes * copies
+    if level.capacity_by_tensor is not None:
+        ok = np.ones(len(tc), dtype=bool)
+        for t in problem.tensors:
+            cap = level.capacity_by_tensor.get(roles[t.name])
+            if cap is not None:
+                ok &= need[t.name] <= cap
+        return ok
+    if level.capacity_bytes is None:
+        return np.ones(len(tc), dtype=bool)
+    return sum(need.values()) <= level.capacity_bytes
+
+
+def permutations(n: int) -> list[tuple[int, ...]]:
+    return list(itertools.permutations(range(n)))
+
+
+def order_of(kids: Kids, i: int, perms, ranks) -> tuple[tuple[str, int], ...]:
+    return tuple((ranks[r], int(kids.tau[i, r])) for r in perms[kids.perm[i]] if kids.tau[i, r] > 1)

@@ -1,0 +1,75 @@
+"""Plain exhaustive enumeration of the tiling mapping space, for tests on small instances.
+
+Independent of ``mappers/tiling/space.py``: it lists every ordered factorisation of every rank
+over every (level, temporal or fanout) slot and every permutation of every level's loops, keeps
+those the space's rules admit, and costs each with the engine.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+from accelsim.engines.loopnest import evaluate
+from accelsim.errors import AccelsimError
+from accelsim.tiling import (
+    Hierarchy,
+    LevelLoops,
+    LoopNest,
+    LoopProblem,
+    check_capacities,
+)
+from mappers.tiling.search import objective_key
+
+
+def factorisations(n: int, slots: int):
+    if slots == 1:
+        yield (n,)
+        return
+    for d in range(1, n + 1):
+        if n % d == 0:
+            for rest in factorisations(n // d, slots - 1):
+                yield (d, *rest)
+
+
+def enumerate_nests(problem: LoopProblem, hierarchy: Hierarchy):
+    levels = list(reversed(hierarchy.levels))  # outermost first
+    slots = [(j, None) for j in range(len(levels))] + [(j, fo) for j, lv in enumerate(levels) for fo in lv.fanouts]
+    ranks = list(problem.extents)
+    for combo in itertools.product(*(list(factorisations(problem.extents[r], len(slots))) for r in ranks)):
+        ok = True
+        temporal = [{} for _ in levels]
+        spatial = [{} for _ in levels]
+        for (j, fo), factors in zip(slots, zip(*combo)):
+            assign = {r: f for r, f in zip(ranks, factors) if f > 1}
+            if fo is None:
+                temporal[j] = assign
+                continue
+            if fo.allowed_ranks is not None and any(r not in fo.allowed_ranks for r in assign):
+                ok = False
+            if not fo.waves and (len(assign) > 1 or math.prod(assign.values()) > fo.size):
+                ok = False
+            if assign:
+                spatial[j][fo.name] = assign
+        for j, lv in enumerate(levels):
+            for fo in lv.fanouts:
+                if fo.waves and any(r in temporal[j] for r in (fo.allowed_ranks or ranks)):
+                    ok = False
+        if not ok:
+            continue
+        for orders in itertools.product(*(itertools.permutations(sorted(t.items())) for t in temporal)):
+            yield LoopNest(problem.name, dict(problem.extents),
+                           tuple(LevelLoops(lv.name, tuple(o), s) for lv, o, s in zip(levels, orders, spatial)))
+
+
+def brute_force(problem: LoopProblem, hierarchy: Hierarchy, objective: str):
+    best = None
+    for nest in enumerate_nests(problem, hierarchy):
+        try:
+            check_capacities(nest, problem, hierarchy)
+        except AccelsimError:
+            continue
+        c = evaluate(nest, problem, hierarchy)
+        key = objective_key(objective, c.dram_bytes, c.latency_cycles, c.energy_pj)
+        if best is None or key < best[0]:
+            best = (key, nest, c)
+    return best

@@ -44,8 +44,11 @@ _SEARCH_CACHE: dict[tuple, Any] = {}
 
 
 def gemm_nest(problem: LoopProblem, hw: MulticoreAccelerator, time_limit_s: float) -> tuple[LoopNest, dict]:
-    """The tiling mapper's nest for ``problem`` (cached by shape: a transformer repeats its GEMMs)."""
-    from mappers.tiling import map_problem
+    """The default mapper's nest for ``problem`` (the tiling mapper, found through the
+    ``accelsim.default_mappers`` entry point; cached by shape: a transformer repeats its GEMMs)."""
+    from accelsim.engines.registry import default_mapper
+
+    map_problem = default_mapper("multicore")
 
     key = (hw.model_dump_json(), tuple(problem.extents.items()), tuple(t.dtype_bytes for t in problem.tensors),
            time_limit_s)
@@ -96,12 +99,19 @@ def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -
     bound = max(["compute", *cost.level_cycles], key=lambda k: cost.compute_cycles if k == "compute"
                 else cost.level_cycles[k])
     # MACs and FLOPs are the Einsum's own; busy cycles, bytes and energy include any padding
-    totals = Totals(total_s, total_s * clock, e.macs * frac, 2.0 * e.macs * frac, cost.energy_pj * frac,
-                    reads, writes, by_role, busy)
+    totals = Totals(total_s, total_s * clock, e.macs * frac, 2.0 * e.macs * frac,
+                    {"array_and_memories": cost.energy_pj * frac}, _dram_named(reads, dram),
+                    _dram_named(writes, dram), by_role, {u: c / clock for u, c in busy.items()})
     row = {"name": e.name, "op": e.op.value, "unit": "array", "bound": bound, "total_s": total_s,
            "total_cycles": total_s * clock, "dram_bytes": reads[dram] + writes[dram], "utilization_array":
-           busy["array"] / (total_s * clock), "mapper_status": info["status"], "mapper_gap": info["gap"]}
+           busy["array"] / (total_s * clock), "mapper_status": info["status"], "mapper_gap": info["gap"],
+           "flops": 2.0 * e.macs * frac, "roof": "array", "peak_flops_per_s": 2.0 * hw.peak_macs_per_cycle * clock}
     return row, totals
+
+
+def _dram_named(per_level: dict[str, float], dram: str) -> dict[str, float]:
+    """The Report vocabulary calls the off-chip level ``dram`` whatever the preset names it (HBM2e)."""
+    return {("dram" if level == dram else level): b for level, b in per_level.items()}
 
 
 def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
@@ -122,25 +132,33 @@ def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
     energy = (flops * hw.vector_energy_pj_per_flop + (nbytes - written) * hw.dram.read_energy_pj_per_byte
               + written * hw.dram.write_energy_pj_per_byte)
     busy = {"vector": vector_s * clock, f"{hw.dram.name}_port": memory_s * clock}
-    totals = Totals(total_s, total_s * clock, float(e.macs), flops, energy, {hw.dram.name: nbytes - written},
-                    {hw.dram.name: written}, by_role, busy)
+    totals = Totals(total_s, total_s * clock, float(e.macs), flops, {"vector_and_dram": energy},
+                    {"dram": nbytes - written}, {"dram": written}, by_role, {u: c / clock for u, c in busy.items()})
     row = {"name": e.name, "op": e.op.value, "unit": "vector", "bound": "vector" if vector_s >= memory_s else "memory",
-           "total_s": total_s, "total_cycles": total_s * clock, "dram_bytes": nbytes}
+           "total_s": total_s, "total_cycles": total_s * clock, "dram_bytes": nbytes, "flops": flops,
+           "roof": "vector", "peak_flops_per_s": hw.vector_flops_per_s}
     return row, totals
 
 
 class MulticoreEngine:
     kind = "multicore"
-    metrics: ClassVar[dict[str, str]] = {"launches": "int64", "mapper_time_limited": "int64"}
+    metrics: ClassVar[dict[str, str]] = {"launches": "int64", "mapper_time_limited": "int64",
+                                         "dram_bytes_per_s": "float64"}
 
     def check(self, workload: Any, hardware: Any, mapping: Mapping | None) -> list[Problem]:
         problems: list[Problem] = []
         if not isinstance(hardware, MulticoreAccelerator):
             return [Problem("hardware.kind", f"needs a multicore spec, got {getattr(hardware, 'kind', hardware)!r}",
                             "multicore")]
+        if mapping is not None:  # a mapping names Einsums of this workload, or it maps something else
+            names = {e.name for _, g, _ in _parts(workload) for e in g.einsums}
+            unknown = sorted({n for n in (*mapping.schedule, *mapping.tiling) if n not in names})
+            if unknown:
+                problems.append(Problem("mapping", f"names einsums the workload does not have: {unknown[:5]}",
+                                        "einsum names of the workload"))
         capacity = hardware.dram.capacity_bytes
         if capacity is not None:
-            from accelsim.resident import resident_tensors
+            from accelsim.ir.resident import resident_tensors
 
             resident = resident_tensors(_parts(workload), (TensorRole.WEIGHT, TensorRole.KV_CACHE))
             held = sum(t.bytes * n for t, n in resident.values())
@@ -186,7 +204,8 @@ class MulticoreEngine:
                 layers.append(row)
                 core = t if core is None else core + t
         assert core is not None  # a Graph has at least one Einsum
-        totals = {**core.flat(), "launches": launches, "mapper_time_limited": limited}
+        totals = {**core.flat(), "launches": launches, "mapper_time_limited": limited,
+                  "dram_bytes_per_s": hardware.dram_bytes_per_cycle * hardware.clock_hz}
         meta = {"engine": "multicore", "mapper": "tiling (latency)", "time_limit_s": time_limit_s,
                 "launch_overhead_s": hardware.launch_overhead_s}
         return Report(getattr(workload, "name", "workload"), hardware.name, layers, totals, meta, core)

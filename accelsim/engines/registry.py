@@ -88,6 +88,28 @@ def discover() -> dict[str, Engine]:
     return ENGINES
 
 
+DEFAULT_MAPPER_GROUP = "accelsim.default_mappers"
+
+
+def default_mapper(kind: str) -> Any:
+    """The mapper an engine of ``kind`` uses when ``simulate`` is given no mapping.
+
+    Why an entry point and not an import: the simulator never imports a mapper (mappers call the
+    simulator, not the other way round), yet ``simulate(model, "a100-cores")`` should map its GEMMs
+    the way a user expects. The mappers package declares its defaults in ``pyproject.toml``
+    (group ``accelsim.default_mappers``, name = hardware kind), so the dependency lives in the
+    packaging, and another package can install a better default without editing accelsim.
+    """
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=DEFAULT_MAPPER_GROUP) if ep.name == kind]
+    if not found:
+        raise AccelsimError(f"no default mapper is installed for hardware kind {kind!r}; pass a mapping",
+                            field="mapping", allowed=f"a Mapping, or a package declaring a {DEFAULT_MAPPER_GROUP} "
+                                                     "entry point (reinstall accelsim: pip install -e .)")
+    return found[0].load()
+
+
 def engine_for(kind: str) -> Engine:
     """The engine for a hardware kind, or one clear error listing the kinds that have one."""
     engines = discover()

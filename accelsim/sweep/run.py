@@ -55,6 +55,7 @@ class Context:
     metric_types: dict[str, str]
     derived: dict[str, str]
     param_paths: tuple[str, ...]
+    allow_code: bool = False  # the parent's opt-in for module:function references
 
 
 _started_queue: Any = None  # set in process-pool workers: chunk ids are reported here on start
@@ -85,7 +86,7 @@ def evaluate_chunk(context: Context, tasks: list[dict[str, Any]], chunk_id: int 
     """Evaluate points; never raises for a point's failure (that becomes its row)."""
     if _started_queue is not None:
         _started_queue.put(chunk_id)
-    evaluator = get_evaluator(context.evaluator)
+    evaluator = get_evaluator(context.evaluator, allow_code=context.allow_code)
     derived = {name: compile_expression(text, f"derived.{name}") for name, text in context.derived.items()}
     return [_evaluate_point(context, evaluator, derived, task) for task in tasks]
 
@@ -94,7 +95,7 @@ def _evaluate_point(context: Context, evaluator: Any, derived: dict, task: dict[
     row = _base_row(context, task)
     try:
         hardware = spec_from_dict(task["hardware"], source="sweep point")
-        workload = resolve_workload(canonical_json(task["workload"]))
+        workload = resolve_workload(canonical_json(task["workload"]), context.allow_code)
         result = flatten(dict(evaluator.fn(hardware, workload, dict(task["options"]))))
         for name, kind in context.metric_types.items():
             row[name] = _coerce(result.get(name), kind, name)
@@ -350,13 +351,15 @@ class SweepResult:
 def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, executor: str = "process",
               workers: int | None = None, dask: Any = None, retry_failed: bool = False,
               progress: Progress | None = None, flush_rows: int = 2000, flush_s: float = 1.0,
-              chunk_size: int | None = None) -> SweepResult:
+              chunk_size: int | None = None, allow_code: bool = False) -> SweepResult:
     """Run (or resume) ``spec`` into ``out_dir``; see the module docstring for the guarantees.
 
     ``executor`` is serial, process or dask (``dask`` then gives a scheduler address or a
-    ``distributed.Client``; passing ``dask`` alone implies the dask executor).
+    ``distributed.Client``; passing ``dask`` alone implies the dask executor). ``allow_code`` lets
+    the spec's ``module:function`` builders and evaluators be imported (off by default: a sweep
+    file is data; see :mod:`accelsim.sweep.plugins`).
     """
-    spec = _as_spec(spec)
+    spec = _as_spec(spec, allow_code)
     if dask is not None:
         executor = "dask"
     if executor not in EXECUTORS:
@@ -370,7 +373,7 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
 
     expansion = spec.points()
     points = expansion.points
-    evaluator = get_evaluator(spec.evaluator.name)
+    evaluator = get_evaluator(spec.evaluator.name, allow_code=spec.allow_code)
     if evaluator.kinds is not None:
         kinds = {p.hardware["kind"] for p in points}
         if not kinds <= set(evaluator.kinds):
@@ -390,7 +393,8 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
         if columns is None:
             metric_types, probe_rows = _probe_metrics(spec, evaluator, todo, param_paths)
             columns = _assemble_columns(spec, param_paths, metric_types)
-        context = Context(spec.evaluator.name, _metric_types(columns, spec), dict(spec.derived), param_paths)
+        context = Context(spec.evaluator.name, _metric_types(columns, spec), dict(spec.derived), param_paths,
+                          spec.allow_code)
         _check_derived_names(spec, points[0], context)
         existing = store.read_manifest()
         if store.parts() and existing and existing.get("columns") and existing["columns"] != columns:
@@ -452,12 +456,12 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
                        counts["ok"] + counts["failed"], counts["ok"], counts["failed"], counts["parts"])
 
 
-def _as_spec(spec: SweepSpec | dict | str | Path) -> SweepSpec:
+def _as_spec(spec: SweepSpec | dict | str | Path, allow_code: bool) -> SweepSpec:
     if isinstance(spec, SweepSpec):
-        return spec
+        return spec.permitting_code() if allow_code and not spec.allow_code else spec
     if isinstance(spec, dict):
-        return SweepSpec.from_dict(spec)
-    return SweepSpec.from_yaml(spec)
+        return SweepSpec.from_dict(spec, allow_code=allow_code)
+    return SweepSpec.from_yaml(spec, allow_code=allow_code)
 
 
 def _worker_count(executor: str, workers: int | None, client: Any) -> int:
@@ -487,7 +491,7 @@ def _columns(spec: SweepSpec, store: ResultStore, param_paths: tuple[str, ...]) 
     manifest = store.read_manifest()
     if manifest and manifest.get("schema_basis") == _schema_basis(spec) and manifest.get("columns"):
         return manifest["columns"]
-    declared = get_evaluator(spec.evaluator.name).metric_types
+    declared = get_evaluator(spec.evaluator.name, allow_code=spec.allow_code).metric_types
     if declared is None:
         return None
     if spec.metrics is not None:
@@ -527,14 +531,14 @@ def _probe_metrics(spec: SweepSpec, evaluator: Any, todo: list[Point],
     """
     if not todo:
         return {}, []
-    probe = Context(spec.evaluator.name, {}, {}, param_paths)
+    probe = Context(spec.evaluator.name, {}, {}, param_paths, spec.allow_code)
     tried: list[dict[str, Any]] = []
     candidates = [todo[i] for i in sorted({0, len(todo) // 3, (2 * len(todo)) // 3, len(todo) - 1})]
     for point in candidates:
         task = _task(point)
         try:
             hardware = spec_from_dict(task["hardware"], source="sweep point")
-            workload = resolve_workload(canonical_json(task["workload"]))
+            workload = resolve_workload(canonical_json(task["workload"]), spec.allow_code)
             result = flatten(dict(evaluator.fn(hardware, workload, dict(task["options"]))))
         except Exception as err:  # noqa: BLE001
             tried.append({"task": task, "error": err})
@@ -546,7 +550,7 @@ def _probe_metrics(spec: SweepSpec, evaluator: Any, todo: list[Point],
                 raise AccelsimError(f"unknown metric {unknown[0]!r}", field="metrics", allowed=list(types))
             types = {m: types[m] for m in spec.metrics}
         # Re-evaluate the probed point through the normal path so its row is built the same way.
-        context = Context(spec.evaluator.name, types, dict(spec.derived), param_paths)
+        context = Context(spec.evaluator.name, types, dict(spec.derived), param_paths, spec.allow_code)
         _check_derived_names(spec, point, context)
         return types, evaluate_chunk(context, [task])
     err = tried[0]["error"]

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 import accelsim
 from accelsim.errors import AccelsimError
@@ -241,6 +241,19 @@ class SweepSpec(_Model):
     metrics: list[str] | None = Field(default=None, description="metric columns to keep; None keeps all")
     derived: dict[str, str] = Field(default_factory=dict, description="column -> expression over params+metrics")
     constraints: list[str] = Field(default_factory=list, description="expressions every kept point satisfies")
+    # Whether ``module:function`` builders/evaluators may be imported (accelsim.sweep.plugins).
+    # Not a field: it is the caller's decision, not part of the file, and not part of any key.
+    _allow_code: bool = PrivateAttr(default=False)
+
+    @property
+    def allow_code(self) -> bool:
+        return self._allow_code
+
+    def permitting_code(self) -> "SweepSpec":
+        """A copy whose ``module:function`` references may be imported (the Python-API opt-in)."""
+        copy = self.model_copy()
+        copy._allow_code = True
+        return copy
 
     @field_validator("overrides")
     @classmethod
@@ -249,7 +262,9 @@ class SweepSpec(_Model):
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<sweep>") -> "SweepSpec":
+    def from_dict(cls, data: Any, source: str = "<sweep>", *, allow_code: bool = False) -> "SweepSpec":
+        """Validate ``data``; ``allow_code`` lets its ``module:function`` references be imported
+        (never the default: a sweep file is data, see :mod:`accelsim.sweep.plugins`)."""
         if not isinstance(data, dict):
             raise AccelsimError("a sweep file is a mapping at top level", source=source)
         try:
@@ -261,12 +276,13 @@ class SweepSpec(_Model):
                 problem = AccelsimError(problem.detail, field=problem.field, source=source,
                                         allowed=sorted(cls.model_fields))
             raise problem from None
+        spec._allow_code = allow_code
         spec.check()
         return spec
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "SweepSpec":
-        return cls.from_dict(read_yaml(Path(path)), source=str(path))
+    def from_yaml(cls, path: str | Path, *, allow_code: bool = False) -> "SweepSpec":
+        return cls.from_dict(read_yaml(Path(path)), source=str(path), allow_code=allow_code)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as the YAML file would say it: defaults left out, value lists as plain lists."""
@@ -328,7 +344,7 @@ class SweepSpec(_Model):
             compile_expression(text, f"constraints[{i}]").require_names(known, f"constraints[{i}]")
         for name, text in self.derived.items():
             compile_expression(text, f"derived.{name}")  # names checked once metrics are known
-        normalize_workloads(self.workloads)
+        normalize_workloads(self.workloads, allow_code=self._allow_code)
         self._check_option_names()
 
     def _check_option_names(self) -> None:
@@ -339,7 +355,7 @@ class SweepSpec(_Model):
         name = self.evaluator.name
         if name not in EVALUATORS and ":" not in name:
             return
-        evaluator = get_evaluator(name)
+        evaluator = get_evaluator(name, allow_code=self._allow_code)
         evaluator.check_options(self.evaluator.options)
         swept = [p[len("options."):] for p in self.parameters if p.startswith("options.")]
         evaluator.check_options(swept, where="parameters.options")
@@ -366,13 +382,14 @@ class SweepSpec(_Model):
     def points(self) -> "Expansion":
         """Concrete points: constraints applied, duplicates removed, every hardware validated."""
         bases = self._bases()
-        workloads = normalize_workloads(self.workloads)
-        fingerprints = [workload_fingerprint(w) for w in workloads]
+        workloads = normalize_workloads(self.workloads, allow_code=self._allow_code)
+        fingerprints = [workload_fingerprint(w, self._allow_code) for w in workloads]
         constraints = [compile_expression(t, f"constraints[{i}]") for i, t in enumerate(self.constraints)]
         from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
 
+        evaluator = get_evaluator(self.evaluator.name, allow_code=self._allow_code)
         common = {"evaluator": self.evaluator.name, "metrics": self.metrics, "derived": self.derived,
-                  "accelsim": accelsim.__version__, "engine": engine_fingerprint(get_evaluator(self.evaluator.name))}
+                  "accelsim": accelsim.__version__, "engine": engine_fingerprint(evaluator)}
         points: list[Point] = []
         seen: set[str] = set()
         skipped = duplicates = 0

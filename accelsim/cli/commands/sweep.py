@@ -54,11 +54,14 @@ def run_command(
     workers: int = typer.Option(None, help="Process-pool size (default: all cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-run points recorded as failed."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when a terminal)."),
+    allow_code: bool = typer.Option(False, "--allow-code",
+                                    help="Let the spec import and run 'package.module:function' builders and "
+                                         "evaluators (off: a sweep file is data; only registered and installed ones run)."),
 ) -> None:
     """Run a sweep, or resume it: points already in the results directory are not recomputed."""
     from accelsim.sweep import SweepSpec, run_sweep, sweep_status
 
-    spec = SweepSpec.from_yaml(spec_path)
+    spec = SweepSpec.from_yaml(spec_path, allow_code=allow_code)
     out_dir = out_dir or Path("sweeps") / spec.name
     bar = _Bar(sys.stderr.isatty() if progress is None else progress)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)

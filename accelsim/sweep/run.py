@@ -142,10 +142,19 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
         counts = {"ok": 0, "failed": 0, "parts": 0}
         last_flush = time.monotonic()
 
+        def unfit(row: dict[str, Any], why: str) -> dict[str, Any]:
+            """A row with a value no column type can hold becomes that point's error row."""
+            if row.get("status") == OK:
+                counts["ok"] -= 1
+                counts["failed"] += 1
+            bad = {**row, "status": ERROR, "error": f"ValueError: {why}"}
+            bad.update({name: None for name in (*context.metric_types, *context.derived)})
+            return bad
+
         def flush() -> None:
             nonlocal last_flush
             if buffer:
-                store.append(buffer, schema)
+                store.append(buffer, schema, on_unfit=unfit)
                 counts["parts"] += 1
                 buffer.clear()
             last_flush = time.monotonic()

@@ -168,12 +168,24 @@ class Parameter(_Model):
         """Arrow type name of this parameter's column."""
         if self.is_interval:
             return "int64" if self.integer else "float64"
-        kinds = {_kind(v) for v in self.choices()}
+        choices = self.choices()
+        kinds = {_kind(v) for v in choices}
         if kinds == {"int"}:
-            return "int64"
+            if all(-2**63 <= v < 2**63 for v in choices):
+                return "int64"
+            # Beyond int64: a float64 column when every value is exactly a double (2**70), else
+            # the values' decimal text, so no swept value is ever stored rounded or lost.
+            return "float64" if all(_exact_double(v) for v in choices) else "string"
         if kinds <= {"int", "float"}:
             return "float64"
         return {"bool": "bool", "str": "string"}.get(kinds.pop(), "string")
+
+
+def _exact_double(value: int) -> bool:
+    try:
+        return int(float(value)) == value
+    except OverflowError:
+        return False
 
 
 def _kind(value: Any) -> str:

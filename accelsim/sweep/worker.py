@@ -20,7 +20,7 @@ from accelsim.report import flatten
 from accelsim.sweep.evaluators import get_evaluator
 from accelsim.sweep.expr import compile_expression
 from accelsim.sweep.spec import Point, canonical_json, flatten_paths
-from accelsim.sweep.store import ERROR, INFEASIBLE, OK
+from accelsim.sweep.store import ERROR, INFEASIBLE, OK, cell
 from accelsim.sweep.workloads import resolve_workload
 
 MAX_ERROR_CHARS = 2000
@@ -124,19 +124,9 @@ def fail_row(row: dict[str, Any], context: Context, status: str, err: BaseExcept
 
 
 def _coerce(value: Any, kind: str, name: str) -> Any:
-    if value is None:
-        return None
-    if hasattr(value, "item"):  # numpy scalar
-        value = value.item()
-    if kind == "int64":
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"metric {name} = {value} is not an integer")
-        return int(value)
-    if kind == "float64":
-        return float(value)
-    if kind == "bool":
-        return bool(value)
-    return str(value)
+    """A metric as its column type; a value the column cannot hold fails the point (its error
+    row says why) instead of failing the part file with every other row in it."""
+    return cell(value, kind, f"metric {name}")
 
 
 def task_of(point: Point) -> dict[str, Any]:

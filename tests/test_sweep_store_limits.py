@@ -64,3 +64,37 @@ def test_cell_types():
         cell(10**400, "float64", "x")
     assert cell(10**30, "string", "x") == str(10**30)
     assert pa.Table.from_pylist([{"x": cell(3.0, "int64", "x")}]).column("x").type == pa.int64()
+
+
+# --- the spec name chooses the default output directory ----------------------------------------
+@pytest.mark.parametrize("name", ["../../x", "/etc/x", "..", ".", "a/b", "a\\b", ".hidden", "-rf", "x" * 101,
+                                  "nul\0byte", ""])
+def test_unsafe_spec_names_are_refused(tmp_path, monkeypatch, name):
+    import yaml
+
+    from tests.cli_helper import cli_in_process
+
+    with pytest.raises(AccelsimError) as info:
+        SweepSpec.from_dict({"name": name, "workloads": [{"gemm": [8, 8, 8]}]})
+    assert info.value.field == "name"
+    if "\0" in name:
+        return  # not representable in a YAML file anyway
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    (tmp_path / "work" / "s.yaml").write_text(yaml.safe_dump({"name": name, "workloads": [{"gemm": [8, 8, 8]}]}))
+    done = cli_in_process("sweep", "run", "s.yaml", "--executor", "serial", "--no-progress")
+    assert done.returncode == 2 and "name" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # nothing written beside or above
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["s.yaml"]
+
+
+def test_safe_name_is_the_default_directory(tmp_path, monkeypatch):
+    import yaml
+
+    from tests.cli_helper import cli_in_process
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({"name": "bert_v1.2-a", "workloads": [{"gemm": [8, 8, 8]}]}))
+    done = cli_in_process("sweep", "run", "s.yaml", "--executor", "serial", "--no-progress")
+    assert done.returncode == 0, done
+    assert (tmp_path / "sweeps" / "bert_v1.2-a" / "_manifest.json").exists()

@@ -42,6 +42,7 @@ from accelsim.yamlio import validation_error
 DESCRIPTIVE_FIELDS = ("kind", "name", "description", "sources")
 # Columns every results table has; a parameter or metric may not reuse these names.
 RESERVED_COLUMNS = ("point", "key", "status", "error", "workload", "evaluator")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -266,6 +267,16 @@ class SweepSpec(_Model):
         copy = self.model_copy()
         copy._allow_code = True
         return copy
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        """The name is the results directory under ``sweeps/`` when ``--out`` is omitted, so it
+        must be one plain directory name: ``../x`` or ``/etc`` would write outside ``sweeps/``."""
+        if not _SAFE_NAME.match(value) or value in (".", ".."):
+            raise ValueError(f"{value[:80]!r} is not a plain directory name: use letters, digits and . _ + - "
+                             "(at most 100, not starting with . or -), or give --out")
+        return value
 
     @field_validator("overrides")
     @classmethod

@@ -22,9 +22,12 @@ Workers ignore SIGINT so that only the parent decides what an interrupt means.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import multiprocessing
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ from accelsim.sweep.evaluators import get_evaluator
 from accelsim.sweep.executors import (DASK_MAX_CHUNK, _client_within, connect_dask, dask_rows,  # noqa: F401
                                       process_rows, serial_rows)
 from accelsim.sweep.expr import compile_expression
+from accelsim.sweep.lock import directory_lock
 from accelsim.sweep.spec import RESERVED_COLUMNS, Point, SweepSpec, canonical_json, flatten_paths
 from accelsim.sweep.store import ERROR, INFEASIBLE, OK, ResultStore, arrow_schema
 from accelsim.sweep.worker import Context, evaluate_chunk, task_of
@@ -104,92 +108,122 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
         if not kinds <= set(evaluator.kinds):
             raise AccelsimError(f"evaluator {evaluator.name!r} cannot run hardware of kind {sorted(kinds)}",
                                 field="evaluator.name", allowed=evaluator.kinds)
+    client, own_client = (connect_dask(dask) if executor == "dask" else (None, False))
+    try:
+        with directory_lock(out_dir):
+            return _run_locked(spec, expansion, evaluator, Path(out_dir), executor=executor, workers=workers,
+                               client=client, retry_failed=retry_failed, progress=progress, flush_rows=flush_rows,
+                               flush_s=flush_s, chunk_size=chunk_size)
+    finally:
+        if own_client:
+            client.close()
+
+
+def _run_locked(spec: SweepSpec, expansion: Any, evaluator: Any, out_dir: Path, *, executor: str,
+                workers: int | None, client: Any, retry_failed: bool, progress: Progress, flush_rows: int,
+                flush_s: float, chunk_size: int | None) -> SweepResult:
+    """The sweep proper, with the directory's lock held: resume, write, and stream the rows."""
+    points = expansion.points
     store = ResultStore(out_dir)
     statuses = store.statuses()
     skip = {OK} if retry_failed else {OK, ERROR, INFEASIBLE}
     todo = [p for p in points if statuses.get(p.key) not in skip]
     already_done = len(points) - len(todo)
 
-    client, own_client = (connect_dask(dask) if executor == "dask" else (None, False))
-    try:
-        param_paths = tuple(spec.parameters)
-        probe_rows: list[dict[str, Any]] = []
-        columns = _columns(spec, store, param_paths)
-        if columns is None:
-            metric_types, probe_rows = _probe_metrics(spec, evaluator, todo, param_paths)
-            columns = _assemble_columns(spec, param_paths, metric_types)
-        context = Context(spec.evaluator.name, _metric_types(columns, spec), dict(spec.derived), param_paths,
-                          spec.allow_code)
-        _check_derived_names(spec, points[0], context)
-        existing = store.read_manifest()
-        if store.parts() and existing and existing.get("columns") and existing["columns"] != columns:
-            raise AccelsimError("holds results with different columns; write this sweep to another directory",
-                                source=str(out_dir))
-        store.write_manifest({"name": spec.name, "accelsim": accelsim.__version__, "spec": spec.model_dump(mode="json"),
-                              "keys": [p.key for p in points], "columns": columns,
-                              "schema_basis": _schema_basis(spec),
+    param_paths = tuple(spec.parameters)
+    probe_rows: list[dict[str, Any]] = []
+    columns = _columns(spec, store, param_paths)
+    if columns is None:
+        metric_types, probe_rows = _probe_metrics(spec, evaluator, todo, param_paths)
+        columns = _assemble_columns(spec, param_paths, metric_types)
+    context = Context(spec.evaluator.name, _metric_types(columns, spec), dict(spec.derived), param_paths,
+                      spec.allow_code)
+    _check_derived_names(spec, points[0], context)
+    existing = store.read_manifest()
+    if store.parts() and existing and existing.get("columns") and existing["columns"] != columns:
+        raise AccelsimError("holds results with different columns; write this sweep to another directory",
+                            source=str(out_dir))
+    with _disk_errors(out_dir):
+        store.write_manifest({"name": spec.name, "accelsim": accelsim.__version__,
+                              "spec": spec.model_dump(mode="json"), "keys": [p.key for p in points],
+                              "columns": columns, "schema_basis": _schema_basis(spec),
                               "skipped_by_constraints": expansion.skipped_by_constraints,
                               "duplicates": expansion.duplicates, "updated_unix_s": time.time()})
-        schema = arrow_schema([tuple(c) for c in columns])  # type: ignore[misc]
+    schema = arrow_schema([tuple(c) for c in columns])  # type: ignore[misc]
 
-        probed = {r["key"] for r in probe_rows}
-        tasks = [task_of(p) for p in todo if p.key not in probed]
-        n_workers = _worker_count(executor, workers, client)
-        size = chunk_size or _chunk_size(len(tasks), n_workers, executor)
-        chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    probed = {r["key"] for r in probe_rows}
+    tasks = [task_of(p) for p in todo if p.key not in probed]
+    n_workers = _worker_count(executor, workers, client)
+    size = chunk_size or _chunk_size(len(tasks), n_workers, executor)
+    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
 
-        buffer: list[dict[str, Any]] = []
-        counts = {"ok": 0, "failed": 0, "parts": 0}
+    buffer: list[dict[str, Any]] = []
+    counts = {"ok": 0, "failed": 0, "parts": 0}
+    last_flush = time.monotonic()
+
+    def unfit(row: dict[str, Any], why: str) -> dict[str, Any]:
+        """A row with a value no column type can hold becomes that point's error row."""
+        if row.get("status") == OK:
+            counts["ok"] -= 1
+            counts["failed"] += 1
+        bad = {**row, "status": ERROR, "error": f"ValueError: {why}"}
+        bad.update({name: None for name in (*context.metric_types, *context.derived)})
+        return bad
+
+    def flush() -> None:
+        nonlocal last_flush
+        if buffer:
+            rows = list(buffer)
+            buffer.clear()  # a failed write is not retried on the way out: those points stay pending
+            with _disk_errors(out_dir):
+                store.append(rows, schema, on_unfit=unfit)
+            counts["parts"] += 1
         last_flush = time.monotonic()
 
-        def unfit(row: dict[str, Any], why: str) -> dict[str, Any]:
-            """A row with a value no column type can hold becomes that point's error row."""
-            if row.get("status") == OK:
-                counts["ok"] -= 1
-                counts["failed"] += 1
-            bad = {**row, "status": ERROR, "error": f"ValueError: {why}"}
-            bad.update({name: None for name in (*context.metric_types, *context.derived)})
-            return bad
-
-        def flush() -> None:
-            nonlocal last_flush
-            if buffer:
-                store.append(buffer, schema, on_unfit=unfit)
-                counts["parts"] += 1
-                buffer.clear()
-            last_flush = time.monotonic()
-
-        def take(rows: list[dict[str, Any]]) -> None:
-            ok = sum(r["status"] == OK for r in rows)
-            counts["ok"] += ok
-            counts["failed"] += len(rows) - ok
-            buffer.extend(rows)
-            progress.advance(ok, len(rows) - ok)
-            if len(buffer) >= flush_rows or time.monotonic() - last_flush >= flush_s:
-                flush()
-
-        progress.start(len(todo), already_done)
-        spill: list[dict[str, Any]] = []  # rows an executor collected while being stopped
-        if executor == "serial":
-            stream = serial_rows(context, chunks)
-        elif executor == "process":
-            stream = process_rows(context, chunks, n_workers, spill)
-        else:
-            stream = dask_rows(context, chunks, client)
-        try:
-            take(probe_rows)
-            for rows in stream:
-                take(rows)
-        finally:
-            stream.close()
-            buffer.extend(spill)
+    def take(rows: list[dict[str, Any]]) -> None:
+        ok = sum(r["status"] == OK for r in rows)
+        counts["ok"] += ok
+        counts["failed"] += len(rows) - ok
+        buffer.extend(rows)
+        progress.advance(ok, len(rows) - ok)
+        if len(buffer) >= flush_rows or time.monotonic() - last_flush >= flush_s:
             flush()
-            progress.close()
+
+    progress.start(len(todo), already_done)
+    spill: list[dict[str, Any]] = []  # rows an executor collected while being stopped
+    if executor == "serial":
+        stream = serial_rows(context, chunks)
+    elif executor == "process":
+        stream = process_rows(context, chunks, n_workers, spill)
+    else:
+        stream = dask_rows(context, chunks, client)
+    try:
+        take(probe_rows)
+        for rows in stream:
+            take(rows)
     finally:
-        if own_client:
-            client.close()
-    return SweepResult(Path(out_dir), len(points), expansion.skipped_by_constraints, already_done,
+        stream.close()
+        buffer.extend(spill)
+        try:
+            flush()
+        finally:
+            progress.close()
+    return SweepResult(out_dir, len(points), expansion.skipped_by_constraints, already_done,
                        counts["ok"] + counts["failed"], counts["ok"], counts["failed"], counts["parts"])
+
+
+@contextlib.contextmanager
+def _disk_errors(out_dir: Path) -> Iterator[None]:
+    """A write that fails (disk full, quota, read-only file system) is one line, not a traceback:
+    every part file already written is whole (parts are renamed into place only once complete),
+    so the sweep resumes from them once the cause is fixed."""
+    try:
+        yield
+    except OSError as err:
+        reason = err.strerror or str(err)
+        code = errno.errorcode.get(err.errno or 0)
+        raise AccelsimError(f"cannot write results: {reason}{f' ({code})' if code else ''}; the rows already "
+                            "on disk are intact, fix the cause and run again to resume", source=str(out_dir)) from None
 
 
 def _as_spec(spec: SweepSpec | dict | str | Path, allow_code: bool) -> SweepSpec:

@@ -124,8 +124,12 @@ class ResultStore:
         name = f"part-{self._run}-{self._seq:06d}.parquet"
         self._seq += 1
         tmp = self.root / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, self.root / name)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.root / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a torn temporary (disk full) must not eat more space
+            raise
         return self.root / name
 
     def statuses(self) -> dict[str, str]:

@@ -121,9 +121,12 @@ def table_command(
 
 @sweep.command("compact")
 def compact_command(directory: Path = typer.Argument(..., help="A sweep results directory.")) -> None:
-    """Merge the part files of a results directory into one (no sweep may be running on it)."""
+    """Merge the part files of a results directory into one (refused while a sweep runs on it)."""
     from accelsim.sweep import ResultStore, sweep_status
 
+    from accelsim.sweep.lock import directory_lock
+
     sweep_status(directory)  # a clear error if this is not a results directory
-    n = ResultStore(directory).compact()
+    with directory_lock(directory, purpose="sweep compact"):
+        n = ResultStore(directory).compact()
     out.print(f"merged {n} part files" if n else "nothing to merge", markup=False, highlight=False)

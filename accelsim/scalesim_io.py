@@ -58,7 +58,8 @@ def _int_field(raw: str, *, source: str, field: str, minimum: int = 1) -> int:
 def read_scalesim_config(path: str | Path) -> SystolicAccelerator:
     """A SCALE-Sim ``.cfg`` as a SystolicAccelerator (sizes from KiB, words of one byte)."""
     source = str(path)
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    # Raw: a "%" in a value (a run name such as "50%_sparse") is text, not configparser interpolation.
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
     try:
         text = Path(path).read_text()
     except FileNotFoundError:

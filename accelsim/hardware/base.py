@@ -77,7 +77,7 @@ def spec_from_dict(data: Any, source: str = "<dict>") -> HardwareSpec:
     if not isinstance(data, dict):
         raise AccelsimError("expected a mapping of fields at top level", source=source)
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # [1, 2] is not a name (and is unhashable)
         raise AccelsimError(f"unknown hardware kind {kind!r}", field="kind", allowed=sorted(KINDS), source=source)
     try:
         return KINDS[kind].model_validate(data)

@@ -9,19 +9,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from accelsim.errors import AccelsimError
 from accelsim.yamlio import read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
 
 PRESET_DIR = Path(__file__).parent / "presets"
+# Largest integer a spec field may hold: exact as a float64 (engines mix ints and floats) and far
+# above any real size (2**53 bytes = 8 PiB); 10**30 array rows would overflow numpy and C longs.
+MAX_SPEC_INT = 2**53
 
 
 class Spec(BaseModel):
-    """Base of every spec: strict (unknown fields are errors, so typos never pass silently) and
-    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0)."""
+    """Base of every spec: strict (unknown fields are errors, so typos never pass silently),
+    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0) and
+    bounded (integers up to :data:`MAX_SPEC_INT`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bounded_integers(cls, value: Any) -> Any:
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_SPEC_INT:
+                raise ValueError(f"too large: at most 2**53 = {MAX_SPEC_INT}")
+        return value
 
 
 class MemoryLevel(Spec):

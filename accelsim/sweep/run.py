@@ -80,15 +80,17 @@ class SweepResult:
 def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, executor: str = "process",
               workers: int | None = None, dask: Any = None, retry_failed: bool = False,
               progress: Progress | None = None, flush_rows: int = 2000, flush_s: float = 1.0,
-              chunk_size: int | None = None, allow_code: bool = False) -> SweepResult:
+              chunk_size: int | None = None, allow_code: bool = False,
+              max_points: int | None = None) -> SweepResult:
     """Run (or resume) ``spec`` into ``out_dir``; see the module docstring for the guarantees.
 
     ``executor`` is serial, process or dask (``dask`` then gives a scheduler address or a
     ``distributed.Client``; passing ``dask`` alone implies the dask executor). ``allow_code`` lets
     the spec's ``module:function`` builders and evaluators be imported (off by default: a sweep
-    file is data; see :mod:`accelsim.sweep.plugins`).
+    file is data; see :mod:`accelsim.sweep.plugins`). ``max_points`` raises the refusal limit
+    :data:`accelsim.sweep.spec.MAX_POINTS` on the number of points the spec expands to.
     """
-    spec = _as_spec(spec, allow_code)
+    spec = _as_spec(spec, allow_code, max_points)
     if dask is not None:
         executor = "dask"
     if executor not in EXECUTORS:
@@ -226,12 +228,15 @@ def _disk_errors(out_dir: Path) -> Iterator[None]:
                             "on disk are intact, fix the cause and run again to resume", source=str(out_dir)) from None
 
 
-def _as_spec(spec: SweepSpec | dict | str | Path, allow_code: bool) -> SweepSpec:
-    if isinstance(spec, SweepSpec):
-        return spec.permitting_code() if allow_code and not spec.allow_code else spec
+def _as_spec(spec: SweepSpec | dict | str | Path, allow_code: bool, max_points: int | None) -> SweepSpec:
+    limit = {} if max_points is None else {"max_points": max_points}
     if isinstance(spec, dict):
-        return SweepSpec.from_dict(spec, allow_code=allow_code)
-    return SweepSpec.from_yaml(spec, allow_code=allow_code)
+        return SweepSpec.from_dict(spec, allow_code=allow_code, **limit)
+    if not isinstance(spec, SweepSpec):
+        return SweepSpec.from_yaml(spec, allow_code=allow_code, **limit)
+    if allow_code and not spec.allow_code:
+        spec = spec.permitting_code()
+    return spec.with_max_points(max_points) if max_points is not None else spec
 
 
 def _worker_count(executor: str, workers: int | None, client: Any) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,12 @@ from accelsim.yamlio import validation_error
 DESCRIPTIVE_FIELDS = ("kind", "name", "description", "sources")
 # Columns every results table has; a parameter or metric may not reuse these names.
 RESERVED_COLUMNS = ("point", "key", "status", "error", "workload", "evaluator")
+# A sweep above MAX_POINTS points (after the grid or sampling, times workloads, before
+# constraints) is refused before anything is allocated: a typo such as a range step of 1 instead
+# of 1024 would otherwise fill memory. ``max_points`` (``--max-points``) raises it per run. A
+# single range may never exceed MAX_RANGE_VALUES values.
+MAX_POINTS = 1_000_000
+MAX_RANGE_VALUES = 10_000_000
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -79,7 +86,18 @@ class Range(_Model):
                 raise ValueError(f"factor must be greater than 1, got {self.factor}")
             if not self.start > 0:
                 raise ValueError(f"a geometric range needs a positive start, got {self.start}")
+        if self.count() > MAX_RANGE_VALUES:
+            count = self.count()
+            raise ValueError(f"range has {count:,}" if count < 10**12 else f"range has about {count:.3g}"
+                             f" values, more than {MAX_RANGE_VALUES:,}")
         return self
+
+    def count(self) -> int:
+        """How many values :meth:`values` gives, computed without making them."""
+        tol = 1e-9 * max(abs(self.stop), 1.0)
+        if self.step is not None:
+            return int((self.stop + tol - self.start) // self.step) + 1
+        return int(math.floor(math.log((self.stop + tol) / self.start) / math.log(self.factor) + 1e-12)) + 1
 
     def values(self) -> list[float | int]:
         ints = all(float(v).is_integer() for v in (self.start, self.stop, self.step or self.factor))
@@ -92,8 +110,8 @@ class Range(_Model):
                 break
             out.append(v)
             i += 1
-            if i > 1_000_000:
-                raise ValueError("range has more than a million values")
+            if i > MAX_RANGE_VALUES:  # unreachable after _check; a guard against float surprises
+                raise AccelsimError(f"range has more than {MAX_RANGE_VALUES:,} values", field="range")
         return [int(round(v)) for v in out] if ints else out
 
 
@@ -257,6 +275,7 @@ class SweepSpec(_Model):
     # Whether ``module:function`` builders/evaluators may be imported (accelsim.sweep.plugins).
     # Not a field: it is the caller's decision, not part of the file, and not part of any key.
     _allow_code: bool = PrivateAttr(default=False)
+    _max_points: int = PrivateAttr(default=MAX_POINTS)
 
     @property
     def allow_code(self) -> bool:
@@ -267,6 +286,38 @@ class SweepSpec(_Model):
         copy = self.model_copy()
         copy._allow_code = True
         return copy
+
+    def with_max_points(self, max_points: int) -> "SweepSpec":
+        """A copy that may expand to ``max_points`` points (default :data:`MAX_POINTS`)."""
+        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+            raise AccelsimError(f"must be a positive integer, got {max_points!r}", field="max_points")
+        copy = self.model_copy()
+        copy._max_points = max_points
+        copy._check_point_count()
+        return copy
+
+    def point_count(self) -> int:
+        """Points before constraints and de-duplication (grid size or samples, times workloads),
+        computed without expanding anything."""
+        workloads = sum(len(w["gemms"]) if isinstance(w, dict) and isinstance(w.get("gemms"), list) else 1
+                        for w in self.workloads)
+        if self.sampling.method != "grid":
+            return (self.sampling.samples or 0) * workloads
+        total = workloads
+        for param in self.parameters.values():
+            if param.values is not None:
+                total *= len(param.values)
+            elif param.range is not None:
+                total *= param.range.count()
+        return total
+
+    def _check_point_count(self) -> None:
+        n = self.point_count()
+        if n > self._max_points:
+            field = "sampling.samples" if self.sampling.method != "grid" else "parameters"
+            raise AccelsimError(f"the sweep has {n:,} points, more than the limit of {self._max_points:,}; "
+                                "raise it with --max-points (max_points= in the Python API) if that is meant",
+                                field=field)
 
     @field_validator("name")
     @classmethod
@@ -285,7 +336,8 @@ class SweepSpec(_Model):
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<sweep>", *, allow_code: bool = False) -> "SweepSpec":
+    def from_dict(cls, data: Any, source: str = "<sweep>", *, allow_code: bool = False,
+                  max_points: int = MAX_POINTS) -> "SweepSpec":
         """Validate ``data``; ``allow_code`` lets its ``module:function`` references be imported
         (never the default: a sweep file is data, see :mod:`accelsim.sweep.plugins`)."""
         if not isinstance(data, dict):
@@ -300,12 +352,13 @@ class SweepSpec(_Model):
                                         allowed=sorted(cls.model_fields))
             raise problem from None
         spec._allow_code = allow_code
+        spec._max_points = max_points
         spec.check()
         return spec
 
     @classmethod
-    def from_yaml(cls, path: str | Path, *, allow_code: bool = False) -> "SweepSpec":
-        return cls.from_dict(read_yaml(Path(path)), source=str(path), allow_code=allow_code)
+    def from_yaml(cls, path: str | Path, *, allow_code: bool = False, max_points: int = MAX_POINTS) -> "SweepSpec":
+        return cls.from_dict(read_yaml(Path(path)), source=str(path), allow_code=allow_code, max_points=max_points)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as the YAML file would say it: defaults left out, value lists as plain lists."""
@@ -337,6 +390,7 @@ class SweepSpec(_Model):
 
     def check(self) -> None:
         """Every error a sweep can catch without running a point, raised as one AccelsimError."""
+        self._check_point_count()
         bases = self._bases()
         valid = sorted(set.intersection(*(set(hardware_paths(b)) for b in bases.values())))
         for path, value in self.overrides.items():
@@ -386,6 +440,7 @@ class SweepSpec(_Model):
     # --- expansion ----------------------------------------------------------------------
     def parameter_rows(self) -> list[dict[str, Any]]:
         """Parameter assignments before constraints, in a deterministic order."""
+        self._check_point_count()  # before anything is allocated
         names = list(self.parameters)
         if not names:
             return [{}]

@@ -57,11 +57,15 @@ def run_command(
     allow_code: bool = typer.Option(False, "--allow-code",
                                     help="Let the spec import and run 'package.module:function' builders and "
                                          "evaluators (off: a sweep file is data; only registered and installed ones run)."),
+    max_points: int = typer.Option(None, "--max-points", min=1,
+                                   help="Allow a spec that expands to more points than the default limit "
+                                        "(1,000,000; grid or samples times workloads, before constraints)."),
 ) -> None:
     """Run a sweep, or resume it: points already in the results directory are not recomputed."""
     from accelsim.sweep import SweepSpec, run_sweep, sweep_status
 
-    spec = SweepSpec.from_yaml(spec_path, allow_code=allow_code)
+    spec = SweepSpec.from_yaml(spec_path, allow_code=allow_code,
+                               **({} if max_points is None else {"max_points": max_points}))
     out_dir = out_dir or Path("sweeps") / spec.name
     bar = _Bar(sys.stderr.isatty() if progress is None else progress)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)

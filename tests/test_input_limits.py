@@ -1,0 +1,92 @@
+"""Numbers too large for what they size: one clear error, decided before anything is allocated."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from accelsim.errors import AccelsimError
+from accelsim.sweep import SweepSpec
+from accelsim.sweep.spec import MAX_POINTS
+from tests.cli_helper import cli_in_process
+
+G = [{"gemm": [8, 8, 8]}]
+
+
+def one_line_error(done, *needles):
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("path", [("array", "rows"), ("array", "cols"), ("sram", "ifmap_bytes"), ("word_bytes",)])
+def test_huge_hardware_integers_are_field_errors(tmp_path, path):
+    from accelsim.hardware import load_hardware
+
+    data = load_hardware("tpu-v1").model_dump(mode="json")
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = 10**30
+    hw = tmp_path / "hw.yaml"
+    hw.write_text(yaml.safe_dump(data))
+    one_line_error(cli_in_process("simulate", "--gemm", "64,64,64", "--hardware", str(hw)), ".".join(path), "2**53")
+    node[path[-1]] = 2**53  # the bound itself is accepted by the spec
+    hw.write_text(yaml.safe_dump(data))
+    assert load_hardware(hw) is not None
+
+
+@pytest.mark.parametrize("extra,field,count", [
+    ({"parameters": {"array.rows": list(range(1, 2001)), "array.cols": list(range(1, 1001))}}, "parameters", "2,000,000"),
+    ({"parameters": {"clock_hz": {"low": 1e8, "high": 1e9}}, "sampling": {"method": "random", "samples": 10**12}},
+     "sampling.samples", "1,000,000,000,000"),
+    ({"parameters": {"array.rows": {"range": {"start": 1, "stop": 2000, "step": 1}},
+                     "array.cols": {"range": {"start": 1, "stop": 1024, "factor": 2}}},
+      "workloads": [{"gemms": [[8, 8, 8]] * 60}]}, "parameters", "1,320,000"),
+])
+def test_huge_sweeps_are_refused_before_allocating(extra, field, count):
+    start = time.monotonic()
+    with pytest.raises(AccelsimError) as info:
+        SweepSpec.from_dict({"workloads": G, **extra})
+    assert info.value.field == field and count in str(info.value) and "--max-points" in str(info.value)
+    assert time.monotonic() - start < 2
+
+
+def test_range_to_1e30_is_refused_naming_its_size():
+    with pytest.raises(AccelsimError, match="range has about 1e\\+30 values") as info:
+        SweepSpec.from_dict({"workloads": G, "parameters": {"array.rows": {"range": {"start": 1, "stop": 10**30, "step": 1}}}})
+    assert info.value.field == "parameters.array.rows.range"
+
+
+def test_max_points_raises_the_limit(tmp_path):
+    big = {"workloads": G, "parameters": {"array.rows": list(range(1, 1101)), "array.cols": list(range(1, 1001))}}
+    with pytest.raises(AccelsimError, match="1,100,000 points"):
+        SweepSpec.from_dict(big)
+    assert SweepSpec.from_dict(big, max_points=1_100_000).point_count() == 1_100_000 > MAX_POINTS
+    small = {"workloads": G, "parameters": {"array.rows": [8, 16, 32], "array.cols": [8, 16, 32, 64]}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(small))
+    one_line_error(cli_in_process("sweep", "run", str(path), "--max-points", "11", "--out", str(tmp_path / "o"),
+                                  "--no-progress"), "12 points", "limit of 11")
+    done = cli_in_process("sweep", "run", str(path), "--max-points", "12", "--out", str(tmp_path / "o"),
+                          "--executor", "serial", "--no-progress")
+    assert done.returncode == 0 and "12 points" in done.stdout, done
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(sizes=st.lists(st.integers(1, 5), min_size=0, max_size=3), start=st.integers(1, 50),
+       step=st.integers(1, 20), stop_off=st.integers(0, 100), factor=st.sampled_from([2, 3, 1.5]), n_gemms=st.integers(1, 3))
+def test_point_count_is_the_expanded_count(sizes, start, step, stop_off, factor, n_gemms):
+    """Independent check: the count the limit uses equals the rows the grid really expands to."""
+    paths = ["array.rows", "array.cols", "sram.ifmap_bytes"]
+    params = {paths[i]: list(range(1, n + 1)) if i else [8 * v for v in range(1, n + 1)] for i, n in enumerate(sizes)}
+    params["options.a"] = {"range": {"start": start, "stop": start + stop_off, "step": step}}
+    params["options.b"] = {"range": {"start": start, "stop": start + stop_off, "factor": factor}}
+    spec = SweepSpec.model_validate({"workloads": [{"gemms": [[8, 8, 8 * (i + 1)] for i in range(n_gemms)]}],
+                                     "parameters": params})
+    assert spec.point_count() == len(spec.parameter_rows()) * n_gemms

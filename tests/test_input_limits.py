@@ -90,3 +90,49 @@ def test_point_count_is_the_expanded_count(sizes, start, step, stop_off, factor,
     spec = SweepSpec.model_validate({"workloads": [{"gemms": [[8, 8, 8 * (i + 1)] for i in range(n_gemms)]}],
                                      "parameters": params})
     assert spec.point_count() == len(spec.parameter_rows()) * n_gemms
+
+
+# --- B5: expressions: length, depth and the cost of every operation are bounded -------------------
+from accelsim.sweep import compile_expression  # noqa: E402
+from accelsim.sweep.expr import MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH  # noqa: E402
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("round(x, -10**9)", "round's digits"),
+    ("round(x, 10**30)", "round's digits"),
+    ("'%01500000000d' % x", "formatting"),
+    ("'%s' % x", "formatting"),
+    ("+".join(["x"] * 1200), "characters long"),
+    ("-" * 150 + "x", "levels deep"),
+    ("not " * 150 + "x", "levels deep"),
+    ("(" * 250 + "x" + ")" * 250, "parse"),  # beyond the Python parser's own nesting limit
+    ("x\0", "null bytes"),
+])
+def test_costly_or_deep_expressions_are_refused_quickly(text, needle):
+    start = time.monotonic()
+    with pytest.raises(AccelsimError, match=needle):
+        compile_expression(text, "derived.y")({"x": 12345})
+    assert time.monotonic() - start < 1
+
+
+def test_expression_bounds_are_exact_and_leave_real_formulas_alone():
+    # Expression > UnaryOp x (D - 3) > Name > Load (the name's context node): D levels
+    at_depth = "-" * (MAX_EXPRESSION_DEPTH - 3) + "x"
+    assert compile_expression(at_depth)({"x": 3}) == (3 if (MAX_EXPRESSION_DEPTH - 3) % 2 == 0 else -3)
+    with pytest.raises(AccelsimError, match="levels deep"):
+        compile_expression("-" + at_depth)
+    long_ok = "x" + " " * (MAX_EXPRESSION_CHARS - 1)
+    assert compile_expression(long_ok)({"x": 1}) == 1
+    with pytest.raises(AccelsimError, match="characters long"):
+        compile_expression(long_ok + " ")
+    sum_of_60 = " + ".join(f"a{i}" for i in range(60))
+    assert compile_expression(sum_of_60)({f"a{i}": i for i in range(60)}) == sum(range(60))
+    assert compile_expression("round(x, -2) + x % 7")({"x": 12345}) == 12300 + 12345 % 7
+
+
+def test_cli_sweep_with_a_deep_constraint_is_one_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"workloads": G, "parameters": {"array.rows": [8]},
+                                    "constraints": ["1" + "+1" * 5000]}))
+    one_line_error(cli_in_process("sweep", "run", str(path), "--out", str(tmp_path / "o"), "--no-progress"),
+                   "constraints[0]", "characters long")

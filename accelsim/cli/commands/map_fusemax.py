@@ -33,6 +33,10 @@ def map_fusemax_command(
 
     if stages < 1:
         raise AccelsimError("must be at least 1", field="stages")
+    if save_mapping:
+        from accelsim.outputs import check_output_file
+
+        check_output_file(save_mapping, "--save-mapping")  # before the solve, not after it
     m = attention_model(model)
     hw = load_hardware(hardware, kind="spatial")
     s = m.shape(seq, batch)

@@ -64,9 +64,11 @@ def run_command(
     """Run a sweep, or resume it: points already in the results directory are not recomputed."""
     from accelsim.sweep import SweepSpec, run_sweep, sweep_status
 
+    from accelsim.outputs import check_output_dir
+
     spec = SweepSpec.from_yaml(spec_path, allow_code=allow_code,
                                **({} if max_points is None else {"max_points": max_points}))
-    out_dir = out_dir or Path("sweeps") / spec.name
+    out_dir = check_output_dir(out_dir or Path("sweeps") / spec.name, "--out")  # before any point runs
     bar = _Bar(sys.stderr.isatty() if progress is None else progress)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:

@@ -25,7 +25,7 @@ def check_output_file(path: str | Path, field: str) -> Path:
         raise AccelsimError("is empty; give a file path", field=field)
     path = Path(path)
     if path.is_dir():
-        raise AccelsimError("is a directory; give a file path", field=field, source=str(path))
+        raise AccelsimError("cannot write: is a directory; give a file path", field=field, source=str(path))
     with _as_user_error(field, path):
         path.parent.mkdir(parents=True, exist_ok=True)
     _probe(path.parent, field, path)
@@ -38,12 +38,12 @@ def check_output_dir(path: str | Path, field: str) -> Path:
     """``path`` is, or can become, a directory to write into (not created here)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise AccelsimError("is a file; give a directory", field=field, source=str(path))
+        raise AccelsimError("cannot write: is a file; give a directory", field=field, source=str(path))
     existing = path
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
-        raise AccelsimError(f"cannot create a directory under the file {existing}", field=field, source=str(path))
+        raise AccelsimError(f"cannot write: cannot create a directory under the file {existing}", field=field, source=str(path))
     _probe(existing, field, path)
     return path
 
@@ -60,6 +60,6 @@ def _as_user_error(field: str, path: Path) -> Iterator[None]:
     try:
         yield
     except (FileExistsError, NotADirectoryError):
-        raise AccelsimError("a parent of this path is a file", field=field, source=str(path)) from None
+        raise AccelsimError("cannot write: a parent of this path is a file", field=field, source=str(path)) from None
     except OSError as err:
         raise AccelsimError(f"cannot write here: {err.strerror or err}", field=field, source=str(path)) from None

@@ -64,7 +64,7 @@ def read_scalesim_config(path: str | Path) -> SystolicAccelerator:
         text = Path(path).read_text()
     except FileNotFoundError:
         raise AccelsimError("file not found", source=source) from None
-    except (IsADirectoryError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:  # a directory, no permission, a name too long
         raise AccelsimError(f"cannot read: {error}", source=source) from None
     try:
         parser.read_string(text, source=source)
@@ -160,7 +160,7 @@ def read_topology(path: str | Path, kind: str | None = None) -> list[GemmLayer]:
         lines = Path(path).read_text().splitlines()
     except FileNotFoundError:
         raise AccelsimError("file not found", source=source) from None
-    except (IsADirectoryError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:  # a directory, no permission, a name too long
         raise AccelsimError(f"cannot read: {error}", source=source) from None
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not numbered:

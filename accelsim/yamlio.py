@@ -35,16 +35,18 @@ def read_yaml(path: str | Path) -> Any:
     (a Hugging Face ``rms_norm_eps``) as strings.
     """
     path = Path(path)
-    if not path.exists():
-        raise AccelsimError("file not found", source=str(path))
-    if not path.is_file():
-        raise AccelsimError("not a regular file (a directory?)", source=str(path))
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise AccelsimError(f"file is larger than {MAX_FILE_BYTES // 2**20} MiB; not a spec file?", source=str(path))
+    if not path_exists(path):
+        raise AccelsimError("file not found", source=_short(path))
     try:
+        if not path.is_file():
+            raise AccelsimError("not a regular file (a directory?)", source=str(path))
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise AccelsimError(f"file is larger than {MAX_FILE_BYTES // 2**20} MiB; not a spec file?", source=str(path))
         text = path.read_text()
     except UnicodeDecodeError:
         raise AccelsimError("not a text file", source=str(path)) from None
+    except OSError as err:  # permission, a name too long, an I/O error: the user's file, not our bug
+        raise AccelsimError(f"cannot read: {err.strerror or err}", source=_short(path)) from None
     if path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -55,6 +57,19 @@ def read_yaml(path: str | Path) -> Any:
         _check_plain_depth(data, str(path))
         return data
     return parse_yaml(text, str(path))
+
+
+def path_exists(path: Path) -> bool:
+    """``Path.exists`` that answers False for names the OS cannot even look up (too long, NUL)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _short(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def parse_yaml(text: str, source: str) -> Any:

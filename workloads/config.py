@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from accelsim.errors import AccelsimError
-from accelsim.yamlio import read_yaml, validation_error
+from accelsim.yamlio import path_exists, read_yaml, validation_error
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 
@@ -191,7 +191,7 @@ def load_model(name_or_path: str | Path) -> ModelConfig:
         path = zoo[key]
     else:
         path = Path(key)
-        if not key or not path.exists():
+        if not key or not path_exists(path):
             raise AccelsimError(f"unknown model {key!r} (neither a zoo name nor an existing file)", field="model",
                                 allowed=sorted(zoo))
     data = read_yaml(path)  # YAML is a superset of JSON; also rejects directories and bad syntax

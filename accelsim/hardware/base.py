@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from accelsim.errors import AccelsimError
-from accelsim.yamlio import read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
+from accelsim.yamlio import path_exists, read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
 
 PRESET_DIR = Path(__file__).parent / "presets"
 # Largest integer a spec field may hold: exact as a float64 (engines mix ints and floats) and far
@@ -115,7 +115,7 @@ def load_hardware(name_or_path: str | Path, kind: str | None = None) -> Hardware
         path = presets[key]
     else:
         path = Path(key)
-        if not path.suffix and not path.exists():
+        if not path.suffix and not path_exists(path):
             raise AccelsimError(f"unknown hardware {key!r}", field="hardware", allowed=sorted(presets))
     spec = spec_from_dict(read_yaml(path), source=str(path))
     if kind is not None and spec.kind != kind:

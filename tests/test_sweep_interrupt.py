@@ -54,3 +54,41 @@ def test_interrupt_loses_only_the_points_still_running(tmp_path, executor, in_fl
     assert len(finished) >= 20 and len(finished) < 300  # interrupted part-way, well inside a chunk
     assert on_disk <= finished and not raw["key"].duplicated().any()
     assert len(finished - on_disk) <= in_flight, (len(finished), len(on_disk))
+
+
+_SIZES: list[int] = []
+_REAL: list = []
+
+
+def _recording(ctx, chunk):
+    """Module level, so Dask pickles it by reference and the sizes land in this process's list."""
+    _SIZES.append(len(chunk))
+    return _REAL[-1](ctx, chunk)
+
+
+def test_dask_chunks_are_sized_to_a_time_target(monkeypatch):
+    """Dask hands rows back per chunk, so chunks are sized to take about ``target_s`` each (the
+    first ones single points, to measure): what an interrupt can lose is bounded in time."""
+    from distributed import Client, LocalCluster
+
+    import accelsim.sweep.executors as executors
+    from accelsim.sweep import SweepSpec
+    from accelsim.sweep.worker import Context, task_of
+
+    monkeypatch.setenv("ACCELSIM_TEST_SLEEP_S", "0.01")
+    spec = SweepSpec.from_dict({"parameters": {"array.rows": {"range": {"start": 1, "stop": 120, "step": 1}}},
+                                "workloads": [{"gemm": [64, 32, 48]}], "evaluator": "tests.sweep_fixtures:slow"},
+                               allow_code=True)
+    tasks = [task_of(p) for p in spec.points().points]
+    context = Context("tests.sweep_fixtures:slow", {"total_cycles": "float64"}, {}, ("array.rows",), True)
+    sizes = _SIZES
+    sizes.clear()
+    _REAL.append(executors._timed_chunk)
+    monkeypatch.setattr(executors, "_timed_chunk", _recording)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc:
+        with Client(lc, set_as_default=False) as client:
+            rows = [r for batch in executors.dask_rows(context, [tasks], client, target_s=0.1) for r in batch]
+    assert sorted(r["key"] for r in rows) == sorted(t["key"] for t in tasks)  # each point exactly once
+    assert sizes[:4] == [1, 1, 1, 1]  # two per thread in flight, measured one point at a time
+    # 0.1 s at >= 0.01 s a point: never more than 10 points a chunk (sleep is a lower bound on a point)
+    assert max(sizes) <= 10 and max(sizes) > 1

@@ -5,8 +5,9 @@ Loss on interrupt: serial and process executors hand back every row as its point
 pool's workers stream rows through a pipe read by a thread in the parent), so Ctrl-C or SIGTERM
 loses at most the points that are still running, one per worker. Rows that arrive while the
 generator is being closed go to the caller's ``spill`` list, which the driver writes too. Dask
-returns a chunk's rows when the chunk completes; its chunks are kept small
-(:data:`DASK_MAX_CHUNK`) so an interrupt loses at most that many points per worker.
+returns a chunk's rows when the chunk completes; its chunks are sized as the sweep runs to take
+about :data:`DASK_CHUNK_S` each (at most :data:`DASK_MAX_CHUNK` points), so an interrupt loses
+about that much work per worker thread.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pickle
 import queue
 import socket
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +27,7 @@ from accelsim.errors import AccelsimError
 from accelsim.sweep.worker import Chunk, Context, died_rows, evaluate_chunk, evaluate_each, init_worker
 
 DASK_MAX_CHUNK = 64
+DASK_CHUNK_S = 1.0  # target worker time of one Dask chunk: what an interrupt may lose per thread
 _POLL_S = 0.1  # how often the parent looks for streamed rows while no chunk completes
 
 
@@ -213,32 +217,55 @@ def _client_within(client_cls: Any, address: str, timeout_s: float) -> Any:
     return outcome["client"]
 
 
-def dask_rows(context: Context, chunks: list[Chunk], client: Any) -> Iterator[list[dict[str, Any]]]:
+def _timed_chunk(context: Context, tasks: Chunk) -> tuple[list[dict[str, Any]], float]:
+    start = time.perf_counter()
+    rows = evaluate_chunk(context, tasks)
+    return rows, time.perf_counter() - start
+
+
+def dask_rows(context: Context, chunks: list[Chunk], client: Any,
+              target_s: float = DASK_CHUNK_S) -> Iterator[list[dict[str, Any]]]:
+    """Chunks sized on the fly so each takes about ``target_s`` of worker time (the first ones are
+    single points, to measure), at most :data:`DASK_MAX_CHUNK` points, with two chunks in flight
+    per worker thread: an interrupt loses about ``target_s`` of work per thread, whatever the
+    points cost. A chunk whose worker died is retried point by point to find the culprit."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    futures = {}
-    try:
-        def submit(chunk: Chunk) -> Any:
-            fut = client.submit(evaluate_chunk, context, chunk, pure=False)
-            futures[fut] = chunk
-            return fut
+    pending = deque(task for chunk in chunks for task in chunk)
+    slots = 2 * max(1, sum(client.nthreads().values()))
+    per_point_s: float | None = None
+    futures: dict[Any, Chunk] = {}
+    stream = as_completed([], loop=client.loop)
 
-        stream = as_completed([submit(c) for c in chunks], loop=client.loop)
+    def submit(chunk: Chunk) -> None:
+        fut = client.submit(_timed_chunk, context, chunk, pure=False)
+        futures[fut] = chunk
+        stream.add(fut)
+
+    def refill() -> None:
+        while pending and len(futures) < slots:
+            size = 1 if per_point_s is None else max(1, min(DASK_MAX_CHUNK, int(target_s / max(per_point_s, 1e-9))))
+            submit([pending.popleft() for _ in range(min(size, len(pending)))])
+
+    try:
+        refill()
         for fut in stream:
             chunk = futures.pop(fut)
             try:
-                rows = fut.result()
+                rows, elapsed_s = fut.result()
+                each = elapsed_s / len(chunk)
+                per_point_s = each if per_point_s is None else 0.7 * per_point_s + 0.3 * each
             except KilledWorker:
                 if len(chunk) > 1:  # find the culprit: retry its points one by one
                     for task in chunk:
-                        stream.add(submit([task]))
+                        submit([task])
                     continue
                 rows = died_rows(context, chunk, "KilledWorker: Dask workers died evaluating this point")
             except Exception as err:  # noqa: BLE001 - e.g. a pickling failure: record, go on
                 rows = died_rows(context, chunk, f"{type(err).__name__}: {err}")
+            refill()
             yield rows
     finally:
         if futures:
             client.cancel(list(futures))
-

@@ -1,10 +1,11 @@
 """A property-based fuzzer: valid input files, mutated, through the real CLI (in-process).
 
 Whatever a mutation produces, the CLI answers with exit 0 (it was still valid) or exit 2 and one
-line (a user error), never a traceback, a hang or another status. Four seeds: a systolic hardware
-YAML, a sweep YAML, a SCALE-Sim .cfg and SCALE-Sim topology CSVs. Kept to a few seconds in total
-(small ``max_examples``, derandomized so a failure reproduces); raise ``ACCELSIM_FUZZ_EXAMPLES``
-for a longer local hunt.
+line (a user error), never a traceback, a hang or another status. Seeds: a systolic hardware
+YAML, a sweep YAML, a SCALE-Sim .cfg, SCALE-Sim topology CSVs, a zoo model YAML and a Hugging
+Face config.json. Kept to a few seconds in total
+(small ``max_examples``, derandomized so a failure reproduces); set ``ACCELSIM_FUZZ_EXAMPLES``
+for a longer, randomized local hunt (``--hypothesis-seed=N`` reproduces one).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from tests.cli_helper import cli_in_process
 
 DATA = Path(__file__).parent / "data" / "scalesim"
 EXAMPLES = int(os.environ.get("ACCELSIM_FUZZ_EXAMPLES", "10"))
-_COMMON = {"deadline": None, "derandomize": True, "database": None,
+_COMMON = {"deadline": None, "database": None,
+           "derandomize": "ACCELSIM_FUZZ_EXAMPLES" not in os.environ,  # a long hunt explores new inputs
            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
 FUZZ = settings(max_examples=EXAMPLES, **_COMMON)
 FUZZ_SWEEP = settings(max_examples=max(EXAMPLES // 2, 1), **_COMMON)  # a sweep run costs most
@@ -104,9 +106,14 @@ def _check(done) -> None:
 
 
 HARDWARE = load_hardware("tpu-v1").model_dump(mode="json")
-SWEEP = {"name": "fuzz", "hardware": "tpu-v1", "parameters": {"array.rows": [8, 16]},
-         "workloads": [{"gemm": [16, 8, 8]}], "evaluator": "systolic", "derived": {"pe": "array.rows * array.cols"},
-         "constraints": ["array.rows <= 64"], "sampling": {"method": "grid"}}
+SWEEP = {"name": "fuzz", "hardware": "tpu-v1", "parameters": {"array.rows": [8, 16], "clock_hz": {"low": 1e8, "high": 1e9}},
+         "workloads": [{"gemm": [16, 8, 8]}, {"transformer_layer": {"seq": 8, "d_model": 16, "d_ff": 32, "heads": 2}}],
+         "evaluator": {"name": "systolic", "options": {}}, "derived": {"pe": "array.rows * array.cols"},
+         "constraints": ["array.rows <= 64"], "sampling": {"method": "random", "samples": 2, "seed": 1}}
+MODEL = yaml.safe_load((Path(__file__).parents[1] / "workloads" / "zoo" / "mixtral-8x7b.yaml").read_text())
+HF_CONFIG = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+             "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000, "torch_dtype": "float16",
+             "quantization_config": {"quant_method": "fp8"}}
 
 
 @FUZZ
@@ -144,3 +151,23 @@ def test_fuzz_scalesim_topology(text):
         path = Path(tmp) / "t.csv"
         path.write_text(text)
         _check(cli_in_process("simulate", "--topology", str(path)))
+
+
+@FUZZ
+@given(mutated(MODEL))
+def test_fuzz_model_yaml(doc):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        _check(cli_in_process("workloads", "show", str(path)))
+
+
+@FUZZ
+@given(mutated(HF_CONFIG))
+def test_fuzz_hf_config_json(doc):
+    import json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(doc))
+        _check(cli_in_process("workloads", "show", str(path)))

@@ -124,3 +124,11 @@ def test_unhashable_names_in_hf_config(tmp_path, field, value):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**LLAMA, field: value}))
     one_line_error(cli_in_process("workloads", "show", str(path)), field)
+
+
+@pytest.mark.parametrize("workload", [{"attention": {"model": [1]}}, {"attention": {"model": {"a": 1}}}])
+def test_list_for_a_name_in_a_sweep_workload(workload):
+    from accelsim.sweep import SweepSpec
+
+    with pytest.raises(AccelsimError, match="model"):
+        SweepSpec.from_dict({"hardware": "fusemax-cloud", "evaluator": "attention", "workloads": [workload]})

@@ -76,7 +76,7 @@ ATTENTION_MODELS: dict[str, AttentionModel] = {
 
 
 def attention_model(name: str) -> AttentionModel:
-    key = name.lower()
+    key = name.lower() if isinstance(name, str) else None  # a list is not a name
     if key not in ATTENTION_MODELS:
         raise AccelsimError(f"unknown attention model {name!r}", field="model", allowed=sorted(ATTENTION_MODELS))
     return ATTENTION_MODELS[key]

@@ -193,8 +193,11 @@ def resolve_workload(canonical: str, allow_code: bool = False) -> Any:
         raise AccelsimError(f"unknown workload builder {target!r}", field="workloads", allowed=builder_names())
     try:
         graph = fn(**args)
-    except TypeError as err:
-        raise AccelsimError(f"bad arguments {args!r} for workload {target!r}: {err}", field="workloads") from None
+    except AccelsimError:
+        raise
+    except (TypeError, AttributeError) as err:  # an argument of the wrong kind (a list for a name, ...)
+        raise AccelsimError(f"bad arguments {str(args)[:200]} for workload {target!r}: {type(err).__name__}: "
+                            f"{err}", field="workloads") from None
     if graph is None:
         raise AccelsimError(f"workload {target!r} returned nothing", field="workloads")
     return graph  # a Graph, GemmShape, model with parts, or a shape an evaluator understands

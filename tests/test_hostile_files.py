@@ -60,9 +60,14 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
-@pytest.mark.parametrize("command", [("simulate", "--gemm", "8,8,8", "--hardware"), ("workloads", "show"),
-                                     ("sweep", "run", "--no-progress")])
+# Every reader goes through accelsim.yamlio, so each command meets the bomb; the whole set (the
+# deep ones cost most: PyYAML recurses once per level until Python's limit) runs through one.
+CASES = [(("simulate", "--gemm", "8,8,8", "--hardware"), name) for name in sorted(HOSTILE)] + [
+    (command, name) for command in (("workloads", "show"), ("sweep", "run", "--no-progress"))
+    for name in ("bomb", "recursive", "deep_block")]
+
+
+@pytest.mark.parametrize("command,name", CASES)
 def test_hostile_yaml_is_refused_quickly(tmp_path, name, command):
     text, needle = HOSTILE[name]
     path = tmp_path / f"{name}.yaml"

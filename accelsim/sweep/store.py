@@ -11,9 +11,10 @@ so finished work cannot be lost by a later crash. Files starting with ``_`` or `
 by pyarrow's dataset discovery, so ``pandas.read_parquet(DIR)`` reads exactly the rows (every
 part shares one schema, which is what makes that read work).
 
-A key can appear in more than one row (a failed point retried with ``retry_failed``, or two runs
-racing on one directory); :meth:`ResultStore.table` keeps one row per key, preferring a
-successful one, then the newest.
+A key can appear in more than one row (a failed point retried with ``retry_failed``; two runs on
+one directory are prevented by :mod:`accelsim.sweep.lock`, except on file systems without
+locks); :meth:`ResultStore.table` keeps one row per key, preferring a successful one, then the
+newest. A value its column type cannot hold is handled per row (:meth:`ResultStore.append`).
 """
 from __future__ import annotations
 

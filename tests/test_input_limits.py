@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -136,3 +137,29 @@ def test_cli_sweep_with_a_deep_constraint_is_one_line(tmp_path):
                                     "constraints": ["1" + "+1" * 5000]}))
     one_line_error(cli_in_process("sweep", "run", str(path), "--out", str(tmp_path / "o"), "--no-progress"),
                    "constraints[0]", "characters long")
+
+
+# --- MoE: expert counts and Monte Carlo sizes -----------------------------------------------------
+def test_huge_expert_count_is_a_field_error(tmp_path):
+    from workloads.config import MAX_EXPERTS
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "workloads" / "zoo" / "mixtral-8x7b.yaml").read_text())
+    data["moe"]["num_experts"] = 10**30
+    path = tmp_path / "moe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    for args in (("workloads", "experts", str(path)), ("roofline", "--model", str(path), "--device", "a100-80gb")):
+        one_line_error(cli_in_process(*args), "moe.num_experts", str(MAX_EXPERTS))
+
+
+def test_monte_carlo_size_is_refused_before_it_starts():
+    from workloads.moe import MAX_DRAWS, MAX_DRAWS_PER_TRIAL, check_monte_carlo
+
+    check_monte_carlo(8, 8, 2, MAX_DRAWS // 64)  # exactly at the bound: accepted
+    with pytest.raises(AccelsimError, match="more than") as info:
+        check_monte_carlo(8, 8, 2, MAX_DRAWS // 64 + 1)
+    assert info.value.field == "trials"
+    with pytest.raises(AccelsimError, match="closed form"):
+        check_monte_carlo(MAX_DRAWS_PER_TRIAL // 8 + 1, 8, 2, 1)
+    start = time.monotonic()
+    one_line_error(cli_in_process("workloads", "experts", "mixtral-8x7b", "--trials", str(10**12)), "trials")
+    assert time.monotonic() - start < 5

@@ -163,3 +163,25 @@ def test_monte_carlo_size_is_refused_before_it_starts():
     start = time.monotonic()
     one_line_error(cli_in_process("workloads", "experts", "mixtral-8x7b", "--trials", str(10**12)), "trials")
     assert time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("args,needle", [
+    (("attention", "--design", "fusemax", "--model", "bert", "--seq", str(10**30)), "attention.m"),
+    (("attention", "--design", "fusemax", "--model", "bert", "--seq", "1024", "--batch", str(10**30)), "attention.b"),
+    (("map", "fusemax", "--model", "bert", "--seq", str(10**30)), "attention.m"),
+    (("map", "fusemax", "--model", "bert", "--seq", "1024", "--stages", str(10**30)), "stages"),
+    (("map", "fusemax", "--model", "bert", "--seq", "1024", "--area-budget-um2", "1e30",
+      "--buffer-budget-bytes", str(10**30)), "buffer-budget-bytes"),
+])
+def test_huge_attention_sizes_are_refused_quickly(args, needle):
+    start = time.monotonic()
+    one_line_error(cli_in_process(*args), needle)
+    assert time.monotonic() - start < 5  # 10**30 tokens used to run for ever
+
+
+def test_attention_sequence_bound_is_exact():
+    from workloads.attention import MAX_SEQ, AttentionShape
+
+    assert AttentionShape(1, 1, MAX_SEQ, MAX_SEQ, 64, 64).m == MAX_SEQ
+    with pytest.raises(AccelsimError, match="16,777,216"):
+        AttentionShape(1, 1, MAX_SEQ + 1, MAX_SEQ, 64, 64)

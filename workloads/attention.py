@@ -30,6 +30,11 @@ from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, Graph, OpKind, Operand, Tensor, TensorRole
 
 NEG_INF = float("-inf")
+# Longest sequence an attention shape may have: 2**24 = 16.8M tokens, above the longest published
+# context (Llama 4 Scout, 10M tokens: Meta AI, "The Llama 4 herd", April 2025). The tile-by-tile
+# engine's work grows with M / tile, so 10**30 used to run for ever instead of being refused.
+MAX_SEQ = 2**24
+MAX_RANK = 2**53  # batch, heads, head dims: exact as doubles
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,10 @@ class AttentionShape:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"attention.{name}")
+            limit = MAX_SEQ if name in ("m", "p") else MAX_RANK
+            if value > limit:
+                raise AccelsimError(f"{value} is too large", field=f"attention.{name}",
+                                    allowed=f"at most {limit:,}" + (" tokens (2**24)" if limit == MAX_SEQ else " (2**53)"))
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,27 @@ def test_fuzz_hf_config_json(doc):
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(doc))
         _check(cli_in_process("workloads", "show", str(path)))
+
+
+# Numeric options of commands, given values that are out of range, huge or not numbers: exit 2 and
+# one line, or exit 0 where the value is legal (roofline takes a batch of 10**30) and still cheap.
+OPTION_TARGETS = [
+    (("roofline", "--model", "llama-2-7b", "--device", "a100-80gb"), o) for o in ("--batch", "--seq", "--context",
+                                                                                   "--tp", "--top")] + [
+    (("flashattention",), o) for o in ("--seq", "--head-dim", "--heads", "--batch", "--sram-bytes")] + [
+    (("attention", "--design", "fusemax", "--model", "bert", "--batch", "1"), "--seq"),
+    (("map", "fusemax", "--model", "bert", "--seq", "1024"), "--stages"),
+    (("map", "fusemax", "--model", "bert"), "--seq"),
+    (("workloads", "experts", "mixtral-8x7b"), "--trials"),
+    (("workloads", "experts", "mixtral-8x7b"), "--batches"),
+    (("simulate",), "--gemm"),
+]
+BAD_NUMBERS = st.sampled_from(["0", "-1", "-5", str(10**30), str(2**63), "1e400", "nan", "inf", "abc", "", "1.5",
+                               "1,,2", "9" * 5000])
+
+
+@FUZZ
+@given(st.sampled_from(OPTION_TARGETS), BAD_NUMBERS)
+def test_fuzz_numeric_options(target, value):
+    prefix, option = target
+    _check(cli_in_process(*prefix, option, value))

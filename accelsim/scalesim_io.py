@@ -58,12 +58,13 @@ def _int_field(raw: str, *, source: str, field: str, minimum: int = 1) -> int:
 def read_scalesim_config(path: str | Path) -> SystolicAccelerator:
     """A SCALE-Sim ``.cfg`` as a SystolicAccelerator (sizes from KiB, words of one byte)."""
     source = str(path)
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    # Raw: a "%" in a value (a run name such as "50%_sparse") is text, not configparser interpolation.
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         raise AccelsimError("file not found", source=source) from None
-    except (IsADirectoryError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:  # a directory, no permission, a name too long
         raise AccelsimError(f"cannot read: {error}", source=source) from None
     try:
         parser.read_string(text, source=source)
@@ -159,7 +160,7 @@ def read_topology(path: str | Path, kind: str | None = None) -> list[GemmLayer]:
         lines = Path(path).read_text().splitlines()
     except FileNotFoundError:
         raise AccelsimError("file not found", source=source) from None
-    except (IsADirectoryError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:  # a directory, no permission, a name too long
         raise AccelsimError(f"cannot read: {error}", source=source) from None
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     if not numbered:

@@ -48,11 +48,17 @@ def flaky(hardware, workload, options):
 def slow(hardware, workload, options):
     """``analytic`` after a pause of ``$ACCELSIM_TEST_SLEEP_S`` seconds (none when unset), so a
     test can interrupt a sweep part-way. Environment, not an option, so the pause is not part of
-    the points' keys and a fast re-run resumes the slow one."""
+    the points' keys and a fast re-run resumes the slow one. With ``$ACCELSIM_TEST_DONE_DIR`` set,
+    a file named after the array rows is created there once the point's result exists, so a test
+    can count the points that had finished when it interrupted the sweep."""
     import time
 
     time.sleep(float(os.environ.get("ACCELSIM_TEST_SLEEP_S", "0")))
-    return analytic(hardware, workload, options)
+    result = analytic(hardware, workload, options)
+    done_dir = os.environ.get("ACCELSIM_TEST_DONE_DIR")
+    if done_dir:
+        open(os.path.join(done_dir, str(hardware.array.rows)), "w").close()
+    return result
 
 
 def broken(hardware, workload, options):

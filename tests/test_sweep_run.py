@@ -94,7 +94,7 @@ def test_failing_points_are_recorded_and_the_sweep_completes(tmp_path, executor,
         {"executor": "process", "workers": 2, "chunk_size": 3} if executor == "process" else {"dask": cluster}
     if executor == "dask":
         spec = {**FLAKY, "evaluator": "tests.sweep_fixtures:flaky"}  # threads: a kill would end pytest
-    result = run_sweep(SweepSpec.from_dict(spec), tmp_path, **kw)
+    result = run_sweep(SweepSpec.from_dict(spec, allow_code=True), tmp_path, **kw)
     df = load_results(tmp_path)
     assert len(df) == result.total == 10
     by_rows = df.groupby("array.rows")["status"].agg(set).to_dict()
@@ -110,9 +110,9 @@ def test_failing_points_are_recorded_and_the_sweep_completes(tmp_path, executor,
     assert status["total"] == 10 and status["failed"] == result.failed and status["pending"] == 0
     assert len(pd.read_parquet(tmp_path)) == 10  # error and ok rows share one schema
     # a re-run skips failed points; retry_failed re-runs exactly them
-    again = run_sweep(SweepSpec.from_dict(spec), tmp_path, **kw)
+    again = run_sweep(SweepSpec.from_dict(spec, allow_code=True), tmp_path, **kw)
     assert again.computed == 0 and again.already_done == 10
-    retried = run_sweep(SweepSpec.from_dict(spec), tmp_path, retry_failed=True, **kw)
+    retried = run_sweep(SweepSpec.from_dict(spec, allow_code=True), tmp_path, retry_failed=True, **kw)
     assert retried.computed == result.failed
     store = ResultStore(tmp_path)
     assert store.raw()["key"].duplicated().sum() == result.failed  # the retries' rows
@@ -155,7 +155,7 @@ def test_killed_sweep_resumes_without_recomputing_or_losing_points(tmp_path, sig
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ACCELSIM_TEST_SLEEP_S": "0.02"}
     child = subprocess.Popen([sys.executable, "-m", "accelsim", "sweep", "run", str(spec_path), "--out", str(out),
-                              "--workers", "2", "--no-progress"], cwd=ROOT, env=env,
+                              "--workers", "2", "--no-progress", "--allow-code"], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not list(out.glob("part-*.parquet")) and time.monotonic() < deadline and child.poll() is None:
@@ -168,13 +168,13 @@ def test_killed_sweep_resumes_without_recomputing_or_losing_points(tmp_path, sig
         assert b"interrupted" in stderr and b"Traceback" not in stderr
     on_disk = ResultStore(out).statuses()
     assert 0 < len(on_disk) < 300
-    resumed = run_sweep(SweepSpec.from_dict(SLOW), out, executor="serial")
+    resumed = run_sweep(SweepSpec.from_dict(SLOW, allow_code=True), out, executor="serial")
     # nothing finished is recomputed, nothing is lost
     assert resumed.already_done == len(on_disk)
     assert resumed.computed == 300 - len(on_disk)
     raw = ResultStore(out).raw()
     assert not raw["key"].duplicated().any() and len(raw) == 300
-    reference = run_sweep(SweepSpec.from_dict(SLOW), tmp_path / "ref", executor="serial")
+    reference = run_sweep(SweepSpec.from_dict(SLOW, allow_code=True), tmp_path / "ref", executor="serial")
     pd.testing.assert_frame_equal(load_results(out), load_results(reference.out_dir))
 
 
@@ -238,12 +238,12 @@ def test_bad_arguments_fail_before_any_work(tmp_path):
 def test_probe_learns_columns_and_a_broken_setup_is_one_error(tmp_path):
     """An evaluator that declares no metrics has its columns learned from a first point (kept, not
     recomputed); if every probed point fails, that is one error before the store fills with it."""
-    spec = SweepSpec.from_dict({**FLAKY, "evaluator": "tests.sweep_fixtures:flaky"})
+    spec = SweepSpec.from_dict({**FLAKY, "evaluator": "tests.sweep_fixtures:flaky"}, allow_code=True)
     result = run_sweep(spec, tmp_path / "ok", executor="serial")
     assert result.computed == result.total == 10
     assert {"total_cycles", "sram_reads_ifmap", "overall_utilization"} <= set(load_results(tmp_path / "ok").columns)
     with pytest.raises(AccelsimError, match="probed points all failed.*ImportError"):
-        run_sweep(SweepSpec.from_dict({**FLAKY, "evaluator": "tests.sweep_fixtures:broken"}), tmp_path / "bad")
+        run_sweep(SweepSpec.from_dict({**FLAKY, "evaluator": "tests.sweep_fixtures:broken"}, allow_code=True), tmp_path / "bad")
     assert not list((tmp_path / "bad").glob("part-*"))
 
 

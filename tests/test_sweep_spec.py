@@ -19,7 +19,7 @@ FIX = "tests.sweep_fixtures:analytic"
 def spec(**kw):
     base = {"workloads": [{"gemm": [64, 32, 48]}], "evaluator": FIX}
     base.update(kw)
-    return SweepSpec.from_dict(base)
+    return SweepSpec.from_dict(base, allow_code=True)  # FIX is a module:function reference
 
 
 def test_grid_is_the_cartesian_product_in_declared_order():
@@ -122,7 +122,7 @@ def test_yaml_round_trip(tmp_path):
     s = spec(parameters={"array.rows": {"range": {"start": 8, "stop": 32, "step": 8}}}, constraints=["array.rows > 8"])
     path = tmp_path / "s.yaml"
     path.write_text(s.to_yaml())
-    again = SweepSpec.from_yaml(path)
+    again = SweepSpec.from_yaml(path, allow_code=True)
     assert [p.key for p in again.points().points] == [p.key for p in s.points().points]
 
 
@@ -130,7 +130,7 @@ def test_yaml_scientific_notation_without_dot_is_a_number(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(f"evaluator: {FIX}\nworkloads: [{{gemm: [8, 8, 8]}}]\n"
                     "parameters:\n  clock_hz: [5e8, 1e9]\n")
-    pts = SweepSpec.from_yaml(path).points().points
+    pts = SweepSpec.from_yaml(path, allow_code=True).points().points
     assert [p.params["clock_hz"] for p in pts] == [5e8, 1e9]
 
 
@@ -266,7 +266,7 @@ def test_engine_fingerprint_follows_the_engine_source(tmp_path, monkeypatch):
     module = tmp_path / "my_eval_mod.py"
     module.write_text("def fn(hw, workload, options):\n    return {'x': 1}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    evaluator = get_evaluator("my_eval_mod:fn")
+    evaluator = get_evaluator("my_eval_mod:fn", allow_code=True)
     first = engine_fingerprint(evaluator)
     module.write_text("def fn(hw, workload, options):\n    return {'x': 2}\n")
     assert engine_fingerprint(evaluator) != first

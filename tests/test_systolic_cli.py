@@ -154,7 +154,8 @@ def _bad_hardware_yaml(tmp_path: Path) -> Path:
     (lambda p: ["simulate", "--topology", str(_write(p / "t.csv", "Layer, M, N, K,\ng, 4, 4,\n"))],
      ["t.csv", "line 2", "K"]),
     (lambda p: ["simulate", "--topology", str(p / "missing.csv")], ["missing.csv", "not found"]),
-    (lambda p: ["simulate", "--gemm", "4,4,4", "--csv", str(p / "no-such-dir" / "x.csv")],
+    # missing parent directories are created (accelsim.outputs); a parent that is a file is refused
+    (lambda p: ["simulate", "--gemm", "4,4,4", "--csv", str(_write(p / "no-such-dir", "") / "x.csv")],
      ["no-such-dir", "x.csv", "--csv", "cannot write"]),
     (lambda p: ["simulate", "--gemm", "4,4,4", "--csv", str(p)], ["--csv", "cannot write"]),  # a directory
     (lambda p: ["simulate", "--gemm", "4,4,99999999999999999999"], ["--gemm", "2**53"]),

@@ -29,9 +29,12 @@ from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, Graph, OpKind, Operand, Tensor, TensorRole
 
 NEG_INF = float("-inf")
+# Longest sequence an attention shape may have: 2**24 = 16.8M tokens, above the longest published
+# context (Llama 4 Scout, 10M tokens: Meta AI, "The Llama 4 herd", April 2025). The tile-by-tile
+# engine's work grows with M / tile, so 10**30 used to run for ever instead of being refused.
 
 
-from accelsim.ir.views import AttentionModel, AttentionShape  # noqa: E402,F401 (moved to the IR)
+from accelsim.ir.views import MAX_RANK, MAX_SEQ, AttentionModel, AttentionShape  # noqa: E402,F401 (moved to the IR)
 
 
 # FuseMax artifact workloads (PAPERS.md "Workloads [artifact]"; FPSG-UIUC/micro24-fusemax-artifact
@@ -52,6 +55,8 @@ AMBIGUOUS = {"t5": "the FuseMax artifact's T5 is t5-small (d_model 512, 8 heads,
 
 
 def attention_model(name: str) -> AttentionModel:
+    if not isinstance(name, str):  # a list is not a name
+        raise AccelsimError(f"unknown attention model {name!r}", field="model", allowed=sorted(ATTENTION_MODELS))
     key = ARTIFACT_ALIASES.get(name.lower(), name.lower())
     if key in AMBIGUOUS:
         raise AccelsimError(f"model {name!r} is ambiguous: {AMBIGUOUS[key]}", field="model",

@@ -37,13 +37,19 @@ class MLAConfig(_Strict):
     v_head_dim: int = Field(gt=0)
 
 
+# Most experts a layer may have: the largest published design, PEER's 1024**2 = 1,048,576 (He,
+# "Mixture of A Million Experts", arXiv 2407.04202, Sec. 3). Per-expert arrays are built, so an
+# unbounded count (10**30) overflowed numpy instead of being a field error.
+MAX_EXPERTS = 2**20
+
+
 class MoEConfig(_Strict):
     """Mixture-of-Experts feed-forward (Mixtral, DeepSeek-V3 style: gated experts)."""
 
-    num_experts: int = Field(gt=0, description="routed experts per MoE layer")
+    num_experts: int = Field(gt=0, le=MAX_EXPERTS, description="routed experts per MoE layer")
     top_k: int = Field(gt=0, description="routed experts per token")
     expert_ffn_size: int = Field(gt=0)
-    shared_experts: int = Field(default=0, ge=0)
+    shared_experts: int = Field(default=0, ge=0, le=MAX_EXPERTS)
     shared_ffn_size: int | None = Field(default=None, gt=0, description="default expert_ffn_size * shared_experts")
     first_dense_layers: int = Field(default=0, ge=0, description="leading layers with a dense FFN (DeepSeek: 3)")
     capacity_factor: float | None = Field(default=None, gt=0, description="None: dropless")

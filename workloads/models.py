@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
-from accelsim.yamlio import read_yaml
+from accelsim.yamlio import path_exists, read_yaml
 from workloads.config import ModelConfig, config_from_dict, zoo_paths
 from workloads.importers.hf_config import config_from_hf_file
 
@@ -25,7 +25,7 @@ def load_model(name_or_path: str | Path) -> ModelConfig:
         path = zoo[key]
     else:
         path = Path(key)
-        if not key or not path.exists():
+        if not key or not path_exists(path):
             raise AccelsimError(f"unknown model {key!r} (neither a zoo name nor an existing file)", field="model",
                                 allowed=sorted(zoo))
     data = read_yaml(path)  # YAML is a superset of JSON; also rejects directories and bad syntax

@@ -89,6 +89,27 @@ def sample_assignments(tokens: int, experts: int, top_k: int, popularity: np.nda
     return np.argpartition(-keys, top_k - 1, axis=1)[:, :top_k]
 
 
+# Bounds on the Monte Carlo's work, checked before it starts: one trial holds tokens x experts
+# Gumbel keys (2**24 doubles = 128 MiB), and all trials together draw at most 10**9 of them
+# (tens of seconds); past that the closed form expected_distinct_experts is the tool.
+MAX_DRAWS_PER_TRIAL = 2**24
+MAX_DRAWS = 10**9
+
+
+def check_monte_carlo(tokens: int, experts: int, top_k: int, trials: int) -> None:
+    """One clear error, before any allocation, when a Monte Carlo would be too large."""
+    _check(tokens, experts, top_k)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise AccelsimError(f"must be a positive integer, got {trials!r}", field="trials")
+    if tokens * experts > MAX_DRAWS_PER_TRIAL:
+        raise AccelsimError(f"a trial of {tokens:,} tokens x {experts:,} experts draws more than "
+                            f"{MAX_DRAWS_PER_TRIAL:,} keys; use the closed form (trials 0)", field="trials")
+    if tokens * experts * trials > MAX_DRAWS:
+        raise AccelsimError(f"{trials:,} trials of {tokens:,} tokens x {experts:,} experts draw "
+                            f"{tokens * experts * trials:,} keys, more than {MAX_DRAWS:,}", field="trials",
+                            allowed=f"at most {max(1, MAX_DRAWS // (tokens * experts)):,} trials here")
+
+
 def simulate_distinct_experts(tokens: int, experts: int, top_k: int, trials: int = 2000, seed: int = 0,
                               popularity: np.ndarray | None = None) -> tuple[float, float]:
     """Monte Carlo mean and standard error of the distinct experts T tokens touch.
@@ -96,9 +117,7 @@ def simulate_distinct_experts(tokens: int, experts: int, top_k: int, trials: int
     Each trial draws, for every token, top_k distinct experts (Gumbel top-k, i.e. sampling
     without replacement proportional to ``popularity``; uniform when None). Vectorised in chunks.
     """
-    _check(tokens, experts, top_k)
-    if not isinstance(trials, int) or trials < 1:
-        raise AccelsimError(f"must be a positive integer, got {trials!r}", field="trials")
+    check_monte_carlo(tokens, experts, top_k, trials)
     rng = np.random.default_rng(seed)
     logp = np.zeros(experts) if popularity is None else np.log(popularity)
     counts = []

@@ -71,9 +71,9 @@ def _load_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _load_commands()
-    command = typer.main.get_command(app)
     try:
+        _load_commands()  # inside the try: a Ctrl-C while the commands import is one line too
+        command = typer.main.get_command(app)
         result = command.main(args=argv, prog_name="accelsim", standalone_mode=False)
     except AccelsimError as error:
         err.print(f"accelsim: error: {error}", markup=False, highlight=False)
@@ -88,6 +88,6 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"accelsim: error: {error.format_message()} (see --help)", markup=False, highlight=False)
         sys.exit(2 if isinstance(error, click_exceptions.UsageError) else error.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("accelsim: interrupted")
+        err.print("accelsim: interrupted", markup=False, highlight=False)
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)

@@ -9,19 +9,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from accelsim.errors import AccelsimError
-from accelsim.yamlio import read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
+from accelsim.yamlio import path_exists, read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
 
 PRESET_DIR = Path(__file__).parent / "presets"
+# Largest integer a spec field may hold: exact as a float64 (engines mix ints and floats) and far
+# above any real size (2**53 bytes = 8 PiB); 10**30 array rows would overflow numpy and C longs.
+MAX_SPEC_INT = 2**53
 
 
 class Spec(BaseModel):
-    """Base of every spec: strict (unknown fields are errors, so typos never pass silently) and
-    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0)."""
+    """Base of every spec: strict (unknown fields are errors, so typos never pass silently),
+    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0) and
+    bounded (integers up to :data:`MAX_SPEC_INT`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bounded_integers(cls, value: Any) -> Any:
+        items = value if isinstance(value, (list, tuple)) else (value,)
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_SPEC_INT:
+                raise ValueError(f"too large: at most 2**53 = {MAX_SPEC_INT}")
+        return value
 
 
 class MemoryLevel(Spec):
@@ -77,7 +90,7 @@ def spec_from_dict(data: Any, source: str = "<dict>") -> HardwareSpec:
     if not isinstance(data, dict):
         raise AccelsimError("expected a mapping of fields at top level", source=source)
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # [1, 2] is not a name (and is unhashable)
         raise AccelsimError(f"unknown hardware kind {kind!r}", field="kind", allowed=sorted(KINDS), source=source)
     try:
         return KINDS[kind].model_validate(data)
@@ -102,7 +115,7 @@ def load_hardware(name_or_path: str | Path, kind: str | None = None) -> Hardware
         path = presets[key]
     else:
         path = Path(key)
-        if not path.suffix and not path.exists():
+        if not path.suffix and not path_exists(path):
             raise AccelsimError(f"unknown hardware {key!r}", field="hardware", allowed=sorted(presets))
     spec = spec_from_dict(read_yaml(path), source=str(path))
     if kind is not None and spec.kind != kind:

@@ -131,4 +131,6 @@ class SpatialAccelerator(HardwareSpec):
         data["name"] = f"{self.name}-pe{pe_dim}"
         if buffer_bytes is not None:
             data["global_buffer"]["capacity_bytes"] = int(buffer_bytes)
-        return SpatialAccelerator.model_validate(data)
+        from accelsim.hardware.base import spec_from_dict
+
+        return spec_from_dict(data, source=f"{self.name} resized")  # a bad size is one line, not a traceback

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from accelsim.errors import AccelsimError
 
 
+MAX_SEQ = 2**24  # tokens: bounds every expansion of a layer's tiles in time and memory
+MAX_RANK = 2**53  # batch, heads, head dims: exact as doubles
+
+
 @dataclass(frozen=True)
 class AttentionShape:
     """One attention layer's ranks; M = P for self-attention."""
@@ -27,6 +31,10 @@ class AttentionShape:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"attention.{name}")
+            limit = MAX_SEQ if name in ("m", "p") else MAX_RANK
+            if value > limit:
+                raise AccelsimError(f"{value} is too large", field=f"attention.{name}",
+                                    allowed=f"at most {limit:,}" + (" tokens (2**24)" if limit == MAX_SEQ else " (2**53)"))
 
 
 @dataclass(frozen=True)

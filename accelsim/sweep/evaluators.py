@@ -1,9 +1,10 @@
 """Evaluators: what turns (hardware, workload, options) into a dict of metrics.
 
 A registry, so each engine or mapper adds one small function here (or registers its own from its
-module) and every sweep, CLI and notebook can use it by name. A sweep may also name any
-importable function as ``package.module:function`` with the same signature; that is how tests
-and users plug in models without touching this file.
+module) and every sweep, CLI and notebook can use it by name. Installed packages add theirs as
+entry points of the group ``accelsim.evaluators``; a sweep may also name any importable function
+as ``package.module:function`` with the same signature, imported only with ``--allow-code`` /
+``allow_code=True`` (:mod:`accelsim.sweep.plugins`).
 
 Signature: ``fn(hardware: HardwareSpec, workload: GemmShape | Graph, options: dict) -> dict``.
 The dict may nest one level (``{"sram_reads": {"ifmap": ..}}``); the sweep flattens it to
@@ -22,7 +23,7 @@ from typing import Any
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import HardwareSpec
 from accelsim.ir import GemmShape, Graph
-from accelsim.sweep.workloads import import_callable
+from accelsim.sweep import plugins
 
 EvaluatorFn = Callable[[HardwareSpec, "GemmShape | Graph", dict[str, Any]], Mapping[str, Any]]
 
@@ -85,14 +86,22 @@ def register_evaluator(name: str, *, kinds: tuple[str, ...] | None = None,
     return wrap
 
 
-def get_evaluator(name: str) -> Evaluator:
-    """A registered evaluator by name, or an importable ``module:function``."""
+def get_evaluator(name: str, *, allow_code: bool = False) -> Evaluator:
+    """A registered evaluator by name, an installed entry point, or (only with ``allow_code``) an
+    importable ``module:function``."""
     if name in EVALUATORS:
         return EVALUATORS[name]
-    if ":" in name:
-        return Evaluator(name, import_callable(name, "evaluator.name"))
-    raise AccelsimError(f"unknown evaluator {name!r}", field="evaluator.name",
-                        allowed=sorted(EVALUATORS) + ["package.module:function"])
+    allowed = sorted(EVALUATORS) + plugins.entry_point_names(plugins.EVALUATOR_GROUP) + ["package.module:function"]
+    if plugins.is_code_reference(name):
+        return Evaluator(name, plugins.import_callable(name, "evaluator.name", allow_code=allow_code, allowed=allowed))
+    found = plugins.load_entry_point(plugins.EVALUATOR_GROUP, name, "evaluator.name") if isinstance(name, str) else None
+    if isinstance(found, Evaluator):
+        EVALUATORS[name] = found
+    elif callable(found):  # a plain function: its module's code is part of the point keys
+        EVALUATORS[name] = Evaluator(name, found, engine_modules=(found.__module__,))
+    if name not in EVALUATORS:
+        raise AccelsimError(f"unknown evaluator {name!r}", field="evaluator.name", allowed=allowed)
+    return EVALUATORS[name]
 
 
 # Code whose edits change what an evaluator computes: followed through imports when fingerprinting.

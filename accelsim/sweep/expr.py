@@ -43,6 +43,12 @@ MAX_EXPONENT = 1024
 MAX_INT_BITS = 4096
 # ``"ab" * 10**9`` would build a gigabyte string; repeated strings/tuples are bounded the same way.
 MAX_SEQUENCE_LENGTH = 10_000
+# The text and the tree are bounded too, so parsing, checking and evaluating (all recursive) can
+# neither exhaust the stack nor take long: a constraint is a line, not a program.
+MAX_EXPRESSION_CHARS = 2_000
+MAX_EXPRESSION_DEPTH = 100
+# ``round(x, -10**9)`` on an integer computes 10**(10**9); ndigits beyond a double's range is moot.
+MAX_ROUND_DIGITS = 400
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -121,17 +127,37 @@ class Expression:
 def compile_expression(text: str, where: str = "expression") -> Expression:
     """Parse and whitelist-check ``text``; raises AccelsimError naming ``where`` on any problem."""
     if not isinstance(text, str) or not text.strip():
-        raise AccelsimError(f"must be a non-empty expression string, got {text!r}", field=where)
+        raise AccelsimError(f"must be a non-empty expression string, got {str(text)[:80]!r}", field=where)
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise AccelsimError(f"expression is {len(text):,} characters long, more than {MAX_EXPRESSION_CHARS:,}",
+                            field=where)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise AccelsimError(f"cannot parse {text!r}: {err.msg}", field=where) from None
+    except (RecursionError, MemoryError, ValueError) as err:  # nesting the parser cannot hold; NUL bytes
+        raise AccelsimError(f"cannot parse the expression: {type(err).__name__}", field=where) from None
+    depth = _depth(tree)
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise AccelsimError(f"expression nests {depth} levels deep, more than {MAX_EXPRESSION_DEPTH}", field=where)
     names: set[str] = set()
     try:
         _check(tree, text, names)
     except AccelsimError as err:
         raise AccelsimError(err.detail, field=where, allowed=err.allowed) from None
     return Expression(text, tree, frozenset(names))
+
+
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of the tree, iteratively (the recursive walkers run only once it is bounded)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_EXPRESSION_DEPTH:  # deeper is already too deep: no need to look further
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _int_bits(value: Any) -> int:
@@ -144,6 +170,9 @@ def _guard_size(op: ast.operator, left: Any, right: Any, text: str) -> None:
     if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int) and right > 0:
         if _int_bits(left) > 1 and (_int_bits(left) - 1) * right > MAX_INT_BITS:
             raise AccelsimError(f"the power would exceed {MAX_INT_BITS} bits", field=where)
+    if isinstance(op, ast.Mod) and isinstance(left, str):
+        # ``'%01500000000d' % x`` is printf formatting that allocates the width: not arithmetic.
+        raise AccelsimError("'%' on a string (formatting) is not allowed", field=where)
     if isinstance(op, ast.Mult):
         if isinstance(left, int) and isinstance(right, int) and _int_bits(left) + _int_bits(right) > MAX_INT_BITS + 1:
             raise AccelsimError(f"the product would exceed {MAX_INT_BITS} bits", field=where)
@@ -207,6 +236,11 @@ def _eval(node: ast.AST, values: Mapping[str, Any], text: str) -> Any:
         return tuple(_eval(e, values, text) for e in node.elts)
     if isinstance(node, ast.Call):
         args = [_eval(a, values, text) for a in node.args]
+        if node.func.id == "round" and len(args) > 1:  # type: ignore[union-attr]
+            digits = args[1]
+            if not isinstance(digits, int) or isinstance(digits, bool) or abs(digits) > MAX_ROUND_DIGITS:
+                raise AccelsimError(f"round's digits must be an integer within +-{MAX_ROUND_DIGITS}, got "
+                                    f"{str(digits)[:40]}", field=f"expression {text!r}")
         try:
             return _bounded(FUNCTIONS[node.func.id](*args), text)  # type: ignore[union-attr]
         except OverflowError:

@@ -23,17 +23,19 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 import accelsim
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import read_yaml, spec_from_dict
 from accelsim.hardware import load_hardware
 from accelsim.sweep.expr import Expression, compile_expression
+from accelsim.sweep.parameters import (MAX_RANGE_VALUES, Parameter, Range, Sampling, _coerce_number,  # noqa: F401
+                                       _Model, latin_hypercube)
 from accelsim.sweep.workloads import normalize_workloads, workload_fingerprint
 from accelsim.yamlio import validation_error
 
@@ -42,162 +44,12 @@ from accelsim.yamlio import validation_error
 DESCRIPTIVE_FIELDS = ("kind", "name", "description", "sources")
 # Columns every results table has; a parameter or metric may not reuse these names.
 RESERVED_COLUMNS = ("point", "key", "status", "error", "workload", "evaluator")
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _coerce_number(value: Any) -> Any:
-    """YAML 1.1 reads ``5e8`` (no dot) as a string; accept it as the number it obviously is."""
-    if isinstance(value, str) and _NUMBER.match(value.strip()):
-        number = float(value)
-        return int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Range(_Model):
-    """Inclusive range: linear with ``step`` or geometric with ``factor``."""
-
-    start: float
-    stop: float
-    step: float | None = None
-    factor: float | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> "Range":
-        if (self.step is None) == (self.factor is None):
-            raise ValueError("give exactly one of step (linear) or factor (geometric)")
-        if self.stop < self.start:
-            raise ValueError(f"stop {self.stop} is below start {self.start}")
-        if self.step is not None and not self.step > 0:
-            raise ValueError(f"step must be positive, got {self.step}")
-        if self.factor is not None:
-            if not self.factor > 1:
-                raise ValueError(f"factor must be greater than 1, got {self.factor}")
-            if not self.start > 0:
-                raise ValueError(f"a geometric range needs a positive start, got {self.start}")
-        return self
-
-    def values(self) -> list[float | int]:
-        ints = all(float(v).is_integer() for v in (self.start, self.stop, self.step or self.factor))
-        out: list[float] = []
-        tol = 1e-9 * max(abs(self.stop), 1.0)  # so a stop reached by float steps is kept
-        i = 0
-        while True:
-            v = self.start + i * self.step if self.step is not None else self.start * self.factor ** i
-            if v > self.stop + tol:
-                break
-            out.append(v)
-            i += 1
-            if i > 1_000_000:
-                raise ValueError("range has more than a million values")
-        return [int(round(v)) for v in out] if ints else out
-
-
-class Parameter(_Model):
-    """How one spec field varies. A bare list in YAML means ``values``."""
-
-    values: list[Any] | None = None
-    range: Range | None = None
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        if isinstance(data, (list, tuple)):
-            return {"values": list(data)}
-        if not isinstance(data, dict):
-            return {"values": [data]}
-        data = dict(data)
-        for key in ("low", "high"):
-            if key in data:
-                data[key] = _coerce_number(data[key])
-        if isinstance(data.get("range"), dict):
-            data["range"] = {k: _coerce_number(v) for k, v in data["range"].items()}
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> "Parameter":
-        given = [self.values is not None, self.range is not None, self.low is not None or self.high is not None]
-        if sum(given) != 1:
-            raise ValueError("give exactly one of: a list of values, range: {start, stop, step|factor}, or low/high")
-        if self.values is not None:
-            if not self.values:
-                raise ValueError("the list of values is empty")
-            coerced = [_coerce_number(v) for v in self.values]
-            kinds = {_kind(v) for v in coerced}
-            if len(kinds) > 1 and kinds != {"int", "float"}:
-                raise ValueError(f"values mix types {sorted(kinds)}; one parameter takes one type")
-            object.__setattr__(self, "values", coerced)
-        if given[2]:
-            if self.low is None or self.high is None:
-                raise ValueError("an interval needs both low and high")
-            if not self.high > self.low:
-                raise ValueError(f"high {self.high} must exceed low {self.low}")
-            if self.log and not self.low > 0:
-                raise ValueError("a log-scale interval needs a positive low")
-        return self
-
-    @property
-    def is_interval(self) -> bool:
-        return self.low is not None
-
-    def choices(self) -> list[Any]:
-        if self.values is not None:
-            return list(self.values)
-        if self.range is not None:
-            return self.range.values()
-        raise AccelsimError("an interval (low/high) can only be sampled, use sampling method random or lhs")
-
-    def from_unit(self, u: np.ndarray) -> list[Any]:
-        """Map uniform samples in [0, 1) to values: an index into the choices or a point in the interval."""
-        if not self.is_interval:
-            choices = self.choices()
-            idx = np.minimum((u * len(choices)).astype(int), len(choices) - 1)
-            return [choices[i] for i in idx]
-        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
-        x = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if self.log else lo + u * (hi - lo)
-        return [int(round(v)) for v in x] if self.integer else [float(v) for v in x]
-
-    def dtype(self) -> str:
-        """Arrow type name of this parameter's column."""
-        if self.is_interval:
-            return "int64" if self.integer else "float64"
-        kinds = {_kind(v) for v in self.choices()}
-        if kinds == {"int"}:
-            return "int64"
-        if kinds <= {"int", "float"}:
-            return "float64"
-        return {"bool": "bool", "str": "string"}.get(kinds.pop(), "string")
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return type(value).__name__
-
-
-class Sampling(_Model):
-    method: Literal["grid", "random", "lhs"] = "grid"
-    samples: int | None = Field(default=None, gt=0, description="points drawn (random, lhs)")
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _check(self) -> "Sampling":
-        if self.method != "grid" and self.samples is None:
-            raise ValueError(f"sampling method {self.method} needs 'samples'")
-        return self
+# A sweep above MAX_POINTS points (after the grid or sampling, times workloads, before
+# constraints) is refused before anything is allocated: a typo such as a range step of 1 instead
+# of 1024 would otherwise fill memory. ``max_points`` (``--max-points``) raises it per run. A
+# single range may never exceed MAX_RANGE_VALUES values.
+MAX_POINTS = 1_000_000
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$")
 
 
 class EvaluatorSpec(_Model):
@@ -241,6 +93,62 @@ class SweepSpec(_Model):
     metrics: list[str] | None = Field(default=None, description="metric columns to keep; None keeps all")
     derived: dict[str, str] = Field(default_factory=dict, description="column -> expression over params+metrics")
     constraints: list[str] = Field(default_factory=list, description="expressions every kept point satisfies")
+    # Whether ``module:function`` builders/evaluators may be imported (accelsim.sweep.plugins).
+    # Not a field: it is the caller's decision, not part of the file, and not part of any key.
+    _allow_code: bool = PrivateAttr(default=False)
+    _max_points: int = PrivateAttr(default=MAX_POINTS)
+
+    @property
+    def allow_code(self) -> bool:
+        return self._allow_code
+
+    def permitting_code(self) -> "SweepSpec":
+        """A copy whose ``module:function`` references may be imported (the Python-API opt-in)."""
+        copy = self.model_copy()
+        copy._allow_code = True
+        return copy
+
+    def with_max_points(self, max_points: int) -> "SweepSpec":
+        """A copy that may expand to ``max_points`` points (default :data:`MAX_POINTS`)."""
+        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+            raise AccelsimError(f"must be a positive integer, got {max_points!r}", field="max_points")
+        copy = self.model_copy()
+        copy._max_points = max_points
+        copy._check_point_count()
+        return copy
+
+    def point_count(self) -> int:
+        """Points before constraints and de-duplication (grid size or samples, times workloads),
+        computed without expanding anything."""
+        workloads = sum(len(w["gemms"]) if isinstance(w, dict) and isinstance(w.get("gemms"), list) else 1
+                        for w in self.workloads)
+        if self.sampling.method != "grid":
+            return (self.sampling.samples or 0) * workloads
+        total = workloads
+        for param in self.parameters.values():
+            if param.values is not None:
+                total *= len(param.values)
+            elif param.range is not None:
+                total *= param.range.count()
+        return total
+
+    def _check_point_count(self) -> None:
+        n = self.point_count()
+        if n > self._max_points:
+            field = "sampling.samples" if self.sampling.method != "grid" else "parameters"
+            raise AccelsimError(f"the sweep has {n:,} points, more than the limit of {self._max_points:,}; "
+                                "raise it with --max-points (max_points= in the Python API) if that is meant",
+                                field=field)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        """The name is the results directory under ``sweeps/`` when ``--out`` is omitted, so it
+        must be one plain directory name: ``../x`` or ``/etc`` would write outside ``sweeps/``."""
+        if not _SAFE_NAME.match(value) or value in (".", ".."):
+            raise ValueError(f"{value[:80]!r} is not a plain directory name: use letters, digits and . _ + - "
+                             "(at most 100, not starting with . or -), or give --out")
+        return value
 
     @field_validator("overrides")
     @classmethod
@@ -249,7 +157,10 @@ class SweepSpec(_Model):
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<sweep>") -> "SweepSpec":
+    def from_dict(cls, data: Any, source: str = "<sweep>", *, allow_code: bool = False,
+                  max_points: int = MAX_POINTS) -> "SweepSpec":
+        """Validate ``data``; ``allow_code`` lets its ``module:function`` references be imported
+        (never the default: a sweep file is data, see :mod:`accelsim.sweep.plugins`)."""
         if not isinstance(data, dict):
             raise AccelsimError("a sweep file is a mapping at top level", source=source)
         try:
@@ -261,12 +172,14 @@ class SweepSpec(_Model):
                 problem = AccelsimError(problem.detail, field=problem.field, source=source,
                                         allowed=sorted(cls.model_fields))
             raise problem from None
+        spec._allow_code = allow_code
+        spec._max_points = max_points
         spec.check()
         return spec
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "SweepSpec":
-        return cls.from_dict(read_yaml(Path(path)), source=str(path))
+    def from_yaml(cls, path: str | Path, *, allow_code: bool = False, max_points: int = MAX_POINTS) -> "SweepSpec":
+        return cls.from_dict(read_yaml(Path(path)), source=str(path), allow_code=allow_code, max_points=max_points)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as the YAML file would say it: defaults left out, value lists as plain lists."""
@@ -298,6 +211,7 @@ class SweepSpec(_Model):
 
     def check(self) -> None:
         """Every error a sweep can catch without running a point, raised as one AccelsimError."""
+        self._check_point_count()
         bases = self._bases()
         valid = sorted(set.intersection(*(set(hardware_paths(b)) for b in bases.values())))
         for path, value in self.overrides.items():
@@ -328,7 +242,7 @@ class SweepSpec(_Model):
             compile_expression(text, f"constraints[{i}]").require_names(known, f"constraints[{i}]")
         for name, text in self.derived.items():
             compile_expression(text, f"derived.{name}")  # names checked once metrics are known
-        normalize_workloads(self.workloads)
+        normalize_workloads(self.workloads, allow_code=self._allow_code)
         self._check_option_names()
 
     def _check_option_names(self) -> None:
@@ -339,7 +253,7 @@ class SweepSpec(_Model):
         name = self.evaluator.name
         if name not in EVALUATORS and ":" not in name:
             return
-        evaluator = get_evaluator(name)
+        evaluator = get_evaluator(name, allow_code=self._allow_code)
         evaluator.check_options(self.evaluator.options)
         swept = [p[len("options."):] for p in self.parameters if p.startswith("options.")]
         evaluator.check_options(swept, where="parameters.options")
@@ -347,6 +261,7 @@ class SweepSpec(_Model):
     # --- expansion ----------------------------------------------------------------------
     def parameter_rows(self) -> list[dict[str, Any]]:
         """Parameter assignments before constraints, in a deterministic order."""
+        self._check_point_count()  # before anything is allocated
         names = list(self.parameters)
         if not names:
             return [{}]
@@ -366,13 +281,14 @@ class SweepSpec(_Model):
     def points(self) -> "Expansion":
         """Concrete points: constraints applied, duplicates removed, every hardware validated."""
         bases = self._bases()
-        workloads = normalize_workloads(self.workloads)
-        fingerprints = [workload_fingerprint(w) for w in workloads]
+        workloads = normalize_workloads(self.workloads, allow_code=self._allow_code)
+        fingerprints = [workload_fingerprint(w, self._allow_code) for w in workloads]
         constraints = [compile_expression(t, f"constraints[{i}]") for i, t in enumerate(self.constraints)]
         from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
 
+        evaluator = get_evaluator(self.evaluator.name, allow_code=self._allow_code)
         common = {"evaluator": self.evaluator.name, "metrics": self.metrics, "derived": self.derived,
-                  "accelsim": accelsim.__version__, "engine": engine_fingerprint(get_evaluator(self.evaluator.name))}
+                  "accelsim": accelsim.__version__, "engine": engine_fingerprint(evaluator)}
         points: list[Point] = []
         seen: set[str] = set()
         skipped = duplicates = 0
@@ -430,12 +346,6 @@ def _truth(expr: Expression, env: dict[str, Any]) -> bool:
         return bool(expr(env))
     except (ArithmeticError, TypeError, ValueError) as err:
         raise AccelsimError(f"cannot evaluate: {err}", field=f"constraint {expr.text!r}") from None
-
-
-def latin_hypercube(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
-    """n x d samples in [0, 1): each column hits each of the n equal strata exactly once."""
-    strata = np.stack([rng.permutation(n) for _ in range(d)], axis=1) if d else np.zeros((n, 0))
-    return (strata + rng.random((n, d))) / n
 
 
 def flatten_paths(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

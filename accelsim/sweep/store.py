@@ -11,15 +11,17 @@ so finished work cannot be lost by a later crash. Files starting with ``_`` or `
 by pyarrow's dataset discovery, so ``pandas.read_parquet(DIR)`` reads exactly the rows (every
 part shares one schema, which is what makes that read work).
 
-A key can appear in more than one row (a failed point retried with ``retry_failed``, or two runs
-racing on one directory); :meth:`ResultStore.table` keeps one row per key, preferring a
-successful one, then the newest.
+A key can appear in more than one row (a failed point retried with ``retry_failed``; two runs on
+one directory are prevented by :mod:`accelsim.sweep.lock`, except on file systems without
+locks); :meth:`ResultStore.table` keeps one row per key, preferring a successful one, then the
+newest. A value its column type cannot hold is handled per row (:meth:`ResultStore.append`).
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,41 @@ FORMAT_VERSION = 1
 ARROW_TYPES: dict[str, pa.DataType] = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.string(),
                                        "bool": pa.bool_()}
 OK, ERROR, INFEASIBLE = "ok", "error", "infeasible"
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+_KIND_OF = {str(t): k for k, t in ARROW_TYPES.items()}
+
+
+class CellError(ValueError):
+    """A value that its column's type cannot hold."""
+
+
+def cell(value: Any, kind: str, name: str) -> Any:
+    """``value`` as a cell of a column of type ``kind``, or :class:`CellError`. What the column
+    types hold: ``int64`` integers in [-2**63, 2**63) exactly (a float only if it is integral);
+    ``float64`` any number up to about 1.8e308 (as a float column does, integers above 2**53 are
+    rounded to the nearest double); ``string`` the text of any value; ``bool``."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if kind == "int64":
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise CellError(f"{name} = {value} is not an integer")
+            value = int(value)
+        if not isinstance(value, int):
+            raise CellError(f"{name} = {value!r} is not an integer")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise CellError(f"{name} = {value} does not fit its int64 column (beyond 2**63)")
+        return int(value)
+    if kind == "float64":
+        try:
+            return float(value)
+        except (OverflowError, TypeError, ValueError):
+            raise CellError(f"{name} = {str(value)[:40]} does not fit its float64 column") from None
+    if kind == "bool":
+        return bool(value)
+    return str(value)
 
 
 def arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
@@ -69,17 +106,31 @@ class ResultStore:
     def parts(self) -> list[Path]:
         return sorted(self.root.glob("part-*.parquet")) if self.root.is_dir() else []
 
-    def append(self, rows: list[dict[str, Any]], schema: pa.Schema) -> Path | None:
-        """Write ``rows`` as one new part file, atomically (temporary name, then rename)."""
+    def append(self, rows: list[dict[str, Any]], schema: pa.Schema,
+               on_unfit: Callable[[dict[str, Any], str], dict[str, Any]] | None = None) -> Path | None:
+        """Write ``rows`` as one new part file, atomically (temporary name, then rename).
+
+        A row with a value its column cannot hold (an integer beyond int64, say) must not cost the
+        other rows: ``on_unfit(row, why)`` replaces it (the driver makes it an error row), and any
+        value of the replacement that still does not fit is stored as null. Without ``on_unfit``
+        such a row is one AccelsimError and nothing is written.
+        """
         if not rows:
             return None
         self.root.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist(rows, schema=schema)
+        try:
+            table = pa.Table.from_pylist(rows, schema=schema)
+        except (OverflowError, pa.ArrowException):
+            table = pa.Table.from_pylist([_fit(r, schema, on_unfit) for r in rows], schema=schema)
         name = f"part-{self._run}-{self._seq:06d}.parquet"
         self._seq += 1
         tmp = self.root / f".{name}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, self.root / name)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, self.root / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a torn temporary (disk full) must not eat more space
+            raise
         return self.root / name
 
     def statuses(self) -> dict[str, str]:
@@ -141,6 +192,24 @@ class ResultStore:
         for part in parts:
             part.unlink()
         return len(parts)
+
+
+def _fit(row: dict[str, Any], schema: pa.Schema,
+         on_unfit: Callable[[dict[str, Any], str], dict[str, Any]] | None) -> dict[str, Any]:
+    kinds = [(f.name, _KIND_OF.get(str(f.type), "string")) for f in schema]
+    try:
+        return {name: cell(row.get(name), kind, name) for name, kind in kinds}
+    except CellError as err:
+        if on_unfit is None:
+            raise AccelsimError(str(err), field=str(row.get("key", "row"))) from None
+        row = on_unfit(row, str(err))
+    out = {}
+    for name, kind in kinds:
+        try:
+            out[name] = cell(row.get(name), kind, name)
+        except CellError:
+            out[name] = None
+    return out
 
 
 def load_results(directory: str | Path, all_keys: bool = False) -> pd.DataFrame:

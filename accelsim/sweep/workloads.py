@@ -8,7 +8,10 @@ Forms accepted (each is one entry of ``workloads:``):
 - ``{gemms: [[m, k, n], ...]}``: shorthand for several ``gemm`` entries;
 - ``{zoo: {model: llama-2-7b, phase: decode, batch: 8, seq: 1, context: 2048}}``: a whole zoo model;
 - ``{attention: {model: bert, seq: 4096, batch: 64}}``: one attention layer's shape;
-- ``{builder: "package.module:function", args: {...}}``: any importable graph builder.
+- ``{builder: name, args: {...}}``: a registered builder or one an installed package exposes as an
+  entry point of the group ``accelsim.workloads``;
+- ``{builder: "package.module:function", args: {...}}``: any importable graph builder, imported
+  only when the caller opted in (``--allow-code``; see :mod:`accelsim.sweep.plugins`).
 
 Every form may add ``label: text`` (the value of the ``workload`` column). Builders register
 in ``BUILDERS``; a model zoo adds its entry there (extension point) without touching the sweep.
@@ -18,13 +21,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import importlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import GemmShape, Graph
+from accelsim.sweep import plugins
 
 BUILDERS: dict[str, Callable[..., Graph]] = {}
 
@@ -76,18 +79,22 @@ def _builtin_builders() -> None:
 _builtin_builders()
 
 
-def import_callable(target: str, field: str) -> Callable[..., Any]:
-    """``package.module:function`` to the function, or one clear error."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise AccelsimError(f"expected 'package.module:function', got {target!r}", field=field)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise AccelsimError(f"cannot import module {module_name!r}: {err}", field=field) from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise AccelsimError(f"module {module_name!r} has no callable {attr!r}", field=field)
+def builder_names() -> list[str]:
+    """Every builder a sweep file may name without --allow-code."""
+    return sorted(set(BUILDERS) | set(plugins.entry_point_names(plugins.BUILDER_GROUP)))
+
+
+def find_builder(target: str, field: str, *, allow_code: bool = False) -> Callable[..., Any] | None:
+    """A registered builder, an installed entry point, or (opt-in only) ``module:function``;
+    None for a plain name that is none of these."""
+    if target in BUILDERS:
+        return BUILDERS[target]
+    if plugins.is_code_reference(target):
+        return plugins.import_callable(target, field, allow_code=allow_code,
+                                       allowed=builder_names() + ["gemm", "gemms"])
+    fn = plugins.load_entry_point(plugins.BUILDER_GROUP, target, field)
+    if fn is not None and not callable(fn):
+        raise AccelsimError(f"the entry point {target!r} is not callable", field=field)
     return fn
 
 
@@ -103,11 +110,12 @@ def _gemm_dict(value: Any, field: str) -> dict[str, int]:
     return gemm
 
 
-def normalize_workloads(entries: list[Any]) -> list[dict[str, Any]]:
+def normalize_workloads(entries: list[Any], *, allow_code: bool = False) -> list[dict[str, Any]]:
     """Expand shorthands and check every entry; result entries are plain JSON-able dicts.
 
     A normalized entry is ``{"label": str, "gemm": {...}}`` or
-    ``{"label": str, "builder": name_or_import_path, "args": {...}}``.
+    ``{"label": str, "builder": name_or_import_path, "args": {...}}``. A ``module:function``
+    builder is refused (nothing imported) unless ``allow_code``.
     """
     if not entries:
         raise AccelsimError("needs at least one workload", field="workloads",
@@ -140,20 +148,25 @@ def normalize_workloads(entries: list[Any]) -> list[dict[str, Any]]:
             args = entry.pop("args", {}) or {}
             if entry:
                 raise AccelsimError(f"unknown keys {sorted(entry)}", field=field, allowed="builder, args, label")
-            import_callable(target, f"{field}.builder")
+            if not isinstance(target, str) or find_builder(target, f"{field}.builder", allow_code=allow_code) is None:
+                raise AccelsimError(f"unknown workload builder {target!r}", field=f"{field}.builder",
+                                    allowed=builder_names())
         else:
             if len(entry) != 1:
                 raise AccelsimError(f"expected exactly one builder name, got {sorted(entry)}", field=field,
                                     allowed=sorted(BUILDERS) + ["gemm", "gemms", "builder"])
             (target, args), = entry.items()
             args = args or {}
-            if target not in BUILDERS:
+            if plugins.is_code_reference(target):  # a code reference belongs under builder:, same gate
+                find_builder(target, field, allow_code=allow_code)
+                raise AccelsimError(f"write a code reference as {{builder: {target!r}, args: {{...}}}}", field=field)
+            if find_builder(target, field) is None:
                 raise AccelsimError(f"unknown workload {target!r}", field=field,
-                                    allowed=sorted(BUILDERS) + ["gemm", "gemms", "builder"])
+                                    allowed=builder_names() + ["gemm", "gemms", "builder"])
         if not isinstance(args, dict):
             raise AccelsimError(f"builder arguments must be a mapping, got {args!r}", field=field)
         normalized = {"builder": target, "args": dict(args)}
-        graph = resolve_workload(json.dumps(normalized, sort_keys=True))  # fail now, not in a worker
+        graph = resolve_workload(json.dumps(normalized, sort_keys=True), allow_code)  # fail now, not in a worker
         out.append({"label": label or getattr(graph, "name", target), **normalized})
     labels = [w["label"] for w in out]
     dup = sorted({x for x in labels if labels.count(x) > 1})
@@ -168,28 +181,33 @@ def _gemm_label(gemm: dict[str, int]) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def resolve_workload(canonical: str) -> Any:
+def resolve_workload(canonical: str, allow_code: bool = False) -> Any:
     """A normalized entry (as canonical JSON, so it can be cached per process) to its object."""
     entry = json.loads(canonical)
     entry.pop("label", None)
     if "gemm" in entry:
         return GemmShape(**entry["gemm"])
     target, args = entry["builder"], entry["args"]
-    fn = BUILDERS[target] if target in BUILDERS else import_callable(target, "workload builder")
+    fn = find_builder(target, "workloads.builder", allow_code=allow_code)
+    if fn is None:
+        raise AccelsimError(f"unknown workload builder {target!r}", field="workloads", allowed=builder_names())
     try:
         graph = fn(**args)
-    except TypeError as err:
-        raise AccelsimError(f"bad arguments {args!r} for workload {target!r}: {err}", field="workloads") from None
+    except AccelsimError:
+        raise
+    except (TypeError, AttributeError) as err:  # an argument of the wrong kind (a list for a name, ...)
+        raise AccelsimError(f"bad arguments {str(args)[:200]} for workload {target!r}: {type(err).__name__}: "
+                            f"{err}", field="workloads") from None
     if graph is None:
         raise AccelsimError(f"workload {target!r} returned nothing", field="workloads")
     return graph  # a Graph, GemmShape, model with parts, or a shape an evaluator understands
 
 
-def workload_fingerprint(entry: dict[str, Any]) -> str:
+def workload_fingerprint(entry: dict[str, Any], allow_code: bool = False) -> str:
     """A digest of what the workload *is* (every einsum's ranks, extents, tensors), not of how it
     was named, so editing a builder's defaults changes the points' keys and stale results are
     not reused."""
-    obj = resolve_workload(json.dumps({k: v for k, v in entry.items() if k != "label"}, sort_keys=True))
+    obj = resolve_workload(json.dumps({k: v for k, v in entry.items() if k != "label"}, sort_keys=True), allow_code)
     if isinstance(obj, GemmShape):
         desc: Any = {"gemm": [obj.m, obj.k, obj.n, obj.batch]}
     elif isinstance(obj, Graph):

@@ -34,14 +34,14 @@ def _dtypes(data: dict[str, Any], source: str) -> dict[str, int]:
     out: dict[str, int] = {}
     dtype = data.get("torch_dtype", data.get("dtype"))
     if dtype is not None:
-        if dtype not in _DTYPE_BYTES:
+        if not isinstance(dtype, str) or dtype not in _DTYPE_BYTES:  # a list is not a name
             raise AccelsimError(f"unknown torch_dtype {dtype!r}", field="torch_dtype", allowed=sorted(_DTYPE_BYTES),
                                 source=source)
         out["dtype_bytes"] = _DTYPE_BYTES[dtype]
     quant = data.get("quantization_config")
     if quant is not None:
         method = quant.get("quant_method") if isinstance(quant, dict) else None
-        if method not in _QUANT_WEIGHT_BYTES:
+        if not isinstance(method, str) or method not in _QUANT_WEIGHT_BYTES:
             raise AccelsimError(f"unsupported quantization_config.quant_method {method!r} (weight element size "
                                 "unknown or below one byte)", field="quantization_config.quant_method",
                                 allowed=sorted(_QUANT_WEIGHT_BYTES), source=source)
@@ -118,7 +118,7 @@ def config_from_hf(data: dict[str, Any], name: str, source: str = "<config.json>
     if not isinstance(data, dict):
         raise AccelsimError("expected a JSON object", source=source)
     model_type = data.get("model_type")
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         raise AccelsimError(f"unsupported model_type {model_type!r}", field="model_type", allowed=sorted(FAMILIES),
                             source=source)
     fields = FAMILIES[model_type](data, source)

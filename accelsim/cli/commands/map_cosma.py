@@ -68,6 +68,10 @@ def cosma_command(
         raise AccelsimError(f"unknown solver {solver!r}", field="--solver", allowed=SOLVERS)
     if not time_limit > 0:
         raise AccelsimError(f"must be positive, got {time_limit}", field="--time-limit")
+    if save:
+        from accelsim.outputs import check_output_file
+
+        check_output_file(save, "--save")  # before the solve, not after it
     graph = load_workload(workload)
     problem = MemoryProblem.from_graph(graph, with_weights)
     budget = None

@@ -31,8 +31,18 @@ def map_fusemax_command(
     from mappers.fusemax import mapped_graph, optimize, published_mapping, size_hardware
     from workloads.attention import attention_model
 
-    if stages < 1:
-        raise AccelsimError("must be at least 1", field="stages")
+    from accelsim.engines.spatial_attention import ONE_PASS_EINSUMS
+
+    MAX_STAGES = len(ONE_PASS_EINSUMS)  # one Einsum per stage at most; a further stage would be empty
+    if not 1 <= stages <= MAX_STAGES:
+        raise AccelsimError(f"must be between 1 and {MAX_STAGES} (the layer's Einsums; more stages would be empty)",
+                            field="stages")
+    if buffer_budget_bytes < 0 or buffer_budget_bytes > 2**53:
+        raise AccelsimError(f"must be between 0 and 2**53, got {buffer_budget_bytes}", field="buffer-budget-bytes")
+    if save_mapping:
+        from accelsim.outputs import check_output_file
+
+        check_output_file(save_mapping, "--save-mapping")  # before the solve, not after it
     m = attention_model(model)
     hw = load_hardware(hardware, kind="spatial")
     s = m.shape(seq, batch)

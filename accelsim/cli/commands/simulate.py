@@ -105,6 +105,10 @@ def simulate_command(
         return
     if scalesim_config is not None and hardware is not None:
         raise AccelsimError("give one of them, not both", field="--scalesim-config/--hardware")
+    if csv_out is not None:
+        from accelsim.outputs import check_output_file
+
+        check_output_file(csv_out, "--csv")
     if scalesim_config is not None:
         hw = read_scalesim_config(scalesim_config)
     else:

@@ -54,12 +54,21 @@ def run_command(
     workers: int = typer.Option(None, help="Process-pool size (default: all cores)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-run points recorded as failed."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: when a terminal)."),
+    allow_code: bool = typer.Option(False, "--allow-code",
+                                    help="Let the spec import and run 'package.module:function' builders and "
+                                         "evaluators (off: a sweep file is data; only registered and installed ones run)."),
+    max_points: int = typer.Option(None, "--max-points", min=1,
+                                   help="Allow a spec that expands to more points than the default limit "
+                                        "(1,000,000; grid or samples times workloads, before constraints)."),
 ) -> None:
     """Run a sweep, or resume it: points already in the results directory are not recomputed."""
     from accelsim.sweep import SweepSpec, run_sweep, sweep_status
 
-    spec = SweepSpec.from_yaml(spec_path)
-    out_dir = out_dir or Path("sweeps") / spec.name
+    from accelsim.outputs import check_output_dir
+
+    spec = SweepSpec.from_yaml(spec_path, allow_code=allow_code,
+                               **({} if max_points is None else {"max_points": max_points}))
+    out_dir = check_output_dir(out_dir or Path("sweeps") / spec.name, "--out")  # before any point runs
     bar = _Bar(sys.stderr.isatty() if progress is None else progress)
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
@@ -118,9 +127,12 @@ def table_command(
 
 @sweep.command("compact")
 def compact_command(directory: Path = typer.Argument(..., help="A sweep results directory.")) -> None:
-    """Merge the part files of a results directory into one (no sweep may be running on it)."""
+    """Merge the part files of a results directory into one (refused while a sweep runs on it)."""
     from accelsim.sweep import ResultStore, sweep_status
 
+    from accelsim.sweep.lock import directory_lock
+
     sweep_status(directory)  # a clear error if this is not a results directory
-    n = ResultStore(directory).compact()
+    with directory_lock(directory, purpose="sweep compact"):
+        n = ResultStore(directory).compact()
     out.print(f"merged {n} part files" if n else "nothing to merge", markup=False, highlight=False)

@@ -95,8 +95,13 @@ def experts_command(
         raise AccelsimError(f"must be a non-negative integer, got {context}", field="context")
     if trials < 0:
         raise AccelsimError(f"must be a non-negative integer (0: no Monte Carlo), got {trials}", field="trials")
-    models = {b: build_model(cfg, "decode", batch=b, context=context) for b in sizes}
     E, k = cfg.moe.num_experts, cfg.moe.top_k
+    if trials:
+        from workloads.moe import check_monte_carlo
+
+        for b in sizes:
+            check_monte_carlo(b, E, k, trials)
+    models = {b: build_model(cfg, "decode", batch=b, context=context) for b in sizes}
     out.print(f"{cfg.name}: {E} experts, top-{k}; decode context {context}", markup=False)
     out.print(f"{'batch':>6} {'distinct':>9} {'monte_carlo':>12} {'weight_GB_read':>15}", markup=False)
     for b in sizes:

@@ -31,11 +31,14 @@ def map_fusemax_command(
     from mappers.fusemax import mapped_graph, optimize, published_mapping, size_hardware
     from workloads.attention import attention_model
 
-    from accelsim.engines.spatial_attention import ONE_PASS_EINSUMS
+    from accelsim.engines.spatial.cascade import cascade_of
+    from workloads.attention import one_pass
 
-    MAX_STAGES = len(ONE_PASS_EINSUMS)  # one Einsum per stage at most; a further stage would be empty
-    if not 1 <= stages <= MAX_STAGES:
-        raise AccelsimError(f"must be between 1 and {MAX_STAGES} (the layer's Einsums; more stages would be empty)",
+    m = attention_model(model)
+    s = m.shape(seq, batch)
+    max_stages = len(cascade_of(one_pass(s)).einsums)  # one Einsum per stage at most; more would be empty
+    if not 1 <= stages <= max_stages:
+        raise AccelsimError(f"must be between 1 and {max_stages} (the layer's Einsums; more stages would be empty)",
                             field="stages")
     if buffer_budget_bytes < 0 or buffer_budget_bytes > 2**53:
         raise AccelsimError(f"must be between 0 and 2**53, got {buffer_budget_bytes}", field="buffer-budget-bytes")
@@ -43,9 +46,7 @@ def map_fusemax_command(
         from accelsim.outputs import check_output_file
 
         check_output_file(save_mapping, "--save-mapping")  # before the solve, not after it
-    m = attention_model(model)
     hw = load_hardware(hardware, kind="spatial")
-    s = m.shape(seq, batch)
     res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
     opt = report(mapped_graph(s, res.mapping), hw, res.mapping).totals
     doc = {"model": m.name, "seq": seq, "batch": batch, "hardware": hw.name, "objective": objective,

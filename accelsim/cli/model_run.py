@@ -148,6 +148,11 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
     from accelsim.hardware import load_hardware
     from accelsim.simulate import simulate
 
+    from accelsim.outputs import check_output_file
+
+    for path, option in ((csv_out, "--csv"), (timeline_out, "--timeline")):
+        if path is not None:
+            check_output_file(path, option)  # before the work: parents created, unwritable refused
     spec = load_hardware(hardware)
     workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks)
     # only what the user asked for: an engine that has no such option says so (never ignored)

@@ -58,6 +58,10 @@ def tiling_command(
     )
 
     m, k, n = parse_gemm(gemm)
+    if save:
+        from accelsim.outputs import check_output_file
+
+        check_output_file(save, "--save")  # before the search, not after it
     if objective not in OBJECTIVES:
         raise AccelsimError(f"unknown objective {objective!r}", field="--objective", allowed=OBJECTIVES)
     if not time_limit > 0:

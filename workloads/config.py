@@ -10,16 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import NoBoolNumbers
 from accelsim.yamlio import validation_error
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 
 
-class _Strict(BaseModel):
-    # allow_inf_nan=False: a capacity factor or parameter count of .inf/.nan is a typo, not a model
+class _Strict(NoBoolNumbers):
+    # allow_inf_nan=False: a capacity factor or parameter count of .inf/.nan is a typo, not a model;
+    # NoBoolNumbers: ``num_layers: yes`` is not one layer (accelsim.fieldchecks)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
@@ -110,7 +112,16 @@ class ModelConfig(_Strict):
                                        "None: proj_bias (Transformer-XL: FFN biases but none on o_net)")
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
+    max_position_embeddings: int | None = Field(default=None, gt=0, description=(
+        "positions a rotary/relative model was trained for (Hugging Face max_position_embeddings); longer "
+        "runs need allow_long_context. Learned tables use max_positions (a hard limit)"))
+    sliding_window: int | None = Field(default=None, gt=0, description=(
+        "each query attends to the last N positions (itself included) and the KV cache keeps N (Mistral); "
+        "None: full causal attention. See workloads.context"))
     dtype_bytes: int = Field(default=2, gt=0)
+    dtype_source: Literal["stated", "assumed"] = Field(default="stated", description=(
+        "assumed: no source gave the element size (a config.json without torch_dtype), so dtype_bytes is "
+        "the 2-byte fp16/bf16 default; outputs show it"))
     kv_dtype_bytes: int | None = Field(default=None, gt=0, description="None: dtype_bytes")
 
     @model_validator(mode="after")

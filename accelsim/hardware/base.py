@@ -9,17 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import BytesPerS, NoBoolNumbers, PerCycle
 from accelsim.yamlio import read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
 
-class Spec(BaseModel):
-    """Base of every spec: strict (unknown fields are errors, so typos never pass silently) and
-    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0)."""
+class Spec(NoBoolNumbers):
+    """Base of every spec: strict (unknown fields are errors, so typos never pass silently),
+    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0) and
+    numeric where numbers belong (``yes`` is not 1 B/s; see ``accelsim.fieldchecks``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -33,8 +35,8 @@ class MemoryLevel(Spec):
 
     name: str
     capacity_bytes: int | None = Field(default=None, gt=0, description="None means unbounded (DRAM)")
-    bandwidth_bytes_per_cycle: float | None = Field(default=None, gt=0)
-    bandwidth_bytes_per_s: float | None = Field(default=None, gt=0)
+    bandwidth_bytes_per_cycle: PerCycle | None = Field(default=None, description="bounds: accelsim.fieldchecks")
+    bandwidth_bytes_per_s: BytesPerS | None = Field(default=None, description="bounds: accelsim.fieldchecks")
     read_energy_pj_per_byte: float = Field(default=0.0, ge=0)
     write_energy_pj_per_byte: float = Field(default=0.0, ge=0)
 

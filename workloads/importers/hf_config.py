@@ -27,8 +27,10 @@ _QUANT_WEIGHT_BYTES = {"fp8": 1}
 def _dtypes(data: dict[str, Any], source: str) -> dict[str, int]:
     """``dtype_bytes``/``kv_dtype_bytes`` from ``torch_dtype`` and ``quantization_config``.
 
-    A missing ``torch_dtype`` keeps ModelConfig's default (2 bytes, fp16/bf16); an unknown one is
-    an error naming it. Quantised weights set ``dtype_bytes`` (which this package also uses for
+    A missing ``torch_dtype`` keeps ModelConfig's default (2 bytes, fp16/bf16) and records
+    ``dtype_source: assumed``, which ``workloads show`` and the roofline/simulate JSON print (a
+    checkpoint such as gpt2-large is fp32 on disk, so the assumption can be wrong by 2x); an
+    unknown one is an error naming it. Quantised weights set ``dtype_bytes`` (which this package also uses for
     activations) while the KV cache stays in ``torch_dtype``.
     """
     out: dict[str, int] = {}
@@ -38,6 +40,8 @@ def _dtypes(data: dict[str, Any], source: str) -> dict[str, int]:
             raise AccelsimError(f"unknown torch_dtype {dtype!r}", field="torch_dtype", allowed=sorted(_DTYPE_BYTES),
                                 source=source)
         out["dtype_bytes"] = _DTYPE_BYTES[dtype]
+    else:
+        out["dtype_source"] = "assumed"
     quant = data.get("quantization_config")
     if quant is not None:
         method = quant.get("quant_method") if isinstance(quant, dict) else None
@@ -56,12 +60,43 @@ def _get(cfg: dict[str, Any], key: str, source: str) -> Any:
     return cfg[key]
 
 
+def _opt(cfg: dict[str, Any], key: str, default: Any) -> Any:
+    """``cfg[key]``, or ``default`` when absent or null (never when 0: a 0 is an error to report)."""
+    value = cfg.get(key)
+    return default if value is None else value
+
+
+def _sliding_window(c: dict[str, Any], src: str) -> int | None:
+    """The attention window a config.json sets for every layer, or None.
+
+    Mistral and Mixtral attend within ``sliding_window`` when it is set (MistralAttention passes
+    it to every layer). Qwen2 uses it only when ``use_sliding_window`` is true, and then only in
+    layers ``>= max_window_layers`` (transformers Qwen2Attention); a model with some windowed and
+    some full layers is refused rather than approximated.
+    """
+    window = c.get("sliding_window")
+    if c["model_type"] in ("mistral", "mixtral"):
+        return window
+    if c["model_type"] == "qwen2" and c.get("use_sliding_window") and window is not None:
+        layers = _get(c, "num_hidden_layers", src)
+        full = _opt(c, "max_window_layers", layers)
+        if full >= layers:
+            return None
+        if full > 0:
+            raise AccelsimError(f"{full} of {layers} layers use full attention and the rest a {window}-token window; "
+                                "per-layer windows are not modelled", field="max_window_layers",
+                                allowed=f"0 (every layer windowed) or >= num_hidden_layers ({layers})", source=src)
+        return window
+    return None
+
+
 def _llama_like(c: dict[str, Any], src: str) -> dict[str, Any]:
-    """llama, mistral, mixtral, qwen2: RMSNorm, RoPE, SwiGLU, optional GQA."""
+    """llama, mistral, mixtral, qwen2: RMSNorm, RoPE, SwiGLU, optional GQA, optional sliding window."""
     heads = _get(c, "num_attention_heads", src)
     out = dict(
         architecture="decoder", hidden_size=_get(c, "hidden_size", src), num_layers=_get(c, "num_hidden_layers", src),
-        num_heads=heads, num_kv_heads=c.get("num_key_value_heads") or heads, head_dim=c.get("head_dim"),
+        num_heads=heads, num_kv_heads=_opt(c, "num_key_value_heads", heads), head_dim=c.get("head_dim"),
+        max_position_embeddings=c.get("max_position_embeddings"), sliding_window=_sliding_window(c, src),
         ffn_size=_get(c, "intermediate_size", src), ffn_gated=True, activation="silu",
         vocab_size=_get(c, "vocab_size", src), tie_embeddings=bool(c.get("tie_word_embeddings", False)),
         position="rope", norm="rmsnorm", qkv_bias=bool(c.get("attention_bias", False)),
@@ -77,7 +112,7 @@ def _llama_like(c: dict[str, Any], src: str) -> dict[str, Any]:
 def _gpt2(c: dict[str, Any], src: str) -> dict[str, Any]:
     d = _get(c, "n_embd", src)
     return dict(architecture="decoder", hidden_size=d, num_layers=_get(c, "n_layer", src),
-                num_heads=_get(c, "n_head", src), ffn_size=c.get("n_inner") or 4 * d, activation="gelu",
+                num_heads=_get(c, "n_head", src), ffn_size=_opt(c, "n_inner", 4 * d), activation="gelu",
                 vocab_size=_get(c, "vocab_size", src), tie_embeddings=True, position="learned",
                 max_positions=_get(c, "n_positions", src), norm="layernorm", qkv_bias=True, proj_bias=True)
 
@@ -96,6 +131,7 @@ def _deepseek_v3(c: dict[str, Any], src: str) -> dict[str, Any]:
     return dict(
         architecture="decoder", hidden_size=_get(c, "hidden_size", src), num_layers=_get(c, "num_hidden_layers", src),
         num_heads=heads, head_dim=c.get("v_head_dim", 128), ffn_size=_get(c, "intermediate_size", src),
+        max_position_embeddings=c.get("max_position_embeddings"),
         ffn_gated=True, activation="silu", vocab_size=_get(c, "vocab_size", src),
         tie_embeddings=bool(c.get("tie_word_embeddings", False)), position="rope", norm="rmsnorm",
         mla=dict(q_lora_rank=c.get("q_lora_rank"), kv_lora_rank=_get(c, "kv_lora_rank", src),

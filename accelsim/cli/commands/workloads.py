@@ -1,11 +1,10 @@
 """``accelsim workloads list|show|experts``: the model zoo and MoE routing statistics."""
 from __future__ import annotations
 
-import json
-
 import typer
 
 from accelsim.cli import group, out
+from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
 workloads = group("workloads", "List and show zoo models and CNN/NAS networks; MoE expert statistics.")
@@ -55,7 +54,7 @@ def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAM
                 "inputs": {t.name: list(t.shape) for t in graph.inputs if t.role.value == "input"}}
         import yaml
 
-        text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
+        text = dumps_json(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
         out.print(text, markup=False, highlight=False)
         return
     cfg = load_model(name)
@@ -63,7 +62,7 @@ def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAM
     data["params_derived"] = parameter_count(cfg)
     import yaml
 
-    text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
+    text = dumps_json(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
     out.print(text, markup=False, highlight=False)
 
 

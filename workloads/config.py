@@ -51,6 +51,8 @@ class MoEConfig(_Strict):
     capacity_factor: float | None = Field(default=None, gt=0, description="None: dropless")
     router_bias: bool = Field(default=False, description="per-expert routing bias (DeepSeek-V3 e_score_correction_bias)")
     gating: Literal["softmax", "sigmoid"] = "softmax"
+    shared_expert_gate: bool = Field(default=False, description=(
+        "a sigmoid gate, Linear(hidden, 1), scales the shared experts' output (Qwen2-MoE shared_expert_gate)"))
 
     @model_validator(mode="after")
     def _check(self) -> "MoEConfig":
@@ -97,6 +99,8 @@ class ModelConfig(_Strict):
     final_norm: bool = Field(default=True, description="norm before the head (pre-norm models)")
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     qkv_bias: bool = False
+    qk_norm: bool = Field(default=False, description="RMSNorm of each query and key head over head_dim before "
+                          "the rotary embedding (Qwen3 q_norm/k_norm, one [head_dim] weight each per layer)")
     proj_bias: bool = Field(default=False, description="bias on output projection and FFN linears")
     pooler: bool = Field(default=False, description="BERT pooler dense on the first token")
     lm_head: bool = Field(default=True, description="vocabulary projection at the end")

@@ -243,6 +243,10 @@ def moe_ffn(bb: BlockBuilder, x: Tensor, D: Dims, routing: Routing) -> Tensor:
     if moe.shared_experts:
         shared = dense_ffn(bb, x, D, moe.shared_size // D.tp if moe.shared_size % D.tp == 0 else
                             _bad_shared(moe.shared_size, D.tp), name="moe.shared", allreduce=False)
+        if moe.shared_expert_gate:  # Qwen2-MoE: sigmoid(x W_g), W_g [hidden, 1], scales the shared output
+            g = bb.linear("moe.shared_gate", x, "bsd", "moe.w_shared_gate", "d", "bs", sz, kind="gemv")
+            g = bb.pointwise("moe.shared_gate_act", OpKind.ACTIVATION, g, None, "bs", sz, kind="sigmoid")
+            shared = bb.pointwise("moe.shared_gated", OpKind.MUL, shared, g, "bsd", sz, b_dims="bs")
         y = bb.pointwise("moe.add_shared", OpKind.ADD, y, shared, "bsd", sz)
     return bb.allreduce("moe.allreduce", y, "bsd", sz, D.tp)
 

@@ -120,6 +120,9 @@ def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: boo
     else:
         k = bb.linear(n + "k", kv_src, "bsd", n + "wk", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
         v = bb.linear(n + "v", kv_src, "bsd", n + "wv", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
+        if cfg.qk_norm:
+            q = bb.norm(n + "q_norm", q, "bsgre", sz)
+            k = bb.norm(n + "k_norm", k, "bsge", kv_sz)
         if cfg.position == "rope" and memory is None:
             q = bb.rope(n + "q_rope", q, "bsgre", sz, "e")
             k = bb.rope(n + "k_rope", k, "bsge", sz, "e")

@@ -66,6 +66,9 @@ def _opt(cfg: dict[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
+_QWEN = ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe")
+
+
 def _sliding_window(c: dict[str, Any], src: str) -> int | None:
     """The attention window a config.json sets for every layer, or None.
 
@@ -77,7 +80,7 @@ def _sliding_window(c: dict[str, Any], src: str) -> int | None:
     window = c.get("sliding_window")
     if c["model_type"] in ("mistral", "mixtral"):
         return window
-    if c["model_type"] == "qwen2" and c.get("use_sliding_window") and window is not None:
+    if c["model_type"] in _QWEN and c.get("use_sliding_window") and window is not None:
         layers = _get(c, "num_hidden_layers", src)
         full = _opt(c, "max_window_layers", layers)
         if full >= layers:
@@ -101,12 +104,38 @@ def _llama_like(c: dict[str, Any], src: str) -> dict[str, Any]:
         vocab_size=_get(c, "vocab_size", src), tie_embeddings=bool(c.get("tie_word_embeddings", False)),
         position="rope", norm="rmsnorm", qkv_bias=bool(c.get("attention_bias", False)),
     )
-    if c["model_type"] == "qwen2":
-        out["qkv_bias"] = True  # Qwen2Attention always has q/k/v biases
+    if c["model_type"] in ("qwen2", "qwen2_moe"):
+        out["qkv_bias"] = True  # Qwen2Attention and Qwen2MoeAttention always have q/k/v biases
+    if c["model_type"] in ("qwen3", "qwen3_moe"):
+        out["qk_norm"] = True  # Qwen3Attention: q_norm/k_norm (RMSNorm over head_dim) before RoPE
+    if c["model_type"] in ("qwen2_moe", "qwen3_moe"):
+        out["moe"] = _qwen_moe(c, src)
     if c["model_type"] == "mixtral":
         out["moe"] = dict(num_experts=_get(c, "num_local_experts", src), top_k=_get(c, "num_experts_per_tok", src),
                           expert_ffn_size=out["ffn_size"])
     return out
+
+
+def _qwen_moe(c: dict[str, Any], src: str) -> dict[str, Any]:
+    """Qwen2-MoE / Qwen3-MoE experts (transformers Qwen2MoeSparseMoeBlock, Qwen3MoeSparseMoeBlock).
+
+    A layer is sparse unless listed in ``mlp_only_layers`` or skipped by ``decoder_sparse_step``;
+    only leading dense layers (``first_dense_layers``) are modelled, any other pattern is refused.
+    Qwen2-MoE adds one shared expert of ``shared_expert_intermediate_size`` behind a sigmoid gate.
+    """
+    layers = _get(c, "num_hidden_layers", src)
+    step = _opt(c, "decoder_sparse_step", 1)
+    dense = sorted(_opt(c, "mlp_only_layers", []))
+    if step != 1 or dense != list(range(len(dense))):
+        raise AccelsimError(f"dense layers {dense} with decoder_sparse_step {step}: only leading dense layers are "
+                            "modelled", field="mlp_only_layers", allowed="[] or [0, 1, ..., k-1] with "
+                            "decoder_sparse_step 1", source=src)
+    moe = dict(num_experts=_get(c, "num_experts", src), top_k=_get(c, "num_experts_per_tok", src),
+               expert_ffn_size=_get(c, "moe_intermediate_size", src), first_dense_layers=min(len(dense), layers))
+    shared = c.get("shared_expert_intermediate_size") if c["model_type"] == "qwen2_moe" else None
+    if shared:
+        moe.update(shared_experts=1, shared_ffn_size=shared, shared_expert_gate=True)
+    return moe
 
 
 def _gpt2(c: dict[str, Any], src: str) -> dict[str, Any]:
@@ -146,7 +175,14 @@ def _deepseek_v3(c: dict[str, Any], src: str) -> dict[str, Any]:
 
 
 FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "mixtral": _llama_like, "qwen2": _llama_like,
-            "gpt2": _gpt2, "bert": _bert, "deepseek_v3": _deepseek_v3}
+            "qwen3": _llama_like, "qwen2_moe": _llama_like, "qwen3_moe": _llama_like,
+            "gpt2": _gpt2, "bert": _bert, "deepseek_v2": _deepseek_v3, "deepseek_v3": _deepseek_v3}
+# Families refused on purpose, with what is missing (so the message can say what to do instead).
+NOT_MODELLED = {"gemma2": "alternating sliding-window and global layers, attention-logit soft-capping and "
+                          "four norms per layer are not modelled"}
+_HOW_TO_DESCRIBE = ("describe the model as an accelsim ModelConfig YAML instead (the fields `accelsim workloads show "
+                    "llama-2-7b` prints: hidden_size, num_layers, num_heads, num_kv_heads, ffn_size, vocab_size, "
+                    "...) and pass its path")
 
 
 def config_from_hf(data: dict[str, Any], name: str, source: str = "<config.json>") -> ModelConfig:
@@ -155,8 +191,9 @@ def config_from_hf(data: dict[str, Any], name: str, source: str = "<config.json>
         raise AccelsimError("expected a JSON object", source=source)
     model_type = data.get("model_type")
     if model_type not in FAMILIES:
-        raise AccelsimError(f"unsupported model_type {model_type!r}", field="model_type", allowed=sorted(FAMILIES),
-                            source=source)
+        why = f" ({NOT_MODELLED[model_type]})" if model_type in NOT_MODELLED else ""
+        raise AccelsimError(f"unsupported model_type {model_type!r}{why}; {_HOW_TO_DESCRIBE}", field="model_type",
+                            allowed=sorted(FAMILIES), source=source)
     fields = FAMILIES[model_type](data, source)
     fields = {k: v for k, v in fields.items() if v is not None}
     fields.update(_dtypes(data, source))

@@ -163,6 +163,9 @@ def route(tokens: int, experts: int, top_k: int, *, distribution: str = "uniform
         counts = np.asarray(histogram, dtype=int)
         if counts.shape != (experts,) or (counts < 0).any():
             raise AccelsimError(f"needs {experts} non-negative counts, got {histogram!r}", field="histogram")
+        if (counts > tokens).any():  # a token picks k distinct experts, so an expert gets at most T of them
+            raise AccelsimError(f"an expert can receive at most {tokens} tokens (each token picks {top_k} distinct "
+                                f"experts), got {int(counts.max())}", field="histogram")
         if counts.sum() != tokens * top_k:
             raise AccelsimError(f"counts sum to {counts.sum()}, but {tokens} tokens x top-{top_k} make "
                                 f"{tokens * top_k} assignments", field="histogram")

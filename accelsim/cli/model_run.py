@@ -61,14 +61,36 @@ def phase_lengths(phase: str, seq: int | None, context: int | None, architecture
     return (DEFAULT_SEQ if seq is None else seq), (DEFAULT_CONTEXT if context is None else context)
 
 
+def parse_dims(items: list[str] | None, model: str) -> dict[str, int]:
+    """``--dim name=N`` options (an ONNX model's dynamic dimensions) as a dict."""
+    if not items:
+        return {}
+    if not model.endswith(".onnx"):
+        raise AccelsimError("applies to an .onnx model's dynamic dimensions only", field="--dim")
+    dims: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not sep or not name or number <= 0:
+            raise AccelsimError(f"expected name=N with a positive integer N, got {item!r}", field="--dim",
+                                allowed="e.g. --dim batch=8 --dim sequence=128")
+        dims[name] = number
+    return dims
+
+
 def build_workload(model: str, phase: str, *, batch: int = 1, seq: int | None = None, context: int | None = None,
                    tp: int = 1, blocks: int | None = None,
-                   allow_long_context: bool = False) -> tuple[Any, ModelRun]:
-    """A zoo name, ModelConfig YAML or config.json -> ModelGraph; an .onnx file -> its Graph as given."""
+                   allow_long_context: bool = False, dims: list[str] | None = None) -> tuple[Any, ModelRun]:
+    """A zoo name, ModelConfig YAML or config.json -> ModelGraph; an .onnx file -> its Graph as given
+    (``dims``: ``name=N`` values of its dynamic dimensions)."""
+    onnx_dims = parse_dims(dims, model)
     if model.endswith(".onnx"):
         from workloads.importers.onnx_graph import graph_from_onnx
 
-        graph = graph_from_onnx(model)
+        graph = graph_from_onnx(model, dims=onnx_dims)
         return graph, ModelRun(graph.name, "onnx", None, None, None, None, None)
     if phase not in PHASES:
         raise AccelsimError(f"unknown phase {phase!r}", field="--phase", allowed=PHASES)
@@ -174,7 +196,8 @@ def write_csv(report: Report, path: Any, option: str = "--csv") -> None:
 
 def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int | None,
                            context: int | None, tp: int, blocks: int | None, overlap: bool, json_out: bool,
-                           csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False) -> None:
+                           csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False,
+                           dims: list[str] | None = None) -> None:
     """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
     from accelsim.cli.jsonout import dumps as dumps_json
 
@@ -184,7 +207,7 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
 
     spec = load_hardware(hardware)
     workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks,
-                                   allow_long_context=allow_long_context)
+                                   allow_long_context=allow_long_context, dims=dims)
     options = {} if spec.kind == "gpu" else {"overlap": overlap, "timeline": timeline_out is not None}
     if timeline_out is not None and spec.kind not in ("systolic", "spatial"):
         raise AccelsimError(f"a {spec.kind} engine keeps no task timeline", field="--timeline",

@@ -18,6 +18,7 @@ def roofline_command(
     seq: int = typer.Option(None, help="Prompt length (prefill; default 512); encoder length for encoder-decoders. "
                                        "Refused for a decoder-only decode (use --context)."),
     context: int = typer.Option(None, help="Tokens already in the KV cache (decode only; default 2048)."),
+    dim: list[str] = typer.Option(None, "--dim", help="An .onnx model's dynamic dimension, name=N (repeat for each)."),
     allow_long_context: bool = typer.Option(False, "--allow-long-context",
                                             help="Run a rotary model past its trained max_position_embeddings (you "
                                                  "extend it, e.g. YaRN); recorded in the JSON."),
@@ -47,10 +48,13 @@ def roofline_command(
             raise AccelsimError(f"must be in (0, 1], got {v}", field=k.replace("_", "-"))
     if overrides:
         hw = type(hw).model_validate(hw.model_dump() | overrides)
+    from accelsim.cli.model_run import parse_dims
+
+    onnx_dims = parse_dims(dim, model)
     if model.endswith(".onnx"):
         from workloads.importers.onnx_graph import graph_from_onnx
 
-        graph = graph_from_onnx(model)
+        graph = graph_from_onnx(model, dims=onnx_dims)
         name, phase, batch, seq, context, tp = graph.name, "onnx", None, None, None, None
         cfg = None
     else:

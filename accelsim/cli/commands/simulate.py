@@ -75,6 +75,8 @@ def simulate_command(
                             "encoder-decoder's encoder length. Refused for a decoder-only decode (use --context)."),
     context: int = typer.Option(None, "--context", help="With --model, decode only: tokens already in the KV cache "
                                 "(default 2048)."),
+    dim: list[str] = typer.Option(None, "--dim", help="With --model FILE.onnx: a dynamic dimension's value, "
+                                  "name=N (repeat for each)."),
     allow_long_context: bool = typer.Option(False, "--allow-long-context", help="With --model: run a rotary model "
                                             "past its trained max_position_embeddings (you extend it, e.g. YaRN); "
                                             "recorded in the JSON."),
@@ -106,7 +108,7 @@ def simulate_command(
                                 field="--model", allowed="--model with --hardware, or layers without --model")
         simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
                                context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
-                               csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context)
+                               csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context, dims=dim)
         return
     if scalesim_config is not None and hardware is not None:
         raise AccelsimError("give one of them, not both", field="--scalesim-config/--hardware")

@@ -225,3 +225,10 @@ def test_sweep_overrides_validate_through_the_spec():
     assert len(kept.points) == 2
     with pytest.raises(AccelsimError, match="overflow"):
         points(parameters={"array.rows": [8, 16]}, constraints=["array.rows < 10**1000 / 3"])
+
+
+@pytest.mark.parametrize("value", ["1e-300", "0", "1.5", "nan"])
+def test_efficiency_overrides_are_bounded(value):
+    done = cli_in_process("roofline", "--model", "gpt2", "--device", "a100-80gb", "--phase", "prefill",
+                          "--compute-efficiency", value)
+    assert done.returncode == 2 and "--compute-efficiency" in done.stderr, done.stderr

@@ -32,6 +32,8 @@ def roofline_command(
 ) -> None:
     """Roofline time of one prefill or decode step: each Einsum bounded by compute, memory or link."""
     from accelsim.engines.roofline import roofline
+    from accelsim.fieldchecks import MIN_EFFICIENCY
+    from accelsim.hardware.base import spec_from_dict
     from accelsim.hardware import load_hardware
     from workloads.models import load_model
     from workloads.transformer import PHASES, build_model
@@ -44,10 +46,10 @@ def roofline_command(
     overrides = {k: v for k, v in (("compute_efficiency", compute_efficiency),
                                    ("memory_efficiency", memory_efficiency)) if v is not None}
     for k, v in overrides.items():
-        if not 0 < v <= 1:
-            raise AccelsimError(f"must be in (0, 1], got {v}", field=k.replace("_", "-"))
+        if not MIN_EFFICIENCY <= v <= 1:  # below 0.1% a "peak" means nothing (accelsim.fieldchecks)
+            raise AccelsimError(f"must be in [{MIN_EFFICIENCY}, 1], got {v}", field="--" + k.replace("_", "-"))
     if overrides:
-        hw = type(hw).model_validate(hw.model_dump() | overrides)
+        hw = spec_from_dict(hw.model_dump(mode="json") | overrides, source=hw.name)
     from accelsim.cli.model_run import parse_dims
 
     onnx_dims = parse_dims(dim, model)

@@ -30,6 +30,12 @@ MIN_FLOPS_PER_S, MAX_FLOPS_PER_S = 1e3, 1e20
 # Per-cycle rates (bytes or operations per cycle per unit): 1e-6 .. 1e9. SCALE-Sim configs use
 # 1..100 words/cycle; a per-cycle rate below one per million cycles is a unit mistake.
 MIN_PER_CYCLE, MAX_PER_CYCLE = 1e-6, 1e9
+# Sequence lengths (tokens): the longest context of any released model is Llama 4 Scout's 10M
+# tokens (Meta, "The Llama 4 herd", April 2025); 2**24 = 16,777,216 bounds every seq and context
+# with headroom, so shapes, byte counts and simulated times stay bounded.
+MAX_TOKENS = 2**24
+# Sequences in one batch: far above any serving batch (vLLM's default max_num_seqs is 256).
+MAX_BATCH = 2**20
 # Achievable fractions of a peak: at least 0.1% (below it a "peak" is meaningless).
 MIN_EFFICIENCY = 1e-3
 

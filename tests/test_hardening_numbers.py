@@ -232,3 +232,15 @@ def test_efficiency_overrides_are_bounded(value):
     done = cli_in_process("roofline", "--model", "gpt2", "--device", "a100-80gb", "--phase", "prefill",
                           "--compute-efficiency", value)
     assert done.returncode == 2 and "--compute-efficiency" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("workload", [{"zoo": {"model": "llama-2-7b", "seq": 10**9}},
+                                      {"transformer_layer": {"seq": 10**9}},
+                                      {"attention": {"model": "bert", "seq": 10**9}}])
+def test_sweep_workloads_with_huge_lengths_are_refused(workload):
+    from accelsim.sweep import SweepSpec
+    from workloads.context import MAX_TOKENS
+
+    with pytest.raises(AccelsimError) as info:
+        SweepSpec.from_dict({"workloads": [workload], "evaluator": "tests.sweep_fixtures:analytic"}).points()
+    assert "seq" in str(info.value) and f"{MAX_TOKENS:,}" in str(info.value)

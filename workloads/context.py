@@ -16,14 +16,8 @@ Sec. 2 "Rolling Buffer Cache").
 from __future__ import annotations
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import MAX_BATCH, MAX_TOKENS  # the bounds, with their sources
 from workloads.config import ModelConfig
-
-# The longest context of any released model is Llama 4 Scout's 10M tokens (Meta, "The Llama 4
-# herd", April 2025); 2**24 = 16,777,216 tokens bounds seq and context with headroom, so shapes,
-# byte counts and simulated times stay bounded.
-MAX_TOKENS = 2**24
-# Sequences in one batch: far above any serving batch (vLLM's default max_num_seqs is 256).
-MAX_BATCH = 2**20
 
 
 def check_lengths(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, *,

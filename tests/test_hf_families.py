@@ -1,4 +1,4 @@
-"""Issue 14 section 5: more Hugging Face families (qwen3, qwen3_moe, qwen2_moe, deepseek_v2) and the
+"""Issue 14 section 5: more Hugging Face families (qwen3, qwen3_moe, qwen2_moe, deepseek_v2, gemma2) and the
 refusal message for the rest.
 
 Each config.json below carries the architecture fields of the named checkpoint; the derived
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from accelsim.engines.roofline import einsum_traffic
 from accelsim.errors import AccelsimError
 from workloads.importers.hf_config import config_from_hf
 from workloads.transformer import build_model, parameter_count
@@ -76,11 +77,50 @@ def test_qwen_moe_dense_layer_patterns():
             config_from_hf(QWEN3_30B_A3B | bad, "x")
 
 
-@pytest.mark.parametrize("model_type", ["gemma2", "mamba"])
+@pytest.mark.parametrize("model_type", ["gemma3", "mamba", "no_such_type"])
 def test_refused_types_say_how_to_describe_the_model(model_type):
     with pytest.raises(AccelsimError) as info:
         config_from_hf({"model_type": model_type}, "x")
     text = str(info.value)
-    assert "ModelConfig YAML" in text and "qwen3_moe" in text
-    if model_type == "gemma2":
-        assert "sliding-window" in text  # says what is missing
+    assert "ModelConfig YAML" in text and "qwen3_moe" in text and "gemma2" in text
+    if model_type == "gemma3":
+        assert "not modelled" in text  # says what is missing
+
+
+# Gemma 2 (Gemma Team, arXiv 2408.00118, Table 1; google/gemma-2-*b config.json): local layers with a
+# 4096-token window alternate with global ones; soft-capping 50 (attention) and 30 (logits).
+GEMMA2_2B = dict(model_type="gemma2", hidden_size=2304, num_hidden_layers=26, num_attention_heads=8,
+                 num_key_value_heads=4, head_dim=256, intermediate_size=9216, vocab_size=256000,
+                 max_position_embeddings=8192, sliding_window=4096, attn_logit_softcapping=50.0,
+                 final_logit_softcapping=30.0, torch_dtype="float32", query_pre_attn_scalar=256)
+GEMMA2_9B = GEMMA2_2B | dict(hidden_size=3584, num_hidden_layers=42, num_attention_heads=16, num_key_value_heads=8,
+                             intermediate_size=14336)
+GEMMA2_27B = GEMMA2_2B | dict(hidden_size=4608, num_hidden_layers=46, num_attention_heads=32,
+                              num_key_value_heads=16, head_dim=128, intermediate_size=36864)
+
+
+@pytest.mark.parametrize("hf, published, half_unit", [
+    (GEMMA2_2B, 2.61e9, 0.005e9),   # Hugging Face model page google/gemma-2-2b: "2.61B params"
+    (GEMMA2_9B, 9.24e9, 0.005e9),   # google/gemma-2-9b: "9.24B params"
+    (GEMMA2_27B, 27.2e9, 0.05e9),   # google/gemma-2-27b: "27.2B params"
+])
+def test_gemma2_counts(hf, published, half_unit):
+    assert abs(parameter_count(config_from_hf(hf, "x")) - published) <= half_unit
+
+
+def test_gemma2_alternates_windowed_and_global_layers():
+    cfg = config_from_hf(GEMMA2_2B, "x")
+    assert (cfg.sliding_window, cfg.full_attention_every, cfg.dtype_bytes) == (4096, 2, 4)
+    g = build_model(cfg, "decode", context=8000)
+    kv = sum(n * b for e, n in g.einsums() if e.attrs.get("kind") in ("attention_qk", "attention_pv")
+             for t, b in einsum_traffic(e).items()
+             if t.endswith("_cache"))
+    per_row = 2 * cfg.kv_heads * cfg.head_size * cfg.kv_bytes  # K and V of one position in one layer
+    assert kv == 13 * 4096 * per_row + 13 * 8001 * per_row  # 13 local layers read the window, 13 global all
+    kinds = [(e.attrs.get("kind"), n) for e, n in g.einsums()]
+    assert sum(n for k, n in kinds if k == "attention_softcap") == 26 and ("softcap", 1) in kinds
+    assert sum(n for e, n in g.einsums() if e.name.endswith(("post_attn_norm", "post_ffn_norm"))) == 52
+    from workloads.transformer import build_block
+
+    assert build_block(cfg, "decode", context=8000, layer=1).einsums != build_block(cfg, "decode", context=8000,
+                                                                                     layer=0).einsums

@@ -122,6 +122,16 @@ class ModelConfig(_Strict):
     sliding_window: int | None = Field(default=None, gt=0, description=(
         "each query attends to the last N positions (itself included) and the KV cache keeps N (Mistral); "
         "None: full causal attention. See workloads.context"))
+    full_attention_every: int | None = Field(default=None, gt=0, description=(
+        "with sliding_window: every k-th layer (layer i with (i + 1) % k == 0) attends to the whole context, the "
+        "rest use the window (Gemma 2: k = 2); None: every layer uses the window"))
+    post_norms: bool = Field(default=False, description="norms on the attention and FFN outputs before each "
+                             "residual add (Gemma 2 post_attention_layernorm / post_feedforward_layernorm)")
+    embed_scale: bool = Field(default=False, description="embeddings multiplied by sqrt(hidden_size) (Gemma)")
+    attn_logit_softcap: float | None = Field(default=None, gt=0, description=(
+        "scores become c * tanh(scores / c) before the softmax (Gemma 2 attn_logit_softcapping)"))
+    final_logit_softcap: float | None = Field(default=None, gt=0, description=(
+        "logits become c * tanh(logits / c) (Gemma 2 final_logit_softcapping)"))
     dtype_bytes: int = Field(default=2, gt=0)
     dtype_source: Literal["stated", "assumed"] = Field(default="stated", description=(
         "assumed: no source gave the element size (a config.json without torch_dtype), so dtype_bytes is "
@@ -139,6 +149,8 @@ class ModelConfig(_Strict):
             raise ValueError("num_decoder_layers is required for an encoder-decoder")
         if self.position == "learned" and self.max_positions == 0:
             raise ValueError("max_positions must be positive for learned positions")
+        if self.full_attention_every is not None and self.sliding_window is None:
+            raise ValueError("full_attention_every needs sliding_window")
         if self.moe is not None and self.moe.first_dense_layers > self.num_layers:
             raise ValueError("moe.first_dense_layers exceeds num_layers")
         if self.adaptive_cutoffs is not None:
@@ -172,7 +184,7 @@ class ModelConfig(_Strict):
 
 
 # Error field names pydantic reports for model-level validators are empty; name them here.
-_VALIDATOR_FIELDS = ("num_kv_heads", "num_heads", "moe.top_k", "num_decoder_layers", "max_positions",
+_VALIDATOR_FIELDS = ("full_attention_every", "num_kv_heads", "num_heads", "moe.top_k", "num_decoder_layers", "max_positions",
                      "moe.first_dense_layers", "adaptive_cutoffs", "adaptive_tie_projs")
 
 

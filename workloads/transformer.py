@@ -143,6 +143,11 @@ def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: boo
     scores = bb.t(n + "scores", "bgrsm", (D.b, D.g, D.r, D.s, mlen))
     bb.add(n + "qk", scores, "bgrsm", [(q, "bsgre"), (k, k_idx)], ext, OpKind.MAC, kind="attention_qk",
            causal=frac != 1.0, flop_fraction=frac)
+    if cfg.attn_logit_softcap is not None and memory is None:  # Gemma 2: c * tanh(scores / c)
+        capped = bb.t(n + "scores_capped", "bgrsm", scores.shape)
+        bb.add(n + "softcap", capped, "bgrsm", [(scores, "bgrsm")], {c: sz[c] for c in "bgrsm"}, OpKind.ACTIVATION,
+               kind="attention_softcap", causal=frac != 1.0, flop_fraction=frac)
+        scores = capped
     probs = bb.t(n + "probs", "bgrsm", scores.shape)
     bb.add(n + "softmax", probs, "bgrsm", [(scores, "bgrsm")], {c: sz[c] for c in "bgrsm"}, OpKind.EXP,
            kind="softmax", causal=frac != 1.0, flop_fraction=frac)
@@ -252,7 +257,7 @@ def _mla(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str) -> Tensor:
     return bb.allreduce("attn.allreduce", o, "bsd", sz, D.tp)
 
 
-SCORE_KINDS = frozenset({"attention_qk", "attention_qr", "attention_scores", "softmax"})
+SCORE_KINDS = frozenset({"attention_qk", "attention_qr", "attention_scores", "attention_softcap", "softmax"})
 
 
 def _keep_scores_on_chip(ops: list[Einsum]) -> list[Einsum]:
@@ -298,6 +303,8 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
         a = _mla(bb, h_in, D, phase)
     else:
         a = _attention(bb, h_in, D, phase, causal=causal, cache=causal)
+    if cfg.post_norms:
+        a = bb.norm("post_attn_norm", a, "bsd", sz)
     h = bb.pointwise("attn_residual", OpKind.ADD, x, a, "bsd", sz, kind="residual")
     if post_norm:
         h = bb.norm("attn_norm", h, "bsd", sz)
@@ -316,6 +323,8 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
         f = moe_ffn(bb, f_in, D, moe_routing)
     else:
         f = _dense_ffn(bb, f_in, D, D.ffn)
+    if cfg.post_norms:
+        f = bb.norm("post_ffn_norm", f, "bsd", sz)
     y = bb.pointwise("ffn_residual", OpKind.ADD, h, f, "bsd", sz, kind="residual")
     if post_norm:
         y = bb.norm("ffn_norm", y, "bsd", sz)
@@ -326,6 +335,9 @@ def build_block(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
                 tp: int = 1, layer: int | None = None, routing: object | None = None,
                 fused_attention: bool = True, allow_long_context: bool = False) -> Graph:
     """One transformer layer's Graph for ``phase`` (see the module docstring for the layout)."""
+    k = cfg.full_attention_every
+    if k is not None and layer is not None and (layer + 1) % k == 0:  # a full-attention layer (Gemma 2)
+        cfg = cfg.model_copy(update={"sliding_window": None, "full_attention_every": None})
     D = _dims(cfg, phase, batch, seq, context, tp, allow_long_context)
     kind = "encoder" if cfg.architecture == "encoder" else "decoder"
     moe = cfg.moe is not None and (layer is None or layer >= cfg.moe.first_dense_layers)
@@ -381,6 +393,17 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
             parts.append(_chained("dense_block", _block(cfg, D, phase, kind=kind, flash=fused_attention), dense))
         parts.append(_chained("moe_block", _block(cfg, D, phase, kind=kind, moe_routing=routing, flash=fused_attention),
                           cfg.num_layers - dense))
+    elif cfg.full_attention_every is not None:
+        # alternating windowed and full-attention layers (Gemma 2): one part for each kind, each repeated
+        # (a step's cost is the sum over layers, so grouping them does not change it)
+        full_cfg = cfg.model_copy(update={"sliding_window": None, "full_attention_every": None})
+        n_full = cfg.num_layers // cfg.full_attention_every
+        D_full = _dims(full_cfg, phase, batch, seq, context, tp, allow_long_context)
+        parts.append(_chained("local_block", _block(cfg, D, phase, kind="decoder", flash=fused_attention),
+                              cfg.num_layers - n_full))
+        if n_full:
+            parts.append(_chained("block", _block(full_cfg, D_full, phase, kind="decoder", flash=fused_attention),
+                                  n_full))
     else:
         kind = "encoder" if cfg.architecture == "encoder" else "decoder"
         parts.append(_chained("block", _block(cfg, D, phase, kind=kind, flash=fused_attention), cfg.num_layers))

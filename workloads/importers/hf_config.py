@@ -138,6 +138,33 @@ def _qwen_moe(c: dict[str, Any], src: str) -> dict[str, Any]:
     return moe
 
 
+def _gemma2(c: dict[str, Any], src: str) -> dict[str, Any]:
+    """Gemma 2 (transformers Gemma2Config / modeling_gemma2; Gemma Team, arXiv 2408.00118, Table 1):
+    GeGLU FFN (gelu tanh), RMSNorm before and after attention and FFN, embeddings scaled by
+    sqrt(d), tied head, logit soft-capping, and local sliding-window layers alternating with
+    global ones (layer i is windowed when i is even; ``layer_types`` in newer configs)."""
+    layers = _get(c, "num_hidden_layers", src)
+    window = c.get("sliding_window")
+    every = 2
+    types = c.get("layer_types")
+    if types is not None:
+        full = [i for i, t in enumerate(types) if t == "full_attention"]
+        every = full[0] + 1 if full else None
+        if len(types) != layers or (every and full != list(range(every - 1, layers, every))):
+            raise AccelsimError("layer_types is not a repeating local/global pattern", field="layer_types",
+                                allowed="every k-th layer full_attention, the rest sliding_attention", source=src)
+    heads = _get(c, "num_attention_heads", src)
+    return dict(
+        architecture="decoder", hidden_size=_get(c, "hidden_size", src), num_layers=layers, num_heads=heads,
+        num_kv_heads=_opt(c, "num_key_value_heads", heads), head_dim=c.get("head_dim"),
+        ffn_size=_get(c, "intermediate_size", src), ffn_gated=True, activation="gelu",
+        vocab_size=_get(c, "vocab_size", src), tie_embeddings=bool(_opt(c, "tie_word_embeddings", True)),
+        position="rope", norm="rmsnorm", qkv_bias=bool(c.get("attention_bias", False)),
+        max_position_embeddings=c.get("max_position_embeddings"), sliding_window=window,
+        full_attention_every=every if window is not None else None, post_norms=True, embed_scale=True,
+        attn_logit_softcap=c.get("attn_logit_softcapping"), final_logit_softcap=c.get("final_logit_softcapping"))
+
+
 def _gpt2(c: dict[str, Any], src: str) -> dict[str, Any]:
     d = _get(c, "n_embd", src)
     return dict(architecture="decoder", hidden_size=d, num_layers=_get(c, "n_layer", src),
@@ -176,10 +203,11 @@ def _deepseek_v3(c: dict[str, Any], src: str) -> dict[str, Any]:
 
 FAMILIES = {"llama": _llama_like, "mistral": _llama_like, "mixtral": _llama_like, "qwen2": _llama_like,
             "qwen3": _llama_like, "qwen2_moe": _llama_like, "qwen3_moe": _llama_like,
-            "gpt2": _gpt2, "bert": _bert, "deepseek_v2": _deepseek_v3, "deepseek_v3": _deepseek_v3}
+            "gemma2": _gemma2, "gpt2": _gpt2, "bert": _bert, "deepseek_v2": _deepseek_v3,
+            "deepseek_v3": _deepseek_v3}
 # Families refused on purpose, with what is missing (so the message can say what to do instead).
-NOT_MODELLED = {"gemma2": "alternating sliding-window and global layers, attention-logit soft-capping and "
-                          "four norms per layer are not modelled"}
+NOT_MODELLED = {"gemma3": "per-layer rotary bases and q/k norms of Gemma 3 are not modelled",
+                "mamba": "a state-space model has no attention to build"}
 _HOW_TO_DESCRIBE = ("describe the model as an accelsim ModelConfig YAML instead (the fields `accelsim workloads show "
                     "llama-2-7b` prints: hidden_size, num_layers, num_heads, num_kv_heads, ffn_size, vocab_size, "
                     "...) and pass its path")

@@ -192,3 +192,17 @@ def test_encoder_decoder_decode_uses_seq_as_the_encoder_length():
         assert done.returncode == 0, done.stderr
         runs[seq] = json.loads(done.stdout)
     assert runs["64"]["seq"] == 64 and runs["512"]["bytes"] > runs["64"]["bytes"]  # cross-attention K/V read
+
+
+def test_a_yaml_without_dtype_bytes_is_assumed_and_says_so(tmp_path):
+    import yaml
+
+    data = load_model("llama-2-7b").model_dump(mode="json")
+    assert data.pop("dtype_source") == "stated"  # the zoo entry cites torch_dtype float16
+    data.pop("dtype_bytes")
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert load_model(str(path)).dtype_source == "assumed"
+    path.write_text(yaml.safe_dump(dict(data, dtype_bytes=4)))
+    assert (load_model(str(path)).dtype_bytes, load_model(str(path)).dtype_source) == (4, "stated")
+    assert load_model("gpt2").dtype_source == "assumed"  # gpt2's config.json gives no torch_dtype

@@ -134,9 +134,17 @@ class ModelConfig(_Strict):
         "logits become c * tanh(logits / c) (Gemma 2 final_logit_softcapping)"))
     dtype_bytes: int = Field(default=2, gt=0)
     dtype_source: Literal["stated", "assumed"] = Field(default="stated", description=(
-        "assumed: no source gave the element size (a config.json without torch_dtype), so dtype_bytes is "
-        "the 2-byte fp16/bf16 default; outputs show it"))
+        "assumed: no source gave the element size (a config.json without torch_dtype, a YAML without "
+        "dtype_bytes), so dtype_bytes is the 2-byte fp16/bf16 default; outputs show it"))
     kv_dtype_bytes: int | None = Field(default=None, gt=0, description="None: dtype_bytes")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dtype_source(cls, data: object) -> object:
+        # a configuration that does not give dtype_bytes gets the 2-byte default: say it was assumed
+        if isinstance(data, dict) and "dtype_bytes" not in data and "dtype_source" not in data:
+            return {**data, "dtype_source": "assumed"}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

@@ -57,10 +57,12 @@ def test_capacity_expectation_matches_monte_carlo():
 
 
 def test_histogram_routing_and_errors():
-    r = route(4, 4, 2, histogram=[8, 0, 0, 0])
-    assert r.distinct_experts == 1 and r.max_load == 8
+    r = route(4, 4, 2, histogram=[4, 4, 0, 0])  # the most skewed a top-2 step can be: k distinct per token
+    assert r.distinct_experts == 2 and r.max_load == 4
     with pytest.raises(AccelsimError, match="histogram"):
         route(4, 4, 2, histogram=[1, 1, 1, 1])
+    with pytest.raises(AccelsimError, match="at most 4 tokens"):  # 8 slots in one expert: impossible for top-2
+        route(4, 4, 2, histogram=[8, 0, 0, 0])
     with pytest.raises(AccelsimError, match="top_k"):
         route(4, 4, 5)
 

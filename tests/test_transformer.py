@@ -172,17 +172,19 @@ def test_moe_graph_honours_given_routing_and_capacity():
     from workloads.moe import route
 
     cfg = load_model("mixtral-8x7b")
-    skew = route(16, 8, 2, histogram=[32, 0, 0, 0, 0, 0, 0, 0])
+    # the most skewed top-2 routing: every token picks the same two experts (a token's k experts are
+    # distinct, so one expert can receive at most 16 of the 32 slots)
+    skew = route(16, 8, 2, histogram=[16, 16, 0, 0, 0, 0, 0, 0])
     expert_w = 8 * 3 * 4096 * 14336 * 2  # one layer's experts in bytes
     m = build_model(cfg, "decode", batch=16, context=8, routing=skew)
     read = sum(n * b for e, n in m.einsums() if e.attrs.get("kind") == "moe_expert"
                for t, b in einsum_traffic(e).items() if t.startswith("moe.w_"))
-    assert read == pytest.approx(32 * expert_w / 8)  # one expert per layer
-    capped = route(16, 8, 2, histogram=[32, 0, 0, 0, 0, 0, 0, 0], capacity_factor=1.0)
-    assert capped.processed == 4  # capacity ceil(1.0 * 16 * 2 / 8) = 4, the rest dropped
+    assert read == pytest.approx(32 * expert_w * 2 / 8)  # two experts per layer
+    capped = route(16, 8, 2, histogram=[16, 16, 0, 0, 0, 0, 0, 0], capacity_factor=1.0)
+    assert capped.processed == 8  # capacity ceil(1.0 * 16 * 2 / 8) = 4 per expert, the rest dropped
     m = build_model(cfg, "decode", batch=16, context=8, routing=capped)
     flops = sum(einsum_flops(e) * n for e, n in m.einsums() if e.attrs.get("kind") == "moe_expert")
-    assert flops == pytest.approx(32 * 3 * 2 * 4 * 4096 * 14336)
+    assert flops == pytest.approx(32 * 3 * 2 * 8 * 4096 * 14336)
 
 
 def test_t5_base_parameters_match_transformers_exactly():

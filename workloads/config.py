@@ -10,16 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import NoBoolNumbers
 from accelsim.yamlio import validation_error
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 
 
-class _Strict(BaseModel):
-    # allow_inf_nan=False: a capacity factor or parameter count of .inf/.nan is a typo, not a model
+class _Strict(NoBoolNumbers):
+    # allow_inf_nan=False: a capacity factor or parameter count of .inf/.nan is a typo, not a model;
+    # NoBoolNumbers: ``num_layers: yes`` is not one layer (accelsim.fieldchecks)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
@@ -55,6 +57,8 @@ class MoEConfig(_Strict):
     capacity_factor: float | None = Field(default=None, gt=0, description="None: dropless")
     router_bias: bool = Field(default=False, description="per-expert routing bias (DeepSeek-V3 e_score_correction_bias)")
     gating: Literal["softmax", "sigmoid"] = "softmax"
+    shared_expert_gate: bool = Field(default=False, description=(
+        "a sigmoid gate, Linear(hidden, 1), scales the shared experts' output (Qwen2-MoE shared_expert_gate)"))
 
     @model_validator(mode="after")
     def _check(self) -> "MoEConfig":
@@ -101,6 +105,8 @@ class ModelConfig(_Strict):
     final_norm: bool = Field(default=True, description="norm before the head (pre-norm models)")
     norm: Literal["layernorm", "rmsnorm"] = "rmsnorm"
     qkv_bias: bool = False
+    qk_norm: bool = Field(default=False, description="RMSNorm of each query and key head over head_dim before "
+                          "the rotary embedding (Qwen3 q_norm/k_norm, one [head_dim] weight each per layer)")
     proj_bias: bool = Field(default=False, description="bias on output projection and FFN linears")
     pooler: bool = Field(default=False, description="BERT pooler dense on the first token")
     lm_head: bool = Field(default=True, description="vocabulary projection at the end")
@@ -116,8 +122,35 @@ class ModelConfig(_Strict):
                                        "None: proj_bias (Transformer-XL: FFN biases but none on o_net)")
     mla: MLAConfig | None = None
     moe: MoEConfig | None = None
+    max_position_embeddings: int | None = Field(default=None, gt=0, description=(
+        "positions a rotary/relative model was trained for (Hugging Face max_position_embeddings); longer "
+        "runs need allow_long_context. Learned tables use max_positions (a hard limit)"))
+    sliding_window: int | None = Field(default=None, gt=0, description=(
+        "each query attends to the last N positions (itself included) and the KV cache keeps N (Mistral); "
+        "None: full causal attention. See workloads.context"))
+    full_attention_every: int | None = Field(default=None, gt=0, description=(
+        "with sliding_window: every k-th layer (layer i with (i + 1) % k == 0) attends to the whole context, the "
+        "rest use the window (Gemma 2: k = 2); None: every layer uses the window"))
+    post_norms: bool = Field(default=False, description="norms on the attention and FFN outputs before each "
+                             "residual add (Gemma 2 post_attention_layernorm / post_feedforward_layernorm)")
+    embed_scale: bool = Field(default=False, description="embeddings multiplied by sqrt(hidden_size) (Gemma)")
+    attn_logit_softcap: float | None = Field(default=None, gt=0, description=(
+        "scores become c * tanh(scores / c) before the softmax (Gemma 2 attn_logit_softcapping)"))
+    final_logit_softcap: float | None = Field(default=None, gt=0, description=(
+        "logits become c * tanh(logits / c) (Gemma 2 final_logit_softcapping)"))
     dtype_bytes: int = Field(default=2, gt=0)
+    dtype_source: Literal["stated", "assumed"] = Field(default="stated", description=(
+        "assumed: no source gave the element size (a config.json without torch_dtype, a YAML without "
+        "dtype_bytes), so dtype_bytes is the 2-byte fp16/bf16 default; outputs show it"))
     kv_dtype_bytes: int | None = Field(default=None, gt=0, description="None: dtype_bytes")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dtype_source(cls, data: object) -> object:
+        # a configuration that does not give dtype_bytes gets the 2-byte default: say it was assumed
+        if isinstance(data, dict) and "dtype_bytes" not in data and "dtype_source" not in data:
+            return {**data, "dtype_source": "assumed"}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
@@ -130,6 +163,8 @@ class ModelConfig(_Strict):
             raise ValueError("num_decoder_layers is required for an encoder-decoder")
         if self.position == "learned" and self.max_positions == 0:
             raise ValueError("max_positions must be positive for learned positions")
+        if self.full_attention_every is not None and self.sliding_window is None:
+            raise ValueError("full_attention_every needs sliding_window")
         if self.moe is not None and self.moe.first_dense_layers > self.num_layers:
             raise ValueError("moe.first_dense_layers exceeds num_layers")
         if self.adaptive_cutoffs is not None:
@@ -163,7 +198,7 @@ class ModelConfig(_Strict):
 
 
 # Error field names pydantic reports for model-level validators are empty; name them here.
-_VALIDATOR_FIELDS = ("num_kv_heads", "num_heads", "moe.top_k", "num_decoder_layers", "max_positions",
+_VALIDATOR_FIELDS = ("full_attention_every", "num_kv_heads", "num_heads", "moe.top_k", "num_decoder_layers", "max_positions",
                      "moe.first_dense_layers", "adaptive_cutoffs", "adaptive_tie_projs")
 
 

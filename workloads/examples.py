@@ -11,6 +11,11 @@ def transformer_layer_gemms(seq: int = 512, d_model: int = 768, d_ff: int = 3072
     Defaults are BERT-base's (d_model 768, 12 heads, FFN 3072; Devlin et al. 2019) at sequence
     512, 8-bit, which matches the TPU-v1-like default preset's integer datapath.
     """
+    from accelsim.errors import AccelsimError
+    from accelsim.fieldchecks import MAX_TOKENS
+
+    if isinstance(seq, int) and seq > MAX_TOKENS:
+        raise AccelsimError(f"{seq} is above the supported {MAX_TOKENS:,}", field="seq", allowed=f"1..{MAX_TOKENS}")
     def act(name: str, cols: int, role: TensorRole = TensorRole.ACTIVATION) -> Tensor:
         return Tensor(name, ("s", "d"), (seq, cols), dtype_bytes, role)
 

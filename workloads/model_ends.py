@@ -42,6 +42,8 @@ def _embedding(cfg: ModelConfig, D: _Dims, phase: str, context: int, name: str =
                {"b": D.b, "s": D.s, "d": D.d, "y": cfg.type_vocab_size}, OpKind.COPY, kind="gather",
                touched={tt.name: 1.0 / cfg.type_vocab_size})
         x = bb.pointwise("embed.add_type", OpKind.ADD, x, te, "bsd", sz)
+    if cfg.embed_scale:  # Gemma: x * sqrt(hidden_size)
+        x = bb.pointwise("embed.scale", OpKind.MUL, x, None, "bsd", sz, kind="scale")
     if cfg.embed_norm:
         x = bb.norm("embed.norm", x, "bsd", sz)
     return Graph(f"{cfg.name}.{name}", bb.ops)
@@ -139,6 +141,9 @@ def _head(cfg: ModelConfig, D: _Dims, phase: str) -> Graph | None:
                              b_dims="v")
         else:
             bb.linear("head.logits", last, "bod", "head.weight", "dv", "bov", sz, bias=cfg.lm_head_bias)
+        if cfg.final_logit_softcap is not None:  # Gemma 2: c * tanh(logits / c)
+            out = bb.ops[-1].output.tensor
+            bb.pointwise("head.softcap", OpKind.ACTIVATION, out, None, "bov", sz, kind="softcap")
     if not bb.ops:
         return None
     return Graph(f"{cfg.name}.head", bb.ops)

@@ -182,6 +182,9 @@ def route(tokens: int, experts: int, top_k: int, *, distribution: str = "uniform
         counts = np.asarray(histogram, dtype=int)
         if counts.shape != (experts,) or (counts < 0).any():
             raise AccelsimError(f"needs {experts} non-negative counts, got {histogram!r}", field="histogram")
+        if (counts > tokens).any():  # a token picks k distinct experts, so an expert gets at most T of them
+            raise AccelsimError(f"an expert can receive at most {tokens} tokens (each token picks {top_k} distinct "
+                                f"experts), got {int(counts.max())}", field="histogram")
         if counts.sum() != tokens * top_k:
             raise AccelsimError(f"counts sum to {counts.sum()}, but {tokens} tokens x top-{top_k} make "
                                 f"{tokens * top_k} assignments", field="histogram")
@@ -262,6 +265,10 @@ def moe_ffn(bb: BlockBuilder, x: Tensor, D: Dims, routing: Routing) -> Tensor:
     if moe.shared_experts:
         shared = dense_ffn(bb, x, D, moe.shared_size // D.tp if moe.shared_size % D.tp == 0 else
                             _bad_shared(moe.shared_size, D.tp), name="moe.shared", allreduce=False)
+        if moe.shared_expert_gate:  # Qwen2-MoE: sigmoid(x W_g), W_g [hidden, 1], scales the shared output
+            g = bb.linear("moe.shared_gate", x, "bsd", "moe.w_shared_gate", "d", "bs", sz, kind="gemv")
+            g = bb.pointwise("moe.shared_gate_act", OpKind.ACTIVATION, g, None, "bs", sz, kind="sigmoid")
+            shared = bb.pointwise("moe.shared_gated", OpKind.MUL, shared, g, "bsd", sz, b_dims="bs")
         y = bb.pointwise("moe.add_shared", OpKind.ADD, y, shared, "bsd", sz)
     return bb.allreduce("moe.allreduce", y, "bsd", sz, D.tp)
 

@@ -38,8 +38,12 @@ reads little, but every device holds the whole table). The LM head is vocabulary
 the embedding, it reads ``embed.weight_shard``, a slice of the replicated table that
 ``accelsim.ir.resident`` does not count again.
 
-Learned positions. A model with a learned position table cannot run past ``max_positions``
-(prefill ``seq``, or decode ``context + 1``); that is an error, never clamped.
+Lengths (``workloads.context``). A model with a learned position table cannot run past
+``max_positions`` (prefill ``seq``, or decode ``context + 1``); that is an error, never clamped.
+A rotary model refuses lengths past ``max_position_embeddings`` unless ``allow_long_context``.
+A sliding-window model (Mistral) attends to the last ``sliding_window`` positions: decode reads
+``min(context + 1, W)`` cached rows, prefill's attention carries the banded ``flop_fraction``
+and writes only the last ``W`` rows to the cache.
 
 Encoder-decoders (T5). Prefill runs the encoder stack, its final norm, and the decoder, whose
 cross-attention K/V of the encoder output are computed once and written to the cache; decode
@@ -55,6 +59,7 @@ from typing import Literal
 from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, Graph, ModelGraph, Operand, OpKind, Part, Tensor, TensorRole  # noqa: F401 (re-exported)
 from workloads.config import ModelConfig
+from workloads.context import attended_keys, causal_pairs, check_lengths
 
 Phase = Literal["prefill", "decode"]
 PHASES = ("prefill", "decode")
@@ -64,7 +69,8 @@ from workloads.model_ends import _embedding, _encoder_final_norm, _head, _positi
 
 
 # ----------------------------------------------------------------------------------------------
-def _dims(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, tp: int) -> _Dims:
+def _dims(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, tp: int,
+          allow_long_context: bool = False) -> _Dims:
     if phase not in PHASES:
         raise AccelsimError(f"unknown phase {phase!r}", field="phase", allowed=PHASES)
     for label, v in (("batch", batch), ("seq", seq), ("tp", tp)):
@@ -72,16 +78,7 @@ def _dims(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, tp: 
             raise AccelsimError(f"must be a positive integer, got {v!r}", field=label)
     if phase == "decode" and (not isinstance(context, int) or context < 0):
         raise AccelsimError(f"must be a non-negative integer, got {context!r}", field="context")
-    if cfg.position == "learned":
-        # a learned position table has max_positions rows; a position past it has no embedding
-        # (the model cannot run), so refuse rather than clamp. Prefill uses positions 0..seq-1;
-        # decode's new token sits at position ``context``.
-        if phase == "prefill" and seq > cfg.max_positions:
-            raise AccelsimError(f"{cfg.name} has learned positions for at most {cfg.max_positions} tokens, "
-                                f"got seq={seq}", field="seq")
-        if phase == "decode" and context + 1 > cfg.max_positions:
-            raise AccelsimError(f"{cfg.name} has learned positions for at most {cfg.max_positions} tokens, got "
-                                f"context={context} (+1 new token)", field="context")
+    check_lengths(cfg, phase, batch, seq, context, allow_long_context=allow_long_context)
     heads = _shard(cfg.num_heads, tp, "num_heads")
     kv = cfg.kv_heads
     if kv >= tp:
@@ -94,7 +91,9 @@ def _dims(cfg: ModelConfig, phase: str, batch: int, seq: int, context: int, tp: 
     if cfg.mla is not None:
         g = 1  # MLA: one shared latent per token
     r = heads // g if cfg.mla is None else heads
-    s, m = (seq, seq) if phase == "prefill" else (1, context + 1)
+    # prefill keeps the full [s, s] score rectangle (a window shows in flop_fraction); decode reads
+    # the cached rows it attends: all context + 1, or the last sliding_window of them
+    s, m = (seq, seq) if phase == "prefill" else (1, attended_keys(cfg, context + 1))
     return _Dims(b=batch, s=s, m=m, d=cfg.hidden_size, heads=heads, g=g, r=r, e=cfg.head_size,
                  ffn=_shard(cfg.ffn_size, tp, "ffn_size"), vocab=math.ceil(cfg.vocab_size / tp), tp=tp)
 
@@ -121,27 +120,34 @@ def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: boo
     else:
         k = bb.linear(n + "k", kv_src, "bsd", n + "wk", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
         v = bb.linear(n + "v", kv_src, "bsd", n + "wv", "dge", "bsge", kv_sz, bias=cfg.qkv_bias)
+        if cfg.qk_norm:
+            q = bb.norm(n + "q_norm", q, "bsgre", sz)
+            k = bb.norm(n + "k_norm", k, "bsge", kv_sz)
         if cfg.position == "rope" and memory is None:
             q = bb.rope(n + "q_rope", q, "bsgre", sz, "e")
             k = bb.rope(n + "k_rope", k, "bsge", sz, "e")
         if cache:
-            kw = bb.t(n + "k_cache_write", "bsge", k.shape, KV, dtype=cfg.kv_bytes)
-            vw = bb.t(n + "v_cache_write", "bsge", v.shape, KV, dtype=cfg.kv_bytes)
-            bb.add(n + "k_cache_write", kw, "bsge", [(k, "bsge")], {c: kv_sz[c] for c in "bsge"}, OpKind.COPY,
-                   kind="kv_write")
-            bb.add(n + "v_cache_write", vw, "bsge", [(v, "bsge")], {c: kv_sz[c] for c in "bsge"}, OpKind.COPY,
-                   kind="kv_write")
+            _cache_write(bb, n, k, v, kv_sz, windowed=memory is None)
         if phase == "decode" and memory is None:
             k = bb.t(n + "k_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
             v = bb.t(n + "v_cache", "bmge", (D.b, mlen, D.g, D.e), KV, dtype=cfg.kv_bytes)
         else:  # prefill attends to the freshly computed keys: rename the position rank to m
             pass
     k_idx = "bmge"
-    frac = (D.s + 1) / (2 * D.s) if causal and phase == "prefill" and memory is None else 1.0
+    frac = 1.0
+    if causal and phase == "prefill" and memory is None:
+        window = cfg.sliding_window if cfg.sliding_window is not None and D.s > cfg.sliding_window else None
+        # the computed share of the [s, s] rectangle: the causal triangle, or the band of a sliding window
+        frac = (D.s + 1) / (2 * D.s) if window is None else causal_pairs(D.s, window) / (D.s * D.s)
     ext = {c: sz[c] for c in "bgrsme"}
     scores = bb.t(n + "scores", "bgrsm", (D.b, D.g, D.r, D.s, mlen))
     bb.add(n + "qk", scores, "bgrsm", [(q, "bsgre"), (k, k_idx)], ext, OpKind.MAC, kind="attention_qk",
            causal=frac != 1.0, flop_fraction=frac)
+    if cfg.attn_logit_softcap is not None and memory is None:  # Gemma 2: c * tanh(scores / c)
+        capped = bb.t(n + "scores_capped", "bgrsm", scores.shape)
+        bb.add(n + "softcap", capped, "bgrsm", [(scores, "bgrsm")], {c: sz[c] for c in "bgrsm"}, OpKind.ACTIVATION,
+               kind="attention_softcap", causal=frac != 1.0, flop_fraction=frac)
+        scores = capped
     probs = bb.t(n + "probs", "bgrsm", scores.shape)
     bb.add(n + "softmax", probs, "bgrsm", [(scores, "bgrsm")], {c: sz[c] for c in "bgrsm"}, OpKind.EXP,
            kind="softmax", causal=frac != 1.0, flop_fraction=frac)
@@ -162,6 +168,22 @@ def _attention(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str, *, causal: boo
     o_bias = cfg.proj_bias if cfg.attn_out_bias is None else cfg.attn_out_bias
     o = bb.linear(n + "o", ctx, "bsgre", n + "wo", "gred", "bsd", sz, bias=o_bias)
     return bb.allreduce(n + "allreduce", o, "bsd", sz, D.tp)
+
+
+def _cache_write(bb: BlockBuilder, n: str, k: Tensor, v: Tensor, sz: dict[str, int], *, windowed: bool) -> None:
+    """Append the new K/V rows to the cache. A sliding-window cache keeps only the last
+    ``sliding_window`` positions, so a longer prefill writes just those (``w`` rows at offset ``s - w``)."""
+    cfg = bb.cfg
+    s = sz["s"]
+    w = cfg.sliding_window if windowed and cfg.sliding_window is not None and s > cfg.sliding_window else s
+    r = "s" if w == s else "w"  # the rank of the written rows
+    ext = {"b": sz["b"], r: w, "g": sz["g"], "e": sz["e"]}
+    rows = r if w == s else f"w+{s - w}"
+    for src, name in ((k, "k_cache_write"), (v, "v_cache_write")):
+        out = bb.t(n + name, f"b{r}ge", (sz["b"], w, sz["g"], sz["e"]), KV, dtype=cfg.kv_bytes)
+        attrs = {} if w == s else {"touched": {src.name: w / s}}
+        bb.ops.append(Einsum(bb.p + n + name, Operand(out, ("b", r, "g", "e")), (Operand(src, ("b", rows, "g", "e")),),
+                             ext, OpKind.COPY, {"kind": "kv_write", **attrs}))
 
 
 def _mla(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str) -> Tensor:
@@ -235,7 +257,7 @@ def _mla(bb: BlockBuilder, x: Tensor, D: _Dims, phase: str) -> Tensor:
     return bb.allreduce("attn.allreduce", o, "bsd", sz, D.tp)
 
 
-SCORE_KINDS = frozenset({"attention_qk", "attention_qr", "attention_scores", "softmax"})
+SCORE_KINDS = frozenset({"attention_qk", "attention_qr", "attention_scores", "attention_softcap", "softmax"})
 
 
 def _keep_scores_on_chip(ops: list[Einsum]) -> list[Einsum]:
@@ -281,6 +303,8 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
         a = _mla(bb, h_in, D, phase)
     else:
         a = _attention(bb, h_in, D, phase, causal=causal, cache=causal)
+    if cfg.post_norms:
+        a = bb.norm("post_attn_norm", a, "bsd", sz)
     h = bb.pointwise("attn_residual", OpKind.ADD, x, a, "bsd", sz, kind="residual")
     if post_norm:
         h = bb.norm("attn_norm", h, "bsd", sz)
@@ -299,6 +323,8 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
         f = moe_ffn(bb, f_in, D, moe_routing)
     else:
         f = _dense_ffn(bb, f_in, D, D.ffn)
+    if cfg.post_norms:
+        f = bb.norm("post_ffn_norm", f, "bsd", sz)
     y = bb.pointwise("ffn_residual", OpKind.ADD, h, f, "bsd", sz, kind="residual")
     if post_norm:
         y = bb.norm("ffn_norm", y, "bsd", sz)
@@ -307,9 +333,12 @@ def _block(cfg: ModelConfig, D: _Dims, phase: str, *, kind: str, moe_routing: ob
 
 def build_block(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, seq: int = 512, context: int = 0,
                 tp: int = 1, layer: int | None = None, routing: object | None = None,
-                fused_attention: bool = True) -> Graph:
+                fused_attention: bool = True, allow_long_context: bool = False) -> Graph:
     """One transformer layer's Graph for ``phase`` (see the module docstring for the layout)."""
-    D = _dims(cfg, phase, batch, seq, context, tp)
+    k = cfg.full_attention_every
+    if k is not None and layer is not None and (layer + 1) % k == 0:  # a full-attention layer (Gemma 2)
+        cfg = cfg.model_copy(update={"sliding_window": None, "full_attention_every": None})
+    D = _dims(cfg, phase, batch, seq, context, tp, allow_long_context)
     kind = "encoder" if cfg.architecture == "encoder" else "decoder"
     moe = cfg.moe is not None and (layer is None or layer >= cfg.moe.first_dense_layers)
     if moe:
@@ -327,7 +356,8 @@ def _chained(name: str, graph: Graph, repeat: int = 1) -> Part:
 
 
 def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, seq: int = 512, context: int = 0,
-                tp: int = 1, routing: object | None = None, fused_attention: bool = True) -> ModelGraph:
+                tp: int = 1, routing: object | None = None, fused_attention: bool = True,
+                allow_long_context: bool = False) -> ModelGraph:
     """The whole model for one phase as a ModelGraph (embedding, repeated blocks, head).
 
     ``seq`` is the prompt length (prefill) and, for an encoder-decoder in decode, the encoder
@@ -335,11 +365,13 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
     (a ``workloads.moe.Routing``) overrides uniform expected routing for MoE layers.
     ``fused_attention`` (default, FlashAttention-style) keeps attention scores and
     probabilities on chip; False materialises them in DRAM (eager attention).
+    ``allow_long_context`` runs a rotary model past its trained ``max_position_embeddings``
+    (the user extends it, e.g. with YaRN); it is recorded in the graph's meta.
     """
     if cfg.architecture == "encoder" and phase == "decode":
         raise AccelsimError(f"{cfg.name} is an encoder-only model; it has no decode phase", field="phase",
                             allowed=["prefill"])
-    D = _dims(cfg, phase, batch, seq, context, tp)
+    D = _dims(cfg, phase, batch, seq, context, tp, allow_long_context)
     parts = [_chained("embed", _embedding(cfg, D, phase, context))]
     if cfg.relative_attention_buckets:
         parts.append(Part("position_bias", _position_bias(cfg, D, phase)))  # off the hidden-state chain
@@ -361,6 +393,17 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
             parts.append(_chained("dense_block", _block(cfg, D, phase, kind=kind, flash=fused_attention), dense))
         parts.append(_chained("moe_block", _block(cfg, D, phase, kind=kind, moe_routing=routing, flash=fused_attention),
                           cfg.num_layers - dense))
+    elif cfg.full_attention_every is not None:
+        # alternating windowed and full-attention layers (Gemma 2): one part for each kind, each repeated
+        # (a step's cost is the sum over layers, so grouping them does not change it)
+        full_cfg = cfg.model_copy(update={"sliding_window": None, "full_attention_every": None})
+        n_full = cfg.num_layers // cfg.full_attention_every
+        D_full = _dims(full_cfg, phase, batch, seq, context, tp, allow_long_context)
+        parts.append(_chained("local_block", _block(cfg, D, phase, kind="decoder", flash=fused_attention),
+                              cfg.num_layers - n_full))
+        if n_full:
+            parts.append(_chained("block", _block(full_cfg, D_full, phase, kind="decoder", flash=fused_attention),
+                                  n_full))
     else:
         kind = "encoder" if cfg.architecture == "encoder" else "decoder"
         parts.append(_chained("block", _block(cfg, D, phase, kind=kind, flash=fused_attention), cfg.num_layers))
@@ -368,7 +411,8 @@ def build_model(cfg: ModelConfig, phase: Phase = "prefill", *, batch: int = 1, s
     if head is not None:
         parts.append(_chained("head", head))
     meta = dict(phase=phase, batch=batch, seq=seq, context=context, tp=tp, attention=cfg.attention_kind,
-                fused_attention=fused_attention)
+                fused_attention=fused_attention, sliding_window=cfg.sliding_window,
+                allow_long_context=allow_long_context)
     return ModelGraph(f"{cfg.name}-{phase}-b{batch}-s{seq}-c{context}-tp{tp}", parts, cfg, meta)
 
 

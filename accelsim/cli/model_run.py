@@ -29,6 +29,10 @@ class ModelRun:
     context: int | None
     tp: int | None
     blocks: int | None
+    dtype_bytes: int | None = None
+    dtype_source: str | None = None  # "assumed": no source stated the element size
+    allow_long_context: bool = False
+    sliding_window: int | None = None
 
 
 def _positive(value: int | None, name: str) -> None:
@@ -36,13 +40,57 @@ def _positive(value: int | None, name: str) -> None:
         raise AccelsimError(f"must be a positive integer, got {value}", field=name)
 
 
-def build_workload(model: str, phase: str, *, batch: int = 1, seq: int = 512, context: int = 2048, tp: int = 1,
-                   blocks: int | None = None) -> tuple[Any, ModelRun]:
-    """A zoo name, ModelConfig YAML or config.json -> ModelGraph; an .onnx file -> its Graph as given."""
+DEFAULT_SEQ, DEFAULT_CONTEXT = 512, 2048
+
+
+def phase_lengths(phase: str, seq: int | None, context: int | None, architecture: str) -> tuple[int, int]:
+    """``(seq, context)`` for a phase, refusing a length the phase does not use.
+
+    Why refuse: ``--phase decode --seq 8192`` on a decoder-only model used to run at the default
+    context and print a number for a question that was not asked. ``--seq`` is the prompt
+    (prefill) and, for an encoder-decoder, the encoder length its decode cross-attends; ``--context``
+    is the cache a decode step reads. ``None`` means not given (the defaults apply).
+    """
+    if phase == "prefill" and context is not None:
+        raise AccelsimError("applies to decode only (the tokens already cached); prefill's length is --seq",
+                            field="--context", allowed="--phase decode --context N, or --phase prefill --seq N")
+    if phase == "decode" and seq is not None and architecture != "encoder-decoder":
+        raise AccelsimError("applies to prefill (the prompt) and to an encoder-decoder's encoder length; a "
+                            "decoder-only decode step's length is --context", field="--seq",
+                            allowed="--phase prefill --seq N, or --phase decode --context N")
+    return (DEFAULT_SEQ if seq is None else seq), (DEFAULT_CONTEXT if context is None else context)
+
+
+def parse_dims(items: list[str] | None, model: str) -> dict[str, int]:
+    """``--dim name=N`` options (an ONNX model's dynamic dimensions) as a dict."""
+    if not items:
+        return {}
+    if not model.endswith(".onnx"):
+        raise AccelsimError("applies to an .onnx model's dynamic dimensions only", field="--dim")
+    dims: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not sep or not name or number <= 0:
+            raise AccelsimError(f"expected name=N with a positive integer N, got {item!r}", field="--dim",
+                                allowed="e.g. --dim batch=8 --dim sequence=128")
+        dims[name] = number
+    return dims
+
+
+def build_workload(model: str, phase: str, *, batch: int = 1, seq: int | None = None, context: int | None = None,
+                   tp: int = 1, blocks: int | None = None,
+                   allow_long_context: bool = False, dims: list[str] | None = None) -> tuple[Any, ModelRun]:
+    """A zoo name, ModelConfig YAML or config.json -> ModelGraph; an .onnx file -> its Graph as given
+    (``dims``: ``name=N`` values of its dynamic dimensions)."""
+    onnx_dims = parse_dims(dims, model)
     if model.endswith(".onnx"):
         from workloads.importers.onnx_graph import graph_from_onnx
 
-        graph = graph_from_onnx(model)
+        graph = graph_from_onnx(model, dims=onnx_dims)
         return graph, ModelRun(graph.name, "onnx", None, None, None, None, None)
     if phase not in PHASES:
         raise AccelsimError(f"unknown phase {phase!r}", field="--phase", allowed=PHASES)
@@ -53,7 +101,9 @@ def build_workload(model: str, phase: str, *, batch: int = 1, seq: int = 512, co
     from workloads.transformer import build_model
 
     cfg = load_model(model)
-    workload = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp)
+    seq, context = phase_lengths(phase, seq, context, cfg.architecture)
+    workload = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp,
+                           allow_long_context=allow_long_context)
     if blocks is not None:
         # the decoder blocks: the last stack of repeated layers (an MoE model's MoE blocks, T5's decoder)
         layers = [p for p in workload.parts if p.name.endswith(("block", "decoder", "encoder"))]
@@ -62,8 +112,10 @@ def build_workload(model: str, phase: str, *, batch: int = 1, seq: int = 512, co
         first = layers[-1]
         workload = ModelGraph(f"{cfg.name}-{blocks}-blocks", [Part(first.name, first.graph, blocks, first.input,
                                                                   first.output)], cfg, dict(workload.meta))
-    run = ModelRun(cfg.name, phase, batch, seq if phase == "prefill" else None,
-                   context if phase == "decode" else None, tp, blocks)
+    enc_dec = cfg.architecture == "encoder-decoder"
+    run = ModelRun(cfg.name, phase, batch, seq if phase == "prefill" or enc_dec else None,
+                   context if phase == "decode" else None, tp, blocks, cfg.dtype_bytes, cfg.dtype_source,
+                   allow_long_context, cfg.sliding_window)
     return workload, run
 
 
@@ -76,6 +128,8 @@ def summary(report: Report, run: ModelRun) -> dict[str, Any]:
         tokens = run.batch * (run.seq if run.phase == "prefill" else 1)
     doc: dict[str, Any] = {"model": run.model, "hardware": report.hardware, "phase": run.phase, "batch": run.batch,
                            "seq": run.seq, "context": run.context, "tp": run.tp, "blocks": run.blocks,
+                           "dtype_bytes": run.dtype_bytes, "dtype_source": run.dtype_source,
+                           "allow_long_context": run.allow_long_context, "sliding_window": run.sliding_window,
                            **core.to_dict()}
     if tokens and core.total_s > 0:
         doc["tokens_per_s"] = tokens / core.total_s
@@ -99,6 +153,9 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
         what += f", tp {run.tp}" if run.tp and run.tp > 1 else ""
         what += f", {run.blocks} blocks only" if run.blocks else ""
     console.print(f"{what} on {report.hardware}", markup=False, highlight=False)
+    if run.dtype_source == "assumed":
+        console.print(f"note: the model states no element size; assumed {run.dtype_bytes} bytes (fp16/bf16)",
+                      markup=False, highlight=False)
     doc = summary(report, run)
     t = Table(show_header=False, box=None)
     t.add_row("latency", f"{core.total_s * 1e3:.4g} ms" + (f" ({core.total_cycles:.4g} cycles)"
@@ -138,11 +195,12 @@ def write_csv(report: Report, path: Any, option: str = "--csv") -> None:
         raise AccelsimError(f"cannot write: {error.strerror or error}", field=option, source=str(path)) from None
 
 
-def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int, context: int, tp: int,
-                           blocks: int | None, overlap: bool, json_out: bool, csv_out: Any,
-                           timeline_out: Any = None) -> None:
+def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int | None,
+                           context: int | None, tp: int, blocks: int | None, overlap: bool, json_out: bool,
+                           csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False,
+                           dims: list[str] | None = None) -> None:
     """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
-    import json
+    from accelsim.cli.jsonout import dumps as dumps_json
 
     from accelsim.cli import out
     from accelsim.hardware import load_hardware
@@ -154,7 +212,8 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
         if path is not None:
             check_output_file(path, option)  # before the work: parents created, unwritable refused
     spec = load_hardware(hardware)
-    workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks)
+    workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks,
+                                   allow_long_context=allow_long_context, dims=dims)
     # only what the user asked for: an engine that has no such option says so (never ignored)
     options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {})}
     report = simulate(workload, spec, **options)
@@ -169,6 +228,6 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
             raise AccelsimError(f"cannot write: {error.strerror or error}", field="--timeline",
                                 source=str(timeline_out)) from None
     if json_out:
-        out.print(json.dumps(summary(report, run), indent=2, default=str), markup=False, highlight=False)
+        out.print(dumps_json(summary(report, run), indent=2, default=str), markup=False, highlight=False)
     else:
         print_model_report(report, run, out)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import BytesPerS, NoBoolNumbers, PerCycle
 from accelsim.yamlio import path_exists, read_yaml, validation_error  # noqa: F401  (read_yaml re-exported: others import it from here)
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -20,10 +21,11 @@ PRESET_DIR = Path(__file__).parent / "presets"
 MAX_SPEC_INT = 2**53
 
 
-class Spec(BaseModel):
+class Spec(NoBoolNumbers):
     """Base of every spec: strict (unknown fields are errors, so typos never pass silently),
-    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0) and
-    bounded (integers up to :data:`MAX_SPEC_INT`)."""
+    finite (NaN or infinity in a rate or size would turn every result into NaN with exit 0),
+    bounded (integers up to :data:`MAX_SPEC_INT`) and numeric where numbers belong (``yes`` is
+    not 1 B/s; see ``accelsim.fieldchecks``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -46,8 +48,8 @@ class MemoryLevel(Spec):
 
     name: str
     capacity_bytes: int | None = Field(default=None, gt=0, description="None means unbounded (DRAM)")
-    bandwidth_bytes_per_cycle: float | None = Field(default=None, gt=0)
-    bandwidth_bytes_per_s: float | None = Field(default=None, gt=0)
+    bandwidth_bytes_per_cycle: PerCycle | None = Field(default=None, description="bounds: accelsim.fieldchecks")
+    bandwidth_bytes_per_s: BytesPerS | None = Field(default=None, description="bounds: accelsim.fieldchecks")
     read_energy_pj_per_byte: float = Field(default=0.0, ge=0)
     write_energy_pj_per_byte: float = Field(default=0.0, ge=0)
 

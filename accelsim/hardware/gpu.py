@@ -23,6 +23,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import BytesPerS, Efficiency, FlopsPerS
 from accelsim.hardware.base import HardwareSpec, MemoryLevel, register_kind
 
 # Element size -> datatype tried first, then fallbacks, when an Einsum's dtype is given in bytes.
@@ -32,14 +33,15 @@ DTYPE_BY_BYTES: dict[int, tuple[str, ...]] = {4: ("fp32",), 2: ("fp16", "bf16"),
 @register_kind("gpu")
 class GPU(HardwareSpec):
     kind: Literal["gpu"] = "gpu"
-    peak_flops_per_s: dict[str, float] = Field(description="dense tensor-core peak per datatype (no sparsity)")
-    vector_flops_per_s: float = Field(gt=0, description="non-tensor-core rate for norms, softmax, element-wise ops")
+    # rates and bandwidths are bounded to physically meaningful ranges (accelsim.fieldchecks)
+    peak_flops_per_s: dict[str, FlopsPerS] = Field(description="dense tensor-core peak per datatype (no sparsity)")
+    vector_flops_per_s: FlopsPerS = Field(description="non-tensor-core rate for norms, softmax, element-wise ops")
     memory: MemoryLevel
-    interconnect_bytes_per_s: float | None = Field(default=None, gt=0,
-                                                   description="per-GPU one-direction link bandwidth (NVLink/PCIe)")
-    compute_efficiency: float = Field(default=1.0, gt=0, le=1)
-    memory_efficiency: float = Field(default=1.0, gt=0, le=1)
-    interconnect_efficiency: float = Field(default=1.0, gt=0, le=1)
+    interconnect_bytes_per_s: BytesPerS | None = Field(default=None,
+                                                       description="per-GPU one-direction link bandwidth (NVLink/PCIe)")
+    compute_efficiency: Efficiency = 1.0
+    memory_efficiency: Efficiency = 1.0
+    interconnect_efficiency: Efficiency = 1.0
 
     @model_validator(mode="after")
     def _check(self) -> "GPU":

@@ -21,6 +21,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import ClockHz, PerCycle
 from accelsim.hardware.base import HardwareSpec, register_kind
 
 
@@ -33,11 +34,11 @@ class MeshDevice(HardwareSpec):
     halo_east: int = Field(default=0, ge=0)
     halo_north: int = Field(default=0, ge=0, description="rows reserved on the north side")
     halo_south: int = Field(default=0, ge=0)
-    clock_hz: float = Field(gt=0)
+    clock_hz: ClockHz = Field(description="bounds: accelsim.fieldchecks")
     sram_bytes_per_core: int = Field(gt=0)
-    macs_per_cycle: float = Field(gt=0, description="16-bit multiply-accumulates per core per cycle")
+    macs_per_cycle: PerCycle = Field(description="16-bit multiply-accumulates per core per cycle")
     wavelet_bytes: int = Field(gt=0, description="payload of one fabric word (wavelet)")
-    link_wavelets_per_cycle: float = Field(default=1.0, gt=0, description="per direction, per neighbour link")
+    link_wavelets_per_cycle: PerCycle = Field(default=1.0, description="per direction, per neighbour link")
     routing_colours: int = Field(gt=0, description="routing paths (colours) a router can hold at once")
     alpha_cycles: float = Field(gt=0, description="latency of one hop, router to neighbouring router")
     beta_cycles: float = Field(gt=0, description="software cost of one relay stage: receive, combine, re-send")

@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import ClockHz
 from accelsim.hardware.base import HardwareSpec, MemoryLevel, Spec, register_kind
 from accelsim.hardware.units import ChipLinks
 
@@ -30,6 +31,13 @@ class OpCost(Spec):
 
     cycles: int = Field(gt=0)
     actions: dict[str, int] = Field(default_factory=dict, description="primitive action -> count (energy)")
+
+    @model_validator(mode="after")
+    def _counts(self) -> "OpCost":
+        bad = {k: v for k, v in self.actions.items() if v < 0}
+        if bad:  # a negative count would subtract energy
+            raise AccelsimError(f"action counts must be >= 0, got {bad}", field="actions", allowed="integers >= 0")
+        return self
 
 
 class PEArray(Spec):
@@ -59,11 +67,21 @@ class ActionEnergy(Spec):
     buffer_write_pj_per_byte: float = Field(ge=0)
     dram_pj_per_byte: float = Field(ge=0)
 
+    @model_validator(mode="after")
+    def _energies(self) -> "ActionEnergy":
+        if not self.compute_pj:  # an empty table would cost compute at 0 pJ and report part of the energy
+            raise AccelsimError("the table is empty", field="energy.compute_pj",
+                                allowed="pJ per action for every action the arrays' ops name")
+        bad = {k: v for k, v in self.compute_pj.items() if v < 0}
+        if bad:
+            raise AccelsimError(f"energies must be >= 0, got {bad}", field="energy.compute_pj", allowed="pJ >= 0")
+        return self
+
 
 @register_kind("spatial")
 class SpatialAccelerator(HardwareSpec):
     kind: Literal["spatial"] = "spatial"
-    clock_hz: float = Field(gt=0)
+    clock_hz: ClockHz = Field(description="bounds: accelsim.fieldchecks")
     word_bytes: int = Field(default=2, gt=0)
     array_2d: PEArray
     array_1d: PEArray

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from accelsim.fieldchecks import ClockHz
 from accelsim.hardware.base import HardwareSpec, MemoryLevel, Spec, register_kind
 from accelsim.hardware.units import ChipLinks, VectorUnit
 
@@ -33,7 +34,7 @@ class OperandBuffers(Spec):
 @register_kind("systolic")
 class SystolicAccelerator(HardwareSpec):
     kind: Literal["systolic"] = "systolic"
-    clock_hz: float = Field(gt=0)
+    clock_hz: ClockHz = Field(description="bounds: accelsim.fieldchecks")
     word_bytes: int = Field(default=1, gt=0, description="bytes per operand element")
     array: SystolicArray
     sram: OperandBuffers

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from accelsim.errors import AccelsimError
+from accelsim.fieldchecks import BytesPerS
 from accelsim.hardware.base import Spec
 
 # Op kinds a vector unit may list (accelsim.ir.OpKind values that are not data movement).
@@ -44,5 +45,5 @@ class VectorUnit(Spec):
 class ChipLinks(Spec):
     """The chip's links to its tensor-parallel peers (a ring all-reduce uses them)."""
 
-    bandwidth_bytes_per_s: float = Field(gt=0, description="bytes per second one chip sends in a collective")
+    bandwidth_bytes_per_s: BytesPerS = Field(description="bytes per second one chip sends in a collective")
     latency_s: float = Field(default=0.0, ge=0, description="per-step latency of a collective")

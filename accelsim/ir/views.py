@@ -49,4 +49,9 @@ class AttentionModel:
     ffn: int
 
     def shape(self, seq: int, batch: int = 64) -> AttentionShape:
+        from accelsim.fieldchecks import MAX_BATCH, MAX_TOKENS
+
+        for label, value, limit in (("seq", seq, MAX_TOKENS), ("batch", batch, MAX_BATCH)):
+            if isinstance(value, int) and value > limit:
+                raise AccelsimError(f"{value} is above the supported {limit:,}", field=label, allowed=f"1..{limit}")
         return AttentionShape(b=batch, h=self.heads, m=seq, p=seq, e=self.e, f=self.f)

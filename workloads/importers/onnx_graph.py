@@ -1,7 +1,8 @@
 """An ONNX model (a local file or a ModelProto) becomes a Graph of Einsums.
 
 Supported: MatMul (with broadcast batch dims), Gemm (transA/transB, bias), Conv (N-d with
-strides, pads, dilations, groups; bias), Softmax, element-wise Add/Sub/Mul/Div/Max/Pow with
+strides, pads, dilations, groups; bias), MaxPool/AveragePool/GlobalAveragePool,
+BatchNormalization (inference), LayerNormalization and Concat (``workloads.importers.onnx_ops``), Softmax, element-wise Add/Sub/Mul/Div/Max/Pow with
 numpy broadcasting, unary Relu/Sigmoid/Tanh/Erf/Gelu/LeakyRelu/Exp/Sqrt/Neg/Identity, and the
 layout ops Transpose (an exact permuting copy) and Reshape/Flatten/Squeeze/Unsqueeze (a copy
 whose indices are affine in the common refinement of the two shapes, so merging and splitting
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, Graph, Operand, OpKind, Tensor, TensorRole
+from workloads.importers import onnx_ops
 
 BINARY = {"Add": OpKind.ADD, "Sub": OpKind.SUB, "Mul": OpKind.MUL, "Div": OpKind.DIV, "Max": OpKind.MAX,
           "Pow": OpKind.MUL}
@@ -25,7 +27,8 @@ UNARY = {"Relu": OpKind.ACTIVATION, "Sigmoid": OpKind.ACTIVATION, "Tanh": OpKind
          "Erf": OpKind.ACTIVATION, "Gelu": OpKind.ACTIVATION, "LeakyRelu": OpKind.ACTIVATION, "Exp": OpKind.EXP,
          "Sqrt": OpKind.ACTIVATION, "Neg": OpKind.MUL, "Identity": OpKind.COPY}
 LAYOUT = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
-SUPPORTED = sorted({"MatMul", "Gemm", "Conv", "Softmax", "Transpose", "Constant", *BINARY, *UNARY, *LAYOUT})
+SUPPORTED = sorted({"MatMul", "Gemm", "Conv", "Softmax", "Transpose", "Constant", *BINARY, *UNARY, *LAYOUT,
+                    *onnx_ops.OPS})
 
 # ONNX TensorProto element types -> bytes per element (onnx.TensorProto.DataType enum values:
 # FLOAT 1, UINT8 2, INT8 3, UINT16 4, INT16 5, INT32 6, INT64 7, BOOL 9, FLOAT16 10, DOUBLE 11,
@@ -52,8 +55,35 @@ def elem_bytes(elem_type: int, tensor: str) -> int:
                         field="onnx.elem_type", allowed=allowed)
 
 
-def graph_from_onnx(model_or_path, name: str | None = None) -> Graph:
-    """Translate an ONNX ModelProto or ``.onnx`` path into a Graph."""
+def _fix_dims(model, dims: dict[str, int]) -> None:
+    """Give the named dynamic dimensions (``dim_param``) their values, in place, before shape inference.
+
+    Why: an exported model usually has a symbolic batch or sequence length; costs need numbers,
+    and guessing one would be a silently wrong result, so each must be given (``--dim name=N``).
+    """
+    g = model.graph
+    named = {d.dim_param for vi in (*g.input, *g.output, *g.value_info) for d in vi.type.tensor_type.shape.dim
+             if d.HasField("dim_param")}
+    unknown = sorted(set(dims) - named)
+    if unknown:
+        raise AccelsimError(f"no dynamic dimension named {unknown[0]!r} in the model", field="--dim",
+                            allowed=sorted(named) or "none (every dimension is static)")
+    for name, value in dims.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"--dim {name}")
+    missing = sorted(named - set(dims))
+    if missing:
+        raise AccelsimError(f"dynamic dimensions {missing} need values", field="--dim",
+                            allowed=", ".join(f"{m}=N" for m in missing))
+    for vi in (*g.input, *g.output, *g.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param"):
+                d.dim_value = dims[d.dim_param]  # setting the value clears the oneof's dim_param
+
+
+def graph_from_onnx(model_or_path, name: str | None = None, dims: dict[str, int] | None = None) -> Graph:
+    """Translate an ONNX ModelProto or ``.onnx`` path into a Graph; ``dims`` gives dynamic dimensions
+    (``dim_param`` names) their values, and every dynamic dimension must be given one."""
     import onnx
     from onnx import shape_inference
 
@@ -68,12 +98,19 @@ def graph_from_onnx(model_or_path, name: str | None = None) -> Graph:
         name = name or path.stem
     else:
         model = model_or_path
-    g = shape_inference.infer_shapes(model).graph
+    model_copy = type(model)()
+    model_copy.CopyFrom(model)  # the caller's model is not modified
+    _fix_dims(model_copy, dict(dims or {}))
+    g = shape_inference.infer_shapes(model_copy).graph
     name = name or g.name or "onnx"
 
     bad = [f"{n.name or '(unnamed)'}:{n.op_type}" for n in g.node if n.op_type not in SUPPORTED]
     if bad:
         raise AccelsimError(f"unsupported ONNX operators: {', '.join(bad)}", field="onnx.node", allowed=SUPPORTED)
+    extra = [f"{n.name or '(unnamed)'}:{n.op_type}" for n in g.node if len([o for o in n.output if o]) > 1]
+    if extra:  # MaxPool Indices, BatchNormalization running stats, LayerNormalization Mean/InvStdDev
+        raise AccelsimError(f"nodes with more than one output are not supported: {', '.join(extra)}",
+                            field="onnx.node.output", allowed="the first output only")
 
     shapes: dict[str, tuple[tuple[int, ...], int]] = {}
     for vi in (*g.input, *g.value_info, *g.output):
@@ -166,6 +203,12 @@ def _translate(op: str, name: str, ins: list[Tensor], out: Tensor, attrs: dict) 
         return res
     if op == "Conv":
         return _conv(name, ins, out, attrs, where)
+    if op in onnx_ops.POOLING:
+        return onnx_ops.pooling(op, name, ins[0], out, attrs, where)
+    if op in onnx_ops.NORMS:
+        return onnx_ops.norm(op, name, ins, out, attrs, where)
+    if op == "Concat":
+        return onnx_ops.concat(name, ins, out, attrs, where)
     raise AccelsimError(f"unsupported ONNX operator {op}", field=where, allowed=SUPPORTED)  # pragma: no cover
 
 

@@ -1,11 +1,10 @@
 """``accelsim attention``: one attention layer on a spatial accelerator (FuseMax, FLAT and ablations)."""
 from __future__ import annotations
 
-import json
-
 import typer
 
 from accelsim.cli import app, out
+from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
 DESIGN_HELP = ("unfused (QK through DRAM), flat (FLAT row fusion), cascade (1-pass on FLAT hardware), "
@@ -63,7 +62,7 @@ def attention_command(
         doc["end_to_end_latency_s"] = t["latency_s"] + lin["latency_s"]
         doc["end_to_end_energy_pj"] = t["energy_pj"] + lin["energy_pj"]
     if as_json:
-        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        out.print(dumps_json(doc, indent=2), markup=False, highlight=False)
         return
     out.print(f"{design} on {hw.name}: {m.name} seq={seq} batch={batch}", markup=False, highlight=False)
     out.print(f"  latency {t['latency_s']:.6g} s, DRAM {t['dram_bytes'] / 1e9:.4g} GB, energy {t['energy_pj'] / 1e12:.4g} J, "

@@ -1,11 +1,10 @@
 """``accelsim flashattention``: HBM traffic and roofline time of standard vs FlashAttention."""
 from __future__ import annotations
 
-import json
-
 import typer
 
 from accelsim.cli import app, out
+from accelsim.cli.jsonout import dumps as dumps_json
 
 
 @app.command("flashattention")
@@ -24,7 +23,7 @@ def flashattention_command(
 
     res = compare(seq, head_dim, heads, batch, sram_bytes, device, backward=not forward_only)
     if as_json:
-        out.print(json.dumps(res, indent=2), markup=False, highlight=False)
+        out.print(dumps_json(res, indent=2), markup=False, highlight=False)
         return
     for name, r in res.items():
         out.print(f"{name:9s} HBM {r['hbm_bytes'] / 1e9:8.3f} GB  {r['flops'] / 1e12:7.3f} TFLOP  "

@@ -1,12 +1,12 @@
 """``accelsim map cosma``: optimal schedule, scratchpad allocation and replacement for a workload."""
 from __future__ import annotations
 
-import json
 import re
 
 import typer
 
 from accelsim.cli import err, group, out
+from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
 mapping_group = group("map", "Map workloads onto hardware with an optimizer.")
@@ -116,7 +116,7 @@ def cosma_command(
     if baselines:
         report["baselines"] = {r.name: {"non_compulsory_bytes": r.non_compulsory_bytes} for r in base}
     if as_json:
-        out.print(json.dumps(report, indent=2), markup=False, highlight=False, soft_wrap=True)
+        out.print(dumps_json(report, indent=2), markup=False, highlight=False, soft_wrap=True)
         return
     out.print(f"{graph.name}: scratchpad {capacity} B ({'activations + weights' if with_weights else 'activations'})",
               markup=False, highlight=False)

@@ -1,11 +1,10 @@
 """``accelsim map fusemax``: choose binding, schedule and tiling of the 1-pass cascade with CP-SAT."""
 from __future__ import annotations
 
-import json
-
 import typer
 
 from accelsim.cli import group, out
+from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
 sub = group("map", "Map workloads onto hardware with an optimizer.")
@@ -70,7 +69,7 @@ def map_fusemax_command(
         doc["sizing"] = size_hardware(hw, s, area_budget_um2=area_budget_um2,
                                       buffer_budget_bytes=buffer_budget_bytes or None)
     if as_json:
-        out.print(json.dumps(doc, indent=2, default=float), markup=False, highlight=False)
+        out.print(dumps_json(doc, indent=2, default=float), markup=False, highlight=False)
         return
     p = res.plan
     out.print(f"{m.name} seq={seq} on {hw.name}, objective {objective}: {res.status}, chosen from {res.source}",

@@ -1,7 +1,7 @@
 """``accelsim map tiling``: the optimal loop nest of one GEMM on a multi-level memory."""
 from __future__ import annotations
 
-import json
+from accelsim.cli import jsonout
 
 import typer
 
@@ -96,7 +96,7 @@ def tiling_command(
               "latency_cycles": cost.latency_cycles, "latency_s": seconds, "energy_pj": cost.energy_pj,
               "utilization": cost.utilization}
     if as_json:
-        out.print(json.dumps(report, indent=2), markup=False, highlight=False, soft_wrap=True)
+        out.print(jsonout.dumps(report, indent=2), markup=False, highlight=False, soft_wrap=True)
     else:
         say = lambda s: out.print(s, markup=False, highlight=False)
         gap = "n/a" if info["gap"] is None else f"{100 * info['gap']:.2f}%"

@@ -1,7 +1,7 @@
 """``accelsim pim attention``: one decode-attention batch in one HBM3 stack, AttAcc's setting."""
 from __future__ import annotations
 
-import json
+from accelsim.cli import jsonout
 
 import typer
 
@@ -53,7 +53,7 @@ def attention_command(
                activates_channel0=result.activates, refreshes_channel0=result.refreshes,
                row_hit_rate=result.row_hit_rate)
     if as_json:
-        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        out.print(jsonout.dumps(doc, indent=2), markup=False, highlight=False)
         return
     out.print(f"{level}-level AttAcc on {std.name}: {result.cycles} cycles = {doc['time_s'] * 1e6:.2f} us; "
               + ", ".join(f"{k} {v}" for k, v in counts.items()), markup=False, highlight=False)
@@ -91,7 +91,7 @@ def decode_command(
                    token_latency_s=t["token_latency_s"], tokens_per_s=t["tokens_per_s"],
                    row_hit_rate=t["row_hit_rate"], pim_bytes=t["pim_bytes"], host_bytes=t["host_bytes"],
                    energy_pj=t["energy_pj"], energy_model=report.meta["energy_model"], operators=ops)
-        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        out.print(jsonout.dumps(doc, indent=2), markup=False, highlight=False)
         return
     hit = "n/a" if t["row_hit_rate"] is None else f"{100 * t['row_hit_rate']:.1f}%"
     energy = "energy not modelled" if t["energy_pj"] is None else f"{t['energy_pj'] * 1e-9:.3f} mJ"

@@ -1,11 +1,10 @@
 """``accelsim roofline``: a whole model, one phase, on a GPU-like device."""
 from __future__ import annotations
 
-import json
-
 import typer
 
 from accelsim.cli import app, out
+from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
 
@@ -16,8 +15,13 @@ def roofline_command(
     device: str = typer.Option(..., help="GPU preset name (accelsim hardware list --kind gpu) or YAML path."),
     phase: str = typer.Option("decode", help="prefill or decode."),
     batch: int = typer.Option(1, help="Sequences in the batch."),
-    seq: int = typer.Option(512, help="Prompt length (prefill); encoder length for encoder-decoders."),
-    context: int = typer.Option(2048, help="Tokens already in the KV cache (decode)."),
+    seq: int = typer.Option(None, help="Prompt length (prefill; default 512); encoder length for encoder-decoders. "
+                                       "Refused for a decoder-only decode (use --context)."),
+    context: int = typer.Option(None, help="Tokens already in the KV cache (decode only; default 2048)."),
+    dim: list[str] = typer.Option(None, "--dim", help="An .onnx model's dynamic dimension, name=N (repeat for each)."),
+    allow_long_context: bool = typer.Option(False, "--allow-long-context",
+                                            help="Run a rotary model past its trained max_position_embeddings (you "
+                                                 "extend it, e.g. YaRN); recorded in the JSON."),
     tp: int = typer.Option(1, help="Tensor-parallel degree."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     top: int = typer.Option(12, help="Operators to list in the text output (largest time first)."),
@@ -28,6 +32,8 @@ def roofline_command(
 ) -> None:
     """Roofline time of one prefill or decode step: each Einsum bounded by compute, memory or link."""
     from accelsim.engines.roofline import roofline
+    from accelsim.fieldchecks import MIN_EFFICIENCY
+    from accelsim.hardware.base import spec_from_dict
     from accelsim.hardware import load_hardware
     from workloads.models import load_model
     from workloads.transformer import PHASES, build_model
@@ -40,19 +46,27 @@ def roofline_command(
     overrides = {k: v for k, v in (("compute_efficiency", compute_efficiency),
                                    ("memory_efficiency", memory_efficiency)) if v is not None}
     for k, v in overrides.items():
-        if not 0 < v <= 1:
-            raise AccelsimError(f"must be in (0, 1], got {v}", field=k.replace("_", "-"))
+        if not MIN_EFFICIENCY <= v <= 1:  # below 0.1% a "peak" means nothing (accelsim.fieldchecks)
+            raise AccelsimError(f"must be in [{MIN_EFFICIENCY}, 1], got {v}", field="--" + k.replace("_", "-"))
     if overrides:
-        hw = type(hw).model_validate(hw.model_dump() | overrides)
+        hw = spec_from_dict(hw.model_dump(mode="json") | overrides, source=hw.name)
+    from accelsim.cli.model_run import parse_dims
+
+    onnx_dims = parse_dims(dim, model)
     if model.endswith(".onnx"):
         from workloads.importers.onnx_graph import graph_from_onnx
 
-        graph = graph_from_onnx(model)
+        graph = graph_from_onnx(model, dims=onnx_dims)
         name, phase, batch, seq, context, tp = graph.name, "onnx", None, None, None, None
+        cfg = None
     else:
+        from accelsim.cli.model_run import phase_lengths
+
         cfg = load_model(model)
         name = cfg.name
-        graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp, fused_attention=fused_attention)
+        seq, context = phase_lengths(phase, seq, context, cfg.architecture)
+        graph = build_model(cfg, phase, batch=batch, seq=seq, context=context, tp=tp, fused_attention=fused_attention,
+                            allow_long_context=allow_long_context)
     report = roofline(graph, hw)
     t = report.totals
     if as_json:
@@ -68,7 +82,12 @@ def roofline_command(
                                                    "compute_s", "memory_s", "comm_s")} for row in report.layers])
         if phase != "prefill":  # prefill has no cache: echoing the unused --context would mislead
             doc["context"] = context
-        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        if phase == "decode" and cfg is not None and cfg.architecture != "encoder-decoder":
+            doc["seq"] = None  # a decoder-only decode step has no prompt length
+        if cfg is not None:  # what the element size rests on, and the length assumptions
+            doc.update(dtype_bytes=cfg.dtype_bytes, dtype_source=cfg.dtype_source, sliding_window=cfg.sliding_window,
+                       max_position_embeddings=cfg.max_position_embeddings, allow_long_context=allow_long_context)
+        out.print(dumps_json(doc, indent=2), markup=False, highlight=False)
         return
     # each phase shows only the length it uses: prefill the prompt, decode the cached context
     length = f"context={context}" if phase == "decode" else f"seq={seq}"
@@ -76,6 +95,9 @@ def roofline_command(
     out.print(f"{name} {setting} on {hw.name}: "
               f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
               f"mostly {t['bound']}-bound", markup=False, highlight=False)
+    if cfg is not None and cfg.dtype_source == "assumed":
+        out.print(f"note: {name} states no element size (no torch_dtype); assumed {cfg.dtype_bytes} bytes (fp16/bf16)",
+                  markup=False, highlight=False)
     for size, why in report.meta["dtype_substitutions"].items():
         out.print(f"note: {size} matrix multiplies {why}", markup=False, highlight=False)
     if not t["fits_memory"]:  # capacities are binary (accelsim/hardware/gpu.py): print GiB

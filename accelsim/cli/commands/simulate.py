@@ -71,8 +71,15 @@ def simulate_command(
         "ModelConfig YAML, a Hugging Face config.json or an .onnx file. Works on every hardware kind."),
     phase: str = typer.Option("decode", "--phase", help="With --model: prefill or decode."),
     batch: int = typer.Option(1, "--batch", help="With --model: sequences in the batch."),
-    seq: int = typer.Option(512, "--seq", help="With --model, prefill: prompt length."),
-    context: int = typer.Option(2048, "--context", help="With --model, decode: tokens already in the KV cache."),
+    seq: int = typer.Option(None, "--seq", help="With --model: prompt length (prefill; default 512), or an "
+                            "encoder-decoder's encoder length. Refused for a decoder-only decode (use --context)."),
+    context: int = typer.Option(None, "--context", help="With --model, decode only: tokens already in the KV cache "
+                                "(default 2048)."),
+    dim: list[str] = typer.Option(None, "--dim", help="With --model FILE.onnx: a dynamic dimension's value, "
+                                  "name=N (repeat for each)."),
+    allow_long_context: bool = typer.Option(False, "--allow-long-context", help="With --model: run a rotary model "
+                                            "past its trained max_position_embeddings (you extend it, e.g. YaRN); "
+                                            "recorded in the JSON."),
     tp: int = typer.Option(1, "--tp", help="With --model: tensor-parallel degree (all-reduces use the links)."),
     blocks: int = typer.Option(None, "--blocks", help="With --model: simulate N decoder blocks alone (no "
                                "embedding, no LM head), to compare one layer with a measurement."),
@@ -101,7 +108,7 @@ def simulate_command(
                                 field="--model", allowed="--model with --hardware, or layers without --model")
         simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
                                context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
-                               csv_out=csv_out, timeline_out=timeline)
+                               csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context, dims=dim)
         return
     if scalesim_config is not None and hardware is not None:
         raise AccelsimError("give one of them, not both", field="--scalesim-config/--hardware")
@@ -137,6 +144,10 @@ def simulate_command(
         except OSError as error:  # a missing directory, no permission, a full disk: the user's path
             raise AccelsimError(f"cannot write: {error.strerror or error}", field="--csv", source=str(csv_out)) from None
     if json_out:
-        out.print(report.to_json(), markup=False, highlight=False, soft_wrap=True)
+        from accelsim.cli.jsonout import dumps as dumps_json
+        from accelsim.report import _jsonable
+
+        out.print(dumps_json(report.to_dict(), indent=2, default=_jsonable), markup=False, highlight=False,
+                  soft_wrap=True)
     else:
         print_systolic_report(report, out)

@@ -1,11 +1,10 @@
 """``accelsim wafer llm|gemm|gemv``: LLMs and distributed kernels on a wafer-scale mesh."""
 from __future__ import annotations
 
-import json
-
 import typer
 
 from accelsim.cli import group, out
+from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
 wafer = group("wafer", "Wafer-scale mesh (Cerebras WSE-style): LLM placement, MeshGEMM and MeshGEMV.")
@@ -25,7 +24,7 @@ def parse_grid(text: str | None) -> int | None:
 
 def _print(doc: dict, as_json: bool, lines: list[str]) -> None:
     if as_json:
-        out.print(json.dumps(doc, indent=2), markup=False, highlight=False)
+        out.print(dumps_json(doc, indent=2), markup=False, highlight=False)
     else:
         for line in lines:
             out.print(line, markup=False, highlight=False)

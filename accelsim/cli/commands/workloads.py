@@ -1,11 +1,10 @@
 """``accelsim workloads list|show|experts``: the model zoo and MoE routing statistics."""
 from __future__ import annotations
 
-import json
-
 import typer
 
 from accelsim.cli import group, out
+from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
 workloads = group("workloads", "List and show zoo models and CNN/NAS networks; MoE expert statistics.")
@@ -55,7 +54,7 @@ def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAM
                 "inputs": {t.name: list(t.shape) for t in graph.inputs if t.role.value == "input"}}
         import yaml
 
-        text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
+        text = dumps_json(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
         out.print(text, markup=False, highlight=False)
         return
     cfg = load_model(name)
@@ -63,8 +62,13 @@ def show_command(name: str = typer.Argument(..., help="Zoo name, ModelConfig YAM
     data["params_derived"] = parameter_count(cfg)
     import yaml
 
-    text = json.dumps(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
+    text = dumps_json(data, indent=2) if as_json else yaml.safe_dump(data, sort_keys=False, width=120)
     out.print(text, markup=False, highlight=False)
+
+
+# Datatype names -> bytes per expert weight element (fp8/int8: one byte; fp32: four).
+EXPERT_DTYPES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+ROUTINGS = ("uniform", "zipf", "histogram")
 
 
 @workloads.command("experts")
@@ -72,21 +76,27 @@ def experts_command(
     name: str = typer.Argument(..., help="An MoE zoo model or config file."),
     batches: str = typer.Option("1,2,4,8,16,32,64,128", help="Comma-separated decode batch sizes."),
     context: int = typer.Option(2048, help="Decode context length."),
-    trials: int = typer.Option(0, help="Also run a seeded Monte Carlo with this many trials."),
-    seed: int = typer.Option(0),
+    trials: int = typer.Option(0, help="Also run a seeded Monte Carlo (uniform routing) with this many trials."),
+    seed: int = typer.Option(0, help="Seed of the Monte Carlo and of the Zipf sample."),
+    routing: str = typer.Option("uniform", help="uniform (expected values), zipf (one seeded sample, popularity "
+                                "1/i^s) or histogram (tokens per expert as given)."),
+    zipf_exponent: float = typer.Option(1.0, "--zipf-exponent", help="s of the Zipf popularity (0 is uniform)."),
+    histogram: str = typer.Option(None, help="With --routing histogram: comma-separated token counts, one per "
+                                  "expert, summing to batch x top-k (one batch size only)."),
+    dtype: str = typer.Option(None, help="Weight datatype (fp32, fp16, bf16, fp8, int8); default the model's."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Decode batch sweep: expected distinct experts per MoE layer and the weight bytes read."""
+    """Decode batch sweep: distinct experts per MoE layer and the weight bytes read."""
+    import math
+
     from workloads.models import load_model
-    from workloads.moe import expected_distinct_experts, simulate_distinct_experts
+    from workloads.moe import expected_distinct_experts, route, simulate_distinct_experts
     from workloads.transformer import build_model
 
     cfg = load_model(name)
     if cfg.moe is None:
         raise AccelsimError(f"{cfg.name} has no MoE layers", field="model")
-    try:
-        sizes = [int(b) for b in batches.split(",")]
-    except ValueError:
-        raise AccelsimError(f"expected comma-separated integers, got {batches!r}", field="batches") from None
+    sizes = _int_list(batches, "batches")
     # validate everything before the first line of the table is printed
     bad = [b for b in sizes if b <= 0]
     if bad:
@@ -95,24 +105,59 @@ def experts_command(
         raise AccelsimError(f"must be a non-negative integer, got {context}", field="context")
     if trials < 0:
         raise AccelsimError(f"must be a non-negative integer (0: no Monte Carlo), got {trials}", field="trials")
+    if routing not in ROUTINGS:
+        raise AccelsimError(f"unknown routing {routing!r}", field="--routing", allowed=ROUTINGS)
+    if not (math.isfinite(zipf_exponent) and 0 <= zipf_exponent <= 100):
+        raise AccelsimError(f"must be a number in [0, 100], got {zipf_exponent}", field="--zipf-exponent")
+    counts = None
+    if (histogram is not None) != (routing == "histogram"):
+        raise AccelsimError("give --histogram exactly when --routing histogram", field="--histogram")
+    if histogram is not None:
+        counts = _int_list(histogram, "--histogram")
+        if len(sizes) != 1:
+            raise AccelsimError(f"a histogram describes one step; got {len(sizes)} batch sizes", field="--batches",
+                                allowed="one batch size with --histogram")
+    if dtype is not None:
+        if dtype not in EXPERT_DTYPES:
+            raise AccelsimError(f"unknown datatype {dtype!r}", field="--dtype", allowed=list(EXPERT_DTYPES))
+        cfg = cfg.model_copy(update={"dtype_bytes": EXPERT_DTYPES[dtype], "dtype_source": "stated"})
     E, k = cfg.moe.num_experts, cfg.moe.top_k
     if trials:
         from workloads.moe import check_monte_carlo
 
         for b in sizes:
             check_monte_carlo(b, E, k, trials)
-    models = {b: build_model(cfg, "decode", batch=b, context=context) for b in sizes}
-    out.print(f"{cfg.name}: {E} experts, top-{k}; decode context {context}", markup=False)
-    out.print(f"{'batch':>6} {'distinct':>9} {'monte_carlo':>12} {'weight_GB_read':>15}", markup=False)
+    routes = {b: route(b, E, k, distribution=routing, zipf_exponent=zipf_exponent, histogram=counts,
+                       capacity_factor=cfg.moe.capacity_factor, seed=seed) for b in sizes}
+    rows = []
     for b in sizes:
-        model = models[b]
-        weight_read = _weight_bytes_read(model)
-        mc = ""
+        model = build_model(cfg, "decode", batch=b, context=context, routing=routes[b])
+        row = {"batch": b, "distinct_experts": routes[b].distinct_experts,
+               "distinct_experts_uniform": expected_distinct_experts(b, E, k), "routing": routes[b].source,
+               "weight_bytes_read": _weight_bytes_read(model)}
         if trials:
             mean, se = simulate_distinct_experts(b, E, k, trials=trials, seed=seed)
-            mc = f"{mean:.3f}±{se:.3f}"
-        out.print(f"{b:>6} {expected_distinct_experts(b, E, k):>9.3f} {mc:>12} {weight_read / 1e9:>15.2f}",
-                  markup=False, highlight=False)
+            row.update(monte_carlo_mean=mean, monte_carlo_se=se)
+        rows.append(row)
+    if as_json:
+        doc = {"model": cfg.name, "experts": E, "top_k": k, "context": context, "dtype_bytes": cfg.dtype_bytes,
+               "dtype_source": cfg.dtype_source, "routing": routing, "rows": rows}
+        out.print(dumps_json(doc, indent=2), markup=False, highlight=False)
+        return
+    out.print(f"{cfg.name}: {E} experts, top-{k}; decode context {context}; routing {routing}; "
+              f"{cfg.dtype_bytes}-byte weights", markup=False)
+    out.print(f"{'batch':>6} {'distinct':>9} {'uniform':>9} {'monte_carlo':>12} {'weight_GB_read':>15}", markup=False)
+    for r in rows:
+        mc = f"{r['monte_carlo_mean']:.3f}±{r['monte_carlo_se']:.3f}" if trials else ""
+        out.print(f"{r['batch']:>6} {r['distinct_experts']:>9.3f} {r['distinct_experts_uniform']:>9.3f} {mc:>12} "
+                  f"{r['weight_bytes_read'] / 1e9:>15.2f}", markup=False, highlight=False)
+
+
+def _int_list(text: str, field: str) -> list[int]:
+    try:
+        return [int(b) for b in text.split(",")]
+    except ValueError:
+        raise AccelsimError(f"expected comma-separated integers, got {text!r}", field=field) from None
 
 
 def _weight_bytes_read(model) -> float:

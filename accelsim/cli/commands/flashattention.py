@@ -14,7 +14,7 @@ def flashattention_command(
     heads: int = typer.Option(16, help="Attention heads."),
     batch: int = typer.Option(64, help="Batch size."),
     sram_bytes: int = typer.Option(192 * 1024, help="On-chip SRAM per SM (bytes)."),
-    device: str = typer.Option("a100-80gb", help="GPU preset for the roofline time."),
+    device: str = typer.Option("a100-80gb", "--hardware", "--device", help="GPU preset for the roofline time."),
     forward_only: bool = typer.Option(False, "--forward-only", help="Count the forward pass only."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:

@@ -41,12 +41,12 @@ def load_workload(name: str):
         from workloads.transformer import build_block
 
         return build_block(load_model(name), "prefill", seq=512)
-    raise AccelsimError(f"unknown workload {name!r}", field="--workload", allowed=[*NETWORKS, *zoo_names()])
+    raise AccelsimError(f"unknown workload {name!r}", field="--model", allowed=[*NETWORKS, *zoo_names()])
 
 
 @mapping_group.command("cosma")
 def cosma_command(
-    workload: str = typer.Option(..., "--workload", help="CNN/NAS network or zoo transformer (one prefill block)."),
+    workload: str = typer.Option(..., "--model", "--workload", help="CNN/NAS network or zoo transformer (one prefill block)."),
     scratchpad: str = typer.Option(..., "--scratchpad", help="Capacity: bytes (200, 64KiB, 1.5MB) or M_R, M_H, M_P."),
     with_weights: bool = typer.Option(False, "--with-weights", help="Weights also live in the scratchpad."),
     solver: str = typer.Option("cpsat", "--solver", help="cpsat, highs or cbc."),

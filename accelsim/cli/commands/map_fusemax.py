@@ -21,7 +21,8 @@ def map_fusemax_command(
     time_limit: float = typer.Option(10.0, help="Solver time limit per tile candidate (s), > 0."),
     area_budget_um2: float = typer.Option(0.0, help="If > 0: also size the PE array under this area."),
     buffer_budget_bytes: int = typer.Option(0, help="With --area-budget-um2: buffer size for sizing."),
-    save_mapping: str = typer.Option("", help="Write the chosen mapping (YAML or .json) to this path."),
+    save_mapping: str = typer.Option("", "--save", "--save-mapping",
+                                     help="Write the chosen mapping (YAML or .json) to this path."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Optimize the mapping, then simulate it and the published FuseMax mapping side by side."""
@@ -44,7 +45,7 @@ def map_fusemax_command(
     if save_mapping:
         from accelsim.outputs import check_output_file
 
-        check_output_file(save_mapping, "--save-mapping")  # before the solve, not after it
+        check_output_file(save_mapping, "--save")  # before the solve, not after it
     hw = load_hardware(hardware, kind="spatial")
     res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
     opt = report(mapped_graph(s, res.mapping), hw, res.mapping).totals

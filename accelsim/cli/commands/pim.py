@@ -15,7 +15,7 @@ LEVEL_NAMES = ("bank", "bankgroup", "buffer")
 
 @pim_app.command("attention")
 def attention_command(
-    device: str = typer.Option("hbm3-pim", help="PIM preset on an HBM3-AttAcc standard."),
+    device: str = typer.Option("hbm3-pim", "--hardware", "--device", help="PIM preset on an HBM3-AttAcc standard."),
     level: str = typer.Option("bank", help="bank, bankgroup or buffer (where the GEMV units sit)."),
     power_limited: bool = typer.Option(False, "--power-limited", help="AttAcc's power-constrained MAC spacing."),
     heads: int = typer.Option(..., help="(request x head) attention operations in the stack."),
@@ -62,7 +62,7 @@ def attention_command(
 @pim_app.command("decode")
 def decode_command(
     model: str = typer.Option(..., help="Zoo model name or ModelConfig YAML."),
-    device: str = typer.Option("pim-gpt", help="PIM preset (accelsim hardware list --kind pim) or YAML path."),
+    device: str = typer.Option("pim-gpt", "--hardware", "--device", help="PIM preset (accelsim hardware list --kind pim) or YAML path."),
     batch: int = typer.Option(1, help="Sequences in the batch."),
     context: int = typer.Option(512, help="Tokens already in the KV cache."),
     tp: int = typer.Option(1, help="Tensor-parallel degree (the graph of one device)."),

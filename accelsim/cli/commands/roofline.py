@@ -12,7 +12,7 @@ from accelsim.errors import AccelsimError
 def roofline_command(
     model: str = typer.Option(..., help="Zoo model name, ModelConfig YAML, Hugging Face config.json, or an .onnx "
                                         "file (costed as given; phase, batch, seq, context and tp do not apply)."),
-    device: str = typer.Option(..., help="GPU preset name (accelsim hardware list --kind gpu) or YAML path."),
+    device: str = typer.Option(..., "--hardware", "--device", help="GPU preset name (accelsim hardware list --kind gpu) or YAML path."),
     phase: str = typer.Option("decode", help="prefill or decode."),
     batch: int = typer.Option(1, help="Sequences in the batch."),
     seq: int = typer.Option(None, help="Prompt length (prefill; default 512); encoder length for encoder-decoders. "

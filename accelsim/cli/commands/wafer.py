@@ -33,7 +33,7 @@ def _print(doc: dict, as_json: bool, lines: list[str]) -> None:
 @wafer.command("llm")
 def llm_command(
     model: str = typer.Option(..., help="Zoo model name or ModelConfig YAML."),
-    device: str = typer.Option("wse2", help="Mesh preset (accelsim hardware list --kind mesh) or YAML path."),
+    device: str = typer.Option("wse2", "--hardware", "--device", help="Mesh preset (accelsim hardware list --kind mesh) or YAML path."),
     phase: str = typer.Option("decode", help="prefill or decode."),
     batch: int = typer.Option(1, help="Sequences in the batch."),
     seq: int = typer.Option(4096, help="Prompt length (prefill)."),
@@ -135,7 +135,7 @@ def gemm_command(
     n: int = typer.Option(..., help="Columns of B and C."),
     grid: str = typer.Option(None, help="Core grid NxN; without it the fastest fitting grid is chosen."),
     algorithm: str = typer.Option("meshgemm", help="meshgemm, cannon, summa or allgather."),
-    device: str = typer.Option("wse2", help="Mesh preset or YAML path."),
+    device: str = typer.Option("wse2", "--hardware", "--device", help="Mesh preset or YAML path."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """C = A @ B distributed over a core grid, timed hop by hop."""
@@ -149,7 +149,7 @@ def gemv_command(
     m: int = typer.Option(1, help="Vectors multiplied at once."),
     grid: str = typer.Option(None, help="Core grid NxN; without it the fastest fitting grid is chosen."),
     algorithm: str = typer.Option("meshgemv", help="meshgemv (K-tree), pipelined (vendor), ring, two_phase, star."),
-    device: str = typer.Option("wse2", help="Mesh preset or YAML path."),
+    device: str = typer.Option("wse2", "--hardware", "--device", help="Mesh preset or YAML path."),
     ktree_k: int = typer.Option(2, "--ktree-k", help="Levels of the K-tree (meshgemv); WaferLLM evaluates K = 2."),
     groups: int = typer.Option(None, help="First-level K-tree groups (WaferLLM's group_num); default about sqrt(P)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

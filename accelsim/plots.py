@@ -345,8 +345,12 @@ def mapping_comparison_plot(table: Any, metrics: Sequence[str], by: str = "mappi
         if normalize_to not in set(df[by]):
             raise AccelsimError(f"no row {by} = {normalize_to!r}", field="normalize_to", allowed=list(df[by]))
         base = df[df[by] == normalize_to].iloc[0]
+        zero = [m for m in metrics if not base[m]]
+        if zero:  # dividing by zero would draw an empty panel
+            raise AccelsimError(f"the baseline {normalize_to!r} is 0 in {zero}; nothing can be normalized to it",
+                                field="normalize_to", allowed=[str(v) for v in df[by] if v != normalize_to])
         for m in metrics:
-            df[m] = df[m] / base[m] if base[m] else np.nan
+            df[m] = df[m] / base[m]
     fig = Figure(figsize=(3.2 * len(metrics), 3.6))
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
     for ax, m in zip(axes, metrics):

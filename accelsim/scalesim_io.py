@@ -6,7 +6,8 @@ Formats (learned from SCALE-Sim 3.0's ``scale_config.py`` and ``topology_utils.p
   ArrayWidth, IfmapSramSzkB, FilterSramSzkB, OfmapSramSzkB, Dataflow (os|ws|is), Bandwidth``
   (words per cycle, one number or a comma list whose first entry SCALE-Sim uses); ``[run_presets]
   InterfaceBandwidth`` (USER: use Bandwidth; CALC: SCALE-Sim sizes the interface so the array never
-  waits). Keys are case-insensitive (``configparser``); other keys and sections are ignored.
+  waits). Keys are case-insensitive (``configparser``); other keys and sections (sparsity,
+  Ramulator, layouts) are not modelled: ``ignored_settings`` lists them and the CLI warns.
   SCALE-Sim's word is one byte (``word_size = 1`` in its ``single_layer_sim.py``) and sizes are
   in KiB (``1024 * kB``).
 * Convolution topology: header, then ``name, IFMAP Height, IFMAP Width, Filter Height, Filter
@@ -53,6 +54,27 @@ def _int_field(raw: str, *, source: str, field: str, minimum: int = 1) -> int:
     if value < minimum:
         raise AccelsimError(f"must be >= {minimum}, got {value}", field=field, source=source)
     return value
+
+
+# What accelsim reads from a .cfg; the offsets only place operands in SCALE-Sim's address traces.
+READ_KEYS = {"general": {"run_name"},
+             "architecture_presets": {"arrayheight", "arraywidth", "ifmapsramszkb", "filtersramszkb",
+                                      "ofmapsramszkb", "dataflow", "bandwidth", "ifmapoffset", "filteroffset",
+                                      "ofmapoffset"},
+             "run_presets": {"interfacebandwidth"}}
+
+
+def ignored_settings(path: str | Path) -> list[str]:
+    """Settings of a SCALE-Sim ``.cfg`` that accelsim does not model (sparsity, Ramulator, layouts,
+    memory banks, ...), as ``[section] key`` strings, so the CLI can say so instead of ignoring them
+    silently. A file that cannot be read yields nothing here; ``read_scalesim_config`` reports it."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
+    try:
+        parser.read_string(Path(path).read_text(), source=str(path))
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return []
+    return [f"[{section}] {key}" for section in parser.sections() for key in parser.options(section)
+            if key not in READ_KEYS.get(section, set())]
 
 
 def read_scalesim_config(path: str | Path) -> SystolicAccelerator:

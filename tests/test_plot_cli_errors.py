@@ -71,3 +71,12 @@ def test_good_csv_still_plots(files):
     done = cli_in_process("plot", "traffic", str(files["ok.csv"]), "--out", str(stem))
     assert done.returncode == 0, done.stderr
     assert stem.with_suffix(".png").stat().st_size > 0
+
+
+def test_normalizing_to_a_zero_baseline_is_an_error():
+    from accelsim import plots
+    from accelsim.errors import AccelsimError
+
+    rows = [{"mapping": "base", "bytes": 0, "s": 1.0}, {"mapping": "other", "bytes": 5, "s": 2.0}]
+    with pytest.raises(AccelsimError, match="is 0 in"):
+        plots.mapping_comparison_plot(rows, ["bytes", "s"], normalize_to="base")

@@ -193,3 +193,19 @@ def test_matches_live_scalesim(dataflow):
     for layer, ref in zip((gemm, conv), results):
         ours = simulate_gemm(layer.shape, _hw(6, 5, dataflow, 1, 4), ifmap_words=layer.ifmap_words)
         _check_against_scalesim(ours, ref, dataflow, 6, 5)
+
+
+def test_settings_accelsim_does_not_model_are_named(tmp_path):
+    """Sparsity, Ramulator and layout settings are listed (the CLI warns) instead of silently ignored."""
+    from accelsim.scalesim_io import ignored_settings
+    from tests.cli_helper import cli_in_process
+
+    cfg = tmp_path / "s.cfg"
+    cfg.write_text("[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\nIfmapSramSzkB: 64\nFilterSramSzkB: 64\n"
+                   "OfmapSramSzkB: 64\nDataflow: os\nBandwidth: 10\nIfmapOffset: 0\n[sparsity]\nSparsitySupport: true\n"
+                   "[layout]\nIfmapCustomLayout: False\n[run_presets]\nInterfaceBandwidth: USER\nUseRamulatorTrace: True\n")
+    assert ignored_settings(cfg) == ["[sparsity] sparsitysupport", "[layout] ifmapcustomlayout",
+                                     "[run_presets] useramulatortrace"]
+    done = cli_in_process("simulate", "--scalesim-config", str(cfg), "--gemm", "8,8,8")
+    assert done.returncode == 0 and "warning" in done.stderr and "sparsitysupport" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

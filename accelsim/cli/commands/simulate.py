@@ -98,7 +98,7 @@ def simulate_command(
     from accelsim.engines.systolic import GemmLayer, simulate_layers
     from accelsim.hardware import load_hardware
     from accelsim.hardware.systolic import DATAFLOWS, SystolicAccelerator
-    from accelsim.scalesim_io import read_scalesim_config, read_topology
+    from accelsim.scalesim_io import ignored_settings, read_scalesim_config, read_topology
 
     if model is not None:
         from accelsim.cli.model_run import simulate_model_command
@@ -118,6 +118,12 @@ def simulate_command(
         check_output_file(csv_out, "--csv")
     if scalesim_config is not None:
         hw = read_scalesim_config(scalesim_config)
+        ignored = ignored_settings(scalesim_config)
+        if ignored:  # one line on stderr: the run goes on, but the user knows what was not modelled
+            from accelsim.cli import err
+
+            err.print(f"accelsim: warning: {scalesim_config}: not modelled, ignored: {', '.join(ignored)}",
+                      markup=False, highlight=False)
     else:
         spec = load_hardware(hardware or DEFAULT_HARDWARE, kind="systolic")
         assert isinstance(spec, SystolicAccelerator)

@@ -36,8 +36,9 @@ from accelsim.ir import GemmShape
 # SCALE-Sim counts cycles only; seconds need a clock. 1 GHz is a neutral choice, stated in the spec.
 DEFAULT_CLOCK_HZ = 1.0e9
 # CALC mode: SCALE-Sim computes the bandwidth the array needs to never stall; an interface this
-# wide moves any layer's fold in one cycle, which reproduces "no stalls".
-CALC_BANDWIDTH_BYTES_PER_CYCLE = 1.0e12
+# wide (the largest per-cycle rate a spec accepts, accelsim.fieldchecks) moves any fold's tiles,
+# which are bounded by the SRAM sizes (KiB to MiB), in one cycle: "no stalls".
+CALC_BANDWIDTH_BYTES_PER_CYCLE = 1.0e9
 SCALESIM_WORD_BYTES = 1  # scalesim/single_layer_sim.py: word_size = 1 (bytes)
 
 CONV_FIELDS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")

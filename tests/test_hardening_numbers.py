@@ -214,7 +214,8 @@ def test_sweep_overrides_validate_through_the_spec():
 
     def points(**kw):
         return SweepSpec.from_dict({"workloads": [{"gemm": [64, 32, 48]}],
-                                    "evaluator": "tests.sweep_fixtures:analytic", **kw}).points()
+                                    "evaluator": "tests.sweep_fixtures:analytic", **kw},
+                                   allow_code=True).points()
 
     for value in (-1, "abc", True, 0):
         with pytest.raises(AccelsimError) as info:
@@ -242,5 +243,6 @@ def test_sweep_workloads_with_huge_lengths_are_refused(workload):
     from workloads.context import MAX_TOKENS
 
     with pytest.raises(AccelsimError) as info:
-        SweepSpec.from_dict({"workloads": [workload], "evaluator": "tests.sweep_fixtures:analytic"}).points()
+        SweepSpec.from_dict({"workloads": [workload], "evaluator": "tests.sweep_fixtures:analytic"},
+                            allow_code=True).points()
     assert "seq" in str(info.value) and f"{MAX_TOKENS:,}" in str(info.value)

@@ -27,7 +27,7 @@ COMMANDS = {
     "map fusemax --save-mapping": (["map", "fusemax", "--model", "bert", "--seq", "1024", "--save-mapping"],
                                    "--save-mapping", [("mappers.fusemax", "optimize")]),
     "simulate --csv": (["simulate", "--gemm", "8,8,8", "--csv"], "--csv",
-                       [("accelsim.cli.commands.simulate", "simulate_layers")]),
+                       [("accelsim.engines.systolic", "simulate_layers")]),
 }
 
 

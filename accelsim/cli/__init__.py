@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"accelsim: error: {error.format_message()} (see --help)", markup=False, highlight=False)
         sys.exit(2 if isinstance(error, click_exceptions.UsageError) else error.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err.print("accelsim: interrupted", markup=False, highlight=False)
+        sys.stderr.write("accelsim: interrupted\n")  # plain write: rich may be what was interrupted
+        sys.stderr.flush()
         sys.exit(130)
+    if result == 130:  # typer turns a Ctrl-C inside a command into exit code 130, silently
+        sys.stderr.write("accelsim: interrupted\n")
     sys.exit(result if isinstance(result, int) else 0)

@@ -45,7 +45,7 @@ def map_fusemax_command(
     if save_mapping:
         from accelsim.outputs import check_output_file
 
-        check_output_file(save_mapping, "--save")  # before the solve, not after it
+        check_output_file(save_mapping, "--save-mapping")  # before the solve, not after it
     hw = load_hardware(hardware, kind="spatial")
     res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
     opt = report(mapped_graph(s, res.mapping), hw, res.mapping).totals

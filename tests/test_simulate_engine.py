@@ -216,3 +216,14 @@ def test_timeline_accounts_for_every_busy_cycle(tmp_path, capsys):
     for unit, cycles in r.core.busy_cycles.items():
         assert busy.get(unit, 0.0) == pytest.approx(cycles, rel=1e-9, abs=1e-6)
     assert tasks.end.max() == pytest.approx(r.core.total_cycles, rel=1e-12)
+
+
+def test_cnn_networks_run_by_name_from_simulate():
+    import json
+
+    from tests.cli_helper import cli_in_process
+    from workloads.cnn import build_network
+
+    done = cli_in_process("simulate", "--model", "resnet50", "--hardware", "tpu-v1", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total_s"] == simulate(build_network("resnet50"), "tpu-v1").core.total_s

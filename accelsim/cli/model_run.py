@@ -84,14 +84,19 @@ def parse_dims(items: list[str] | None, model: str) -> dict[str, int]:
 def build_workload(model: str, phase: str, *, batch: int = 1, seq: int | None = None, context: int | None = None,
                    tp: int = 1, blocks: int | None = None,
                    allow_long_context: bool = False, dims: list[str] | None = None) -> tuple[Any, ModelRun]:
-    """A zoo name, ModelConfig YAML or config.json -> ModelGraph; an .onnx file -> its Graph as given
-    (``dims``: ``name=N`` values of its dynamic dimensions)."""
+    """A zoo name, ModelConfig YAML or config.json -> ModelGraph; a CNN/NAS network name or an .onnx
+    file -> its Graph as given (``dims``: ``name=N`` values of an ONNX file's dynamic dimensions)."""
     onnx_dims = parse_dims(dims, model)
     if model.endswith(".onnx"):
         from workloads.importers.onnx_graph import graph_from_onnx
 
         graph = graph_from_onnx(model, dims=onnx_dims)
         return graph, ModelRun(graph.name, "onnx", None, None, None, None, None)
+    from workloads.cnn import NETWORKS, build_network
+
+    if model in NETWORKS:  # a CNN/NAS network of `accelsim workloads list`: one inference, as built
+        graph = build_network(model)
+        return graph, ModelRun(model, "network", None, None, None, None, None)
     if phase not in PHASES:
         raise AccelsimError(f"unknown phase {phase!r}", field="--phase", allowed=PHASES)
     for value, name in ((batch, "--batch"), (seq, "--seq"), (context, "--context"), (tp, "--tp"),
@@ -148,7 +153,7 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
     core = report.core
     assert core is not None
     what = f"{run.model} {run.phase}"
-    if run.phase != "onnx":
+    if run.phase not in ("onnx", "network"):
         what += f", batch {run.batch}" + (f", seq {run.seq}" if run.seq else f", context {run.context}")
         what += f", tp {run.tp}" if run.tp and run.tp > 1 else ""
         what += f", {run.blocks} blocks only" if run.blocks else ""

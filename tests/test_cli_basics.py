@@ -51,3 +51,17 @@ def test_version_and_short_help():
     for args in (("-h",), ("simulate", "-h"), ("hardware", "-h")):
         done = run_cli(*args)
         assert done.returncode == 0 and done.stdout.startswith("Usage: accelsim"), args
+
+
+def test_listing_commands_speak_json():
+    import json
+
+    from tests.cli_helper import cli_in_process
+
+    models = json.loads(cli_in_process("workloads", "list", "--json").stdout)
+    assert {"llama-2-7b", "mixtral-8x7b"} <= {m["name"] for m in models["models"]}
+    assert "resnet50" in {n["name"] for n in models["networks"]}
+    presets = json.loads(cli_in_process("hardware", "list", "--json").stdout)
+    assert {"tpu-v4", "wse2", "pim-gpt", "a100-cores"} <= {p["name"] for p in presets}
+    done = cli_in_process("hardware", "list", "--kind", "nope")
+    assert done.returncode == 2 and "allowed" in done.stderr

@@ -92,11 +92,17 @@ def run_command(
 
 
 @sweep.command("status")
-def status_command(directory: Path = typer.Argument(..., help="A sweep results directory.")) -> None:
+def status_command(directory: Path = typer.Argument(..., help="A sweep results directory."),
+                   as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """How many points are done, failed and pending."""
     from accelsim.sweep import sweep_status
 
     s = sweep_status(directory)
+    if as_json:
+        from accelsim.cli import jsonout
+
+        out.print(jsonout.dumps(s, indent=2, default=str), markup=False, highlight=False)
+        return
     out.print(f"{s['name']}: {s['total']} points: {s['done']} done, {s['failed']} failed "
               f"({s['errors']} errors, {s['infeasible']} infeasible), {s['pending']} pending; "
               f"{s['skipped_by_constraints']} removed by constraints; {s['rows_on_disk']} rows in "

@@ -11,7 +11,7 @@ workloads = group("workloads", "List and show zoo models and CNN/NAS networks; M
 
 
 @workloads.command("list")
-def list_command() -> None:
+def list_command(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List the zoo's transformer models and the built-in CNN/NAS networks with derived sizes."""
     from workloads.cnn import NETWORKS, build_network
     from workloads.cnn.builder import parameter_count as network_parameters
@@ -19,17 +19,27 @@ def list_command() -> None:
     from workloads.models import load_model
     from workloads.transformer import parameter_count
 
-    out.print("transformer models (workloads/zoo):", markup=False)
+    models = []
     for name in zoo_names():
         cfg = load_model(name)
-        params = parameter_count(cfg)
-        out.print(f"  {name:<24} {cfg.architecture:<16} {cfg.attention_kind:<4} {params / 1e9:9.3f}B params  "
-                  f"{'moe' if cfg.moe else 'dense'}", markup=False, highlight=False)
-    out.print("CNN and NAS networks (workloads/cnn, 8-bit, default input):", markup=False)
+        models.append({"name": name, "architecture": cfg.architecture, "attention": cfg.attention_kind,
+                       "params": parameter_count(cfg), "moe": bool(cfg.moe)})
+    networks = []
     for name in NETWORKS:
         graph = build_network(name)
-        out.print(f"  {name:<24} {len(graph):>4} einsums  {network_parameters(graph) / 1e6:8.2f}M params  "
-                  f"{graph.macs / 1e9:8.3f} GMAC", markup=False, highlight=False)
+        networks.append({"name": name, "einsums": len(graph), "params": network_parameters(graph),
+                         "macs": graph.macs})
+    if as_json:
+        out.print(dumps_json({"models": models, "networks": networks}, indent=2), markup=False, highlight=False)
+        return
+    out.print("transformer models (workloads/zoo):", markup=False)
+    for m in models:
+        out.print(f"  {m['name']:<24} {m['architecture']:<16} {m['attention']:<4} {m['params'] / 1e9:9.3f}B params  "
+                  f"{'moe' if m['moe'] else 'dense'}", markup=False, highlight=False)
+    out.print("CNN and NAS networks (workloads/cnn, 8-bit, default input):", markup=False)
+    for n in networks:
+        out.print(f"  {n['name']:<24} {n['einsums']:>4} einsums  {n['params'] / 1e6:8.2f}M params  "
+                  f"{n['macs'] / 1e9:8.3f} GMAC", markup=False, highlight=False)
 
 
 @workloads.command("show")

@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _load_commands()  # inside the try: a Ctrl-C while the commands import is one line too
         command = typer.main.get_command(app)
-        result = command.main(args=argv, prog_name="accelsim", standalone_mode=False)
+        # make_context + invoke rather than command.main: typer's main turns a Ctrl-C into a bare
+        # exit code 130 that cannot be told from a command's own deliberate exit 130
+        args = list(sys.argv[1:] if argv is None else argv)
+        with command.make_context("accelsim", args) as ctx:
+            result = command.invoke(ctx)
     except AccelsimError as error:
         err.print(f"accelsim: error: {error}", markup=False, highlight=False)
         sys.exit(2)
@@ -91,6 +95,4 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("accelsim: interrupted\n")  # plain write: rich may be what was interrupted
         sys.stderr.flush()
         sys.exit(130)
-    if result == 130:  # typer turns a Ctrl-C inside a command into exit code 130, silently
-        sys.stderr.write("accelsim: interrupted\n")
     sys.exit(result if isinstance(result, int) else 0)

@@ -89,7 +89,8 @@ def simulate_command(
                                   "every task (unit, start and end in cycles, label, kind) of one run of each part to "
                                   "this CSV, for `accelsim plot timeline`."),
 ) -> None:
-    """Simulate GEMM/convolution layers on a systolic array (cycle-level, SCALE-Sim compatible).
+    """Simulate a whole model on any hardware kind (--model), or GEMM/convolution layers on a systolic array
+    (cycle-level, SCALE-Sim compatible).
 
     Stall-free compute cycles, mapping efficiency and SRAM ifmap/filter reads equal SCALE-Sim 3.0's;
     DRAM traffic and stalls come from accelsim's double-buffer model (see the README).

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim import tables  # noqa: E402
 from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, Graph, Operand, OpKind, Tensor, TensorRole
 from accelsim.reference_data import reference_dir
@@ -112,17 +112,13 @@ def markdown(rows: list[dict], time_limit_s: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-limit", type=float, default=20.0, help="tiling search limit per GEMM (s)")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "accelsim-bench",
-                        help="directory for the generated table (default: a temp dir)")
-    parser.add_argument("--write-results", action="store_true", help="rewrite results/a100_operators.md")
+    tables.add_output_options(parser, "a100_operators")
     args = parser.parse_args(argv)
     rows = run(args.time_limit)
     text = markdown(rows, args.time_limit)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "a100_operators.md").write_text(text)
+    for directory in tables.output_dirs(args, ROOT):
+        (directory / "a100_operators.md").write_text(text)
     print(text)
-    if args.write_results:
-        (ROOT / "results" / "a100_operators.md").write_text(text)
 
 
 if __name__ == "__main__":

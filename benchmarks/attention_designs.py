@@ -1,6 +1,6 @@
 """FuseMax vs FLAT and the design ladder: four models x six sequence lengths, simulated.
 
-Writes to ``--out DIR`` (default ``./bench-out/fusemax``), or with ``--write-results`` to the
+Writes to ``--out DIR`` (default a temporary directory), or with ``--write-results`` to the
 committed ``results/fusemax/``:
 - ``attention_designs.csv``: every (model, seq, design) row: latency, DRAM bytes, energy, 2D/1D
   utilization, buffer need; plus the layer's linear GEMMs for end-to-end numbers;
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +47,7 @@ REF = reference_dir("fusemax") or Path("shared/reference/fusemax (not found)")
 REF_FILES = {"fusemax": "attn-binding.csv", "arch": "attn-arch.csv", "cascade": "attn-cascade.csv",
              "flat": "attn-flat.csv", "unfused": "attn-unfused.csv"}
 RESULTS = ROOT / "results" / "fusemax"
-OUT = Path("bench-out") / "fusemax"  # set by main() from --out / --write-results
+OUT = Path(tempfile.gettempdir()) / "accelsim-bench" / "fusemax"  # set by main() from --out / --write-results
 
 
 def simulate_all() -> pd.DataFrame:
@@ -177,7 +178,7 @@ def figures(df: pd.DataFrame, sp: pd.DataFrame) -> None:
 def main(argv: list[str] | None = None) -> None:
     global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=OUT, help="output directory (default ./bench-out/fusemax)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"output directory (default {OUT})")
     ap.add_argument("--write-results", action="store_true", help=f"write to the committed {RESULTS}")
     args = ap.parse_args(argv)
     OUT = RESULTS if args.write_results else args.out

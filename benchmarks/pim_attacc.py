@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import tempfile
 import time
 from pathlib import Path
 
+from accelsim import tables
 from accelsim.engines.pim.attacc_trace import (
     AttentionCase,
     attention_stream,
@@ -28,11 +28,12 @@ from accelsim.reference_data import reference_dir
 LEVEL = {"BA": "bank", "BG": "bankgroup", "BUFFER": "buffer"}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "accelsim-bench-pim"),
-                    help="directory for the JSON table")
-    ap.add_argument("--write-results", action="store_true", help="also rewrite results/pim_attacc.json")
+    tables.add_output_options(ap, "pim_attacc")
     args = ap.parse_args()
     ref = reference_dir("pim")
     if ref is None:
@@ -62,12 +63,8 @@ def main() -> None:
               f"{'exact' if exact else 'DIFF':>7} {wall:6.1f}")
     mean_abs = sum(abs(t["error"]) for t in table) / len(table)
     print(f"mean |error| {100 * mean_abs:.2f}%, max |error| {100 * max(abs(t['error']) for t in table):.2f}%")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pim_attacc.json").write_text(json.dumps(table, indent=2))
-    if args.write_results:
-        Path("results").mkdir(exist_ok=True)
-        Path("results/pim_attacc.json").write_text(json.dumps(table, indent=2))
+    for directory in tables.output_dirs(args, ROOT):
+        (directory / "pim_attacc.json").write_text(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
+from accelsim import tables
 from accelsim.engines.roofline import roofline
 from accelsim.simulate import simulate
 from workloads.models import load_model
@@ -26,10 +26,12 @@ CASES = [("pim-gpt", "gpt2-xl", 1, 512, 1), ("gddr6-aim", "llama-2-7b", 1, 2048,
 DUPLEX_BATCHES = (32, 64, 128)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "accelsim-bench-pim"))
-    ap.add_argument("--write-results", action="store_true", help="also rewrite results/pim_decode.json")
+    tables.add_output_options(ap, "pim_decode")
     args = ap.parse_args()
     table = []
     print(f"{'device':19} {'model':11} {'batch':>5} {'ctx':>5} {'ms/token':>9} {'tok/s':>8} {'hit':>6} "
@@ -55,12 +57,8 @@ def main() -> None:
                           duplex_s=duplex, h100_roofline_s=gpu, speedup=gpu / duplex))
         print(f"  batch {batch:4}: duplex {1e3 * duplex:.3f} ms, h100 roofline {1e3 * gpu:.3f} ms, "
               f"speedup {gpu / duplex:.2f}x")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pim_decode.json").write_text(json.dumps(table, indent=2))
-    if args.write_results:
-        Path("results").mkdir(exist_ok=True)
-        Path("results/pim_decode.json").write_text(json.dumps(table, indent=2))
+    for directory in tables.output_dirs(args, ROOT):
+        (directory / "pim_decode.json").write_text(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

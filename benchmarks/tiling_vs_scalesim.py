@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim import tables  # noqa: E402
 from accelsim.engines.loopnest import evaluate
 from accelsim.engines.systolic import simulate_gemm
 from accelsim.errors import AccelsimError
@@ -85,16 +85,12 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-limit", type=float, default=30.0, help="tiling search limit per GEMM (s)")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "accelsim-bench",
-                        help="directory for the generated table (default: a temp dir)")
-    parser.add_argument("--write-results", action="store_true", help="rewrite results/tiling_vs_scalesim.md")
+    tables.add_output_options(parser, "tiling_vs_scalesim")
     args = parser.parse_args(argv)
     text = markdown(run(args.time_limit))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tiling_vs_scalesim.md").write_text(text)
+    for directory in tables.output_dirs(args, ROOT):
+        (directory / "tiling_vs_scalesim.md").write_text(text)
     print(text)
-    if args.write_results:
-        (ROOT / "results" / "tiling_vs_scalesim.md").write_text(text)
 
 
 if __name__ == "__main__":

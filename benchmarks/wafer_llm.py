@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim import tables  # noqa: E402
 from accelsim.engines.mesh.gemm import gemm_timing
 from accelsim.engines.mesh.gemv import gemv_timing
 from accelsim.hardware import load_hardware
@@ -132,16 +132,13 @@ def table(data: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="wse2", help="mesh preset (default wse2)")
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "accelsim-wafer-llm",
-                        help="directory for wafer_llm.csv / .md (default: a temp directory)")
-    parser.add_argument("--write-results", action="store_true", help="also rewrite results/wafer_llm.csv and .md")
+    tables.add_output_options(parser, "wafer_llm")
     args = parser.parse_args(argv)
     data = rows(load_hardware(args.device, kind="mesh"))
     text = table(data)
     print(text)
-    targets = [args.out] + ([ROOT / "results"] if args.write_results else [])
+    targets = tables.output_dirs(args, ROOT)
     for target in targets:
-        target.mkdir(parents=True, exist_ok=True)
         with open(target / "wafer_llm.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(data[0]))
             w.writeheader()

@@ -134,7 +134,8 @@ def greedy_min_peak_order(problem: MemoryProblem) -> list[int]:
 BUDGETS = ("M_R", "M_H", "M_P")
 
 
-def budgets(problem: MemoryProblem, *, solver: str = DEFAULT_SOLVER, time_limit_s: float = 60.0) -> dict:
+def budgets(problem: MemoryProblem, *, solver: str = DEFAULT_SOLVER, time_limit_s: float = 60.0,
+            threads: int = 2) -> dict:
     """M_R (largest single-operator working set), M_P (minimum peak over orders), M_H = (M_R + M_P) / 2.
 
     M_P comes from ``min_peak_schedule``; if that stops at the time limit the value is the best
@@ -143,7 +144,7 @@ def budgets(problem: MemoryProblem, *, solver: str = DEFAULT_SOLVER, time_limit_
     default = list(range(problem.n_ops))
     greedy = greedy_min_peak_order(problem)
     hint = min((default, greedy), key=problem.peak_bytes)
-    peak = min_peak_schedule(problem, solver=solver, time_limit_s=time_limit_s, hint_order=hint)
+    peak = min_peak_schedule(problem, solver=solver, time_limit_s=time_limit_s, hint_order=hint, threads=threads)
     m_r, m_p = problem.m_r, peak.peak_bytes
     return {"M_R": m_r, "M_P": m_p, "M_H": (m_r + m_p) // 2, "m_p_status": peak.status,
             "min_peak_order": peak.order}

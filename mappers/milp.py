@@ -227,8 +227,30 @@ def _enforced_rows(model: LinearModel):
             yield row, lo, math.inf
 
 
-def _new_highs():
-    """A silent ``highspy.Highs``. The first one of a process prints a banner on file descriptor 1
+_highs_threads: list[int] = []  # the thread count HiGHS's process-wide scheduler was started with
+
+
+def _new_highs(threads: int = 1):
+    """A silent ``highspy.Highs`` running on ``threads`` threads.
+
+    HiGHS starts one process-wide thread scheduler on the first run and then refuses (``run``
+    returns an error) any instance asking for another count, so it is reset when the count
+    changes. The first instance of a process prints a banner on file descriptor 1 before any
+    option can be set (highspy 1.16); library code never prints, so fd 1 points at /dev/null while
+    it is made."""
+    import highspy
+
+    threads = max(1, int(threads))
+    if _highs_threads and _highs_threads[0] != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+        _highs_threads.clear()
+    if not _highs_threads:
+        _highs_threads.append(threads)
+    return _silent_highs(threads)
+
+
+def _silent_highs(threads: int):
+    """See ``_new_highs``. The first one of a process prints a banner on file descriptor 1
     before any option can be set (highspy 1.16); library code never prints, so fd 1 points at
     /dev/null while it is made."""
     import os
@@ -246,6 +268,7 @@ def _new_highs():
         os.dup2(saved, 1)
         os.close(saved)
     h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", threads)
     return h
 
 
@@ -254,9 +277,8 @@ def _solve_highs(model: LinearModel, time_limit_s: float, hint: list[int] | None
     import highspy
     import numpy as np
 
-    h = _new_highs()
+    h = _new_highs(threads)
     h.setOptionValue("time_limit", float(time_limit_s))
-    h.setOptionValue("threads", max(1, int(threads)))
     h.setOptionValue("random_seed", int(seed))
     n = model.n_vars
     inf = highspy.kHighsInf

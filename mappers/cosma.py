@@ -97,11 +97,12 @@ def make_result(problem: MemoryProblem, plan: Plan, capacity_bytes: int, status:
 
 def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "full", order: list[int] | None = None,
                 solver: str = DEFAULT_SOLVER, time_limit_s: float = 60.0, warm_start: Plan | None = None,
-                threads: int = 2, seed: int = 0, relaxation: bool = True, overlap: str | None = None) -> CosmaResult:
+                threads: int = 2, seed: int = 0, relaxation: bool = True, overlap: str | None = None,
+                static_bound: bool = True) -> CosmaResult:
     """Solve the COSMA ILP; the result is never worse than ``warm_start`` and carries a proven bound.
 
-    ``relaxation=False`` and ``overlap="pairs"`` give the original single-model formulation
-    (kept to measure what the staged one gains).
+    ``static_bound=False, relaxation=False, overlap="pairs"`` give the original single-model
+    formulation (kept to measure what each stage gains: ``benchmarks/cosma_formulations.py``).
     """
     if mode not in MODES:
         raise AccelsimError(f"unknown mode {mode!r}", field="mode", allowed=MODES)
@@ -126,7 +127,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
         return make_result(problem, warm_start, capacity_bytes, "optimal", 0.0, solver, start, mode, meta)
     incumbents: list[Plan] = [warm_start] if warm_start is not None else []
     lower = 0.0
-    if order is None:  # the order-free bound (mappers/bounds.py) holds for every schedule
+    if order is None and static_bound:  # the order-free bound (mappers/bounds.py) holds for every schedule
         static = static_lower_bound(problem, capacity_bytes)
         lower = float(static.bytes)
         meta["stages"].append({"stage": "static bound", "bound": static.bytes, "operators": len(static.per_op),

@@ -19,6 +19,7 @@ entry state free) holds for the whole graph, so the gap reported is real.
 """
 from __future__ import annotations
 
+import math
 import time
 
 from mappers import milp
@@ -75,12 +76,12 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
             meta["note"] = "warm start already has zero non-compulsory bytes"
             return make_result(problem, warm_start, capacity_bytes, "optimal", 0.0, solver, start, "divide", meta,
                                "cosma-divide-and-conquer")
-    bound = static_lower_bound(problem, capacity_bytes).bytes
+    bound = float(static_lower_bound(problem, capacity_bytes).bytes)
     meta["lower_bound"] = "order-free (mappers/bounds.py)"
     best = warm_start
     cost = (lambda p: p.non_compulsory_bytes(problem))
     for k in range(passes):
-        if best is not None and cost(best) <= bound:
+        if best is not None and cost(best) <= math.ceil(bound - 1e-6):
             break  # proven optimal: more passes cannot help
         base = list(best.order) if best is not None else list(range(problem.n_ops))
         shift = (k * max(1, piece_ops // 2)) % piece_ops if k else None
@@ -89,13 +90,15 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
         meta["pass_bytes"].append(None if plan is None else cost(plan))
         meta.setdefault("pieces", info["pieces"])
         meta.setdefault("piece_status", info["status"])
+        if info.get("whole_bound") is not None:  # one piece was the whole problem: its bound is global
+            bound = max(bound, info["whole_bound"])
         if plan is not None and (best is None or cost(plan) < cost(best)):
             best = plan
     if best is None:
         raise InfeasibleError("divide and conquer found no mapping in time; give more time or a warm start",
                               field="time_limit")
     status = "baseline" if best is warm_start else "feasible"
-    if status == "baseline" and cost(best) <= bound:
+    if status == "baseline" and cost(best) <= math.ceil(bound - 1e-6):
         status = "optimal"
     return make_result(problem, best, capacity_bytes, status, float(bound), solver, start, "divide", meta,
                        "cosma-divide-and-conquer")
@@ -138,7 +141,7 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
         state = dict(ops=ops, entry=entry, in_dram=in_dram, loaded=loaded, needed_after=needed_after,
                      exit_cost=True)
         model = CosmaModel(problem, capacity_bytes, **state)
-        res = milp.solve(model.m, solver, per_piece_s, None, threads, seed)
+        res = free_res = milp.solve(model.m, solver, per_piece_s, None, threads, seed)
         if res.values is None:  # retry with the base order fixed inside the piece
             model = CosmaModel(problem, capacity_bytes, order=window, **state)
             res = milp.solve(model.m, solver, per_piece_s, None, threads, seed)
@@ -159,4 +162,6 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
         remaining = [o for o in remaining if o not in done]
         still_needed = {t for o in remaining for t in problem.op_inputs[o]}
         entry = {t: off for t, off in sub_res[-1].items() if t in still_needed}
-    return plan_from_residency(problem, full_order, resident, spills), {"pieces": k, "status": statuses}
+    whole = free_res.best_bound if k == 1 and commit_ops is None else None  # the free-order model's bound
+    return plan_from_residency(problem, full_order, resident, spills), {"pieces": k, "status": statuses,
+                                                                        "whole_bound": whole}

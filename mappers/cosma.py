@@ -140,6 +140,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
 
     if relaxation:
         rel = CosmaModel(problem, capacity_bytes, order, addresses=False)
+        _floor_objective(rel, lower)
         hint = _try_encode(rel, warm_start, meta) if warm_start is not None else None
         r = milp.solve(rel.m, solver, max(0.05, RELAXATION_SHARE * time_limit_s), hint, threads, seed)
         meta["stages"].append({"stage": "relaxation", "status": r.status, "bound": r.best_bound,
@@ -152,6 +153,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
         if order is None and r.values is not None and (base_obj is None or r.objective < base_obj):
             rel_order = rel.decode_steps(r.values)[0]
             check = CosmaModel(problem, capacity_bytes, rel_order, overlap=overlap)
+            _floor_objective(check, lower)
             c = milp.solve(check.m, solver, min(left(), max(0.05, CHECK_SHARE * time_limit_s)), None, threads, seed)
             meta["stages"].append({"stage": "address check", "status": c.status, "objective": c.objective,
                                    "s": round(c.solve_s, 3)})
@@ -162,6 +164,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
                                        mode, meta)
     best = min(incumbents, key=lambda p: p.non_compulsory_bytes(problem), default=None)
     model = CosmaModel(problem, capacity_bytes, order, overlap=overlap)
+    _floor_objective(model, lower)
     hint = _try_encode(model, best, meta) if best is not None else None
     meta["build_s"] = round(time.perf_counter() - start, 3)
     res = milp.solve(model.m, solver, left(), hint, threads, seed)
@@ -188,6 +191,13 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
     if status == "baseline" and proven_optimal(base_obj, lower):
         status = "optimal"
     return make_result(problem, plan, capacity_bytes, status, lower, solver, start, mode, meta)
+
+
+def _floor_objective(model: CosmaModel, lower: float) -> None:
+    """State the proven bound as a row (objective >= bound): it cuts nothing feasible, and a solver
+    that reaches it can stop, since it then knows its incumbent is optimal."""
+    if lower > 0 and model.m.objective:
+        model.m.add(dict(model.m.objective), ">=", math.ceil(lower - 1e-6) - model.m.objective_constant)
 
 
 def _try_encode(model: CosmaModel, plan: Plan, meta: dict) -> list[int] | None:

@@ -66,7 +66,7 @@ def run(network: str, with_weights: bool, solver: str, time_limit_s: float, unfu
         if res.status != "optimal" and res.non_compulsory_bytes > 0:
             # one ILP did not finish: try divide and conquer (20-operator pieces), keep the better
             dc = divide_and_conquer(pb, cap, piece_ops=20, solver=solver, time_limit_s=time_limit_s,
-                                    warm_start=res.plan, threads=threads)
+                                    warm_start=res.plan, threads=threads, base_orders=[b["min_peak_order"]])
             if dc.non_compulsory_bytes < res.non_compulsory_bytes:
                 dc.solve_s += res.solve_s
                 # the single ILP's proven bound holds for the whole problem, so it bounds this one too

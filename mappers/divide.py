@@ -52,13 +52,15 @@ def narrow_cuts(problem: MemoryProblem, order: list[int], piece_ops: int, first:
 def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops: int = 40,
                        solver: str = "cpsat", time_limit_s: float = 60.0, warm_start: Plan | None = None,
                        threads: int = 2, commit_ops: int | None = None, passes: int = 1,
-                       seed: int = 0) -> CosmaResult:
+                       seed: int = 0, base_orders: list[list[int]] | None = None) -> CosmaResult:
     """Solve piece by piece; ``time_limit_s`` is split over the pieces of one pass (so ``passes``
     passes take up to ``passes * time_limit_s``).
 
     ``commit_ops`` switches to a rolling horizon: each solve sees the next ``piece_ops``
     operators but keeps only its first ``commit_ops`` steps, so every decision is taken with
     some look-ahead (about ``piece_ops / commit_ops`` times more solves).
+    ``base_orders`` are further orders to cut (e.g. the minimum-peak order): after the passes
+    along the best plan, one pass along each, still keeping only what is cheaper.
     """
     from accelsim.errors import AccelsimError, InfeasibleError
 
@@ -80,11 +82,17 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     meta["lower_bound"] = "order-free (mappers/bounds.py)"
     best = warm_start
     cost = (lambda p: p.non_compulsory_bytes(problem))
-    for k in range(passes):
+    extra = [list(o) for o in (base_orders or [])]
+    for o in extra:
+        problem.check_order(o)
+    for k in range(passes + len(extra)):
         if best is not None and cost(best) <= math.ceil(bound - 1e-6):
             break  # proven optimal: more passes cannot help
-        base = list(best.order) if best is not None else list(range(problem.n_ops))
-        shift = (k * max(1, piece_ops // 2)) % piece_ops if k else None
+        if k < passes:
+            base = list(best.order) if best is not None else list(range(problem.n_ops))
+            shift = (k * max(1, piece_ops // 2)) % piece_ops if k else None
+        else:
+            base, shift = extra[k - passes], None
         plan, info = _one_pass(problem, capacity_bytes, base, piece_ops, commit_ops, shift, solver, time_limit_s,
                                threads, seed)
         meta["pass_bytes"].append(None if plan is None else cost(plan))

@@ -142,7 +142,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
     if relaxation:
         rel = CosmaModel(problem, capacity_bytes, order, addresses=False)
         _floor_objective(rel, lower)
-        hint = _try_encode(rel, warm_start, meta) if warm_start is not None else None
+        hint = _try_encode(rel, warm_start, {}) if warm_start is not None else None  # the full model reports
         r = milp.solve(rel.m, solver, max(0.05, RELAXATION_SHARE * time_limit_s), hint, threads, seed)
         meta["stages"].append({"stage": "relaxation", "status": r.status, "bound": r.best_bound,
                                "objective": r.objective, "s": round(r.solve_s, 3), "variables": rel.m.n_vars})

@@ -156,6 +156,7 @@ def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]
     col = {a: i for i, a in enumerate(tens)}
     n = len(tens)
     h = _new_highs(1)
+    h.setOptionValue("presolve", "off")  # see mappers/milp.py: HiGHS 1.16's MIP presolve is not trusted here
     h.setOptionValue("time_limit", float(time_limit_s))
     h.addVars(n, np.zeros(n), np.ones(n))
     idx = np.arange(n, dtype=np.int32)

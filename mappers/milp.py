@@ -304,11 +304,16 @@ def _solve_highs(model: LinearModel, time_limit_s: float, hint: list[int] | None
     if lower:
         h.addRows(len(lower), np.array(lower), np.array(upper), len(index), np.array(starts, dtype=np.int32),
                   np.array(index, dtype=np.int32), np.array(value, dtype=float))
-    # No MIP start: with one, HiGHS 1.16's presolve reported the start as optimal on R(2+1)D-18 with
-    # weights at M_R (the cumulative relaxation: "optimal" 77070336 B, while CP-SAT, CBC and HiGHS
-    # itself without the start or without presolve find 51380224 B). The caller keeps its warm
-    # start anyway, so dropping it loses no incumbent, only some speed.
-    del hint
+    # Presolve off: HiGHS 1.16's MIP presolve returned wrong optima on these models (the cumulative
+    # relaxation of DeepLabV3 + weights at M_R: "optimal" 803328 B where CP-SAT, CBC and HiGHS
+    # without presolve prove 802816 B; of R(2+1)D-18 + weights from a MIP start: the start's
+    # 77070336 B called optimal where 51380224 B exists). Both are right with presolve off.
+    h.setOptionValue("presolve", "off")
+    if hint is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = [float(x) for x in hint]
+        sol.value_valid = True
+        h.setSolution(sol)
     start = time.perf_counter()
     h.run()
     elapsed = time.perf_counter() - start

@@ -180,3 +180,14 @@ def test_backends_agree_on_r2plus1d_with_weights_from_a_warm_start():
     got = {s: milp.solve(rel.m, s, 20, rel.encode(base.plan), 1) for s in ("cpsat", "highs")}
     assert got["cpsat"].status == got["highs"].status == "optimal"
     assert got["cpsat"].objective == got["highs"].objective < base.non_compulsory_bytes
+
+
+def test_highs_relaxation_optimum_matches_cpsat_on_deeplabv3_with_weights():
+    """Regression: HiGHS 1.16 with presolve called 803328 B optimal here; 802816 B is feasible."""
+    from workloads.cnn import build_network
+
+    pb = MemoryProblem.from_graph(build_network("deeplabv3-resnet50"), True)
+    rel = CosmaModel(pb, pb.m_r, addresses=False)
+    got = {s: milp.solve(rel.m, s, 20, None, 1) for s in ("cpsat", "highs")}
+    assert got["cpsat"].status == got["highs"].status == "optimal"
+    assert got["cpsat"].objective == got["highs"].objective

@@ -102,6 +102,7 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int]) -> int:
                 if c != o and c != mk:
                     geq([((ell[a], 0), 1.0), (done(mk), -1.0), (done(c), 1.0)], 0.0)
     h = _new_highs()
+    h.setOptionValue("presolve", "off")  # see mappers/milp.py: HiGHS 1.16's presolve is not trusted here
     h.addVars(n, np.zeros(n), np.ones(n))
     cost = np.zeros(n)
     for a in tens:

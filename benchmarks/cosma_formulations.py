@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim.engines.scratchpad import replay  # noqa: E402
-from mappers.baselines import best_baseline  # noqa: E402
-from mappers.cosma import budgets, solve_cosma  # noqa: E402
-from mappers.memory_problem import MemoryProblem  # noqa: E402
-from workloads.cnn import build_network  # noqa: E402
+from accelsim.engines.scratchpad import replay
+from mappers.baselines import best_baseline
+from mappers.cosma import budgets, solve_cosma
+from mappers.memory_problem import MemoryProblem
+from workloads.cnn import build_network
 
 VARIANTS = {
     "original": dict(static_bound=False, relaxation=False, overlap="pairs"),

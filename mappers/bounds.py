@@ -44,8 +44,8 @@ def candidates(problem: MemoryProblem, o: int) -> set[int]:
     """Tensors outside ``ws(o)`` that some schedule keeps live across ``o``."""
     pb = problem
     ws = set(pb.op_inputs[o]) | set(pb.op_outputs[o])
-    after_ok = lambda c: c != o and c not in pb.ancestors[o]  # noqa: E731 - may run after o
-    before_ok = lambda u: u != o and u not in pb.descendants[o]  # noqa: E731 - may run before o
+    after_ok = lambda c: c != o and c not in pb.ancestors[o]
+    before_ok = lambda u: u != o and u not in pb.descendants[o]
     out = set()
     for a in range(pb.n_tensors):
         if a in ws or not pb.consumers[a]:

@@ -36,8 +36,14 @@ from accelsim.mapping import Mapping
 from mappers import milp
 from mappers.bounds import static_lower_bound
 from mappers.cosma_model import OVERLAP_FORMS, CosmaModel, op_windows  # noqa: F401 (re-exported)
-from mappers.cosma_schedule import (BUDGETS, DEFAULT_SOLVER, PeakResult, budgets,  # noqa: F401 (re-exported)
-                                    greedy_min_peak_order, min_peak_schedule)
+from mappers.cosma_schedule import (  # noqa: F401 (re-exported)
+    BUDGETS,
+    DEFAULT_SOLVER,
+    PeakResult,
+    budgets,
+    greedy_min_peak_order,
+    min_peak_schedule,
+)
 from mappers.memory_problem import MemoryProblem
 from mappers.plan import Plan, to_mapping
 

@@ -62,7 +62,7 @@ class LinearModel:
         """Intervals ``[start, start + length)`` whose presence binary is 1 may not share a point."""
         self.no_overlaps.append([(int(v), int(n), int(p)) for v, n, p in items])
 
-    def with_pairs(self) -> "LinearModel":
+    def with_pairs(self) -> LinearModel:
         """A copy with every no-overlap group replaced by order binaries and big-M rows (for the
         MILP back-ends, which have no interval constraints). New variables come after the old ones."""
         out = LinearModel(list(self.names), list(self.lb), list(self.ub), list(self.rows), dict(self.objective),
@@ -74,7 +74,7 @@ class LinearModel:
                 out.add({vb: 1, va: -1}, "<=", -nb, ((pa, True), (pbv, True), (y, False)))
         return out
 
-    def extend_hint(self, expanded: "LinearModel", values: list[int]) -> list[int]:
+    def extend_hint(self, expanded: LinearModel, values: list[int]) -> list[int]:
         """``values`` of this model plus the order binaries ``with_pairs`` added (1 when a lies below b)."""
         out = list(values)
         for group in self.no_overlaps:

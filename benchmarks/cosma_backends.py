@@ -1,7 +1,9 @@
 """CP-SAT vs HiGHS vs CBC on identical COSMA instances (same model, same warm start, same limit).
 
-Usage: ``python benchmarks/cosma_backends.py [--time-limit 30]``; writes results/cosma_backends.csv/.md.
-HiGHS runs in a fresh process (see mappers/milp.py), so its times include that start-up (~0.3 s).
+Usage: ``python benchmarks/cosma_backends.py [--time-limit 30] [--threads 2] [--out DIR | --write-results]``;
+writes ``cosma_backends.csv``/``.md`` into ``--out`` (default under the system temp dir), or into
+``results/`` with ``--write-results``. Every back-end runs in this process (HiGHS through highspy,
+CBC through PuLP's CBC binary; see ``mappers/milp.py``).
 """
 from __future__ import annotations
 
@@ -39,11 +41,20 @@ def instances():
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--time-limit", type=float, default=30.0)
-    ap.add_argument("--out", default=str(ROOT / "results" / "cosma_backends"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="output directory (default: under the system temp dir)")
+    ap.add_argument("--write-results", action="store_true", help="rewrite results/cosma_backends.*")
     args = ap.parse_args()
-    out = Path(args.out)
+    if args.time_limit <= 0:
+        ap.error("--time-limit must be positive")
+    import tempfile
+
+    out_dir = ROOT / "results" if args.write_results else Path(args.out or Path(tempfile.gettempdir()) / "accelsim-bench")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / "cosma_backends"
     rows = []
-    fields = ["instance", "solver", "non_compulsory_bytes", "status", "gap", "solve_s", "warm_start_bytes"]
+    fields = ["instance", "solver", "non_compulsory_bytes", "lower_bound_bytes", "status", "gap", "solve_s",
+              "warm_start_bytes"]
     with out.with_suffix(".csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fields)
         w.writeheader()
@@ -52,8 +63,9 @@ def main() -> None:
             for solver in SOLVERS:
                 t0 = time.perf_counter()
                 r = solve_cosma(pb, cap, mode=mode, solver=solver, time_limit_s=args.time_limit,
-                                warm_start=base.plan)
+                                warm_start=base.plan, threads=args.threads)
                 row = {"instance": name, "solver": solver, "non_compulsory_bytes": r.non_compulsory_bytes,
+                       "lower_bound_bytes": r.best_bound,
                        "status": r.status, "gap": None if r.gap is None else round(r.gap, 4),
                        "solve_s": round(time.perf_counter() - t0, 2), "warm_start_bytes": base.non_compulsory_bytes}
                 w.writerow(row)
@@ -61,8 +73,8 @@ def main() -> None:
                 rows.append(row)
                 print(row, flush=True)
     lines = ["# COSMA back-ends on identical instances", "",
-             f"`python benchmarks/cosma_backends.py --time-limit {args.time_limit:g}`; same model, warm start and "
-             "time limit for each back-end; 2 threads where the solver takes a thread count.", "",
+             f"`python benchmarks/cosma_backends.py --time-limit {args.time_limit:g} --threads {args.threads}`; same "
+             "model, warm start and time limit for each back-end.", "",
              "| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
     lines += ["| " + " | ".join(str(r[f]) for f in fields) + " |" for r in rows]
     summary = []

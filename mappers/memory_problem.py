@@ -199,6 +199,15 @@ class MemoryProblem:
         """Raise InfeasibleError when a single operator cannot fit (the M_R bound)."""
         from accelsim.errors import InfeasibleError
 
+        if not isinstance(capacity_bytes, int) or capacity_bytes <= 0:
+            raise AccelsimError(f"scratchpad capacity must be a positive whole number of bytes, got {capacity_bytes!r}",
+                                field="scratchpad", allowed="> 0 bytes")
+        used = [t for t in range(self.n_tensors) if self.consumers[t] or self.producer[t] is not None]
+        too_big = [t for t in used if self.tensor_bytes[t] > capacity_bytes]
+        if too_big:
+            t = max(too_big, key=lambda u: self.tensor_bytes[u])
+            raise InfeasibleError(f"tensor {self.tensor_names[t]!r} has {self.tensor_bytes[t]} bytes, more than the "
+                                  f"scratchpad's {capacity_bytes} bytes; use at least {self.m_r}", field="scratchpad")
         if capacity_bytes < self.m_r:
             worst = max(range(self.n_ops), key=self.working_set_bytes)
             raise InfeasibleError(

@@ -1,12 +1,18 @@
-"""A solver-neutral integer linear model and its back-ends: OR-Tools CP-SAT, and PuLP with HiGHS or CBC.
+"""A solver-neutral integer linear model and its back-ends: OR-Tools CP-SAT, HiGHS (highspy), CBC (PuLP).
 
 Why neutral: the COSMA model is written once and handed to any back-end, so the back-ends can
 be benchmarked on identical instances and a result always says which one produced it. Only open
 solvers are used (no commercial solver anywhere; ``tests/test_cosma.py`` checks that).
 
 Conditional constraints ("this row holds when these literals are true") go to CP-SAT as
-``OnlyEnforceIf`` and to PuLP as big-M rows whose M comes from the variables' bounds, so no
-hand-tuned M can silently cut off solutions.
+``OnlyEnforceIf`` and to HiGHS and CBC as big-M rows whose M comes from the variables' bounds, so
+no hand-tuned M can silently cut off solutions. No-overlap groups go to CP-SAT as interval
+constraints and to the MILP back-ends as order binaries with big-M rows (``with_pairs``).
+
+Every back-end runs in the caller's process. Earlier builds could not: OR-Tools 9.15 bundles a
+``libhighs.so.1`` and highspy 1.15 shipped another with the same soname, so whichever loaded
+first broke the other and PuLP solves ran in a spawned interpreter. With highspy 1.16 both load
+and solve in one process in either import order (``tests/test_cosma_backends.py`` checks it).
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 
 from accelsim.errors import AccelsimError
@@ -34,6 +41,8 @@ class LinearModel:
     rows: list[tuple[dict[int, int], str, int, tuple[Literal, ...]]] = field(default_factory=list)
     objective: dict[int, int] = field(default_factory=dict)
     objective_constant: int = 0
+    # groups of (start variable, fixed length, presence binary): present intervals must not overlap
+    no_overlaps: list[list[tuple[int, int, int]]] = field(default_factory=list)
 
     def var(self, name: str, lb: int = 0, ub: int = 1) -> int:
         if lb > ub:
@@ -48,6 +57,30 @@ class LinearModel:
             raise ValueError(sense)
         coefs = {v: c for v, c in coefs.items() if c}
         self.rows.append((coefs, sense, int(rhs), tuple(enforce)))
+
+    def no_overlap(self, items: list[tuple[int, int, int]]) -> None:
+        """Intervals ``[start, start + length)`` whose presence binary is 1 may not share a point."""
+        self.no_overlaps.append([(int(v), int(n), int(p)) for v, n, p in items])
+
+    def with_pairs(self) -> LinearModel:
+        """A copy with every no-overlap group replaced by order binaries and big-M rows (for the
+        MILP back-ends, which have no interval constraints). New variables come after the old ones."""
+        out = LinearModel(list(self.names), list(self.lb), list(self.ub), list(self.rows), dict(self.objective),
+                          self.objective_constant)
+        for g, group in enumerate(self.no_overlaps):
+            for (va, na, pa), (vb, nb, pbv) in combinations(group, 2):
+                y = out.var(f"ord[{g},{va},{vb}]")
+                out.add({va: 1, vb: -1}, "<=", -na, ((pa, True), (pbv, True), (y, True)))
+                out.add({vb: 1, va: -1}, "<=", -nb, ((pa, True), (pbv, True), (y, False)))
+        return out
+
+    def extend_hint(self, expanded: LinearModel, values: list[int]) -> list[int]:
+        """``values`` of this model plus the order binaries ``with_pairs`` added (1 when a lies below b)."""
+        out = list(values)
+        for group in self.no_overlaps:
+            for (va, _, _), (vb, _, _) in combinations(group, 2):
+                out.append(int(values[va] < values[vb]))
+        return out[:expanded.n_vars]
 
     @property
     def n_vars(self) -> int:
@@ -73,6 +106,11 @@ class LinearModel:
             if not ok:
                 terms = " + ".join(f"{c}*{self.names[v]}" for v, c in coefs.items())
                 bad.append(f"row {i}: {terms} {sense} {rhs} (lhs {lhs})")
+        for g, group in enumerate(self.no_overlaps):
+            present = sorted((values[v], n, v) for v, n, p in group if values[p])
+            for (s0, n0, v0), (s1, _, v1) in zip(present, present[1:]):
+                if s0 + n0 > s1:
+                    bad.append(f"no-overlap {g}: {self.names[v0]}={s0}+{n0} overlaps {self.names[v1]}={s1}")
         return bad
 
     def objective_value(self, values: list[int]) -> int:
@@ -116,49 +154,12 @@ def solve(model: LinearModel, solver: str = "cpsat", time_limit_s: float = 60.0,
         raise AccelsimError(f"must be a positive number of seconds, got {time_limit_s!r}", field="time_limit")
     if solver == "cpsat":
         return _solve_cpsat(model, time_limit_s, hint, threads, seed)
-    return _in_fresh_process(_solve_pulp, model, solver, time_limit_s, hint, threads)
-
-
-def _in_fresh_process(fn, *args):
-    """Run ``fn`` in a spawned interpreter.
-
-    Why: OR-Tools 9.15 bundles its own ``libhighs.so.1`` and highspy 1.15 ships another with the
-    same soname; whichever a process loads first is reused for the other, which then fails with
-    undefined symbols. Importing PuLP loads highspy, so both PuLP back-ends (HiGHS and CBC) run
-    in a process that never imports OR-Tools, and the caller's process never imports PuLP.
-    """
-    import os
-    import pickle
-    import subprocess
-    import sys
-    import tempfile
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    payload = pickle.dumps((fn.__module__, fn.__name__, args))
-    # The result travels through a file of its own: solvers print banners and logs on stdout
-    # (highspy >= 1.16 does), which must never be able to corrupt it.
-    with tempfile.TemporaryDirectory(prefix="accelsim-solver-") as tmp:
-        result_path = os.path.join(tmp, "result.pickle")
-        done = subprocess.run([sys.executable, "-c", "from mappers.milp import _child_main; _child_main()",
-                               result_path], input=payload, capture_output=True, env=env, check=False)
-        if done.returncode != 0 or not os.path.exists(result_path):
-            raise RuntimeError(f"solver process failed (exit {done.returncode}): "
-                               f"{done.stderr.decode(errors='replace')[-2000:]}")
-        with open(result_path, "rb") as fh:
-            return pickle.load(fh)
-
-
-def _child_main() -> None:
-    """Entry point of the spawned solver process: unpickle a call from stdin, pickle its result to
-    the file named by argv[1] (never stdout, which the solver may write to)."""
-    import importlib
-    import pickle
-    import sys
-
-    module, name, args = pickle.loads(sys.stdin.buffer.read())
-    result = getattr(importlib.import_module(module), name)(*args)
-    with open(sys.argv[1], "wb") as fh:
-        pickle.dump(result, fh)
+    flat = model.with_pairs() if model.no_overlaps else model
+    if hint is not None and model.no_overlaps:
+        hint = model.extend_hint(flat, hint)
+    if solver == "highs":
+        return _solve_highs(flat, time_limit_s, hint, threads, seed)
+    return _solve_pulp(flat, solver, time_limit_s, hint, threads)
 
 
 # --- OR-Tools CP-SAT ------------------------------------------------------------------------------
@@ -180,6 +181,8 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float, hint: list[int] | None
         ct = m.Add(expr <= rhs) if sense == "<=" else m.Add(expr >= rhs) if sense == ">=" else m.Add(expr == rhs)
         if enforce:
             ct.OnlyEnforceIf([xs[v] if want else xs[v].Not() for v, want in enforce])
+    for group in model.no_overlaps:
+        m.AddNoOverlap([m.NewOptionalFixedSizeIntervalVar(xs[v], n, xs[p], f"iv{v}") for v, n, p in group])
     m.Minimize(sum(c * xs[v] for v, c in model.objective.items()) + model.objective_constant)
     if hint is not None:
         for v, x in enumerate(xs):
@@ -204,7 +207,137 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float, hint: list[int] | None
     return SolveResult("cpsat", status, None, None, bound, elapsed)
 
 
-# --- PuLP: HiGHS (through highspy) and CBC ------------------------------------------------------------
+# --- HiGHS through highspy, in this process -------------------------------------------------------
+
+def _enforced_rows(model: LinearModel):
+    """Each row as ``(coefs, lower, upper)`` with enforcement literals folded in as big-M terms."""
+    for coefs, sense, rhs, enforce in model.rows:
+        over, under = _big_m_row(model, coefs, sense, rhs)
+        if sense in ("<=", "=="):
+            row, up = dict(coefs), rhs
+            for v, want in enforce:  # expr <= rhs + over * slack, slack = sum(1 - x | want 1) + sum(x | want 0)
+                row[v] = row.get(v, 0) + (over if want else -over)
+                up += over if want else 0
+            yield row, -math.inf, up
+        if sense in (">=", "=="):
+            row, lo = dict(coefs), rhs
+            for v, want in enforce:  # expr >= rhs - under * slack
+                row[v] = row.get(v, 0) + (-under if want else under)
+                lo -= under if want else 0
+            yield row, lo, math.inf
+
+
+_highs_threads: list[int] = []  # the thread count HiGHS's process-wide scheduler was started with
+
+
+def _new_highs(threads: int = 1):
+    """A silent ``highspy.Highs`` running on ``threads`` threads.
+
+    HiGHS starts one process-wide thread scheduler on the first run and then refuses (``run``
+    returns an error) any instance asking for another count, so it is reset when the count
+    changes. The first instance of a process prints a banner on file descriptor 1 before any
+    option can be set (highspy 1.16); library code never prints, so fd 1 points at /dev/null while
+    it is made."""
+    import highspy
+
+    threads = max(1, int(threads))
+    if _highs_threads and _highs_threads[0] != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+        _highs_threads.clear()
+    if not _highs_threads:
+        _highs_threads.append(threads)
+    return _silent_highs(threads)
+
+
+def _silent_highs(threads: int):
+    """See ``_new_highs``. The first one of a process prints a banner on file descriptor 1
+    before any option can be set (highspy 1.16); library code never prints, so fd 1 points at
+    /dev/null while it is made."""
+    import os
+    import sys
+
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", threads)
+    return h
+
+
+def _solve_highs(model: LinearModel, time_limit_s: float, hint: list[int] | None, threads: int,
+                 seed: int) -> SolveResult:
+    import highspy
+    import numpy as np
+
+    h = _new_highs(threads)
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.setOptionValue("random_seed", int(seed))
+    n = model.n_vars
+    inf = highspy.kHighsInf
+    h.addVars(n, np.array(model.lb, dtype=float), np.array(model.ub, dtype=float))
+    idx = np.arange(n, dtype=np.int32)
+    h.changeColsIntegrality(n, idx, np.array([highspy.HighsVarType.kInteger] * n))
+    cost = np.zeros(n)
+    for v, c in model.objective.items():
+        cost[v] = c
+    h.changeColsCost(n, idx, cost)
+    lower, upper, starts, index, value = [], [], [], [], []
+    for row, lo, up in _enforced_rows(model):
+        row = {v: c for v, c in row.items() if c}
+        if not row:
+            if lo > 0 or up < 0:
+                return SolveResult("highs", "infeasible", None, None, None, 0.0)
+            continue
+        starts.append(len(index))
+        index += list(row)
+        value += list(row.values())
+        lower.append(-inf if lo == -math.inf else float(lo))
+        upper.append(inf if up == math.inf else float(up))
+    if lower:
+        h.addRows(len(lower), np.array(lower), np.array(upper), len(index), np.array(starts, dtype=np.int32),
+                  np.array(index, dtype=np.int32), np.array(value, dtype=float))
+    # Presolve off: HiGHS 1.16's MIP presolve returned wrong optima on these models (the cumulative
+    # relaxation of DeepLabV3 + weights at M_R: "optimal" 803328 B where CP-SAT, CBC and HiGHS
+    # without presolve prove 802816 B; of R(2+1)D-18 + weights from a MIP start: the start's
+    # 77070336 B called optimal where 51380224 B exists). Both are right with presolve off.
+    h.setOptionValue("presolve", "off")
+    if hint is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = [float(x) for x in hint]
+        sol.value_valid = True
+        h.setSolution(sol)
+    start = time.perf_counter()
+    h.run()
+    elapsed = time.perf_counter() - start
+    info, model_status = h.getInfo(), h.getModelStatus()
+    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    if model_status == highspy.HighsModelStatus.kOptimal:
+        status = "optimal"
+    elif model_status == highspy.HighsModelStatus.kInfeasible:
+        status = "infeasible"
+    else:
+        status = "feasible" if has_solution else "unknown"
+    bound = float(info.mip_dual_bound) if status != "infeasible" else None
+    if bound is not None and not math.isfinite(bound):
+        bound = None
+    if bound is not None:
+        bound += model.objective_constant
+    if status in ("optimal", "feasible"):
+        values = [int(round(x)) for x in h.getSolution().col_value]
+        obj = float(model.objective_value(values))
+        return SolveResult("highs", status, values, obj, obj if status == "optimal" else bound, elapsed)
+    return SolveResult("highs", status, None, None, bound, elapsed)
+
+
+# --- PuLP with CBC (PuLP runs the CBC binary as its own process) --------------------------------------
 
 def _big_m_row(model: LinearModel, coefs: dict[int, int], sense: str, rhs: int):
     """Largest amount by which ``coefs . x`` can exceed (or fall short of) ``rhs`` within the bounds."""
@@ -235,6 +368,7 @@ def _build_pulp(model: LinearModel):
 
 def _solve_pulp(model: LinearModel, solver: str, time_limit_s: float, hint: list[int] | None,
                 threads: int) -> SolveResult:
+    """CBC through PuLP (PuLP writes the model and runs the CBC binary, reading its log for the bound)."""
     import pulp
 
     prob, xs = _build_pulp(model)
@@ -242,34 +376,14 @@ def _solve_pulp(model: LinearModel, solver: str, time_limit_s: float, hint: list
         for x, h in zip(xs, hint):
             x.setInitialValue(int(h))
     start = time.perf_counter()
-    if solver == "highs":
-        backend = _HighsWithStart(msg=False, timeLimit=float(time_limit_s), threads=threads,
-                                  start=None if hint is None else [float(h) for h in hint], xs=xs)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "cbc.log"
+        backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=float(time_limit_s), threads=threads,
+                                    warmStart=hint is not None, logPath=str(log), keepFiles=False)
         prob.solve(backend)
-        info = prob.solverModel.getInfo()
-        model_status = prob.solverModel.getModelStatus()
-        import highspy
-
-        has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
-        if model_status == highspy.HighsModelStatus.kOptimal:
-            status = "optimal"
-        elif model_status == highspy.HighsModelStatus.kInfeasible:
-            status = "infeasible"
-        else:
-            status = "feasible" if has_solution else "unknown"
-        bound = float(info.mip_dual_bound) if status != "infeasible" else None
-        if bound is not None and not math.isfinite(bound):
-            bound = None
-        elapsed = time.perf_counter() - start
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            log = Path(tmp) / "cbc.log"
-            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=float(time_limit_s), threads=threads,
-                                        warmStart=hint is not None, logPath=str(log), keepFiles=False)
-            prob.solve(backend)
-            text = log.read_text() if log.exists() else ""
-        elapsed = time.perf_counter() - start
-        status, bound = _parse_cbc(text, pulp.LpStatus[prob.status])
+        text = log.read_text() if log.exists() else ""
+    elapsed = time.perf_counter() - start
+    status, bound = _parse_cbc(text, pulp.LpStatus[prob.status])
     if bound is not None:
         bound += model.objective_constant
     if status in ("optimal", "feasible"):
@@ -295,33 +409,3 @@ def _parse_cbc(log: str, pulp_status: str) -> tuple[str, float | None]:
         has = re.search(r"Objective value:\s*([-0-9.eE+]+)", log) and "no integer" not in log.lower()
         return ("feasible" if has and pulp_status in ("Optimal", "Not Solved") else "unknown"), bound
     return ("optimal" if pulp_status == "Optimal" else "unknown"), bound
-
-
-def _highs_class():
-    import pulp
-
-    class HighsWithStart(pulp.HiGHS):
-        """PuLP's HiGHS back-end, plus a MIP start set right before the run."""
-
-        def __init__(self, *args, start=None, xs=None, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._start = start
-            self._xs = xs
-
-        def callSolver(self, lp):
-            if self._start is not None:
-                import highspy
-
-                sol = highspy.HighsSolution()
-                order = sorted(self._xs, key=lambda v: v.index)
-                values = {id(x): s for x, s in zip(self._xs, self._start)}
-                sol.col_value = [values[id(x)] for x in order]
-                sol.value_valid = True
-                lp.solverModel.setSolution(sol)
-            lp.solverModel.run()
-
-    return HighsWithStart
-
-
-def _HighsWithStart(**kwargs):  # noqa: N802 - factory so pulp is imported lazily
-    return _highs_class()(**kwargs)

@@ -235,11 +235,10 @@ def test_divide_and_conquer_is_valid_and_never_worse_than_its_warm_start(seed, c
     assert replay(graph, result.mapping, pb.m_r).non_compulsory_bytes == result.non_compulsory_bytes
 
 
-def test_cpsat_still_works_after_a_pulp_solve():
-    """PuLP imports highspy, whose libhighs clashes with OR-Tools' copy; PuLP must stay out of process."""
-    import sys
-
+def test_cpsat_still_works_after_highs_and_cbc_solves_in_this_process():
+    """All back-ends now share the caller's process (highspy 1.16 no longer clashes with OR-Tools'
+    libhighs); HiGHS's process-wide thread scheduler must also survive a change of thread count."""
     pb = MemoryProblem.from_graph(tiny_graph())
-    solve_cosma(pb, 200, mode="fixed", solver="cbc")
-    assert "pulp" not in sys.modules or "highspy" not in sys.modules
-    assert solve_cosma(pb, 200, mode="fixed", solver="cpsat").non_compulsory_bytes == 20
+    for solver, threads in (("cbc", 1), ("highs", 2), ("highs", 1), ("cpsat", 1), ("highs", 2)):
+        got = solve_cosma(pb, 200, mode="fixed", solver=solver, time_limit_s=10, threads=threads)
+        assert (got.non_compulsory_bytes, got.status) == (20, "optimal")

@@ -58,16 +58,19 @@ def cosma_command(
     hardware: str = typer.Option(None, "--hardware", help="Systolic preset for a cycle estimate of the mapping."),
 ) -> None:
     """Minimise non-compulsory off-chip bytes with the COSMA ILP (warm-started from the best baseline)."""
-    from mappers.baselines import run_baselines
-    from mappers.cosma import budgets, solve_cosma
-    from mappers.divide import divide_and_conquer
+    import math
+
+    from mappers.cosma import budgets
+    from mappers.cosma_entry import cosma_map
     from mappers.memory_problem import MemoryProblem
     from mappers.milp import SOLVERS
 
     if solver not in SOLVERS:
         raise AccelsimError(f"unknown solver {solver!r}", field="--solver", allowed=SOLVERS)
-    if not time_limit > 0:
-        raise AccelsimError(f"must be positive, got {time_limit}", field="--time-limit")
+    if not (math.isfinite(time_limit) and time_limit > 0):
+        raise AccelsimError(f"must be a positive, finite number of seconds, got {time_limit}", field="--time-limit")
+    if divide < 0:
+        raise AccelsimError(f"must be 0 (one ILP) or a positive number of operators, got {divide}", field="--divide")
     if save:
         from accelsim.outputs import check_output_file
 
@@ -82,14 +85,8 @@ def cosma_command(
         capacity, budget, min_peak_order = b[key], {k: b[k] for k in BUDGET_NAMES}, b["min_peak_order"]
     else:
         capacity = parse_size(scratchpad)
-    problem.require_capacity(capacity)
-    base = run_baselines(problem, capacity, min_peak_order)
-    best = min(base, key=lambda r: r.non_compulsory_bytes)
-    if divide:
-        result = divide_and_conquer(problem, capacity, piece_ops=divide, solver=solver,
-                                    time_limit_s=time_limit, warm_start=best.plan)
-    else:
-        result = solve_cosma(problem, capacity, solver=solver, time_limit_s=time_limit, warm_start=best.plan)
+    result, base = cosma_map(graph, capacity, with_weights=with_weights, divide_ops=divide,
+                             min_peak_order=min_peak_order, solver=solver, time_limit_s=time_limit)
     from accelsim.engines.scratchpad import replay
 
     hw = None
@@ -121,7 +118,9 @@ def cosma_command(
     out.print(f"{graph.name}: scratchpad {capacity} B ({'activations + weights' if with_weights else 'activations'})",
               markup=False, highlight=False)
     gap = "n/a" if result.gap is None else f"{100 * result.gap:.2f}%"
-    out.print(f"  COSMA: {result.non_compulsory_bytes} non-compulsory bytes, {result.status} (gap {gap}), "
+    bound = "n/a" if result.best_bound is None else f"{result.best_bound:.0f}"
+    out.print(f"  COSMA: {result.non_compulsory_bytes} non-compulsory bytes, {result.status} (lower bound "
+              f"{bound} B, gap {gap}), "
               f"{result.solver}, {result.solve_s:.2f} s", markup=False, highlight=False)
     if hw is not None:
         out.print(f"  on {hw.name}: {replayed.total_cycles:.0f} cycles (sums: {replayed.compute_cycles:.0f} compute, "

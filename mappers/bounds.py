@@ -1,0 +1,179 @@
+"""Order-free lower bounds on non-compulsory bytes, valid for every schedule, allocation and spill plan.
+
+Why: a time-limited solver's own bound is often weak (ViT-B/16 at M_R: 52% of the optimum after
+20 s), and divide and conquer has no bound of its own. This one needs no solve of the mapping
+problem; it composes across pieces of the graph, so it bounds divide-and-conquer results too.
+
+Argument, per operator ``o``. In any schedule, when ``o`` runs its working set ``ws(o)`` (inputs
+and outputs) is on chip, so at most ``capacity - ws(o)`` bytes of other tensors are. The ops run
+before ``o`` form a down-closed set ``D`` holding every ancestor of ``o`` and no descendant; the
+other tensors *live across* ``o`` are those made in ``D`` (a source: read in ``D``) and read
+after ``o``. The fewest such bytes over all ``D`` (``min_live``) is a minimum-closure problem, an
+LP with an integral optimum (difference constraints), solved here with HiGHS. At least
+``min_live - (capacity - ws(o))`` live bytes are off chip at ``o``; an intermediate off chip
+while live was spilled and will be reloaded (2 bytes of traffic per byte), a source read before
+and after costs a reload (1 per byte). So ``lb(o) = factor * max(0, deficit)``, with factor 2
+unless some source could be live across ``o``.
+
+Summing: a tensor's traffic is counted once if the operators summed have pairwise disjoint sets of
+tensors that *could* be live across them (``candidates``), so the sum over such a set is a bound
+(chosen greedily, largest first). Each term is the bound of a one-operator piece with its
+entry state left free, which is why the sum is valid for any way of cutting the graph.
+
+Covering (tighter, and what is reported): let ``z[a] = 1`` if tensor ``a`` is ever off chip while
+live in a given plan; that plan costs at least ``sum c[a] size[a] z[a]`` (``c`` = 2 for an
+intermediate, 1 for a source) and, at each operator, the off-chip live bytes come from its
+candidates, so ``sum_{a in cand(o)} size[a] z[a] >= deficit(o)``. The minimum of this covering
+problem over ``z`` is a bound; HiGHS's proven dual bound on it (a MIP, a few seconds at most) is
+used, and never less than the disjoint sum, which is one of its dual solutions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mappers.memory_problem import MemoryProblem
+
+
+@dataclass
+class StaticBound:
+    bytes: int
+    per_op: dict[int, int]  # operator -> its bound, for the operators summed
+
+
+def candidates(problem: MemoryProblem, o: int) -> set[int]:
+    """Tensors outside ``ws(o)`` that some schedule keeps live across ``o``."""
+    pb = problem
+    ws = set(pb.op_inputs[o]) | set(pb.op_outputs[o])
+    after_ok = lambda c: c != o and c not in pb.ancestors[o]
+    before_ok = lambda u: u != o and u not in pb.descendants[o]
+    out = set()
+    for a in range(pb.n_tensors):
+        if a in ws or not pb.consumers[a]:
+            continue
+        p = pb.producer[a]
+        if p is not None:
+            if before_ok(p) and any(after_ok(c) for c in pb.consumers[a]):
+                out.add(a)
+        elif any(before_ok(c1) and after_ok(c2) and c1 != c2 for c1 in pb.consumers[a] for c2 in pb.consumers[a]):
+            out.add(a)
+    return out
+
+
+def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int]) -> int:
+    """Fewest bytes of ``cand`` live across ``o`` over all sets of operators that can run before it."""
+    import math
+
+    import numpy as np
+
+    from mappers.milp import _new_highs
+
+    pb = problem
+    ops = [u for u in range(pb.n_ops) if u != o and u not in pb.ancestors[o] and u not in pb.descendants[o]]
+    col = {u: i for i, u in enumerate(ops)}  # "done before o" in [0, 1]; ancestors are 1, o and descendants 0
+    tens = sorted(cand)
+    ell = {a: len(ops) + i for i, a in enumerate(tens)}  # "live across o" in [0, 1]
+    n = len(ops) + len(tens)
+
+    def done(u: int) -> tuple[int | None, int]:
+        """(column, constant): a free column, or a fixed 0/1."""
+        return (col[u], 0) if u in col else (None, 1 if u in pb.ancestors[o] else 0)
+
+    rows: list[tuple[dict[int, float], float]] = []  # sum(coef * x) >= rhs
+
+    def geq(terms: list[tuple[tuple[int | None, int], float]], rhs: float) -> None:
+        row: dict[int, float] = {}
+        for (c, const), coef in terms:
+            if c is None:
+                rhs -= coef * const
+            else:
+                row[c] = row.get(c, 0.0) + coef
+        row = {c: v for c, v in row.items() if v}
+        if row:
+            rows.append((row, rhs))
+
+    for u in ops:  # down-closed: done(p) - done(u) >= 0
+        for p in pb.preds[u]:
+            geq([(done(p), 1.0), (done(u), -1.0)], 0.0)
+    for a in tens:  # live(a) >= done(maker) - done(consumer)
+        p = pb.producer[a]
+        makers = [p] if p is not None else list(pb.consumers[a])
+        for mk in makers:
+            for c in pb.consumers[a]:
+                if c != o and c != mk:
+                    geq([((ell[a], 0), 1.0), (done(mk), -1.0), (done(c), 1.0)], 0.0)
+    h = _new_highs()
+    h.setOptionValue("presolve", "off")  # see mappers/milp.py: HiGHS 1.16's presolve is not trusted here
+    h.addVars(n, np.zeros(n), np.ones(n))
+    cost = np.zeros(n)
+    for a in tens:
+        cost[ell[a]] = pb.tensor_bytes[a]
+    if n:
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
+    for row, rhs in rows:
+        h.addRow(float(rhs), math.inf, len(row), np.array(list(row), dtype=np.int32),
+                 np.array(list(row.values()), dtype=float))
+    h.run()
+    # the LP is integral (difference constraints); round down so float noise never overstates it
+    return int(math.floor(h.getInfo().objective_function_value + 1e-6))
+
+
+def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: float = 2.0) -> StaticBound:
+    """The larger of the covering bound and the disjoint sum of per-operator bounds (module docstring)."""
+    pb = problem
+    terms: list[tuple[int, int, set[int]]] = []
+    for o in range(pb.n_ops):
+        room = capacity_bytes - pb.working_set_bytes(o)
+        cand = candidates(pb, o)
+        if sum(pb.tensor_bytes[a] for a in cand) <= room:
+            continue
+        deficit = min_live_bytes(pb, o, cand) - room
+        if deficit <= 0:
+            continue
+        factor = 1 if any(pb.is_source(a) for a in cand) else 2
+        terms.append((factor * deficit, o, cand))
+    used: set[int] = set()
+    per_op: dict[int, int] = {}
+    for lb, o, cand in sorted(terms, key=lambda x: (-x[0], x[1])):
+        if cand & used:
+            continue
+        used |= cand
+        per_op[o] = lb
+    disjoint = sum(per_op.values())
+    if len(terms) > 1 and cover_s > 0:
+        return StaticBound(max(disjoint, _covering_bound(pb, terms, cover_s)), per_op)
+    return StaticBound(disjoint, per_op)
+
+
+def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], time_limit_s: float) -> int:
+    """Proven dual bound of min sum c size z s.t. sum_{cand(o)} size z >= deficit(o), z binary."""
+    import math
+
+    import numpy as np
+
+    from mappers.milp import _new_highs
+
+    pb = problem
+    tens = sorted(set().union(*(c for _, _, c in terms)))
+    col = {a: i for i, a in enumerate(tens)}
+    n = len(tens)
+    h = _new_highs(1)
+    h.setOptionValue("presolve", "off")  # see mappers/milp.py: HiGHS 1.16's MIP presolve is not trusted here
+    h.setOptionValue("time_limit", float(time_limit_s))
+    h.addVars(n, np.zeros(n), np.ones(n))
+    idx = np.arange(n, dtype=np.int32)
+    import highspy
+
+    h.changeColsIntegrality(n, idx, np.array([highspy.HighsVarType.kInteger] * n))
+    h.changeColsCost(n, idx, np.array([(1 if pb.is_source(a) else 2) * pb.tensor_bytes[a] for a in tens], dtype=float))
+    for lb, o, cand in terms:
+        factor = 1 if any(pb.is_source(a) for a in cand) else 2
+        deficit = lb // factor
+        cols = [col[a] for a in sorted(cand)]
+        h.addRow(float(deficit), math.inf, len(cols), np.array(cols, dtype=np.int32),
+                 np.array([pb.tensor_bytes[a] for a in sorted(cand)], dtype=float))
+    h.run()
+    info = h.getInfo()
+    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        return int(math.floor(info.objective_function_value + 1e-6))
+    bound = info.mip_dual_bound
+    return int(math.floor(bound + 1e-6)) if math.isfinite(bound) else 0

@@ -135,16 +135,19 @@ def pareto_front(values: Any, columns: Sequence[str] | None = None,
 
 
 def pareto_plot(df: pd.DataFrame, x: str, y: str, color: str | None = None, *, maximize: Sequence[str] = (),
-                label: str | None = None, logx: bool = False, logy: bool = False, title: str | None = None) -> Figure:
-    """All points, the front over (x, y[, color]) highlighted; the 2-D front joined by a step line."""
+                label: str | None = None, logx: bool = False, logy: bool = False, title: str | None = None,
+                group: str | None = None) -> Figure:
+    """All points and the Pareto front over (x, y), one front per ``group`` value (points of
+    different workloads are not comparable); ``color`` only colours the points, it is not a third
+    objective."""
     for col in (x, y, *([color] if color else [])):
         if col not in df.columns:
             raise AccelsimError(f"unknown column {col!r}", field="pareto", allowed=list(df.columns))
         if not (pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_bool_dtype(df[col])):
             raise AccelsimError(f"column {col!r} is not numeric (dtype {df[col].dtype})", field="pareto")
+    if group is not None and group not in df.columns:
+        raise AccelsimError(f"unknown column {group!r}", field="group", allowed=list(df.columns))
     data = df.dropna(subset=[x, y])
-    objectives = [x, y] + ([color] if color else [])
-    on_front = pareto_front(data, objectives, maximize=maximize)
     fig = Figure(figsize=(6.4, 4.8))
     ax = fig.add_subplot()
     kw: dict[str, Any] = {}
@@ -153,22 +156,24 @@ def pareto_plot(df: pd.DataFrame, x: str, y: str, color: str | None = None, *, m
     sc = ax.scatter(data[x], data[y], s=14, alpha=0.45, label="design points", **kw)
     if color:
         fig.colorbar(sc, ax=ax, label=color)
-    front = data[on_front].sort_values(x)
-    ax.scatter(front[x], front[y], s=40, facecolors="none", edgecolors="red", linewidths=1.4,
-               label=f"Pareto front ({len(front)})")
-    front2d = data[pareto_front(data, [x, y], maximize=maximize)].sort_values(x)
-    ax.step(front2d[x], front2d[y], where="post", color="red", linewidth=1, alpha=0.7)
-    if label:
-        for _, row in front2d.iterrows():
-            ax.annotate(str(row[label]), (row[x], row[y]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    groups = [(None, data)] if group is None else list(data.groupby(group, sort=True))
+    for i, (name, part) in enumerate(groups):
+        front = part[pareto_front(part, [x, y], maximize=maximize)].sort_values(x)
+        edge = "red" if group is None else f"C{i % 10}"
+        what = f"Pareto front ({len(front)})" if group is None else f"front {group}={name} ({len(front)})"
+        ax.scatter(front[x], front[y], s=40, facecolors="none", edgecolors=edge, linewidths=1.4, label=what)
+        ax.step(front[x], front[y], where="post", color=edge, linewidth=1, alpha=0.7)
+        if label:
+            for _, row in front.iterrows():
+                ax.annotate(str(row[label]), (row[x], row[y]), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     if logx:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax.set_title(title or f"Pareto front: {', '.join(objectives)}")
+    ax.legend(fontsize=7)
+    ax.set_title(title or f"Pareto front: {x}, {y}" + (f" per {group}" if group else ""))
     ax.grid(alpha=0.3)
     return fig
 

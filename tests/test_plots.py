@@ -165,3 +165,12 @@ def test_engine_task_objects_become_records():
     assert recs == [TaskRecord("pe2d", 0, 4, "qk0"), TaskRecord("pe1d", 4, 6, "sm0")]
     assert busy_time(tasks) == {"pe2d": 4, "pe1d": 2}
     assert plots.busy_summary(tasks).set_index("unit")["utilization"].to_dict() == {"pe1d": 2 / 6, "pe2d": 4 / 6}
+
+
+def test_pareto_front_per_group_and_colour_is_not_an_objective():
+    df = pd.DataFrame({"lat": [1, 2, 3, 1, 2], "energy": [3, 2, 1, 1, 2], "area": [9, 9, 0, 5, 0],
+                       "workload": ["a", "a", "a", "b", "b"]})
+    fig = plots.pareto_plot(df, "lat", "energy", color="area", group="workload")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    # a: all three points trade latency for energy; b: (1, 1) dominates (2, 2) whatever its area
+    assert "front workload=a (3)" in labels and "front workload=b (1)" in labels

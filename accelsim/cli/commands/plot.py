@@ -113,7 +113,9 @@ def pareto_command(
     directory: Path = typer.Argument(..., help="Sweep results directory (or a CSV table)."),
     x: str = typer.Option(..., "--x", help="Objective on the x axis (minimized)."),
     y: str = typer.Option(..., "--y", help="Objective on the y axis (minimized)."),
-    color: str = typer.Option(None, "--color", help="Third objective, shown as colour."),
+    color: str = typer.Option(None, "--color", help="Column shown as colour (not an objective)."),
+    group: str = typer.Option(None, "--group", help="One front per value of this column (default: workload, "
+                              "when the table has several; 'none' for one front)."),
     maximize: list[str] = typer.Option(None, "--maximize", help="Objectives to maximize instead."),
     label: str = typer.Option(None, "--label", help="Column to annotate front points with."),
     logx: bool = typer.Option(False, "--logx"),
@@ -129,7 +131,10 @@ def pareto_command(
     else:
         df = load_results(directory)
         df = df[df["status"] == "ok"]
-    fig = plots.pareto_plot(df, x, y, color, maximize=maximize or (), label=label, logx=logx, logy=logy)
+    if group is None and "workload" in df.columns and df["workload"].nunique() > 1:
+        group = "workload"  # points of different workloads are not comparable
+    fig = plots.pareto_plot(df, x, y, color, maximize=maximize or (), label=label, logx=logx, logy=logy,
+                            group=None if group == "none" else group)
     _saved(plots.save_figure(fig, out_stem))
 
 

@@ -114,6 +114,7 @@ def table_command(
     directory: Path = typer.Argument(..., help="A sweep results directory."),
     csv: Path = typer.Option(None, help="Write the table as CSV here instead of printing it."),
     failed: bool = typer.Option(False, "--failed", help="Only failed points, with their errors."),
+    max_rows: int = typer.Option(60, "--max-rows", help="Rows to print (0: all)."),
 ) -> None:
     """The results table: one row per point."""
     from accelsim.sweep import load_results
@@ -121,13 +122,24 @@ def table_command(
     df = load_results(directory)
     if failed:
         df = df[df["status"] != "ok"]
+    if max_rows < 0:
+        raise AccelsimError(f"must be 0 (all) or a positive number of rows, got {max_rows}", field="--max-rows")
     if csv is not None:
-        df.to_csv(csv, index=False)
+        from accelsim.outputs import check_output_file
+
+        df.to_csv(check_output_file(csv, "--csv"), index=False)
         out.print(f"{len(df)} rows -> {csv}", markup=False, highlight=False)
     elif df.empty:
         out.print("no rows", markup=False)
     else:
-        out.print(df.drop(columns=["key"]).to_string(index=False, max_rows=60), markup=False, highlight=False)
+        import pandas as pd
+
+        shown = df.drop(columns=["key"])
+        with pd.option_context("display.width", 10**6, "display.max_columns", None):
+            out.print(shown.to_string(index=False, max_rows=max_rows or None), markup=False, highlight=False)
+        if max_rows and len(shown) > max_rows:  # say how to get the rest instead of cutting silently
+            out.print(f"({len(shown)} rows, {len(shown.columns)} columns; all of them: --max-rows 0 or --csv FILE)",
+                      markup=False, highlight=False)
 
 
 

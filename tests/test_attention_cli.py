@@ -118,3 +118,17 @@ def test_saved_mapping_replays_to_the_optimized_numbers(run, tmp_path):
     # a mapping for another sequence length does not fit that Graph: one clear line, exit 2
     r = run("attention", "--mapping", str(path), "--model", "bert", "--seq", "100", "--batch", "1")
     _one_line_exit_2(r, "m0")
+
+
+def test_map_fusemax_under_an_area_budget_optimizes_the_design_that_fits():
+    import json
+
+    from tests.cli_helper import cli_in_process
+
+    done = cli_in_process("map", "fusemax", "--model", "bert", "--seq", "1024", "--batch", "1",
+                          "--area-budget-um2", "4e8", "--time-limit", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    best = doc["sizing"][0]
+    assert best["fits_budget"] and best["area_um2"] <= 4e8
+    assert doc["hardware"].endswith(f"-pe{best['pe_dim']}")  # the mapping is for the sized design

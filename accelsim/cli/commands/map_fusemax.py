@@ -47,6 +47,10 @@ def map_fusemax_command(
 
         check_output_file(save_mapping, "--save-mapping")  # before the solve, not after it
     hw = load_hardware(hardware, kind="spatial")
+    sizing = None
+    if area_budget_um2 > 0:  # size first: the mapping is then optimized on the design that fits
+        sizing = size_hardware(hw, s, area_budget_um2=area_budget_um2, buffer_budget_bytes=buffer_budget_bytes or None)
+        hw = hw.resized(sizing[0]["pe_dim"], buffer_budget_bytes or None)
     res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
     opt = report(mapped_graph(s, res.mapping), hw, res.mapping).totals
     doc = {"model": m.name, "seq": seq, "batch": batch, "hardware": hw.name, "objective": objective,
@@ -66,13 +70,16 @@ def map_fusemax_command(
     if save_mapping:
         res.mapping.save(save_mapping)
         doc["mapping_file"] = save_mapping
-    if area_budget_um2 > 0:
-        doc["sizing"] = size_hardware(hw, s, area_budget_um2=area_budget_um2,
-                                      buffer_budget_bytes=buffer_budget_bytes or None)
+    if sizing is not None:
+        doc["sizing"] = sizing
     if as_json:
         out.print(dumps_json(doc, indent=2, default=float), markup=False, highlight=False)
         return
     p = res.plan
+    for row in (sizing or [])[:1]:  # the design that fits the budget comes first
+        out.print(f"sized to the area budget: PE dim {row['pe_dim']} ({row['area_um2'] / 1e6:.1f} mm^2 of "
+                  f"{area_budget_um2 / 1e6:.1f}), published-plan latency {row['latency_s']:.4g} s", markup=False,
+                  highlight=False)
     out.print(f"{m.name} seq={seq} on {hw.name}, objective {objective}: {res.status}, chosen from {res.source}",
               markup=False)
     out.print(f"  tile {p.p0}x{p.m0}, p1 {p.p1}, stages {[list(x) for x in p.stages]}, deferred {sorted(p.deferred)}",
@@ -84,6 +91,4 @@ def map_fusemax_command(
         pb = doc["published"]
         out.print(f"  published {pb['design']}: {pb['latency_s']:.6g} s, {pb['dram_bytes'] / 1e9:.4g} GB, "
                   f"2D util {pb['util_2d']:.3f}", markup=False, highlight=False)
-    for row in doc.get("sizing", [])[:1]:
-        out.print(f"  sizing: best PE dim {row['pe_dim']} ({row['area_um2'] / 1e6:.1f} mm^2, {row['latency_s']:.4g} s)",
-                  markup=False, highlight=False)
+

@@ -81,12 +81,14 @@ def cosma_command(
     min_peak_order = None
     if scratchpad.upper() in BUDGET_NAMES:
         key = scratchpad.upper()
-        b = budgets(problem, solver=solver, time_limit_s=time_limit)
+        with err.status(f"computing the budgets of {graph.name} (minimum-peak ILP, up to {time_limit:g} s) ..."):
+            b = budgets(problem, solver=solver, time_limit_s=time_limit)
         capacity, budget, min_peak_order = b[key], {k: b[k] for k in BUDGET_NAMES}, b["min_peak_order"]
     else:
         capacity = parse_size(scratchpad)
-    result, base = cosma_map(graph, capacity, with_weights=with_weights, divide_ops=divide,
-                             min_peak_order=min_peak_order, solver=solver, time_limit_s=time_limit)
+    with err.status(f"solving COSMA for {graph.name} ({len(graph)} operators, up to {time_limit:g} s a solve) ..."):
+        result, base = cosma_map(graph, capacity, with_weights=with_weights, divide_ops=divide,
+                                 min_peak_order=min_peak_order, solver=solver, time_limit_s=time_limit)
     from accelsim.engines.scratchpad import replay
 
     hw = None

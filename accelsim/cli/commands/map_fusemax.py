@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from accelsim.cli import group, out
+from accelsim.cli import err, group, out
 from accelsim.cli.jsonout import dumps as dumps_json
 from accelsim.errors import AccelsimError
 
@@ -49,9 +49,12 @@ def map_fusemax_command(
     hw = load_hardware(hardware, kind="spatial")
     sizing = None
     if area_budget_um2 > 0:  # size first: the mapping is then optimized on the design that fits
-        sizing = size_hardware(hw, s, area_budget_um2=area_budget_um2, buffer_budget_bytes=buffer_budget_bytes or None)
+        with err.status("sizing the PE array under the area budget ..."):
+            sizing = size_hardware(hw, s, area_budget_um2=area_budget_um2,
+                                   buffer_budget_bytes=buffer_budget_bytes or None)
         hw = hw.resized(sizing[0]["pe_dim"], buffer_budget_bytes or None)
-    res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
+    with err.status(f"optimizing the mapping (CP-SAT, up to {time_limit:g} s per tile candidate) ..."):
+        res = optimize(hw, s, objective, stages=stages, time_limit_s=time_limit)
     opt = report(mapped_graph(s, res.mapping), hw, res.mapping).totals
     doc = {"model": m.name, "seq": seq, "batch": batch, "hardware": hw.name, "objective": objective,
            "status": res.status, "primary_bound": res.primary_bound, "best_bound": res.best_bound, "gap": res.gap,

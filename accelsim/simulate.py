@@ -27,6 +27,10 @@ def simulate(workload: Any, hardware: HardwareSpec | str | Path, mapping: Mappin
     spec = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware)
     _check_workload(workload)
     engine = engine_for(spec.kind)
+    unknown = sorted(set(options) - set(getattr(engine, "options", ())))
+    if unknown:  # an option an engine would ignore is a silently wrong number
+        raise AccelsimError(f"the {spec.kind} engine has no options {unknown}", field="options",
+                            allowed=", ".join(getattr(engine, "options", ())) or "none")
     problems = engine.check(workload, spec, mapping)
     if problems:
         raise problems[0].error()

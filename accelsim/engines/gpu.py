@@ -25,6 +25,7 @@ class RooflineEngine:
     kind = "gpu"
     metrics = {"comm_bytes": "float64", "resident_bytes": "float64", "fits_memory": "bool",
                "dram_bytes_per_s": "float64"}
+    options: tuple[str, ...] = ()
 
     def check(self, workload: Any, hardware: Any, mapping: Any) -> list[Problem]:
         found = []

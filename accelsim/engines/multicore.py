@@ -144,6 +144,7 @@ class MulticoreEngine:
     kind = "multicore"
     metrics: ClassVar[dict[str, str]] = {"launches": "int64", "mapper_time_limited": "int64",
                                          "dram_bytes_per_s": "float64"}
+    options: ClassVar[tuple[str, ...]] = ("time_limit_s",)
 
     def check(self, workload: Any, hardware: Any, mapping: Mapping | None) -> list[Problem]:
         problems: list[Problem] = []

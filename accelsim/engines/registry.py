@@ -44,12 +44,14 @@ class Engine(Protocol):
     ``kind``: the hardware kind it runs (the ``kind:`` of a hardware YAML).
     ``metrics``: extra totals it reports beyond the Report core, name -> Arrow type name
     (``"int64"``, ``"float64"``, ``"string"``); sweeps build their column schema from it.
+    ``options``: the keyword options ``simulate`` takes (``accelsim.simulate`` refuses others).
     ``check``: cheap; every reason the workload (a Graph or ModelGraph) or mapping cannot run.
     ``simulate``: the Report; called only when ``check`` returned nothing.
     """
 
     kind: str
     metrics: MappingABC[str, str]
+    options: tuple[str, ...]  # keyword options ``simulate`` accepts; any other is refused by name
 
     def check(self, workload: Any, hardware: "HardwareSpec", mapping: "Mapping | None") -> list[Problem]: ...
 

@@ -21,9 +21,10 @@ Scope: in activations-only mode weights and KV caches take no scratchpad space a
 with weights they are sources like graph inputs. Counting: ``spill`` and ``reload`` bytes are
 non-compulsory; ``load`` and ``store`` bytes are compulsory.
 
-Cycles: per step, compute cycles from a simple engine plus DMA cycles for the bytes moved at that
-step at the preset's DRAM bandwidth, added (no overlap of transfers with compute), so the total
-is an upper bound that makes traffic visible in time.
+Cycles (``hardware`` given): each step's operator on the whole-model engine's units and the
+plan's transfers on one DMA queue, composed on the event engine (``_add_cycles`` says which
+transfers may overlap which operators); ``total_cycles`` is the makespan, between the larger of
+the compute and DMA sums and their total.
 """
 from __future__ import annotations
 
@@ -208,13 +209,20 @@ def _add_cycles(result: ReplayResult, graph: Graph, mapping: Mapping, hardware) 
     tasks: list[Task] = []
     prev: Task | None = None
     pending_stores: list[Task] = []
+    producers: dict[str, Task] = {}
     for step, row in enumerate(result.per_step):
         work = lower(graph.einsum(row["einsum"]), chip, place)
         unit, cycles = work.unit, work.unit_cycles
         if unit == "dma":  # a copy between on-chip buffers: one element per lane per cycle
-            unit, cycles = "vector", chip.vector_cycles("add", work.einsum.output.tensor.elements) or 0.0
-        spills = [Task(f"{step}.spill.{ev.tensor}", "dma", ev.bytes / bpc) for ev in events[step]
-                  if ev.kind == "spill"]
+            cycles = chip.vector_cycles("add", work.einsum.output.tensor.elements)
+            if cycles is None:
+                raise AccelsimError(f"an on-chip copy needs a vector unit; {hardware.name} has none",
+                                    field=f"einsum {work.einsum.name}", allowed="a preset with a vector unit")
+            unit = "vector"
+        # a spill reads its tensor, so it waits for the operator that produced it
+        spills = [Task(f"{step}.spill.{ev.tensor}", "dma", ev.bytes / bpc,
+                       deps=[producers[ev.tensor]] if ev.tensor in producers else [])
+                  for ev in events[step] if ev.kind == "spill"]
         loads = [Task(f"{step}.{ev.kind}.{ev.tensor}", "dma", ev.bytes / bpc, deps=[*spills, *([prev] if prev else [])])
                  for ev in events[step] if ev.kind in ("load", "reload")]
         compute = Task(f"{step}.{work.einsum.name}", unit, cycles, deps=[*loads, *([prev] if prev else [])])
@@ -225,6 +233,7 @@ def _add_cycles(result: ReplayResult, graph: Graph, mapping: Mapping, hardware) 
         row["compute_cycles"] = cycles
         row["dma_cycles"] = sum(t.cycles for t in (*spills, *loads, *stores))
         prev = compute
+        producers[work.einsum.output.tensor.name] = compute
     tasks += pending_stores
     timeline = run(tasks, ("matrix", "vector", "dma", "link"))
     result.compute_cycles = sum(r["compute_cycles"] for r in result.per_step)

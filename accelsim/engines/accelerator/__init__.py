@@ -18,6 +18,7 @@ from accelsim.engines.accelerator.chips import Chip, chip_for
 from accelsim.engines.accelerator.compose import schedule
 from accelsim.engines.accelerator.lowering import Placement, lower, problems
 from accelsim.engines.registry import Problem, register_engine
+from accelsim.errors import AccelsimError
 from accelsim.ir import Graph, ModelGraph, TensorRole
 from accelsim.ir.resident import resident_tensors
 from accelsim.report import Report, Totals
@@ -28,10 +29,10 @@ def _role(graph: Graph, name: str) -> str:
 
 
 def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_tiles: int = 64,
-                        timeline: bool = False, carried: str | None = None) -> Report:
+                        timeline: bool = False, carried: str | None = None, carried_in: str | None = None) -> Report:
     """One Graph on one chip: the Report of its tile-level simulation (``carried``: the output
     tensor handed on chip to the next part or repeat)."""
-    place = Placement(graph, chip, carried)
+    place = Placement(graph, chip, carried, carried_in)
     works = [lower(e, chip, place) for e in graph.topological_order()]
     makespan, busy, groups = schedule(graph, works, chip, overlap=overlap, max_tiles=max_tiles)
     clock = chip.clock_hz
@@ -105,6 +106,7 @@ class AcceleratorEngine:
 
     metrics = {"peak_macs_per_cycle": "int64", "resident_bytes": "float64", "fits_memory": "bool",
                "dram_bytes_per_s": "float64"}
+    options = ("overlap", "max_tiles", "timeline")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -136,14 +138,21 @@ class AcceleratorEngine:
             rep.totals = {**rep.core.flat(), **rep.totals}
             rep.meta["engine"] = "spatial attention (mapping replay)"
             return rep
+        for name, value in (("overlap", overlap), ("timeline", timeline)):
+            if not isinstance(value, bool):
+                raise AccelsimError(f"must be true or false, got {value!r}", field=f"options.{name}")
+        if isinstance(max_tiles, bool) or not isinstance(max_tiles, int) or not 1 <= max_tiles <= 4096:
+            raise AccelsimError(f"must be an integer in 1..4096, got {max_tiles!r}", field="options.max_tiles")
         chip = chip_for(hardware)
         parts = _parts(workload)
         total: Report | None = None
         records: list[dict[str, Any]] = []  # one run of each part, parts one after another (cycles)
         offset = 0.0
-        for name, graph, repeat, carried in parts:
+        for i, (name, graph, repeat, carried) in enumerate(parts):
+            # the hidden state arrives on chip from the previous part (or repeat) when that one kept it
+            carried_in = _part_input(workload, i) if i > 0 and parts[i - 1][3] is not None else None
             report = simulate_chip_graph(graph, chip, overlap=overlap, max_tiles=max_tiles, timeline=timeline,
-                                         carried=carried)
+                                         carried=carried, carried_in=carried_in)
             for row in report.layers:
                 row["part"] = name
             if timeline:
@@ -192,6 +201,10 @@ def _parts(workload: Any) -> list[tuple[str, Graph, int, str | None]]:
         # block's output when blocks run alone) is written, in every repeat, so repeats scale exactly
         return [(p.name, p.graph, p.repeat, p.output if i < last else None) for i, p in enumerate(workload.parts)]
     return [(workload.name, workload, 1, None)]
+
+
+def _part_input(workload: Any, i: int) -> str | None:
+    return workload.parts[i].input if isinstance(workload, ModelGraph) else None
 
 
 def _graphs(workload: Any) -> list[Graph]:

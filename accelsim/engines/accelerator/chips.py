@@ -28,7 +28,9 @@ class GemmWork:
 
     cycles: float
     macs: float
-    dram_words: dict[str, float]  # ifmap, filter, ofmap elements moved when every operand streams from DRAM
+    # elements moved when every operand streams from DRAM: ifmap, filter, ofmap_write and ofmap_read
+    # (partial sums that spill and come back)
+    dram_words: dict[str, float]
     energy_pj: dict[str, float | None]  # component (mac, sram, buffer) -> pJ; None: the spec gives no number
 
 
@@ -45,7 +47,7 @@ class Chip:
     dram_read_pj_per_byte: float | None
     dram_write_pj_per_byte: float | None
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None) -> GemmWork:
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
         raise NotImplementedError
 
     def vector_cycles(self, op: str, elements: float) -> float | None:
@@ -87,37 +89,60 @@ class SystolicChip(Chip):
         self.cores = spec.cores
         self.peak_macs_per_cycle = spec.peak_macs_per_cycle * spec.cores
         self.dram_capacity_bytes = spec.dram.capacity_bytes
+        self._by_dtype: dict[int, SystolicAccelerator] = {}
         self.dram_read_pj_per_byte = _given(spec.dram.read_energy_pj_per_byte)
         self.dram_write_pj_per_byte = _given(spec.dram.write_energy_pj_per_byte)
 
-    def _split(self, shape: GemmShape) -> tuple[GemmShape, int]:
-        """One core's share of the GEMM and how many cores get a share."""
+    def _shares(self, shape: GemmShape) -> list[tuple[GemmShape, int]]:
+        """The cores' shares of the GEMM as (share, how many cores run it): the batch split across
+        cores when it has at least as many elements, else N; the last share is the remainder, so
+        no core computes (or moves) padding."""
         c = self.cores
         if c == 1:
-            return shape, 1
-        if shape.batch >= c:
-            per = math.ceil(shape.batch / c)
-            return GemmShape(shape.m, shape.k, shape.n, per, shape.ifmap, shape.filter, shape.ofmap), \
-                math.ceil(shape.batch / per)
-        per = math.ceil(shape.n / c)
-        return GemmShape(shape.m, shape.k, per, shape.batch, shape.ifmap, shape.filter, shape.ofmap), \
-            math.ceil(shape.n / per)
+            return [(shape, 1)]
+        split_batch = shape.batch >= c
+        total = shape.batch if split_batch else shape.n
+        per = math.ceil(total / c)
+        full, rest = divmod(total, per)
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None) -> GemmWork:
+        def share(size: int) -> GemmShape:
+            b, n = (size, shape.n) if split_batch else (shape.batch, size)
+            return GemmShape(shape.m, shape.k, n, b, shape.ifmap, shape.filter, shape.ofmap)
+
+        return [(share(per), full)] + ([(share(rest), 1)] if rest else [])
+
+    def _spec_for(self, dtype_bytes: int) -> SystolicAccelerator:
+        """The spec with words of the data's element size: SRAM capacities stay in bytes, so a
+        2-byte model on a 1-byte array holds half as many elements (the MAC rate is kept)."""
+        if dtype_bytes == self.spec.word_bytes:
+            return self.spec
+        if dtype_bytes not in self._by_dtype:
+            self._by_dtype[dtype_bytes] = self.spec.model_copy(update={"word_bytes": dtype_bytes})
+        return self._by_dtype[dtype_bytes]
+
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
         from accelsim.engines.systolic import simulate_gemm
 
-        share, used = self._split(shape)
-        row = simulate_gemm(share, self.spec, ifmap_words=ifmap_words)
-        hw = self.spec
+        hw = self._spec_for(dtype_bytes or self.spec.word_bytes)
         wb = hw.word_bytes
         read_pj, write_pj = _given(hw.sram_read_energy_pj_per_byte), _given(hw.sram_write_energy_pj_per_byte)
         mac_pj = _given(hw.mac_energy_pj)
-        energy = {"mac": None if mac_pj is None else used * row["macs"] * mac_pj,
-                  "sram_read": None if read_pj is None else used * sum(row["sram_reads"].values()) * wb * read_pj,
-                  "sram_write": None if write_pj is None else used * sum(row["sram_writes"].values()) * wb * write_pj}
-        # A core whose share is smaller (the last N slice) finishes earlier: the slowest core sets the time.
-        return GemmWork(float(row["busy_cycles"]), float(shape.macs),
-                        {op: float(v) * used / hw.word_bytes for op, v in row["dram_bytes"].items()}, energy)
+        cycles = 0.0
+        words = {"ifmap": 0.0, "filter": 0.0, "ofmap_read": 0.0, "ofmap_write": 0.0}
+        energy: dict[str, float | None] = {"mac": 0.0, "sram_read": 0.0, "sram_write": 0.0}
+        for share, cores in self._shares(shape):
+            row = simulate_gemm(share, hw, ifmap_words=ifmap_words)
+            cycles = max(cycles, float(row["busy_cycles"]))  # the slowest core sets the time
+            dram = row["dram_bytes"]
+            ofmap_write = row["dram_write_bytes"]
+            parts = {"ifmap": dram["ifmap"], "filter": dram["filter"], "ofmap_read": dram["ofmap"] - ofmap_write,
+                     "ofmap_write": ofmap_write}
+            for op, b in parts.items():
+                words[op] += cores * b / wb
+            for key, pj, count in (("mac", mac_pj, row["macs"]), ("sram_read", read_pj, sum(row["sram_reads"].values()) * wb),
+                                   ("sram_write", write_pj, sum(row["sram_writes"].values()) * wb)):
+                energy[key] = None if pj is None or energy[key] is None else energy[key] + cores * count * pj
+        return GemmWork(cycles, float(shape.macs), words, energy)
 
     @property
     def vector_elements_per_cycle(self) -> float:
@@ -168,14 +193,14 @@ class SpatialChip(Chip):
             raise AccelsimError(f"no energy for actions {missing}", field="energy.compute_pj", allowed=sorted(table))
         return sum(table[a] * n for a, n in actions.items())
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None) -> GemmWork:
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
         a2 = self.spec.array_2d
         mac = a2.cost("mac")
         cycles = shape.batch * math.ceil(shape.m / a2.rows) * math.ceil(shape.n / a2.cols) * shape.k * mac.cycles
-        wb = self.spec.word_bytes
+        wb = dtype_bytes or self.spec.word_bytes
         words_in = shape.m * shape.k if ifmap_words is None else ifmap_words
         dram = {"ifmap": float(shape.batch * words_in), "filter": float(shape.batch * shape.k * shape.n),
-                "ofmap": float(shape.batch * shape.m * shape.n)}
+                "ofmap_read": 0.0, "ofmap_write": float(shape.batch * shape.m * shape.n)}
         en = self.spec.energy
         energy = {"mac": shape.macs * (self._action_pj(mac.actions) + a2.regfile_pj_per_mac),
                   "buffer": sum(dram.values()) * wb * (en.buffer_read_pj_per_byte + en.buffer_write_pj_per_byte)}

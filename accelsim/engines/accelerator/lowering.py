@@ -67,13 +67,16 @@ def _fraction(e: Einsum) -> float:
 class Placement:
     """Which tensors of a Graph live off chip (see the module doc)."""
 
-    def __init__(self, graph: Graph, chip: Chip, carried: str | None = None) -> None:
+    def __init__(self, graph: Graph, chip: Chip, carried: str | None = None, carried_in: str | None = None) -> None:
         half = chip.activation_buffer_bytes / 2
         # A sink (no consumer) leaves the chip, except the hidden state a repeated block hands to
-        # the next one (``carried``), which stays when it fits like any activation.
+        # the next one (``carried``), which stays when it fits like any activation; the hidden state
+        # a part receives that way (``carried_in``, an input by role) is then on chip too.
         sinks = {name for name in graph.tensors if not graph.consumers.get(name) and name != carried}
+        kept_in = {carried_in} if carried_in in graph.tensors and graph.tensors[carried_in].bytes <= half else set()
         self.offchip = {t.name for t in graph.tensors.values()
-                        if t.role in OFFCHIP_ROLES or t.role in WRITTEN_ROLES or t.bytes > half or t.name in sinks}
+                        if (t.role in OFFCHIP_ROLES or t.role in WRITTEN_ROLES or t.bytes > half or t.name in sinks)
+                        and t.name not in kept_in}
 
     def is_offchip(self, t: Tensor) -> bool:
         return t.name in self.offchip
@@ -108,42 +111,62 @@ def _expert_counts(e: Einsum) -> Counter[float]:
     return counts
 
 
+def _gemm_traffic(e: Einsum, words: dict[str, float], ifmap: Tensor, filt: Tensor, out_words: float,
+                  place: Placement, touched: bool) -> tuple[dict[str, float], dict[str, float]]:
+    """DRAM reads and writes of GEMM work from the chip model's words: operands that live off chip
+    stream in (with the model's re-fetches); partial sums that do not fit the accumulators go to
+    DRAM and come back whatever the output's home; the output is written when it lives off chip."""
+    share = (lambda t: _touched(e, t.name)) if touched else (lambda t: 1.0)
+    reads: dict[str, float] = {}
+    writes: dict[str, float] = {}
+    for op, t in (("ifmap", ifmap), ("filter", filt)):
+        if place.is_offchip(t):
+            reads[t.name] = reads.get(t.name, 0.0) + words[op] * t.dtype_bytes * share(t)
+    out = e.output.tensor
+    spilled = max(0.0, words["ofmap_write"] - out_words) * out.dtype_bytes
+    written = out_words * out.dtype_bytes * share(out) if place.is_offchip(out) else 0.0
+    if written + spilled:
+        writes[out.name] = written + spilled
+    if words["ofmap_read"]:
+        reads[out.name] = reads.get(out.name, 0.0) + words["ofmap_read"] * out.dtype_bytes
+    return reads, writes
+
+
 def _gemm_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     from accelsim.engines.systolic import ifmap_footprint_words
 
     shape = e.as_gemm()
-    g = chip.gemm(shape, ifmap_footprint_words(e, shape))
-    frac = _fraction(e)
     tensors = {o.tensor.name: o.tensor for o in e.inputs}
-    names = {"ifmap": shape.ifmap, "filter": shape.filter}
-    reads = {names[op]: g.dram_words[op] * tensors[names[op]].dtype_bytes * _touched(e, names[op])
-             for op in names if place.is_offchip(tensors[names[op]])}
-    out = e.output.tensor
-    compulsory_words = float(shape.batch * shape.m * shape.n)
-    # partial sums that do not fit the accumulators go to DRAM and back whatever the output's home
-    spill_psums = max(0.0, g.dram_words["ofmap"] - compulsory_words) * out.dtype_bytes
-    written = compulsory_words * out.dtype_bytes * _touched(e, out.name) if place.is_offchip(out) else 0.0
-    writes = {out.name: written + spill_psums} if written + spill_psums else {}
+    ifmap, filt = tensors[shape.ifmap], tensors[shape.filter]
+    g = chip.gemm(shape, ifmap_footprint_words(e, shape), ifmap.dtype_bytes)
+    frac = _fraction(e)
+    reads, writes = _gemm_traffic(e, g.dram_words, ifmap, filt, float(shape.batch * shape.m * shape.n), place, True)
     energy = {k: None if v is None else v * frac for k, v in g.energy_pj.items()}
     return OpWork(e, "matrix", g.cycles * frac, g.macs * frac, reads, writes, energy)
 
 
 def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
+    """One GEMM per touched expert (its tokens x K times its K x N weights), summed: cycles, the
+    chip model's traffic (re-fetches and partial sums included) and energy. Which experts and how
+    many tokens each is the routing's, so ``touched`` is not applied again."""
     act, weight, k_ranks, n_ranks, expert = _expert_layout(e)
     k = math.prod(e.extents[r] for r in k_ranks)
     n = math.prod(e.extents[r] for r in n_ranks)
-    cycles = macs = 0.0
+    cycles = macs = out_words = 0.0
+    words = {"ifmap": 0.0, "filter": 0.0, "ofmap_read": 0.0, "ofmap_write": 0.0}
     energy: dict[str, float | None] = {}
     for tokens, experts in _expert_counts(e).items():
-        g = chip.gemm(GemmShape(int(tokens), k, n, 1, act.name, weight.name, e.output.tensor.name), None)
+        g = chip.gemm(GemmShape(int(tokens), k, n, 1, act.name, weight.name, e.output.tensor.name), None,
+                      act.dtype_bytes)
         cycles += experts * g.cycles
         macs += experts * g.macs
+        out_words += experts * int(tokens) * n
+        for op in words:
+            words[op] += experts * g.dram_words[op]
         for part, pj in g.energy_pj.items():
             known = energy.get(part, 0.0)
             energy[part] = None if pj is None or known is None else known + experts * pj
-    reads = {t.name: t.bytes * _touched(e, t.name) for t in (weight, act) if place.is_offchip(t)}
-    out = e.output.tensor
-    writes = {out.name: out.bytes * _touched(e, act.name)} if place.is_offchip(out) else {}
+    reads, writes = _gemm_traffic(e, words, act, weight, out_words, place, False)
     return OpWork(e, "matrix", cycles, macs, reads, writes, energy)
 
 
@@ -163,14 +186,15 @@ def lower(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     """The work of one Einsum (``problems`` has already ruled out what cannot run)."""
     if e.op is OpKind.MAC and e.attrs.get("kind") == "moe_expert":
         return _expert_work(e, chip, place)
-    if e.op is OpKind.MAC and len(e.inputs) == 2:
+    if _is_gemm(e):
         return _gemm_work(e, chip, place)
     reads, writes = _operand_traffic(e, place)
     if e.op is OpKind.COPY:
         return OpWork(e, "dma", 0.0, 0.0, reads, writes or {e.output.tensor.name: 0.0})
     if e.op is OpKind.ALLREDUCE:
-        links = chip.links
-        seconds = float(e.attrs.get("collective_bytes", 0)) / links.bandwidth_bytes_per_s + links.latency_s
+        links = chip.links  # None only for a single participant (``problems``): nothing to exchange
+        seconds = 0.0 if links is None else (float(e.attrs.get("collective_bytes", 0)) / links.bandwidth_bytes_per_s
+                                             + links.latency_s)
         return OpWork(e, "link", seconds * chip.clock_hz, 0.0, reads, writes, {"link": None})
     op = _vector_op(e)
     elements = e.points * _fraction(e)
@@ -179,16 +203,43 @@ def lower(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     return OpWork(e, "vector", float(cycles), macs, reads, writes, {"vector": chip.vector_energy_pj(op, elements)})
 
 
+def _is_gemm(e: Einsum) -> bool:
+    """A two-input MAC that contracts a rank: a GEMM for the arrays (an element-wise product-sum
+    with nothing to contract is vector work)."""
+    return e.op is OpKind.MAC and len(e.inputs) == 2 and bool(e.reduction_ranks())
+
+
+def _attr_problems(e: Einsum) -> list[Problem]:
+    """Counting attributes outside their meaning: fractions of work and of tensors lie in [0, 1]."""
+    found = []
+    frac = e.attrs.get("flop_fraction", 1.0)
+    if not (isinstance(frac, (int, float)) and 0 <= frac <= 1):
+        found.append(Problem(f"einsum {e.name}: attrs.flop_fraction", f"must be in [0, 1], got {frac!r}"))
+    for name, share in dict(e.attrs.get("touched", {})).items():
+        if not (isinstance(share, (int, float)) and 0 <= share <= 1):
+            found.append(Problem(f"einsum {e.name}: attrs.touched.{name}", f"must be in [0, 1], got {share!r}"))
+    if e.op is OpKind.MAC and e.attrs.get("kind") == "moe_expert":
+        try:
+            _expert_layout(e)
+            _expert_counts(e)
+        except (StopIteration, KeyError, ValueError, ZeroDivisionError):
+            found.append(Problem(f"einsum {e.name}", "an MoE expert Einsum needs a weight with an expert rank, a "
+                                 "one-hot input map (role input) and routing attrs (distinct_experts, "
+                                 "processed_assignments or expert_tokens)", "as workloads.moe builds it"))
+    return found
+
+
 def problems(graph: Graph, chip: Chip) -> list[Problem]:
     """Every Einsum the chip cannot run, named (checked before any simulation)."""
     found: list[Problem] = []
     for e in graph.einsums:
+        found.extend(_attr_problems(e))
         if e.op is OpKind.ALLREDUCE and int(e.attrs.get("participants", 1)) > 1 and chip.links is None:
             found.append(Problem(f"einsum {e.name}", "an all-reduce needs chip-to-chip links; the hardware has none",
                                  "a hardware file with links: {bandwidth_bytes_per_s, latency_s}, or tp 1"))
         elif e.op is OpKind.MAC and e.attrs.get("kind") == "moe_expert":
             continue
-        elif e.op is OpKind.MAC and len(e.inputs) == 2:
+        elif _is_gemm(e):
             continue
         elif e.op in VECTOR_KINDS or e.op is OpKind.MAC:
             op = _vector_op(e)

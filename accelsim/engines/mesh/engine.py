@@ -22,6 +22,7 @@ class MeshEngine:
     metrics: ClassVar[dict[str, str]] = {"tokens_per_s": "float64", "latency_s": "float64", "grid": "string", "regions": "int64",
                "sram_used_bytes": "int64", "compute_s": "float64", "communication_s": "float64",
                "routing_s": "float64"}
+    options: ClassVar[tuple[str, ...]] = ("grid",)
 
     def check(self, workload: Any, hardware, mapping=None) -> list[Problem]:
         from accelsim.engines.mesh.placement import best_effort_shortfall, candidate_grids, fitting_placement, parts_of, tokens_of

@@ -126,6 +126,7 @@ class PimEngine:
     kind = "pim"
     metrics = {"token_latency_s": "float64", "tokens_per_s": "float64", "row_hit_rate": "float64",
                "pim_bytes": "float64", "host_bytes": "float64", "pim_fraction_s": "float64"}
+    options: tuple[str, ...] = ()
 
     def check(self, workload: Any, hardware: PimSpec, mapping: Any = None) -> list[Problem]:
         problems: list[Problem] = []

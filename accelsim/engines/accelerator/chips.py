@@ -228,7 +228,10 @@ class SpatialChip(Chip):
         array = self._array_for(kind)
         if array is None:
             return None
-        return elements * _SPATIAL_PASSES.get(op, 1) * self._action_pj(array.ops[kind].actions)
+        actions = array.ops[kind].actions
+        # a MAC action also reads its operands from the PE register file (as the GEMMs are charged)
+        per_element = self._action_pj(actions) + actions.get("mac", 0) * array.regfile_pj_per_mac
+        return elements * _SPATIAL_PASSES.get(op, 1) * per_element
 
     @property
     def vector_ops(self) -> list[str]:

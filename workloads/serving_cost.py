@@ -1,0 +1,87 @@
+"""Iteration costs for the serving loop: one engine call per (phase, batch, length bucket).
+
+Why a cache with buckets: a serving run of hundreds of requests has tens of thousands of
+iterations, but a decode step's cost depends only on the batch size and the KV it reads, and a
+prefill's only on the prompt length. Both are smooth in the length (decode: affine, every
+attention byte and FLOP is linear in the KV length; prefill: linear plus a small quadratic
+attention term), so the cost is simulated at the two bucket edges around the length and
+interpolated linearly. ``bucket_tokens = 0`` turns that off: every distinct length is simulated
+exactly (``accelsim.simulate`` on the step itself).
+
+Why the batch's mean KV length: ``build_model`` takes one ``context`` for the whole batch. A
+decode step's attention reads every request's own KV, so the step's KV bytes and attention FLOPs
+are ``sum_i kv_i`` = ``batch * mean``; building it with ``context = mean`` gives that total exactly
+whenever the mean is an integer (it is rounded to the nearest token otherwise: an error below
+one token per request). The max would over-count the KV traffic of a mixed batch (padding, as a
+static-shape kernel would); the mean is what a paged-attention kernel reads.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from accelsim.errors import AccelsimError
+from accelsim.simulate import simulate
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One iteration's latency and the work it did (FLOPs, off-chip bytes from the Report core)."""
+
+    latency_s: float
+    flops: float
+    offchip_bytes: float
+
+    def lerp(self, other: StepCost, w: float) -> StepCost:
+        return StepCost(*(a + (b - a) * w for a, b in ((self.latency_s, other.latency_s), (self.flops, other.flops),
+                                                        (self.offchip_bytes, other.offchip_bytes))))
+
+
+class IterationCosts(Protocol):
+    """What the serving loop asks of a device: cost of a decode step and of one prefill."""
+
+    def decode(self, batch: int, kv_tokens_total: int) -> StepCost: ...
+
+    def prefill(self, input_len: int) -> StepCost: ...
+
+
+class EngineCosts:
+    """``IterationCosts`` from ``accelsim.simulate`` on ``build_model`` steps, cached by
+    (phase, batch, length) with linear interpolation between bucket edges of ``bucket_tokens``."""
+
+    def __init__(self, cfg, hardware, *, tp: int = 1, bucket_tokens: int = 64) -> None:
+        if not isinstance(bucket_tokens, int) or isinstance(bucket_tokens, bool) or bucket_tokens < 0:
+            raise AccelsimError(f"must be an integer >= 0 (0: exact), got {bucket_tokens!r}", field="bucket_tokens")
+        self.cfg, self.hardware, self.tp, self.bucket_tokens = cfg, hardware, tp, bucket_tokens
+        self._cache: dict[tuple[str, int, int], StepCost] = {}
+        self.engine_calls = 0
+
+    def _simulate(self, phase: str, batch: int, length: int) -> StepCost:
+        key = (phase, batch, length)
+        if key not in self._cache:
+            from workloads.transformer import build_model
+
+            kw = {"context": length} if phase == "decode" else {"seq": length}
+            core = simulate(build_model(self.cfg, phase, batch=batch, tp=self.tp, **kw), self.hardware).core
+            self.engine_calls += 1
+            self._cache[key] = StepCost(core.total_s, core.flops, float(sum(core.offchip_bytes_by_role.values())))
+        return self._cache[key]
+
+    def _bucketed(self, phase: str, batch: int, length: float) -> StepCost:
+        b = self.bucket_tokens
+        exact = max(1, round(length))
+        if b <= 1:
+            return self._simulate(phase, batch, exact)
+        lo = max(1, math.floor(length / b) * b)
+        hi = lo + b if lo >= b else b  # below one bucket: the edges are 1 and b
+        limit = self.cfg.max_position_embeddings or self.cfg.max_positions or 0
+        if length <= lo or (limit and hi > limit):  # on an edge, or the upper edge past the model: exact
+            return self._simulate(phase, batch, exact)
+        return self._simulate(phase, batch, lo).lerp(self._simulate(phase, batch, hi), (length - lo) / (hi - lo))
+
+    def decode(self, batch: int, kv_tokens_total: int) -> StepCost:
+        return self._bucketed("decode", batch, kv_tokens_total / batch)
+
+    def prefill(self, input_len: int) -> StepCost:
+        return self._bucketed("prefill", 1, input_len)

@@ -9,7 +9,8 @@ the speedup is GPU time / PIM time of those steps, and the arithmetic intensity 
 FLOPs over off-chip bytes (Report core). ``gddr6-aim`` is left out: its 16 GB hold llama-2-7b
 only at a few requests, and its cycle model of a prefill takes minutes per call.
 
-    PYTHONPATH=. python benchmarks/pim_serving.py [--requests 300] [--rate 20] [--out DIR] [--write-results]
+    PYTHONPATH=. python benchmarks/pim_serving.py [--model llama-2-7b] [--tp 1] [--requests 300] [--rate 100]
+        [--limits 1,4,16,64,128] [--out DIR] [--write-results]
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from workloads.serving_cost import EngineCosts
 from workloads.serving_trace import make_trace
 
 PAIRS = (("duplex", "h100-sxm"), ("hbm3-pim", "a100-80gb"))
-LIMITS = (1, 4, 16, 64)
+LIMITS = (1, 4, 16, 64, 128)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,7 +49,7 @@ def speedup_points(pim_run, gpu_costs: EngineCosts) -> list[dict]:
     return rows
 
 
-def figure(points: list[dict]) -> Figure:
+def figure(points: list[dict], title: str) -> Figure:
     fig = Figure(figsize=(9, 3.6))
     ax, ax2 = fig.subplots(1, 2)
     for k, (pim, gpu) in enumerate(PAIRS):
@@ -67,7 +68,7 @@ def figure(points: list[dict]) -> Figure:
     ax.legend(fontsize=8)
     ax2.set_ylabel("FLOPs / off-chip byte")
     ax2.set_title("arithmetic intensity of the decode step", fontsize=9)
-    ax.set_title("continuous-batching serving, llama-2-7b", fontsize=9)
+    ax.set_title(f"continuous-batching serving, {title}", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -76,7 +77,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="llama-2-7b")
     ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--rate", type=float, default=20.0, help="Poisson arrival rate, requests/s")
+    ap.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (the graph of one device)")
+    ap.add_argument("--rate", type=float, default=100.0,
+                    help="Poisson arrival rate, requests/s (the default saturates every device here)")
     ap.add_argument("--input-len", default="128:1024", help="prompt tokens, N or LO:HI (uniform)")
     ap.add_argument("--output-len", default="32:256", help="generated tokens, N or LO:HI (uniform)")
     ap.add_argument("--limits", default=",".join(map(str, LIMITS)), help="batch limits, comma-separated")
@@ -92,11 +95,12 @@ def main() -> None:
     trace = make_trace(args.requests, input_len=span(args.input_len), output_len=span(args.output_len),
                        rate_per_s=args.rate, seed=args.seed)
     runs, points = [], []
-    print(f"{args.requests} requests, Poisson {args.rate}/s, in {args.input_len}, out {args.output_len}, {args.model}")
+    print(f"{args.requests} requests, Poisson {args.rate}/s, in {args.input_len}, out {args.output_len}, "
+          f"{args.model} tp={args.tp}")
     print(f"{'device':10} {'limit':>5} {'tok/s':>8} {'TTFT p50':>9} {'TBT p50':>8} {'TBT p99':>8} "
           f"{'lat p50':>8} {'calls':>5} {'wall_s':>6}")
     for pim, gpu in PAIRS:
-        costs = {hw: EngineCosts(cfg, hw) for hw in (pim, gpu)}
+        costs = {hw: EngineCosts(cfg, hw, tp=args.tp) for hw in (pim, gpu)}
         for limit in (int(x) for x in args.limits.split(",")):
             for hw in (pim, gpu):
                 t0 = time.perf_counter()
@@ -121,12 +125,13 @@ def main() -> None:
     for p in sorted(points, key=lambda p: (p["pim"], p["batch"])):
         print(f"{p['pim']:10} {p['batch']:5} {p['steps']:6} {p['mean_context']:6.0f} {p['flops_per_byte']:7.2f} "
               f"{1e3 * p['pim_step_s']:7.3f} {1e3 * p['gpu_step_s']:7.3f} {p['speedup']:7.2f}")
-    fig = figure(points)
-    doc = dict(model=args.model, requests=args.requests, rate_per_s=args.rate, input_len=args.input_len,
+    fig = figure(points, f"{args.model} tp={args.tp}")
+    stem = f"pim_serving_{args.model}" + (f"_tp{args.tp}" if args.tp > 1 else "")
+    doc = dict(model=args.model, tp=args.tp, requests=args.requests, rate_per_s=args.rate, input_len=args.input_len,
                output_len=args.output_len, seed=args.seed, runs=runs, batch_points=points)
     for directory in tables.output_dirs(args, ROOT):
-        (directory / "pim_serving.json").write_text(json.dumps(doc, indent=2))
-        save_figure(fig, directory / "pim_serving_speedup")
+        (directory / f"{stem}.json").write_text(json.dumps(doc, indent=2))
+        save_figure(fig, directory / f"{stem}_speedup")
 
 
 if __name__ == "__main__":

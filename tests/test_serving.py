@@ -150,3 +150,21 @@ def test_bad_schedule_raises():
         serve(trace, _Affine(), batch_limit=0)
     with pytest.raises(AccelsimError):
         serve(trace, _Affine(), batch_limit=2, policy="fifo")
+
+
+def test_cli_serve_json_and_errors():
+    import json
+
+    from tests.cli_helper import cli_in_process
+
+    done = cli_in_process("serve", "--model", "gpt2", "--hardware", "mesh-small", "--requests", "5", "--rate", "100",
+                          "--batch-limit", "2", "--input-len", "8:32", "--output-len", "1:4", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    trace = make_trace(5, input_len=(8, 32), output_len=(1, 4), rate_per_s=100.0, seed=0)
+    assert doc["kind"] == "mesh" and doc["tokens"] == sum(r.output_len for r in trace)
+    assert doc["tokens_per_s"] == pytest.approx(doc["tokens"] / doc["makespan_s"])
+    for args, field in ((("--input-len", "4:x"), "input-len"), (("--batch-limit", "0"), "batch_limit"),
+                        (("--policy", "fifo"), "policy"), (("--rate", "0"), "rate")):
+        bad = cli_in_process("serve", "--model", "gpt2", "--hardware", "a100-80gb", "--requests", "2", *args)
+        assert bad.returncode == 2 and field in (bad.stderr + bad.stdout), (args, bad.stderr)

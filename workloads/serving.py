@@ -22,7 +22,7 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 from accelsim.simulate import simulate
-from workloads.serving_cost import EngineCosts, IterationCosts
+from workloads.serving_cost import EngineCosts, IterationCosts, position_limit
 from workloads.serving_loop import Iteration, RequestRecord, run_schedule
 from workloads.serving_trace import Request
 
@@ -126,6 +126,12 @@ def serve(requests: Sequence[Request], costs: IterationCosts | None = None, *, c
     if costs is None:
         if cfg is None or hardware is None:
             raise AccelsimError("serve needs a model and a hardware preset (or an IterationCosts)", field="hardware")
+        limit = position_limit(cfg)
+        longest = max(requests, key=lambda r: r.input_len + r.output_len) if requests else None
+        if limit and longest is not None and longest.input_len + longest.output_len - 1 > limit:
+            raise AccelsimError(f"request {longest.rid} needs {longest.input_len} prompt + {longest.output_len} output "
+                                f"tokens, {cfg.name} attends over at most {limit} (prompt + output - 1 <= {limit})",
+                                field="output_len", allowed=f"input_len + output_len <= {limit + 1}")
         costs = EngineCosts(cfg, hardware, tp=tp, bucket_tokens=bucket_tokens)
     records, iterations = run_schedule(requests, costs, batch_limit=batch_limit, policy=policy)
     return ServingResult(tuple(records), tuple(iterations), getattr(costs, "engine_calls", None))

@@ -46,6 +46,11 @@ class IterationCosts(Protocol):
     def prefill(self, input_len: int) -> StepCost: ...
 
 
+def position_limit(cfg) -> int:
+    """Tokens a model can attend over (learned table or trained rotary length); 0: no limit."""
+    return cfg.max_positions if cfg.position == "learned" else (cfg.max_position_embeddings or 0)
+
+
 class EngineCosts:
     """``IterationCosts`` from ``accelsim.simulate`` on ``build_model`` steps, cached by
     (phase, batch, length) with linear interpolation between bucket edges of ``bucket_tokens``."""
@@ -75,8 +80,8 @@ class EngineCosts:
             return self._simulate(phase, batch, exact)
         lo = max(1, math.floor(length / b) * b)
         hi = lo + b if lo >= b else b  # below one bucket: the edges are 1 and b
-        limit = self.cfg.max_position_embeddings or self.cfg.max_positions or 0
-        if length <= lo or (limit and hi > limit):  # on an edge, or the upper edge past the model: exact
+        limit = position_limit(self.cfg)
+        if length <= lo or (limit and hi >= limit):  # on an edge, or the upper edge past the model: exact
             return self._simulate(phase, batch, exact)
         return self._simulate(phase, batch, lo).lerp(self._simulate(phase, batch, hi), (length - lo) / (hi - lo))
 

@@ -13,6 +13,9 @@ import numpy as np
 
 from accelsim.errors import AccelsimError
 
+# a trace is held in memory and served iteration by iteration: beyond this it is hours of wall time
+MAX_REQUESTS = 1_000_000
+MAX_LENGTH_TOKENS = 10_000_000  # far past any model's context; the model's own limit is checked when built
 LengthSpec = int | tuple[int, int]  # a fixed length, or (lo, hi) drawn uniformly (inclusive)
 
 
@@ -29,8 +32,10 @@ class Request:
 
 def _check_length(name: str, spec: LengthSpec) -> tuple[int, int]:
     lo, hi = (spec, spec) if isinstance(spec, int) and not isinstance(spec, bool) else tuple(spec)  # type: ignore[arg-type]
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or lo < 1 or hi < lo:
-        raise AccelsimError(f"must be an integer >= 1 or a range lo:hi with 1 <= lo <= hi, got {spec!r}", field=name)
+    if (not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or lo < 1 or hi < lo
+            or hi > MAX_LENGTH_TOKENS):
+        raise AccelsimError(f"must be an integer >= 1 or a range lo:hi with 1 <= lo <= hi <= {MAX_LENGTH_TOKENS}, "
+                            f"got {spec!r}", field=name)
     return lo, hi
 
 
@@ -39,8 +44,10 @@ def make_trace(n_requests: int, *, input_len: LengthSpec, output_len: LengthSpec
     """``n_requests`` requests: all at t = 0 (``rate_per_s`` None) or a Poisson process of that
     rate (exponential inter-arrival gaps, the first request at t = 0); lengths fixed or uniform
     integers in ``(lo, hi)``. One ``numpy`` generator seeded by ``seed`` draws everything."""
-    if not isinstance(n_requests, int) or isinstance(n_requests, bool) or n_requests < 1:
-        raise AccelsimError(f"must be an integer >= 1, got {n_requests!r}", field="requests")
+    if not isinstance(n_requests, int) or isinstance(n_requests, bool) or not 1 <= n_requests <= MAX_REQUESTS:
+        raise AccelsimError(f"must be an integer in [1, {MAX_REQUESTS}], got {n_requests!r}", field="requests")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise AccelsimError(f"must be an integer in [0, 2**63), got {seed!r}", field="seed")
     if rate_per_s is not None and not (isinstance(rate_per_s, int | float) and np.isfinite(rate_per_s)
                                        and rate_per_s > 0):
         raise AccelsimError(f"must be a finite number > 0 (requests per second), got {rate_per_s!r}", field="rate")

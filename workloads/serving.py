@@ -121,7 +121,8 @@ class ServingResult:
 
 
 def serve(requests: Sequence[Request], costs: IterationCosts | None = None, *, cfg=None, hardware=None,
-          batch_limit: int = 32, policy: str = "continuous", tp: int = 1, bucket_tokens: int = 64) -> ServingResult:
+          batch_limit: int = 32, policy: str = "continuous", tp: int = 1, bucket_tokens: int = 64,
+          batch_bucket: int = 8) -> ServingResult:
     """Serve ``requests`` on ``hardware`` running model ``cfg`` (or on any ``costs`` object)."""
     if costs is None:
         if cfg is None or hardware is None:
@@ -132,6 +133,6 @@ def serve(requests: Sequence[Request], costs: IterationCosts | None = None, *, c
             raise AccelsimError(f"request {longest.rid} needs {longest.input_len} prompt + {longest.output_len} output "
                                 f"tokens, {cfg.name} attends over at most {limit} (prompt + output - 1 <= {limit})",
                                 field="output_len", allowed=f"input_len + output_len <= {limit + 1}")
-        costs = EngineCosts(cfg, hardware, tp=tp, bucket_tokens=bucket_tokens)
+        costs = EngineCosts(cfg, hardware, tp=tp, bucket_tokens=bucket_tokens, batch_bucket=batch_bucket)
     records, iterations = run_schedule(requests, costs, batch_limit=batch_limit, policy=policy)
     return ServingResult(tuple(records), tuple(iterations), getattr(costs, "engine_calls", None))

@@ -6,7 +6,11 @@ prefill's only on the prompt length. Both are smooth in the length (decode: affi
 attention byte and FLOP is linear in the KV length; prefill: linear plus a small quadratic
 attention term), so the cost is simulated at the two bucket edges around the length and
 interpolated linearly. ``bucket_tokens = 0`` turns that off: every distinct length is simulated
-exactly (``accelsim.simulate`` on the step itself).
+exactly (``accelsim.simulate`` on the step itself). Above ``BATCH_EXACT_UP_TO`` requests the
+batch is bucketed too (multiples of ``batch_bucket``, linear in between): the weight bytes of a
+step do not change with the batch and the rest is per request, so the cost is close to affine
+there, while below it an engine's dispatch (Duplex sends a GEMV to PIM while its Op/B < 8)
+switches with the batch and each size is simulated. ``batch_bucket = 0``: every batch exact.
 
 Why the batch's mean KV length: ``build_model`` takes one ``context`` for the whole batch. A
 decode step's attention reads every request's own KV, so the step's KV bytes and attention FLOPs
@@ -51,14 +55,19 @@ def position_limit(cfg) -> int:
     return cfg.max_positions if cfg.position == "learned" else (cfg.max_position_embeddings or 0)
 
 
+BATCH_EXACT_UP_TO = 32  # batches up to this are never interpolated (dispatch thresholds sit below it)
+
+
 class EngineCosts:
     """``IterationCosts`` from ``accelsim.simulate`` on ``build_model`` steps, cached by
     (phase, batch, length) with linear interpolation between bucket edges of ``bucket_tokens``."""
 
-    def __init__(self, cfg, hardware, *, tp: int = 1, bucket_tokens: int = 64) -> None:
-        if not isinstance(bucket_tokens, int) or isinstance(bucket_tokens, bool) or bucket_tokens < 0:
-            raise AccelsimError(f"must be an integer >= 0 (0: exact), got {bucket_tokens!r}", field="bucket_tokens")
-        self.cfg, self.hardware, self.tp, self.bucket_tokens = cfg, hardware, tp, bucket_tokens
+    def __init__(self, cfg, hardware, *, tp: int = 1, bucket_tokens: int = 64, batch_bucket: int = 8) -> None:
+        for name, v in (("bucket_tokens", bucket_tokens), ("batch_bucket", batch_bucket)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise AccelsimError(f"must be an integer >= 0 (0: exact), got {v!r}", field=name)
+        self.cfg, self.hardware, self.tp = cfg, hardware, tp
+        self.bucket_tokens, self.batch_bucket = bucket_tokens, batch_bucket
         self._cache: dict[tuple[str, int, int], StepCost] = {}
         self.engine_calls = 0
 
@@ -86,7 +95,12 @@ class EngineCosts:
         return self._simulate(phase, batch, lo).lerp(self._simulate(phase, batch, hi), (length - lo) / (hi - lo))
 
     def decode(self, batch: int, kv_tokens_total: int) -> StepCost:
-        return self._bucketed("decode", batch, kv_tokens_total / batch)
+        context = kv_tokens_total / batch  # the same per-request KV at both batch edges
+        g = self.batch_bucket
+        if g <= 1 or batch <= BATCH_EXACT_UP_TO or batch % g == 0:
+            return self._bucketed("decode", batch, context)
+        lo = batch // g * g
+        return self._bucketed("decode", lo, context).lerp(self._bucketed("decode", lo + g, context), (batch - lo) / g)
 
     def prefill(self, input_len: int) -> StepCost:
         return self._bucketed("prefill", 1, input_len)

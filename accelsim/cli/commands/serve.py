@@ -30,6 +30,7 @@ def serve_command(
     policy: str = typer.Option("continuous", help="continuous (iteration-level) or static (request-level) batching."),
     tp: int = typer.Option(1, help="Tensor-parallel degree (the graph of one device)."),
     bucket_tokens: int = typer.Option(64, help="Length bucket of the iteration-cost cache (0: simulate every length)."),
+    batch_bucket: int = typer.Option(8, help="Batch bucket above 32 requests (0: simulate every batch size)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Serve a seeded trace: prefill-prioritised continuous batching, iteration costs from the engine.
@@ -47,12 +48,13 @@ def serve_command(
     cfg = load_model(model)
     trace = make_trace(requests, input_len=_length(input_len, "input-len"), output_len=_length(output_len, "output-len"),
                        rate_per_s=rate, seed=seed)
-    res = serve(trace, cfg=cfg, hardware=hw, batch_limit=batch_limit, policy=policy, tp=tp, bucket_tokens=bucket_tokens)
+    res = serve(trace, cfg=cfg, hardware=hw, batch_limit=batch_limit, policy=policy, tp=tp, bucket_tokens=bucket_tokens,
+                batch_bucket=batch_bucket)
     s = res.summary()
     points = [p.__dict__ for p in res.batch_points()]
     if as_json:
         doc = dict(model=cfg.name, device=hw.name, kind=hw.kind, policy=policy, batch_limit=batch_limit, rate_per_s=rate,
-                   input_len=input_len, output_len=output_len, seed=seed, tp=tp, bucket_tokens=bucket_tokens,
+                   input_len=input_len, output_len=output_len, seed=seed, tp=tp, bucket_tokens=bucket_tokens, batch_bucket=batch_bucket,
                    **s, batch_points=points)
         out.print(dumps_json(doc, indent=2), markup=False, highlight=False)
         return

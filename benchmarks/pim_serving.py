@@ -43,9 +43,10 @@ def speedup_points(pim_run, gpu_costs: EngineCosts) -> list[dict]:
     for b, its in sorted(by.items()):
         pim_s = sum(i.latency_s for i in its)
         gpu_s = sum(gpu_costs.decode(b, i.kv_tokens_total).latency_s for i in its)
-        rows.append(dict(batch=b, steps=len(its), mean_context=sum(i.kv_tokens_total for i in its) / (b * len(its)),
-                         flops_per_byte=sum(i.flops for i in its) / sum(i.offchip_bytes for i in its),
-                         pim_step_s=pim_s / len(its), gpu_step_s=gpu_s / len(its), speedup=gpu_s / pim_s))
+        rows.append({"batch": b, "steps": len(its),
+                     "mean_context": sum(i.kv_tokens_total for i in its) / (b * len(its)),
+                     "flops_per_byte": sum(i.flops for i in its) / sum(i.offchip_bytes for i in its),
+                     "pim_step_s": pim_s / len(its), "gpu_step_s": gpu_s / len(its), "speedup": gpu_s / pim_s})
     return rows
 
 
@@ -127,8 +128,9 @@ def main() -> None:
               f"{1e3 * p['pim_step_s']:7.3f} {1e3 * p['gpu_step_s']:7.3f} {p['speedup']:7.2f}")
     fig = figure(points, f"{args.model} tp={args.tp}")
     stem = f"pim_serving_{args.model}" + (f"_tp{args.tp}" if args.tp > 1 else "")
-    doc = dict(model=args.model, tp=args.tp, requests=args.requests, rate_per_s=args.rate, input_len=args.input_len,
-               output_len=args.output_len, seed=args.seed, runs=runs, batch_points=points)
+    doc = {"model": args.model, "tp": args.tp, "requests": args.requests, "rate_per_s": args.rate,
+           "input_len": args.input_len, "output_len": args.output_len, "seed": args.seed, "runs": runs,
+           "batch_points": points}
     for directory in tables.output_dirs(args, ROOT):
         (directory / f"{stem}.json").write_text(json.dumps(doc, indent=2))
         save_figure(fig, directory / f"{stem}_speedup")

@@ -53,23 +53,20 @@ def serve_command(
     s = res.summary()
     points = [p.__dict__ for p in res.batch_points()]
     if as_json:
-        doc = dict(model=cfg.name, device=hw.name, kind=hw.kind, policy=policy, batch_limit=batch_limit, rate_per_s=rate,
-                   input_len=input_len, output_len=output_len, seed=seed, tp=tp, bucket_tokens=bucket_tokens, batch_bucket=batch_bucket,
-                   **s, batch_points=points)
+        doc = {"model": cfg.name, "device": hw.name, "kind": hw.kind, "policy": policy, "batch_limit": batch_limit,
+               "rate_per_s": rate, "input_len": input_len, "output_len": output_len, "seed": seed, "tp": tp,
+               "bucket_tokens": bucket_tokens, "batch_bucket": batch_bucket, **s, "batch_points": points}
         out.print(dumps_json(doc, indent=2), markup=False, highlight=False)
         return
     ms = {k: {q: 1e3 * v for q, v in s[k].items()} for k in ("ttft_s", "tbt_s", "latency_s")}
-    lines = [f"{cfg.name} on {hw.name} ({hw.kind}), {policy} batching, limit {batch_limit}: {s['requests']} requests, "
-             f"{s['tokens']} tokens in {s['makespan_s']:.3f} s = {s['tokens_per_s']:.1f} tokens/s",
-             f"  time to first token  mean {ms['ttft_s']['mean']:.2f} ms  p50 {ms['ttft_s']['p50']:.2f}  "
-             f"p99 {ms['ttft_s']['p99']:.2f}",
-             f"  time between tokens  mean {ms['tbt_s']['mean']:.3f} ms  p50 {ms['tbt_s']['p50']:.3f}  "
-             f"p99 {ms['tbt_s']['p99']:.3f}",
-             f"  request latency      mean {ms['latency_s']['mean']:.2f} ms  p50 {ms['latency_s']['p50']:.2f}  "
-             f"p99 {ms['latency_s']['p99']:.2f}",
-             f"  iterations: {s['iterations']['prefill']} prefill, {s['iterations']['decode']} decode; "
-             f"{s['engine_calls']} engine calls",
-             "  decode batch  steps  mean ctx  step ms  FLOP/B"]
+    head = (f"{cfg.name} on {hw.name} ({hw.kind}), {policy} batching, limit {batch_limit}: {s['requests']} requests, "
+            f"{s['tokens']} tokens in {s['makespan_s']:.3f} s = {s['tokens_per_s']:.1f} tokens/s")
+    lines = [head] + [f"  {label:20} mean {ms[k]['mean']:.3f} ms  p50 {ms[k]['p50']:.3f}  p99 {ms[k]['p99']:.3f}"
+                      for label, k in (("time to first token", "ttft_s"), ("time between tokens", "tbt_s"),
+                                       ("request latency", "latency_s"))]
+    lines += [(f"  iterations: {s['iterations']['prefill']} prefill, {s['iterations']['decode']} decode; "
+               f"{s['engine_calls']} engine calls"),
+              "  decode batch  steps  mean ctx  step ms  FLOP/B"]
     lines += [f"  {p['batch']:12} {p['steps']:6} {p['mean_context']:9.0f} {1e3 * p['mean_step_s']:8.3f} "
               f"{p['flops_per_byte']:7.2f}" for p in points]
     out.print("\n".join(lines), markup=False, highlight=False)

@@ -12,6 +12,11 @@ Otherwise the iteration is one *decode* step of every running request (one token
 previous one has wholly finished, and it keeps its size until its longest request is done (the
 finished ones are padding: computed, their tokens discarded), as a static-shape server does.
 
+Not modelled: KV-cache capacity limits on admission (vLLM's block manager, preemption by swap or
+recompute; a PIM engine refuses a step whose KV does not fit, a GPU roofline only flags it),
+chunked prefill (Sarathi), prefix caching, speculative decoding, and more than one device
+serving (tensor parallelism is the ``tp`` graph of one device).
+
 Why a plain event loop and not simpy: with one device the only events are iteration ends and
 arrivals, and the next event is always "the current iteration ends" or "the next arrival when
 idle"; a loop over iterations is that simulation with nothing hidden.

@@ -28,6 +28,7 @@ SMALLER = [
     (r"--scratchpad M_R --divide 20", "--scratchpad M_R --divide 20 --time-limit 2"),
     (r"--gemm 8192,4096,4096", "--gemm 1024,512,512"),
     (r"--m 8192 --k 8192 --n 8192", "--m 1024 --k 1024 --n 1024"),
+    (r"--requests \d+", "--requests 12"),
 ]
 # Lines that are patterns rather than commands (alternatives, placeholders, a remote scheduler).
 NOT_A_COMMAND = re.compile(r"\[|\||SPEC|tcp://|mappings\.csv|\.onnx|config\.json")

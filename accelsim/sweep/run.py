@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -156,8 +155,7 @@ def _run_locked(spec: SweepSpec, expansion: Any, evaluator: Any, out_dir: Path, 
     probed = {r["key"] for r in probe_rows}
     tasks = [task_of(p) for p in todo if p.key not in probed]
     n_workers = _worker_count(executor, workers, client)
-    size = chunk_size or _chunk_size(len(tasks), n_workers, executor)
-    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    chunks = [tasks]  # the executors cut it into chunks sized from the measured cost of a point
 
     buffer: list[dict[str, Any]] = []
     counts = {"ok": 0, "failed": 0, "parts": 0}
@@ -196,9 +194,9 @@ def _run_locked(spec: SweepSpec, expansion: Any, evaluator: Any, out_dir: Path, 
     if executor == "serial":
         stream = serial_rows(context, chunks)
     elif executor == "process":
-        stream = process_rows(context, chunks, n_workers, spill)
+        stream = process_rows(context, chunks, n_workers, spill, chunk_size=chunk_size)
     else:
-        stream = dask_rows(context, chunks, client)
+        stream = dask_rows(context, chunks, client, chunk_size=chunk_size)
     try:
         take(probe_rows)
         for rows in stream:
@@ -245,15 +243,6 @@ def _worker_count(executor: str, workers: int | None, client: Any) -> int:
     if executor == "dask":
         return max(1, sum(client.nthreads().values()))
     return workers or multiprocessing.cpu_count()
-
-
-def _chunk_size(n_tasks: int, workers: int, executor: str) -> int:
-    """Enough chunks per worker to balance load and show progress, few enough that the per-chunk
-    overhead (pickling, IPC, a Dask task ~1 ms) stays small next to the work."""
-    if executor == "serial":
-        return 64  # rows come back point by point anyway
-    cap = DASK_MAX_CHUNK if executor == "dask" else 500  # process-pool rows are streamed per point
-    return max(1, min(cap, math.ceil(n_tasks / (workers * 8))))
 
 
 def _schema_basis(spec: SweepSpec) -> str:

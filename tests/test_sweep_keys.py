@@ -39,3 +39,26 @@ def test_key_parts_that_collide_are_refused():
 
     with pytest.raises(ValueError, match="collide"):
         PointKeys({"hardware": 1})
+
+
+def test_the_probed_row_equals_the_row_the_workers_build(tmp_path):
+    """An evaluator that declares no metrics is probed in the parent, and the probed point's row is
+    built from that one evaluation (not a second one). It must equal the row of a run that already
+    knows the columns (the manifest copied over), where every row comes from the worker path."""
+    import shutil
+
+    import pandas as pd
+
+    from accelsim.sweep import load_results, run_sweep
+
+    spec = SweepSpec.from_dict({"parameters": {"array.rows": [8, 12, 16], "array.cols": [8, 32]},
+                                "workloads": [{"gemm": [64, 48, 40]}], "evaluator": "tests.sweep_fixtures:analytic",
+                                "derived": {"cycles_per_mac": "total_cycles / macs"}}, allow_code=True)
+    probed = load_results(run_sweep(spec, tmp_path / "a", executor="serial").out_dir)
+    from accelsim.sweep.store import ResultStore
+
+    (tmp_path / "b").mkdir()
+    shutil.copy(ResultStore(tmp_path / "a").manifest_path, ResultStore(tmp_path / "b").manifest_path)
+    known = load_results(run_sweep(spec, tmp_path / "b", executor="serial").out_dir)
+    assert (probed["status"] == "ok").all() and probed["cycles_per_mac"].notna().all()
+    pd.testing.assert_frame_equal(probed, known)

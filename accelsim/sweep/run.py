@@ -42,7 +42,7 @@ from accelsim.sweep.expr import compile_expression
 from accelsim.sweep.lock import directory_lock
 from accelsim.sweep.spec import RESERVED_COLUMNS, Point, SweepSpec, canonical_json, flatten_paths
 from accelsim.sweep.store import ERROR, INFEASIBLE, OK, ResultStore, arrow_schema
-from accelsim.sweep.worker import Context, evaluate_chunk, task_of
+from accelsim.sweep.worker import Context, row_of_result, task_of
 from accelsim.sweep.workloads import resolve_workload
 
 EXECUTORS = ("serial", "process", "dask")
@@ -314,10 +314,12 @@ def _probe_metrics(spec: SweepSpec, evaluator: Any, todo: list[Point],
             if unknown:
                 raise AccelsimError(f"unknown metric {unknown[0]!r}", field="metrics", allowed=list(types))
             types = {m: types[m] for m in spec.metrics}
-        # Re-evaluate the probed point through the normal path so its row is built the same way.
+        # The probed point's row is built from this result by the workers' own code: a costly point
+        # (a whole-model simulation, a COSMA solve) is not paid twice before any worker starts.
         context = Context(spec.evaluator.name, types, dict(spec.derived), param_paths, spec.allow_code)
         _check_derived_names(spec, point, context)
-        return types, evaluate_chunk(context, [task])
+        derived = {name: compile_expression(text, f"derived.{name}") for name, text in spec.derived.items()}
+        return types, [row_of_result(context, derived, task, result)]
     err = tried[0]["error"]
     raise AccelsimError(f"the first {len(tried)} probed points all failed, e.g. {type(err).__name__}: {err}",
                         field="evaluator.name") from None

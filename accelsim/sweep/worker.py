@@ -121,6 +121,21 @@ def _evaluate_point(context: Context, evaluator: Any, derived: dict, task: dict[
         hardware = inputs.hardware(task["hardware"])
         workload = inputs.workload(task["workload"])
         result = flatten(dict(evaluator.fn(hardware, workload, dict(task["options"]))))
+    except InfeasibleError as err:
+        fail_row(row, context, INFEASIBLE, err)
+        return row
+    except Exception as err:  # noqa: BLE001 - any failure of one point is that point's result
+        fail_row(row, context, ERROR, err)
+        return row
+    return row_of_result(context, derived, task, result)
+
+
+def row_of_result(context: Context, derived: dict, task: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The row of a point whose evaluator returned ``result`` (flattened): metrics coerced to their
+    column types, derived columns computed; a failure here is the point's error row. Shared with
+    the parent's metric probe, which so never evaluates a point twice."""
+    row = base_row(context, task)
+    try:
         for name, kind in context.metric_types.items():
             row[name] = _coerce(result.get(name), kind, name)
         if derived:

@@ -1,6 +1,10 @@
 """Executors: how a sweep's points get evaluated (in-process, a local process pool, a Dask
 cluster). Each is a generator of row batches that the driver (:mod:`accelsim.sweep.run`) writes.
 
+Both parallel executors keep two chunks in flight per worker and size each from the measured cost
+of a point (:class:`~accelsim.sweep.chunking.ChunkSizer`): cheap points travel in batches, costly
+ones one or a few at a time, and the tail is spread over every worker.
+
 Loss on interrupt: serial and process executors hand back every row as its point finishes (the
 pool's workers stream rows through a pipe read by a thread in the parent), so Ctrl-C or SIGTERM
 loses at most the points that are still running, one per worker. Rows that arrive while the

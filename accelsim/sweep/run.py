@@ -2,7 +2,8 @@
 
 The parent expands the spec into points (every input error surfaces here, before any work),
 drops the points whose key is already on disk, hands the rest to an executor
-(:mod:`accelsim.sweep.executors`) and streams the rows into the store as points finish: a part
+(:mod:`accelsim.sweep.executors`, which cuts them into tasks sized from the measured cost of a
+point, :mod:`accelsim.sweep.chunking`) and streams the rows into the store as points finish: a part
 file whenever ``flush_rows`` rows are buffered or ``flush_s`` seconds passed, and always on the
 way out (Ctrl-C included).
 

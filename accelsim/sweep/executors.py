@@ -1,6 +1,10 @@
 """Executors: how a sweep's points get evaluated (in-process, a local process pool, a Dask
 cluster). Each is a generator of row batches that the driver (:mod:`accelsim.sweep.run`) writes.
 
+Both parallel executors keep two chunks in flight per worker and size each from the measured cost
+of a point (:class:`~accelsim.sweep.chunking.ChunkSizer`): cheap points travel in batches, costly
+ones one or a few at a time, and the tail is spread over every worker.
+
 Loss on interrupt: serial and process executors hand back every row as its point finishes (the
 pool's workers stream rows through a pipe read by a thread in the parent), so Ctrl-C or SIGTERM
 loses at most the points that are still running, one per worker. Rows that arrive while the
@@ -24,10 +28,25 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from accelsim.errors import AccelsimError
-from accelsim.sweep.worker import Chunk, Context, died_rows, evaluate_chunk, evaluate_each, init_worker
+from accelsim.sweep.chunking import ChunkSizer
+from accelsim.sweep.worker import (
+    Chunk,
+    Context,
+    died_rows,
+    evaluate_chunk,
+    evaluate_each,
+    init_worker,
+)
 
-DASK_MAX_CHUNK = 64
-DASK_CHUNK_S = 1.0  # target worker time of one Dask chunk: what an interrupt may lose per thread
+# Dask returns a chunk's rows only when it completes, so its chunks are bounded in time: what an
+# interrupt may lose per thread. The cap was 64 points, which left cheap points (0.6 ms) in 40 ms
+# tasks, short enough for Dask's per-task cost to show; 1 s of work is the bound now.
+DASK_MAX_CHUNK = 4096
+DASK_CHUNK_S = 1.0
+# Pool workers stream rows point by point, so chunk size does not change what an interrupt loses;
+# 0.25 s of work keeps per-task pickling/IPC negligible while the tail still spreads evenly.
+POOL_MAX_CHUNK = 4096
+POOL_CHUNK_S = 0.25
 _POLL_S = 0.1  # how often the parent looks for streamed rows while no chunk completes
 
 
@@ -49,7 +68,7 @@ class _RowReader:
         self._thread.start()
 
     def _run(self) -> None:
-        reader = self.pipe._reader  # noqa: SLF001 - the read end; SimpleQueue has no public poll
+        reader = self.pipe._reader
         while True:
             try:
                 if reader.poll(0.05):
@@ -74,34 +93,42 @@ class _RowReader:
         return self.take()
 
 
-def process_rows(context: Context, chunks: list[Chunk], workers: int,
-                 spill: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """A local process pool. A pool broken by a dying worker is rebuilt for the chunks that had
-    not started; the points of the chunks that were running and had not reported a row are then
-    run one at a time, each in a fresh single-worker pool, so only the culprit is blamed."""
+def process_rows(context: Context, chunks: list[Chunk], workers: int, spill: list[dict[str, Any]],
+                 chunk_size: int | None = None, target_s: float = POOL_CHUNK_S) -> Iterator[list[dict[str, Any]]]:
+    """A local process pool fed chunks sized from the measured cost of a point
+    (:class:`~accelsim.sweep.chunking.ChunkSizer`; ``chunk_size`` fixes the size), two in flight
+    per worker. A pool broken by a dying worker is rebuilt for the points not yet started; the
+    points of the chunks that were running and had not reported a row are then run one at a time,
+    each in a fresh single-worker pool, so only the culprit is blamed."""
     mp = multiprocessing.get_context("fork")
-    todo: list[Chunk] = list(chunks)
+    pending = deque(task for chunk in chunks for task in chunk)
+    sizer = ChunkSizer(target_s, POOL_MAX_CHUNK, 2 * workers, chunk_size)
     suspects: list[Chunk] = []
-    while todo:
+    while pending:
         started = mp.SimpleQueue()  # written synchronously: a worker killed right after still told us
         reader = _RowReader(mp.SimpleQueue())
         pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=init_worker,
                                    initargs=(started, reader.pipe))
-        futures = {pool.submit(evaluate_chunk, context, c, i): i for i, c in enumerate(todo)}
+        issued: dict[int, Chunk] = {}
+        futures: dict[Any, int] = {}
         finished: set[int] = set()
         received: set[str] = set()
         broken = False
+
         try:
-            remaining = set(futures)
-            while remaining:
-                done, remaining = wait(remaining, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+            _refill(pool, context, pending, sizer, issued, futures)
+            while futures:
+                done, _ = wait(list(futures), timeout=_POLL_S, return_when=FIRST_COMPLETED)
                 rows = reader.take()
                 if rows:
                     received.update(r["key"] for r in rows)
                     yield rows
                 for fut in done:
-                    fut.result()  # BrokenProcessPool if any worker died
-                    finished.add(futures[fut])
+                    _, elapsed_s = fut.result()  # BrokenProcessPool if any worker died
+                    i = futures.pop(fut)
+                    finished.add(i)
+                    sizer.observe(len(issued[i]), elapsed_s)
+                _refill(pool, context, pending, sizer, issued, futures)
         except BrokenProcessPool:
             broken = True
         finally:
@@ -115,9 +142,20 @@ def process_rows(context: Context, chunks: list[Chunk], workers: int,
             break
         began = _drain(started)
         for i in began - finished:
-            suspects.extend([task] for task in todo[i] if task["key"] not in received)
-        todo = [c for i, c in enumerate(todo) if i not in finished and i not in began]
+            suspects.extend([task] for task in issued[i] if task["key"] not in received)
+        unstarted = [task for i in sorted(set(issued) - finished - began) for task in issued[i]]
+        pending.extendleft(reversed(unstarted))
     yield from _one_by_one(context, suspects, mp)
+
+
+def _refill(pool: ProcessPoolExecutor, context: Context, pending: deque, sizer: ChunkSizer,
+            issued: dict[int, Chunk], futures: dict[Any, int]) -> None:
+    """Keep ``sizer.slots`` chunks in flight; a chunk's id is its index in ``issued``."""
+    while pending and len(futures) < sizer.slots:
+        chunk = [pending.popleft() for _ in range(sizer.next_size(len(pending)))]
+        chunk_id = len(issued)
+        issued[chunk_id] = chunk
+        futures[pool.submit(_timed_chunk, context, chunk, chunk_id)] = chunk_id
 
 
 def _one_by_one(context: Context, suspects: list[Chunk], mp: Any) -> Iterator[list[dict[str, Any]]]:
@@ -217,14 +255,15 @@ def _client_within(client_cls: Any, address: str, timeout_s: float) -> Any:
     return outcome["client"]
 
 
-def _timed_chunk(context: Context, tasks: Chunk) -> tuple[list[dict[str, Any]], float]:
+def _timed_chunk(context: Context, tasks: Chunk, chunk_id: int = -1) -> tuple[list[dict[str, Any]], float]:
+    """A chunk's rows and the worker time it took, which sizes the next chunks."""
     start = time.perf_counter()
-    rows = evaluate_chunk(context, tasks)
+    rows = evaluate_chunk(context, tasks, chunk_id)
     return rows, time.perf_counter() - start
 
 
-def dask_rows(context: Context, chunks: list[Chunk], client: Any,
-              target_s: float = DASK_CHUNK_S) -> Iterator[list[dict[str, Any]]]:
+def dask_rows(context: Context, chunks: list[Chunk], client: Any, target_s: float = DASK_CHUNK_S,
+              chunk_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Chunks sized on the fly so each takes about ``target_s`` of worker time (the first ones are
     single points, to measure), at most :data:`DASK_MAX_CHUNK` points, with two chunks in flight
     per worker thread: an interrupt loses about ``target_s`` of work per thread, whatever the
@@ -233,8 +272,7 @@ def dask_rows(context: Context, chunks: list[Chunk], client: Any,
     from distributed.scheduler import KilledWorker
 
     pending = deque(task for chunk in chunks for task in chunk)
-    slots = 2 * max(1, sum(client.nthreads().values()))
-    per_point_s: float | None = None
+    sizer = ChunkSizer(target_s, DASK_MAX_CHUNK, 2 * max(1, sum(client.nthreads().values())), chunk_size)
     futures: dict[Any, Chunk] = {}
     stream = as_completed([], loop=client.loop)
 
@@ -244,9 +282,8 @@ def dask_rows(context: Context, chunks: list[Chunk], client: Any,
         stream.add(fut)
 
     def refill() -> None:
-        while pending and len(futures) < slots:
-            size = 1 if per_point_s is None else max(1, min(DASK_MAX_CHUNK, int(target_s / max(per_point_s, 1e-9))))
-            submit([pending.popleft() for _ in range(min(size, len(pending)))])
+        while pending and len(futures) < sizer.slots:
+            submit([pending.popleft() for _ in range(sizer.next_size(len(pending)))])
 
     try:
         refill()
@@ -254,8 +291,7 @@ def dask_rows(context: Context, chunks: list[Chunk], client: Any,
             chunk = futures.pop(fut)
             try:
                 rows, elapsed_s = fut.result()
-                each = elapsed_s / len(chunk)
-                per_point_s = each if per_point_s is None else 0.7 * per_point_s + 0.3 * each
+                sizer.observe(len(chunk), elapsed_s)
             except KilledWorker:
                 if len(chunk) > 1:  # find the culprit: retry its points one by one
                     for task in chunk:

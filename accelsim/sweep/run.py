@@ -2,7 +2,8 @@
 
 The parent expands the spec into points (every input error surfaces here, before any work),
 drops the points whose key is already on disk, hands the rest to an executor
-(:mod:`accelsim.sweep.executors`) and streams the rows into the store as points finish: a part
+(:mod:`accelsim.sweep.executors`, which cuts them into tasks sized from the measured cost of a
+point, :mod:`accelsim.sweep.chunking`) and streams the rows into the store as points finish: a part
 file whenever ``flush_rows`` rows are buffered or ``flush_s`` seconds passed, and always on the
 way out (Ctrl-C included).
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import multiprocessing
 import time
 from collections.abc import Iterator
@@ -43,7 +43,7 @@ from accelsim.sweep.expr import compile_expression
 from accelsim.sweep.lock import directory_lock
 from accelsim.sweep.spec import RESERVED_COLUMNS, Point, SweepSpec, canonical_json, flatten_paths
 from accelsim.sweep.store import ERROR, INFEASIBLE, OK, ResultStore, arrow_schema
-from accelsim.sweep.worker import Context, evaluate_chunk, task_of
+from accelsim.sweep.worker import Context, row_of_result, task_of
 from accelsim.sweep.workloads import resolve_workload
 
 EXECUTORS = ("serial", "process", "dask")
@@ -156,8 +156,7 @@ def _run_locked(spec: SweepSpec, expansion: Any, evaluator: Any, out_dir: Path, 
     probed = {r["key"] for r in probe_rows}
     tasks = [task_of(p) for p in todo if p.key not in probed]
     n_workers = _worker_count(executor, workers, client)
-    size = chunk_size or _chunk_size(len(tasks), n_workers, executor)
-    chunks = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+    chunks = [tasks]  # the executors cut it into chunks sized from the measured cost of a point
 
     buffer: list[dict[str, Any]] = []
     counts = {"ok": 0, "failed": 0, "parts": 0}
@@ -196,9 +195,9 @@ def _run_locked(spec: SweepSpec, expansion: Any, evaluator: Any, out_dir: Path, 
     if executor == "serial":
         stream = serial_rows(context, chunks)
     elif executor == "process":
-        stream = process_rows(context, chunks, n_workers, spill)
+        stream = process_rows(context, chunks, n_workers, spill, chunk_size=chunk_size)
     else:
-        stream = dask_rows(context, chunks, client)
+        stream = dask_rows(context, chunks, client, chunk_size=chunk_size)
     try:
         take(probe_rows)
         for rows in stream:
@@ -245,15 +244,6 @@ def _worker_count(executor: str, workers: int | None, client: Any) -> int:
     if executor == "dask":
         return max(1, sum(client.nthreads().values()))
     return workers or multiprocessing.cpu_count()
-
-
-def _chunk_size(n_tasks: int, workers: int, executor: str) -> int:
-    """Enough chunks per worker to balance load and show progress, few enough that the per-chunk
-    overhead (pickling, IPC, a Dask task ~1 ms) stays small next to the work."""
-    if executor == "serial":
-        return 64  # rows come back point by point anyway
-    cap = DASK_MAX_CHUNK if executor == "dask" else 500  # process-pool rows are streamed per point
-    return max(1, min(cap, math.ceil(n_tasks / (workers * 8))))
 
 
 def _schema_basis(spec: SweepSpec) -> str:
@@ -325,10 +315,12 @@ def _probe_metrics(spec: SweepSpec, evaluator: Any, todo: list[Point],
             if unknown:
                 raise AccelsimError(f"unknown metric {unknown[0]!r}", field="metrics", allowed=list(types))
             types = {m: types[m] for m in spec.metrics}
-        # Re-evaluate the probed point through the normal path so its row is built the same way.
+        # The probed point's row is built from this result by the workers' own code: a costly point
+        # (a whole-model simulation, a COSMA solve) is not paid twice before any worker starts.
         context = Context(spec.evaluator.name, types, dict(spec.derived), param_paths, spec.allow_code)
         _check_derived_names(spec, point, context)
-        return types, evaluate_chunk(context, [task])
+        derived = {name: compile_expression(text, f"derived.{name}") for name, text in spec.derived.items()}
+        return types, [row_of_result(context, derived, task, result)]
     err = tried[0]["error"]
     raise AccelsimError(f"the first {len(tried)} probed points all failed, e.g. {type(err).__name__}: {err}",
                         field="evaluator.name") from None

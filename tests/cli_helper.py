@@ -24,3 +24,13 @@ def cli_in_process(*args: str) -> Done:
         except SystemExit as done:
             code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     return Done(code, out.getvalue(), err.getvalue())
+
+
+def one_line_error(done, *needles):
+    """The CLI's contract for bad input: exit 2, exactly one line on stderr, no traceback, naming
+    every needle."""
+    assert done.returncode == 2, done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

@@ -12,19 +12,11 @@ import yaml
 from accelsim.errors import AccelsimError
 from accelsim.scalesim_io import read_scalesim_config
 from accelsim.yamlio import MAX_DEPTH, MAX_NODES, read_yaml
-from tests.cli_helper import cli_in_process
+from tests.cli_helper import cli_in_process, one_line_error
 
 SCALE_CFG = (Path(__file__).parent / "data" / "scalesim" / "scale.cfg").read_text()
 LLAMA = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
          "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000, "torch_dtype": "float16"}
-
-
-def one_line_error(done, *needles):
-    assert done.returncode == 2, done
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 # --- B1: SCALE-Sim .cfg values are raw text ---------------------------------------------------------

@@ -12,17 +12,9 @@ from hypothesis import strategies as st
 from accelsim.errors import AccelsimError
 from accelsim.sweep import SweepSpec
 from accelsim.sweep.spec import MAX_POINTS
-from tests.cli_helper import cli_in_process
+from tests.cli_helper import cli_in_process, one_line_error
 
 G = [{"gemm": [8, 8, 8]}]
-
-
-def one_line_error(done, *needles):
-    assert done.returncode == 2, done
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("path", [("array", "rows"), ("array", "cols"), ("sram", "ifmap_bytes"), ("word_bytes",)])

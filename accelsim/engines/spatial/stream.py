@@ -47,11 +47,10 @@ def dram_cycles(nbytes: float, hw: SpatialAccelerator) -> float:
     return nbytes / hw.dram.bytes_per_cycle(hw.clock_hz)
 
 
-def one_pass_stream(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape,
-                    groups: list[tuple[int, int]], n_kt: int, last_m0: int) -> float:
-    """Makespan of consecutive groups, each ``(query tiles, size of its last query tile)``,
-    every group sweeping ``n_kt`` key tiles (the last of ``last_m0`` keys): the schedule of
-    ``one_pass_stream_reference`` computed directly (see the module docstring)."""
+def _stream_setup(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape, groups: list[tuple[int, int]]):
+    """What both stream computations (direct and event-engine reference) start from: word size,
+    cascade view, K/V tile bytes, the largest group's query tiles, the running state's bytes, the
+    final Einsum's unit and cycles, and the stages of the first and final Einsums."""
     w = hw.word_bytes
     c = plan.cascade_table
     kv_tile = plan.m0 * (s.e + s.f) * w
@@ -61,6 +60,15 @@ def one_pass_stream(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionSha
     av_cycles = einsum_cycles(c.einsums[c.final], av_unit, hw, s, plan.p0, plan.m0)
     qk_stage = next(i for i, st in enumerate(plan.stages) if c.first in st)
     av_stage = next(i for i, st in enumerate(plan.stages) if c.final in st)
+    return w, c, kv_tile, n_q_max, state_bytes, av_unit, av_cycles, qk_stage, av_stage
+
+
+def one_pass_stream(plan: AttentionPlan, hw: SpatialAccelerator, s: AttentionShape,
+                    groups: list[tuple[int, int]], n_kt: int, last_m0: int) -> float:
+    """Makespan of consecutive groups, each ``(query tiles, size of its last query tile)``,
+    every group sweeping ``n_kt`` key tiles (the last of ``last_m0`` keys): the schedule of
+    ``one_pass_stream_reference`` computed directly (see the module docstring)."""
+    w, c, kv_tile, n_q_max, state_bytes, av_unit, av_cycles, qk_stage, av_stage = _stream_setup(plan, hw, s, groups)
     base = [(cyc["2d"] + cyc["stall"], cyc["1d"]) for cyc in stage_cycles(plan, hw, s)]
 
     def durations(with_av: bool) -> list[int]:
@@ -158,16 +166,8 @@ def one_pass_stream_reference(plan: AttentionPlan, hw: SpatialAccelerator, s: At
     the group's last query tile has used it. DRAM issues in order: a group's Q and K/V loads,
     then the previous group's AV store.
     """
-    w = hw.word_bytes
-    c = plan.cascade_table
+    w, c, kv_tile, n_q_max, state_bytes, av_unit, av_cycles, qk_stage, av_stage = _stream_setup(plan, hw, s, groups)
     stages = stage_cycles(plan, hw, s)
-    kv_tile = plan.m0 * (s.e + s.f) * w
-    n_q_max = max(n for n, _ in groups)
-    state_bytes = one_pass_buffer_bytes(replace(plan, p1=n_q_max), s, w) - kv_tile - n_q_max * plan.p0 * s.e * w
-    av_unit = plan.binding[c.final]
-    av_cycles = einsum_cycles(c.einsums[c.final], av_unit, hw, s, plan.p0, plan.m0)
-    qk_stage = next(i for i, st in enumerate(plan.stages) if c.first in st)
-    av_stage = next(i for i, st in enumerate(plan.stages) if c.final in st)
     dram: list[Task] = []
     compute: list[Task] = [Task("state", "1d", 0, alloc_bytes=state_bytes)]
     prev_stage: list[Task] = [compute[0]]

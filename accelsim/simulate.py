@@ -12,7 +12,7 @@ from typing import Any
 from accelsim.engines.registry import engine_for
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import HardwareSpec, load_hardware
-from accelsim.ir import Graph
+from accelsim.ir import parts_of
 from accelsim.mapping import Mapping
 from accelsim.report import Report
 
@@ -38,8 +38,4 @@ def simulate(workload: Any, hardware: HardwareSpec | str | Path, mapping: Mappin
 
 
 def _check_workload(workload: Any) -> None:
-    from accelsim.ir import ModelGraph
-
-    if not isinstance(workload, (Graph, ModelGraph)):
-        raise AccelsimError(f"cannot simulate a {type(workload).__name__}", field="workload",
-                            allowed="a Graph or a ModelGraph (accelsim.ir)")
+    parts_of(workload)  # one clear error for anything but a Graph or a ModelGraph

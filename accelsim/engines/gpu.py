@@ -9,16 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from accelsim.engines.registry import Problem, register_engine
-from accelsim.errors import AccelsimError
 from accelsim.engines.roofline import einsum_traffic, roofline
-from accelsim.ir import Graph, ModelGraph, OpKind
+from accelsim.errors import AccelsimError
+from accelsim.ir import Graph, OpKind, parts_of
 from accelsim.report import Report, Totals
 
 
 def _parts(workload: Any) -> list[tuple[Graph, int]]:
-    if isinstance(workload, ModelGraph):
-        return [(p.graph, p.repeat) for p in workload.parts]
-    return [(workload, 1)]
+    return [(p.graph, p.repeat) for p in parts_of(workload)]
 
 
 class RooflineEngine:
@@ -80,9 +78,7 @@ class RooflineEngine:
     def _peaks(workload: Any, hardware: Any) -> dict[str, tuple[str, float]]:
         """Each row's roof: the tensor-core peak of its datatype for MACs, the vector rate otherwise."""
         out: dict[str, tuple[str, float]] = {}
-        parts = workload.parts if isinstance(workload, ModelGraph) else None
-        named = [(p.name, p.graph) for p in parts] if parts else [("", workload)]
-        for part, graph in named:
+        for part, graph in ((p.name, p.graph) for p in parts_of(workload)):
             for e in graph.einsums:
                 name = f"{part}.{e.name}" if part else e.name
                 if e.op is OpKind.MAC:

@@ -22,7 +22,7 @@ from accelsim.engines.registry import Problem, register_engine
 from accelsim.engines.roofline import einsum_flops, einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.hardware.multicore import MulticoreAccelerator
-from accelsim.ir import Einsum, Graph, OpKind, TensorRole
+from accelsim.ir import Einsum, Graph, OpKind, TensorRole, parts_of
 from accelsim.mapping import Mapping
 from accelsim.report import Report, Totals
 from accelsim.tiling import LoopNest, LoopProblem, validate_nest
@@ -31,9 +31,7 @@ DEFAULT_TIME_LIMIT_S = 2.0
 
 
 def _parts(workload: Any) -> list[tuple[str, Graph, int]]:
-    if isinstance(workload, Graph):
-        return [("", workload, 1)]
-    return [(p.name, p.graph, p.repeat) for p in workload.parts]
+    return [(p.name, p.graph, p.repeat) for p in parts_of(workload)]
 
 
 def is_gemm(e: Einsum) -> bool:

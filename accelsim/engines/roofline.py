@@ -15,18 +15,17 @@ Two Einsum ``attrs`` refine the counts (see ``workloads/transformer.py``): ``flo
 scales FLOPs (causal masking, MoE one-hot experts), ``touched`` maps tensor names to the fraction
 actually read (embedding gathers, MoE experts not routed to).
 
-Input is a ``Graph`` or anything with ``parts`` of ``(graph, repeat)`` (for example
-``workloads.transformer.ModelGraph``), so identical layers are costed once and multiplied.
+Input is a ``Graph`` or a ``ModelGraph`` (``accelsim.ir.parts_of``), so identical layers are
+costed once and multiplied.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
 from accelsim.hardware.gpu import DTYPE_BY_BYTES, GPU
-from accelsim.ir import Einsum, Graph, OpKind, TensorRole
+from accelsim.ir import Einsum, Graph, OpKind, TensorRole, parts_of
 from accelsim.report import Report
 from accelsim.ir.resident import resident_tensors
 
@@ -53,21 +52,8 @@ def einsum_traffic(e: Einsum) -> dict[str, float]:
     return traffic
 
 
-def _parts(workload: Any) -> Iterable[tuple[str, Graph, int]]:
-    if isinstance(workload, Graph):
-        return [("", workload, 1)]
-    parts = getattr(workload, "parts", None)
-    if parts is None:
-        raise AccelsimError(f"cannot cost a {type(workload).__name__}", field="workload",
-                            allowed="a Graph or an object with parts (graph, repeat)")
-    out = []
-    for p in parts:
-        if hasattr(p, "graph"):
-            out.append((p.name, p.graph, p.repeat))
-        else:
-            g, n = p
-            out.append((g.name, g, n))
-    return out
+def _parts(workload: Any) -> list[tuple[str, Graph, int]]:
+    return [(p.name, p.graph, p.repeat) for p in parts_of(workload)]
 
 
 def einsum_cost(e: Einsum, device: GPU) -> dict[str, Any]:

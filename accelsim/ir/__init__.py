@@ -14,4 +14,4 @@ from accelsim.ir.core import (  # noqa: F401
     TensorRole,
 )
 from accelsim.ir.builders import conv2d, gemm  # noqa: F401
-from accelsim.ir.model import ModelGraph, Part  # noqa: F401
+from accelsim.ir.model import ModelGraph, Part, parts_of  # noqa: F401

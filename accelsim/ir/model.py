@@ -101,3 +101,17 @@ def _rename(e: Einsum, prefix: str, mapping: dict[str, Tensor]) -> Einsum:
     if "touched" in attrs:  # fractions are keyed by tensor name: follow the renaming
         attrs["touched"] = {renamed.get(k, k): v for k, v in attrs["touched"].items()}
     return Einsum(prefix + e.name, op(e.output), tuple(op(i) for i in e.inputs), e.extents, e.op, attrs)
+
+
+def parts_of(workload: Any) -> list[Part]:
+    """A workload as its parts: a ModelGraph's own, or a bare Graph as one unnamed part run once.
+
+    Why one function: every engine walks parts (simulate each Graph once, scale by ``repeat``);
+    written once, a new workload type or a wrong one fails the same way everywhere.
+    """
+    if isinstance(workload, ModelGraph):
+        return list(workload.parts)
+    if isinstance(workload, Graph):
+        return [Part("", workload, 1)]
+    raise AccelsimError(f"cannot simulate a {type(workload).__name__}", field="workload",
+                        allowed="a Graph or a ModelGraph (accelsim.ir)")

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from accelsim.errors import AccelsimError
-from accelsim.ir import GemmShape, Graph
+from accelsim.ir import GemmShape, Graph, ModelGraph
 from accelsim.sweep import plugins
 
 BUILDERS: dict[str, Callable[..., Graph]] = {}
@@ -212,7 +212,7 @@ def workload_fingerprint(entry: dict[str, Any], allow_code: bool = False) -> str
         desc: Any = {"gemm": [obj.m, obj.k, obj.n, obj.batch]}
     elif isinstance(obj, Graph):
         desc = _graph_desc(obj)
-    elif hasattr(obj, "parts"):  # a model: parts of (graph, repeat)
+    elif isinstance(obj, ModelGraph):  # a model: parts of (graph, repeat)
         desc = {"model": obj.name, "parts": [[p.name, p.repeat, _graph_desc(p.graph)] for p in obj.parts]}
     elif dataclasses.is_dataclass(obj):  # a shape such as AttentionShape
         desc = {type(obj).__name__: dataclasses.asdict(obj)}

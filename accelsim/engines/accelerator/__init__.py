@@ -19,7 +19,7 @@ from accelsim.engines.accelerator.compose import schedule
 from accelsim.engines.accelerator.lowering import Placement, lower, problems
 from accelsim.engines.registry import Problem, register_engine
 from accelsim.errors import AccelsimError
-from accelsim.ir import Graph, ModelGraph, TensorRole
+from accelsim.ir import Graph, TensorRole, parts_of
 from accelsim.ir.resident import resident_tensors
 from accelsim.report import Report, Totals
 
@@ -195,16 +195,15 @@ def _attention_problems(workload: Any, hardware: Any, mapping: Any) -> list[Prob
 
 
 def _parts(workload: Any) -> list[tuple[str, Graph, int, str | None]]:
-    if isinstance(workload, ModelGraph):
-        last = len(workload.parts) - 1
-        # the hidden state stays on chip between parts; the last part's output (logits, or the
-        # block's output when blocks run alone) is written, in every repeat, so repeats scale exactly
-        return [(p.name, p.graph, p.repeat, p.output if i < last else None) for i, p in enumerate(workload.parts)]
-    return [(workload.name, workload, 1, None)]
+    parts = parts_of(workload)
+    # the hidden state stays on chip between parts; the last part's output (logits, or the block's
+    # output when blocks run alone) is written, in every repeat, so repeats scale exactly
+    return [(p.name or p.graph.name, p.graph, p.repeat, p.output if i < len(parts) - 1 else None)
+            for i, p in enumerate(parts)]
 
 
 def _part_input(workload: Any, i: int) -> str | None:
-    return workload.parts[i].input if isinstance(workload, ModelGraph) else None
+    return parts_of(workload)[i].input
 
 
 def _graphs(workload: Any) -> list[Graph]:

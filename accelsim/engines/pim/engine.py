@@ -14,14 +14,14 @@ import math
 from typing import Any
 
 from accelsim.engines.pim.gemv import gemv_cycles
+from accelsim.engines.pim.layout import map_gemv
 from accelsim.engines.registry import Problem
-from accelsim.engines.roofline import _parts, einsum_flops, einsum_traffic
+from accelsim.engines.roofline import einsum_flops, einsum_traffic
 from accelsim.errors import AccelsimError
 from accelsim.hardware.pim import PimSpec
-from accelsim.ir import Einsum, OpKind, TensorRole
-from accelsim.report import Report, Totals
+from accelsim.ir import Einsum, OpKind, TensorRole, parts_of
 from accelsim.ir.resident import resident_tensors
-from accelsim.engines.pim.layout import map_gemv
+from accelsim.report import Report, Totals
 
 STREAMED = (TensorRole.WEIGHT, TensorRole.KV_CACHE)
 
@@ -122,6 +122,10 @@ def coprocess_cost(e: Einsum, hw: PimSpec) -> dict[str, Any] | None:
                 pim_s=x * t_p, host_s=(experts - x) * t_h)
 
 
+def _parts(workload: Any) -> list[tuple[str, Any, int]]:
+    return [(p.name, p.graph, p.repeat) for p in parts_of(workload)]
+
+
 class PimEngine:
     kind = "pim"
     metrics = {"token_latency_s": "float64", "tokens_per_s": "float64", "row_hit_rate": "float64",
@@ -134,7 +138,7 @@ class PimEngine:
             problems.append(Problem("mapping", "the PIM engine lays out weights and KV cache itself "
                                     "(accelsim.engines.pim.layout); it replays no mapping", "no mapping"))
         try:
-            parts = list(_parts(workload))
+            parts = _parts(workload)
         except AccelsimError as err:
             return [Problem(err.field or "workload", err.detail, err.allowed)]
         resident = resident_tensors(parts, STREAMED)

@@ -41,7 +41,17 @@ def add_output_options(parser: Any, name: str) -> None:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "accelsim-bench",
                         help=f"directory for {name}.* (default: a temporary directory)")
     parser.add_argument("--write-results", action="store_true",
-                        help=f"also rewrite the committed results/{name}.* tables")
+                        help=f"rewrite the committed results/{name}.* tables")
+
+
+def primary_output_dir(args: Any, root: Any) -> Any:
+    """The one directory a benchmark that writes as it goes (rows flushed per instance) writes to:
+    ``<root>/results`` with ``--write-results``, else ``--out``; created."""
+    from pathlib import Path
+
+    directory = Path(root) / "results" if args.write_results else Path(args.out)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def output_dirs(args: Any, root: Any) -> list[Any]:

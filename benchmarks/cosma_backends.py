@@ -16,6 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim import tables  # noqa: E402
+
 from mappers.baselines import best_baseline  # noqa: E402
 from mappers.cosma import solve_cosma  # noqa: E402
 from mappers.memory_problem import MemoryProblem  # noqa: E402
@@ -42,15 +44,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--time-limit", type=float, default=30.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=None, help="output directory (default: under the system temp dir)")
-    ap.add_argument("--write-results", action="store_true", help="rewrite results/cosma_backends.*")
+    tables.add_output_options(ap, "cosma_backends")
     args = ap.parse_args()
     if args.time_limit <= 0:
         ap.error("--time-limit must be positive")
-    import tempfile
-
-    out_dir = ROOT / "results" if args.write_results else Path(args.out or Path(tempfile.gettempdir()) / "accelsim-bench")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = tables.primary_output_dir(args, ROOT)
     out = out_dir / "cosma_backends"
     rows = []
     fields = ["instance", "solver", "non_compulsory_bytes", "lower_bound_bytes", "status", "gap", "solve_s",

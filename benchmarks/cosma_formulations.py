@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from accelsim import tables  # noqa: E402
 
 from accelsim.engines.scratchpad import replay
 from mappers.baselines import best_baseline
@@ -48,13 +49,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--instances", default=",".join(DEFAULT), help="network:a|w:M_R|M_H|M_P[:unfused], comma-separated")
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--out", default=None, help="output directory (default: under the system temp dir)")
-    ap.add_argument("--write-results", action="store_true", help="rewrite results/cosma_formulations.*")
+    tables.add_output_options(ap, "cosma_formulations")
     args = ap.parse_args()
     if args.time_limit <= 0:
         ap.error("--time-limit must be positive")
-    out_dir = ROOT / "results" if args.write_results else Path(args.out or Path(tempfile.gettempdir()) / "accelsim-bench")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = tables.primary_output_dir(args, ROOT)
     rows = []
     with (out_dir / "cosma_formulations.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, FIELDS)

@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from accelsim import tables  # noqa: E402
+
 from accelsim.engines.scratchpad import replay  # noqa: E402
 from mappers.baselines import literal_baselines, run_baselines  # noqa: E402
 from mappers.divide import divide_and_conquer  # noqa: E402
@@ -46,8 +48,7 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--piece-ops", type=int, default=30)
     ap.add_argument("--networks", default=",".join(NAS + ["gpt2"]))
-    ap.add_argument("--out", default=None, help="output directory (default: under the system temp dir)")
-    ap.add_argument("--write-results", action="store_true", help="rewrite results/cosma_nas.*")
+    tables.add_output_options(ap, "cosma_nas")
     ap.add_argument("--weights", choices=("both", "act", "weights"), default="both")
     ap.add_argument("--commit-ops", type=int, default=None, help="rolling horizon: steps kept per solve")
     ap.add_argument("--passes", type=int, default=1, help="divide-and-conquer passes (best so far kept)")
@@ -55,10 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.time_limit <= 0 or args.piece_ops < 1 or args.passes < 1:
         ap.error("--time-limit must be positive, --piece-ops and --passes at least 1")
-    import tempfile
-
-    out_dir = ROOT / "results" if args.write_results else Path(args.out or Path(tempfile.gettempdir()) / "accelsim-bench")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = tables.primary_output_dir(args, ROOT)
     out = out_dir / "cosma_nas"
     command = "python " + " ".join(["benchmarks/cosma_nas.py", *sys.argv[1:]])
     rows = []

@@ -254,17 +254,14 @@ def main() -> None:
     ap.add_argument("--network-limit-s", type=float, default=None,
                     help="wall limit per (network, mode) in seconds (default: none)")
     ap.add_argument("--threads", type=int, default=2, help="solver threads (the machine may be shared)")
-    ap.add_argument("--out", default=None, help="output directory (default: under the system temp dir)")
-    ap.add_argument("--write-results", action="store_true", help="rewrite the committed tables in results/")
+    tables.add_output_options(ap, "cosma_networks")
     args = ap.parse_args()
     if args.time_limit <= 0:
         ap.error(f"--time-limit must be positive, got {args.time_limit}")
     if args.network_limit_s is not None and not 0 < args.network_limit_s <= 1e6:
         ap.error(f"--network-limit-s must be in (0, 1e6] seconds, got {args.network_limit_s}")
     default_out = "cosma_networks_unfused" if args.unfused else "cosma_networks"
-    import tempfile
-
-    out_dir = ROOT / "results" if args.write_results else Path(args.out or Path(tempfile.gettempdir()) / "accelsim-bench")
+    out_dir = tables.primary_output_dir(args, ROOT)
     out = out_dir / default_out
     command = "python " + " ".join(["benchmarks/cosma_networks.py", *sys.argv[1:]])
     rows: list[dict] = []

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from accelsim import tables  # noqa: E402
 
 MODELS = ("llama-2-7b", "llama-2-70b", "mixtral-8x7b", "deepseek-v3")
 HARDWARE = ("tpu-v1", "tpu-v4", "edge-npu", "fusemax-cloud", "a100-80gb", "h100-sxm")
@@ -59,9 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seq", type=int, default=4096, help="prefill length (default 4096)")
     ap.add_argument("--context", type=int, default=2048, help="decode context (default 2048)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest wall time is kept")
-    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "accelsim-bench",
-                    help="directory for simulate_models.{csv,md} (default: a temporary directory)")
-    ap.add_argument("--write-results", action="store_true", help="also rewrite results/simulate_models.{csv,md}")
+    tables.add_output_options(ap, "simulate_models")
     args = ap.parse_args(argv)
     if args.seq <= 0 or args.context <= 0 or args.repeat <= 0:
         ap.error("--seq, --context and --repeat must be positive")
@@ -89,9 +88,8 @@ def main(argv: list[str] | None = None) -> None:
                f"{table[(table.model == 'llama-2-7b') & (table.phase == 'prefill')].wall_s.max():.3f} s.\n")
     text = header + markdown_table(table) + "\n" + summary
     print(text)
-    targets = [args.out] + ([ROOT / "results"] if args.write_results else [])
+    targets = tables.output_dirs(args, ROOT)
     for directory in targets:
-        directory.mkdir(parents=True, exist_ok=True)
         table.to_csv(directory / "simulate_models.csv", index=False)
         (directory / "simulate_models.md").write_text(text)
     print(f"written to {', '.join(str(d) for d in targets)}", file=sys.stderr)

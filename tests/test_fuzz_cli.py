@@ -105,6 +105,14 @@ def _check(done) -> None:
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+def _run_on_file(name: str, text: str, *args: str) -> None:
+    """Write ``text`` to a fresh ``name`` and run the CLI with ``{path}``/``{dir}`` filled in."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_text(text, errors="surrogateescape")
+        _check(cli_in_process(*(a.format(path=path, dir=tmp) for a in args)))
+
+
 HARDWARE = load_hardware("tpu-v1").model_dump(mode="json")
 SWEEP = {"name": "fuzz", "hardware": "tpu-v1", "parameters": {"array.rows": [8, 16], "clock_hz": {"low": 1e8, "high": 1e9}},
          "workloads": [{"gemm": [16, 8, 8]}, {"transformer_layer": {"seq": 8, "d_model": 16, "d_ff": 32, "heads": 2}}],
@@ -119,47 +127,32 @@ HF_CONFIG = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11
 @FUZZ
 @given(mutated(HARDWARE))
 def test_fuzz_hardware_yaml(doc):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "hw.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        _check(cli_in_process("simulate", "--gemm", "16,8,8", "--hardware", str(path)))
+    _run_on_file("hw.yaml", yaml.safe_dump(doc), "simulate", "--gemm", "16,8,8", "--hardware", "{path}")
 
 
 @FUZZ_SWEEP
 @given(mutated(SWEEP))
 def test_fuzz_sweep_yaml(doc):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        _check(cli_in_process("sweep", "run", str(path), "--out", str(Path(tmp) / "out"), "--executor", "serial",
-                              "--no-progress"))
+    _run_on_file("s.yaml", yaml.safe_dump(doc), "sweep", "run", "{path}", "--out", "{dir}/out", "--executor", "serial",
+                 "--no-progress")
 
 
 @FUZZ
 @given(mutated_text((DATA / "scale.cfg").read_text()))
 def test_fuzz_scalesim_cfg(text):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.cfg"
-        path.write_text(text, errors="surrogateescape")
-        _check(cli_in_process("simulate", "--scalesim-config", str(path), "--gemm", "16,8,8"))
+    _run_on_file("s.cfg", text, "simulate", "--scalesim-config", "{path}", "--gemm", "16,8,8")
 
 
 @FUZZ
 @given(st.sampled_from(["small_conv.csv", "small_gemm.csv"]).flatmap(lambda n: mutated_text((DATA / n).read_text())))
 def test_fuzz_scalesim_topology(text):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "t.csv"
-        path.write_text(text)
-        _check(cli_in_process("simulate", "--topology", str(path)))
+    _run_on_file("t.csv", text, "simulate", "--topology", "{path}")
 
 
 @FUZZ
 @given(mutated(MODEL))
 def test_fuzz_model_yaml(doc):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.yaml"
-        path.write_text(yaml.safe_dump(doc))
-        _check(cli_in_process("workloads", "show", str(path)))
+    _run_on_file("model.yaml", yaml.safe_dump(doc), "workloads", "show", "{path}")
 
 
 @FUZZ
@@ -167,10 +160,7 @@ def test_fuzz_model_yaml(doc):
 def test_fuzz_hf_config_json(doc):
     import json
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.json"
-        path.write_text(json.dumps(doc))
-        _check(cli_in_process("workloads", "show", str(path)))
+    _run_on_file("config.json", json.dumps(doc), "workloads", "show", "{path}")
 
 
 # Numeric options of commands, given values that are out of range, huge or not numbers: exit 2 and

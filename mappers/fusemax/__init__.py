@@ -5,17 +5,8 @@ Every mapping is emitted as an ``accelsim.mapping.Mapping`` over a cascade Graph
 (``accelsim.engines.spatial``) decodes and replays it. Internally the search works on the
 engine's view of a mapping (``AttentionPlan``) so that it costs exactly what the engine costs.
 
-Published plans (what the FuseMax artifact evaluates, FPSG-UIUC/micro24-fusemax-artifact):
-
-- ``fusemax``: the 1-pass cascade with FuseMax's binding (QK, LM, SLN, SLD, SLNV on the 2D
-  array; RM, PRM, SPD, RD, SPNV, RNV, AV on the 1D array), four lock-step stages per tile with
-  RD/RNV of tile t overlapping QK of tile t+1, query tiles interleaved (no reduction stall).
-  P1 = the largest factor of the query-tile count that fits the buffer (proposal.py).
-- ``arch``: the same hardware and binding without the interleaving (StallProposal).
-- ``cascade``: the 1-pass cascade on FLAT's hardware: only QK and SLNV on the MAC-only 2D array.
-- ``flat``: FLAT's row-granularity fusion of the 3-pass cascade, its row block chosen the way
-  FLAT's dataflow search chose it (see ``flat_plan``).
-- ``unfused``: the 3-pass cascade with QK and A through DRAM.
+Published plans (what the FuseMax artifact evaluates: fusemax, arch, cascade, flat, unfused) are
+described where they are built, ``mappers/fusemax/published.py``.
 
 ``optimize`` is the optimizer: a CP-SAT model choosing the binding of every 1-pass Einsum, its
 stage in the per-tile schedule (and whether a state update is deferred into the next tile),

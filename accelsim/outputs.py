@@ -48,6 +48,15 @@ def check_output_dir(path: str | Path, field: str) -> Path:
     return path
 
 
+def write_output(path: str | Path, text: str, field: str) -> Path:
+    """Write ``text`` to ``path`` (parents created); a failure (no permission, a full disk, a parent
+    that is a file) is one AccelsimError naming the option."""
+    path = check_output_file(path, field)
+    with _as_user_error(field, path):
+        path.write_text(text)
+    return path
+
+
 def _probe(directory: Path, field: str, path: Path) -> None:
     with _as_user_error(field, path):
         fd, name = tempfile.mkstemp(prefix=".accelsim-probe-", dir=directory)

@@ -193,13 +193,6 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
         console.print(ops)
 
 
-def write_csv(report: Report, path: Any, option: str = "--csv") -> None:
-    try:
-        report.to_csv(path)
-    except OSError as error:  # a missing directory, no permission, a full disk: the user's path
-        raise AccelsimError(f"cannot write: {error.strerror or error}", field=option, source=str(path)) from None
-
-
 def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int | None,
                            context: int | None, tp: int, blocks: int | None, overlap: bool, json_out: bool,
                            csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False,
@@ -211,7 +204,7 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
     from accelsim.hardware import load_hardware
     from accelsim.simulate import simulate
 
-    from accelsim.outputs import check_output_file
+    from accelsim.outputs import check_output_file, write_output
 
     for path, option in ((csv_out, "--csv"), (timeline_out, "--timeline")):
         if path is not None:
@@ -223,15 +216,11 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
     options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {})}
     report = simulate(workload, spec, **options)
     if csv_out is not None:
-        write_csv(report, csv_out)
+        write_output(csv_out, report.to_csv(), "--csv")
     if timeline_out is not None:
         import pandas as pd
 
-        try:
-            pd.DataFrame(report.meta["timeline"]).to_csv(timeline_out, index=False)
-        except OSError as error:
-            raise AccelsimError(f"cannot write: {error.strerror or error}", field="--timeline",
-                                source=str(timeline_out)) from None
+        write_output(timeline_out, pd.DataFrame(report.meta["timeline"]).to_csv(index=False), "--timeline")
     if json_out:
         out.print(dumps_json(summary(report, run), indent=2, default=str), markup=False, highlight=False)
     else:

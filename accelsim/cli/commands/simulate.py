@@ -146,10 +146,9 @@ def simulate_command(
     workload = topology.stem if topology is not None else "gemms"
     report = simulate_layers(layers, hw, workload=workload)
     if csv_out is not None:
-        try:
-            report.to_csv(csv_out)
-        except OSError as error:  # a missing directory, no permission, a full disk: the user's path
-            raise AccelsimError(f"cannot write: {error.strerror or error}", field="--csv", source=str(csv_out)) from None
+        from accelsim.outputs import write_output
+
+        write_output(csv_out, report.to_csv(), "--csv")
     if json_out:
         from accelsim.cli.jsonout import dumps as dumps_json
         from accelsim.report import _jsonable

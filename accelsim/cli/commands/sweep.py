@@ -125,9 +125,9 @@ def table_command(
     if max_rows < 0:
         raise AccelsimError(f"must be 0 (all) or a positive number of rows, got {max_rows}", field="--max-rows")
     if csv is not None:
-        from accelsim.outputs import check_output_file
+        from accelsim.outputs import write_output
 
-        df.to_csv(check_output_file(csv, "--csv"), index=False)
+        write_output(csv, df.to_csv(index=False), "--csv")
         out.print(f"{len(df)} rows -> {csv}", markup=False, highlight=False)
     elif df.empty:
         out.print("no rows", markup=False)

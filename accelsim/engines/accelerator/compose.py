@@ -58,6 +58,8 @@ def schedule(graph: Graph, works: list[OpWork], chip: Chip, *, overlap: bool = T
              max_tiles: int = 64) -> tuple[float, dict[str, float], list[_Scheduled]]:
     """Run the tasks; (makespan cycles, busy cycles per unit, per-Einsum task groups)."""
     bw = chip.dram_bytes_per_cycle
+    # a tile is a quarter of the activation buffer: two halves double-buffer, each shared by the
+    # operands coming in and the results going out
     tile_bytes = max(1.0, chip.activation_buffer_bytes / 4)
     by_output: dict[str, _Scheduled] = {}
     groups: list[_Scheduled] = []
@@ -77,13 +79,14 @@ def schedule(graph: Graph, works: list[OpWork], chip: Chip, *, overlap: bool = T
         e: Einsum = work.einsum
         g = _Scheduled(work)
         producers = [by_output[o.tensor.name] for o in e.inputs if o.tensor.name in by_output]
-        needs_store = [p.done for p in producers if o_spilled(p, work)]
-        on_chip = [p.last for p in producers if not o_spilled(p, work)]
+        spilled = [p for p in producers if _reads_spilled(p, work)]
+        needs_store = [p.done for p in spilled]
+        on_chip = [p.last for p in producers if p not in spilled]
         n = tile_count(work, tile_bytes, max_tiles)
         read, written = sum(work.reads.values()), sum(work.writes.values())
         # stores this Einsum reads back from DRAM must be queued before its loads
         for t in list(deferred):
-            if t in needs_store or any(t in p.stores for p in producers if o_spilled(p, work)):
+            if any(t in p.stores for p in spilled):
                 dma_queue.append(t)
                 deferred.remove(t)
         if work.unit == "dma":  # a copy: data movement only
@@ -94,7 +97,7 @@ def schedule(graph: Graph, works: list[OpWork], chip: Chip, *, overlap: bool = T
             dma_queue.extend([*deferred, *g.loads, *g.stores])
             deferred = []
         else:
-            unit = "link" if work.unit == "link" else work.unit
+            unit = work.unit
             for i in range(n):
                 load_deps = list(needs_store)
                 if i >= 2:
@@ -119,6 +122,6 @@ def schedule(graph: Graph, works: list[OpWork], chip: Chip, *, overlap: bool = T
     return timeline.makespan_cycles, timeline.busy_cycles, groups
 
 
-def o_spilled(producer: _Scheduled, consumer: OpWork) -> bool:
+def _reads_spilled(producer: _Scheduled, consumer: OpWork) -> bool:
     """Whether ``consumer`` reads ``producer``'s output back from DRAM (it was spilled)."""
     return producer.work.einsum.output.tensor.name in consumer.reads

@@ -50,3 +50,23 @@ def random_dag(seed: int, n_ops: int = 5, max_size: int = 4, n_sources: int = 1,
         if t not in used:
             ops[0][0].append(t)
     return ops, sizes
+
+
+def random_problems(max_ops: int):
+    """Hypothesis strategy: (graph, MemoryProblem, capacity) of a random DAG of 3..max_ops operators,
+    the capacity between the largest working set and the default order's peak."""
+    from hypothesis import strategies as st
+
+    from mappers.memory_problem import MemoryProblem
+
+    @st.composite
+    def draw_problem(draw):
+        seed = draw(st.integers(0, 10_000))
+        ops, sizes = random_dag(seed, n_ops=draw(st.integers(3, max_ops)), max_size=20,
+                                n_sources=draw(st.integers(1, 3)))
+        graph = graph_from_lists(f"h{seed}", ops, sizes)
+        pb = MemoryProblem.from_graph(graph)
+        top = max(pb.m_r, pb.peak_bytes(list(range(pb.n_ops))))
+        return graph, pb, draw(st.integers(pb.m_r, top))
+
+    return draw_problem()

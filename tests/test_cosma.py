@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
 
 from accelsim.engines.scratchpad import MappingViolation, replay
 from accelsim.errors import AccelsimError, InfeasibleError
@@ -17,7 +17,7 @@ from mappers.baselines import run_baselines, simulate
 from mappers.cosma import budgets, min_peak_schedule, solve_cosma
 from mappers.memory_problem import MemoryProblem
 from tests.cosma_bruteforce import brute_force
-from tests.cosma_graphs import graph_from_lists, random_dag, tiny_graph
+from tests.cosma_graphs import graph_from_lists, random_dag, random_problems, tiny_graph
 
 SOLVERS = ("cpsat", "highs", "cbc")
 
@@ -131,19 +131,10 @@ def test_greedy_beats_belady_on_the_counter_example():
         assert replay(g, to_mapping(pb, plan, 300), 300).non_compulsory_bytes == plan.non_compulsory_bytes(pb)
 
 
-@st.composite
-def problems(draw):
-    seed = draw(st.integers(0, 10_000))
-    ops, sizes = random_dag(seed, n_ops=draw(st.integers(3, 8)), max_size=20, n_sources=draw(st.integers(1, 3)))
-    graph = graph_from_lists(f"h{seed}", ops, sizes)
-    pb = MemoryProblem.from_graph(graph)
-    top = max(pb.m_r, pb.peak_bytes(list(range(pb.n_ops))))
-    cap = draw(st.integers(pb.m_r, top))
-    return graph, pb, cap
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems())
+@given(random_problems(8))
 def test_cosma_never_worse_than_baselines_and_replay_agrees(case):
     graph, pb, cap = case
     base = run_baselines(pb, cap)

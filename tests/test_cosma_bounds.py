@@ -10,7 +10,6 @@ import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from accelsim.engines.scratchpad import replay
 from accelsim.errors import AccelsimError, InfeasibleError
@@ -23,7 +22,7 @@ from mappers.divide import divide_and_conquer
 from mappers.memory_problem import MemoryProblem
 from mappers.plan import to_mapping
 from tests.cosma_bruteforce import brute_force
-from tests.cosma_graphs import graph_from_lists, random_dag, tiny_graph
+from tests.cosma_graphs import graph_from_lists, random_dag, random_problems, tiny_graph
 from tests.test_cosma import HARD_SEEDS, belady_counter_example
 
 
@@ -61,18 +60,10 @@ def test_static_bound_is_tight_where_it_should_be():
     assert static_lower_bound(pb, cap).bytes == want == solve_cosma(pb, cap, time_limit_s=10, threads=1).best_bound
 
 
-@st.composite
-def problems(draw):
-    seed = draw(st.integers(0, 10_000))
-    ops, sizes = random_dag(seed, n_ops=draw(st.integers(3, 9)), max_size=20, n_sources=draw(st.integers(1, 3)))
-    graph = graph_from_lists(f"h{seed}", ops, sizes)
-    pb = MemoryProblem.from_graph(graph)
-    top = max(pb.m_r, pb.peak_bytes(list(range(pb.n_ops))))
-    return graph, pb, draw(st.integers(pb.m_r, top))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems())
+@given(random_problems(9))
 def test_lower_bounds_never_exceed_any_replayed_plan(case):
     graph, pb, cap = case
     plans = [b.plan for b in run_baselines(pb, cap)] + [b.plan for b in literal_baselines(pb, cap)]

@@ -19,8 +19,18 @@ Formats (learned from SCALE-Sim 3.0's ``scale_config.py`` and ``topology_utils.p
   pixels), K the reduction and N the filters (columns of the output): ``GemmShape(m=M, k=K, n=N)``.
 
 SCALE-Sim drops the last comma-separated field of every row (it expects a trailing comma); we
-accept rows with or without it. An optional sparsity field ``N:M`` after the dimensions is
-accepted only as dense ``1:1`` (sparse mappings are not modelled).
+accept rows with or without it. Because of that rule, a marker after the last comma is ignored by
+SCALE-Sim: its own ``topologies/conv_nets/mobilnet_paper.csv`` (scale-sim-v2) tags depthwise rows
+with a trailing ``#dw`` while writing their channels and filters as 1, so the row already describes
+one channel's work. We do the same: a last field that starts with ``#`` is a comment and the row is
+simulated as written (a name containing ``DP`` is what asks for the per-channel split).
+
+An optional ``Batch`` (or ``Batch Size``) column after ``Strides``, named in the header, gives the
+images per layer; newer SCALE-Sim versions read it and scale the ifmap rows, so ``M = batch x
+output pixels`` while the filter is shared (SCALE-Sim 3.0.0 on PyPI still fixes ``batch_size = 1``
+in ``compute/operand_matrix.py``). Without that header column a row has no batch. An optional
+sparsity field ``N:M`` after the dimensions is accepted only as dense ``1:1`` (sparse mappings
+are not modelled).
 """
 from __future__ import annotations
 
@@ -146,26 +156,33 @@ def read_scalesim_config(path: str | Path) -> SystolicAccelerator:
 
 
 def conv_layer(name: str, ifmap_h: int, ifmap_w: int, filter_h: int, filter_w: int, channels: int,
-               filters: int, stride: int) -> GemmLayer:
-    """SCALE-Sim's im2col view of a convolution: M = output pixels, K = R*S*C, N = filters.
+               filters: int, stride: int, batch: int = 1) -> GemmLayer:
+    """SCALE-Sim's im2col view of a convolution: M = batch x output pixels, K = R*S*C, N = filters.
 
     The ifmap footprint counts the input rows and columns some window touches (the tail that a
-    stride skips is never read).
+    stride skips is never read), once per image of the batch; the filter is read once for all.
     """
     out_h = math.ceil((ifmap_h - filter_h + stride) / stride)
     out_w = math.ceil((ifmap_w - filter_w + stride) / stride)
     touched_h = (out_h - 1) * stride + filter_h
     touched_w = (out_w - 1) * stride + filter_w
-    shape = GemmShape(m=out_h * out_w, k=filter_h * filter_w * channels, n=filters,
+    shape = GemmShape(m=batch * out_h * out_w, k=filter_h * filter_w * channels, n=filters,
                       ifmap=f"{name}.ifmap", filter=f"{name}.filter", ofmap=f"{name}.ofmap")
-    return GemmLayer(name, shape, min(shape.m * shape.k, touched_h * touched_w * channels))
+    return GemmLayer(name, shape, min(shape.m * shape.k, batch * touched_h * touched_w * channels))
 
 
 def _fields(line: str) -> list[str]:
     parts = [p.strip() for p in line.split(",")]
     while parts and parts[-1] == "":
         parts.pop()  # SCALE-Sim's trailing comma is optional here
+    if len(parts) > 1 and parts[-1].startswith("#"):
+        parts.pop()  # a marker after the last comma (SCALE-Sim's "#dw"): SCALE-Sim drops it too
     return parts
+
+
+def _has_batch_column(header: list[str], fields: tuple[str, ...]) -> bool:
+    """True when the header names a batch column right after the dimensions."""
+    return len(header) > 1 + len(fields) and header[1 + len(fields)].replace(" ", "") in ("batch", "batchsize")
 
 
 def _sparsity_ok(parts: list[str], expected: int, source: str, where: str) -> None:
@@ -200,6 +217,8 @@ def read_topology(path: str | Path, kind: str | None = None) -> list[GemmLayer]:
     if kind not in ("conv", "gemm"):
         raise AccelsimError(f"unknown topology kind {kind!r}", field="kind", allowed=("conv", "gemm"))
     names = CONV_FIELDS if kind == "conv" else GEMM_FIELDS
+    if kind == "conv" and _has_batch_column(header, names):
+        names = (*names, "Batch")
     layers: list[GemmLayer] = []
     for number, line in numbered[1:]:
         parts = _fields(line)
@@ -216,16 +235,17 @@ def read_topology(path: str | Path, kind: str | None = None) -> list[GemmLayer]:
             layers.append(GemmLayer(name, GemmShape(m=m, k=k, n=n, ifmap=f"{name}.ifmap", filter=f"{name}.filter",
                                                     ofmap=f"{name}.ofmap")))
             continue
-        ifmap_h, ifmap_w, filter_h, filter_w, channels, filters, stride = values
+        ifmap_h, ifmap_w, filter_h, filter_w, channels, filters, stride, *batch_field = values
+        batch = batch_field[0] if batch_field else 1
         if filter_h > ifmap_h or filter_w > ifmap_w:
             raise AccelsimError(f"filter {filter_h}x{filter_w} is larger than the ifmap {ifmap_h}x{ifmap_w}",
                                 field=f"{where} Filter Height/Width", source=source,
                                 allowed="filter no larger than the (padded) ifmap")
         if "DP" in name:  # depthwise: SCALE-Sim runs one single-channel layer per channel
-            layers.extend(conv_layer(f"{name}Channel_{c}", ifmap_h, ifmap_w, filter_h, filter_w, 1, filters, stride)
-                          for c in range(channels))
+            layers.extend(conv_layer(f"{name}Channel_{c}", ifmap_h, ifmap_w, filter_h, filter_w, 1, filters, stride,
+                                     batch) for c in range(channels))
         else:
-            layers.append(conv_layer(name, ifmap_h, ifmap_w, filter_h, filter_w, channels, filters, stride))
+            layers.append(conv_layer(name, ifmap_h, ifmap_w, filter_h, filter_w, channels, filters, stride, batch))
     if not layers:
         raise AccelsimError("no layer rows after the header", source=source)
     return layers

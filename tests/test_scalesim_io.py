@@ -54,6 +54,39 @@ def test_depthwise_layers_split_per_channel_like_scalesim(tmp_path):
     assert all(l.shape.k == 9 for l in layers)
 
 
+def test_trailing_marker_is_ignored_like_scalesim(tmp_path):
+    # scale-sim-v2's topologies/conv_nets/mobilnet_paper.csv tags depthwise rows "...,1,#dw";
+    # SCALE-Sim drops the field after the last comma, so the row runs as written.
+    marked, plain = tmp_path / "marked.csv", tmp_path / "plain.csv"
+    header = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+    marked.write_text(header + "Conv2_dw, 112, 112, 3, 3, 1, 1, 1,#dw\nConv3, 112, 112, 1, 1, 32, 64, 1,\n")
+    plain.write_text(header + "Conv2_dw, 112, 112, 3, 3, 1, 1, 1,\nConv3, 112, 112, 1, 1, 32, 64, 1,\n")
+    assert read_topology(marked) == read_topology(plain)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4])
+def test_batch_column_scales_ifmap_rows_and_equals_the_gemm_it_lowers_to(tmp_path, batch):
+    conv = tmp_path / "conv.csv"
+    conv.write_text("Layer name,IFMAP Height,IFMAP Width,Filter Height,Filter Width,Channels,Num Filter,"
+                    f"Strides,Batch Size,\ntoy,6,6,3,3,2,5,1,{batch},\n")
+    (layer,) = read_topology(conv)
+    single = conv_layer("toy", 6, 6, 3, 3, 2, 5, 1)
+    # im2col of a batch stacks the images' output pixels: M grows, K and N (the filter) do not
+    assert (layer.shape.m, layer.shape.k, layer.shape.n) == (batch * single.shape.m, single.shape.k, single.shape.n)
+    assert layer.ifmap_words == batch * single.ifmap_words
+    hw = read_scalesim_config(DATA / "scalesim" / "scale.cfg")
+    got, one = simulate_gemm(layer.shape, hw, ifmap_words=layer.ifmap_words), simulate_gemm(single.shape, hw)
+    assert got["macs"] == batch * one["macs"]
+
+
+def test_batch_column_in_header_needs_a_value_in_every_row(tmp_path):
+    conv = tmp_path / "conv.csv"
+    conv.write_text("Layer name,IFMAP Height,IFMAP Width,Filter Height,Filter Width,Channels,Num Filter,"
+                    "Strides,Batch,\ntoy,4,4,1,1,1,2,1,\n")
+    with pytest.raises(AccelsimError, match="Batch"):
+        read_topology(conv)
+
+
 CONV_HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
 
 

@@ -236,3 +236,26 @@ def test_tied_embedding_resident_weights_never_exceed_parameters(model, tp):
     assert rep.totals["resident_weight_bytes"] <= params_bytes
     if tp == 1:
         assert rep.totals["resident_weight_bytes"] == params_bytes
+
+
+def test_cli_costs_a_cnn_network_by_name_as_the_roofline_of_its_graph():
+    import json as _json
+
+    from accelsim.engines.roofline import roofline as _roofline
+    from accelsim.hardware import load_hardware
+    from workloads.cnn import build_network
+
+    done = cli_in_process("roofline", "--model", "resnet50", "--hardware", "a100-80gb", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = _json.loads(done.stdout)
+    direct = _roofline(build_network("resnet50"), load_hardware("a100-80gb", kind="gpu")).totals
+    assert doc["phase"] == "network" and doc["total_s"] == direct["total_s"] and doc["flops"] == direct["flops"]
+
+
+@pytest.mark.parametrize("command", ["roofline", "simulate"])
+@pytest.mark.parametrize("option", [("--seq", "64"), ("--context", "64"), ("--batch", "4"), ("--tp", "2")])
+def test_size_options_are_refused_for_a_network_costed_as_built(command, option):
+    from tests.cli_helper import one_line_error
+
+    done = cli_in_process(command, "--model", "resnet50", "--hardware", "a100-80gb", *option)
+    one_line_error(done, option[0], "resnet50")

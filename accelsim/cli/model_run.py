@@ -61,6 +61,22 @@ def phase_lengths(phase: str, seq: int | None, context: int | None, architecture
     return (DEFAULT_SEQ if seq is None else seq), (DEFAULT_CONTEXT if context is None else context)
 
 
+def refuse_sizes_of_fixed_graph(what: str, *, batch: int | None, seq: int | None, context: int | None,
+                                tp: int | None, blocks: int | None = None) -> None:
+    """A CNN/NAS network or an .onnx file is costed as built: a size option would be ignored.
+
+    Why refuse rather than ignore: ``--seq 4096`` on resnet50 used to print the same number as
+    without it, an answer to a question that was not asked.
+    """
+    given = [name for name, value, default in (("--batch", batch, 1), ("--seq", seq, None),
+                                                ("--context", context, None), ("--tp", tp, 1),
+                                                ("--blocks", blocks, None)) if value != default]
+    if given:
+        raise AccelsimError(f"does not apply to {what}, which is costed as built", field=given[0],
+                            allowed="a zoo model, ModelConfig YAML or config.json for sizes; "
+                                    "--dim name=N for an .onnx file's dynamic dimensions")
+
+
 def parse_dims(items: list[str] | None, model: str) -> dict[str, int]:
     """``--dim name=N`` options (an ONNX model's dynamic dimensions) as a dict."""
     if not items:
@@ -87,14 +103,17 @@ def build_workload(model: str, phase: str, *, batch: int = 1, seq: int | None = 
     """A zoo name, ModelConfig YAML or config.json -> ModelGraph; a CNN/NAS network name or an .onnx
     file -> its Graph as given (``dims``: ``name=N`` values of an ONNX file's dynamic dimensions)."""
     onnx_dims = parse_dims(dims, model)
+    sizes = dict(batch=batch, seq=seq, context=context, tp=tp, blocks=blocks)
     if model.endswith(".onnx"):
         from workloads.importers.onnx_graph import graph_from_onnx
 
+        refuse_sizes_of_fixed_graph("an .onnx file", **sizes)
         graph = graph_from_onnx(model, dims=onnx_dims)
         return graph, ModelRun(graph.name, "onnx", None, None, None, None, None)
     from workloads.cnn import NETWORKS, build_network
 
     if model in NETWORKS:  # a CNN/NAS network of `accelsim workloads list`: one inference, as built
+        refuse_sizes_of_fixed_graph(f"the network {model}", **sizes)
         graph = build_network(model)
         return graph, ModelRun(model, "network", None, None, None, None, None)
     if phase not in PHASES:

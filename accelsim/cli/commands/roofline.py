@@ -10,8 +10,9 @@ from accelsim.errors import AccelsimError
 
 @app.command("roofline")
 def roofline_command(
-    model: str = typer.Option(..., help="Zoo model name, ModelConfig YAML, Hugging Face config.json, or an .onnx "
-                                        "file (costed as given; phase, batch, seq, context and tp do not apply)."),
+    model: str = typer.Option(..., help="Zoo model name, CNN/NAS network name (`accelsim workloads list`), ModelConfig "
+                                        "YAML, Hugging Face config.json, or an .onnx file (networks and .onnx files are "
+                                        "costed as given; phase, batch, seq, context and tp do not apply)."),
     device: str = typer.Option(..., "--hardware", "--device", help="GPU preset name (accelsim hardware list --kind gpu) or YAML path."),
     phase: str = typer.Option("decode", help="prefill or decode."),
     batch: int = typer.Option(1, help="Sequences in the batch."),
@@ -50,14 +51,22 @@ def roofline_command(
             raise AccelsimError(f"must be in [{MIN_EFFICIENCY}, 1], got {v}", field="--" + k.replace("_", "-"))
     if overrides:
         hw = spec_from_dict(hw.model_dump(mode="json") | overrides, source=hw.name)
-    from accelsim.cli.model_run import parse_dims
+    from accelsim.cli.model_run import parse_dims, refuse_sizes_of_fixed_graph
+
+    from workloads.cnn import NETWORKS, build_network
 
     onnx_dims = parse_dims(dim, model)
     if model.endswith(".onnx"):
         from workloads.importers.onnx_graph import graph_from_onnx
 
+        refuse_sizes_of_fixed_graph("an .onnx file", batch=batch, seq=seq, context=context, tp=tp)
         graph = graph_from_onnx(model, dims=onnx_dims)
         name, phase, batch, seq, context, tp = graph.name, "onnx", None, None, None, None
+        cfg = None
+    elif model in NETWORKS:  # a CNN/NAS network of `accelsim workloads list`: one inference, as built
+        refuse_sizes_of_fixed_graph(f"the network {model}", batch=batch, seq=seq, context=context, tp=tp)
+        graph = build_network(model)
+        name, phase, batch, seq, context, tp = model, "network", None, None, None, None
         cfg = None
     else:
         from accelsim.cli.model_run import phase_lengths
@@ -91,7 +100,7 @@ def roofline_command(
         return
     # each phase shows only the length it uses: prefill the prompt, decode the cached context
     length = f"context={context}" if phase == "decode" else f"seq={seq}"
-    setting = "(onnx graph)" if phase == "onnx" else f"{phase} batch={batch} {length} tp={tp}"
+    setting = {"onnx": "(onnx graph)", "network": "(one inference)"}.get(phase, f"{phase} batch={batch} {length} tp={tp}")
     out.print(f"{name} {setting} on {hw.name}: "
               f"{t['total_s'] * 1e3:.3f} ms, {t['flops'] / 1e12:.3f} TFLOP, {t['bytes'] / 1e9:.3f} GB, "
               f"mostly {t['bound']}-bound", markup=False, highlight=False)

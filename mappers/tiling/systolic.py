@@ -62,10 +62,16 @@ def _nest(problem: LoopProblem, spec: SystolicAccelerator, tile: dict[str, int],
                     (LevelLoops("dram", dram), LevelLoops("sram", sram, spatial), LevelLoops("pe", ())))
 
 
-def best_array_nest(problem: LoopProblem, spec: SystolicAccelerator, max_dram_bytes: float = float("inf")
-                    ) -> tuple[LoopNest, tuple[float, int, int]] | None:
+def best_array_nest(problem: LoopProblem, spec: SystolicAccelerator, max_dram_bytes: float = float("inf"),
+                    offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                    ) -> tuple[LoopNest, tuple[float, float, float]] | None:
     """The nest minimising ``(max(busy, DRAM / bandwidth), DRAM bytes, busy cycles)`` with DRAM
-    bytes <= ``max_dram_bytes``, and its key; None when no tile fits or none meets the bound."""
+    bytes <= ``max_dram_bytes``, and its key; None when no tile fits or none meets the bound.
+
+    ``offchip``: the share of A's and B's reads, and of C's final write, that reach DRAM (0 for
+    an operand the engine keeps on chip, ``accelsim.engines.accelerator.lowering.Placement``);
+    partial sums that leave the SRAM and come back always do.
+    """
     ext = {r: problem.extents.get(r, 1) for r in ("b", *RANKS)}
     roles = tensor_roles(problem)
     by_role = {roles[t.name]: t for t in problem.tensors}
@@ -96,7 +102,8 @@ def best_array_nest(problem: LoopProblem, spec: SystolicAccelerator, max_dram_by
         dram = np.zeros(len(valid))
         for role, t in by_role.items():
             visits = np.where(inner == MISSING[role], 1, f[MISSING[role]]).astype(np.float64)
-            dram += elements[role] * t.dtype_bytes * (2 * visits - 1 if t.is_output else visits)
+            share = offchip["ABC".index(role)]
+            dram += elements[role] * t.dtype_bytes * (2 * (visits - 1) + share if t.is_output else share * visits)
         run = tile[stream] * np.where(whole_edges & (inner == stream), f[stream], 1)
         folds = iterations / run
         busy = iterations + folds * skew
@@ -115,15 +122,17 @@ def best_array_nest(problem: LoopProblem, spec: SystolicAccelerator, max_dram_by
 
 
 def map_array_gemm(problem: LoopProblem, spec: SystolicAccelerator, fold_dram_bytes: float,
-                   fold_busy_cycles: float) -> tuple[LoopNest | None, dict]:
+                   fold_busy_cycles: float, offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                   ) -> tuple[LoopNest | None, dict]:
     """The systolic default mapper (entry point ``accelsim.default_mappers: systolic``).
 
-    ``fold_*``: SCALE-Sim's fold order on the same GEMM as the engine counts it. Returns the
-    nest to replay, or None to keep the fold order, and what was decided (for the report).
+    ``fold_*``: SCALE-Sim's fold order on the same GEMM as the engine counts it (off-chip bytes
+    under the same ``offchip`` shares, see ``best_array_nest``). Returns the nest to replay, or
+    None to keep the fold order, and what was decided (for the report).
     """
     fold_key = (max(fold_busy_cycles, fold_dram_bytes / spec.dram_bytes_per_cycle), fold_dram_bytes,
                 fold_busy_cycles)
-    found = best_array_nest(problem, spec, fold_dram_bytes)
+    found = best_array_nest(problem, spec, fold_dram_bytes, offchip)
     if found is None or found[1] >= fold_key:
         return None, {"mapper": "fold order", "reason": "no loop nest beats SCALE-Sim's fold order"}
     return found[0], {"mapper": "tiling", "estimate_cycles": found[1][0]}

@@ -48,7 +48,10 @@ class Chip:
     dram_read_pj_per_byte: float | None
     dram_write_pj_per_byte: float | None
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
+             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
+        """``offchip``: share of the ifmap's and filter's reads and of the output's final write
+        that reach DRAM (0: kept on chip); a mapper weighs its choices by it."""
         raise NotImplementedError
 
     def vector_cycles(self, op: str, elements: float) -> float | None:
@@ -151,14 +154,16 @@ class SystolicChip(Chip):
             self._by_dtype[dtype_bytes] = self.spec.model_copy(update={"word_bytes": dtype_bytes})
         return self._by_dtype[dtype_bytes]
 
-    def _share(self, share: GemmShape, hw: SystolicAccelerator, ifmap_words: int | None) -> _ShareCost:
+    def _share(self, share: GemmShape, hw: SystolicAccelerator, ifmap_words: int | None,
+               offchip: tuple[float, float, float]) -> _ShareCost:
         """One core's share: SCALE-Sim's fold order, or what the default mapper placed (cached)."""
         from accelsim.engines.systolic import simulate_gemm
 
         wb = hw.word_bytes
         if wb not in self._keys:
             self._keys[wb] = hw.model_dump_json()
-        key = (self._keys[wb], self.mapper, share.m, share.k, share.n, share.batch, ifmap_words)
+        key = (self._keys[wb], self.mapper, share.m, share.k, share.n, share.batch, ifmap_words,
+               offchip if self.mapper == "tiling" else None)
         if key in _SHARE_CACHE:
             return _SHARE_CACHE[key]
         row = simulate_gemm(share, hw, ifmap_words=ifmap_words)
@@ -179,7 +184,11 @@ class SystolicChip(Chip):
 
                 self._map = default_mapper("systolic")
             problem = LoopProblem.gemm(share.m, share.k, share.n, share.batch, wb)
-            nest, _ = self._map(problem, hw, row["dram_read_bytes"] + row["dram_write_bytes"], row["busy_cycles"])
+            out_bytes = share.batch * share.m * share.n * wb
+            # the fold order's bytes as lowering counts them (operands kept on chip do not reach DRAM)
+            offchip_bytes = (offchip[0] * dram["ifmap"] + offchip[1] * dram["filter"] + dram["ofmap"]
+                             - out_bytes * (1 - offchip[2]))
+            nest, _ = self._map(problem, hw, offchip_bytes, row["busy_cycles"], offchip)
             if nest is not None:  # the engine counts the nest, not the mapper
                 c = replay(nest, problem, hw)
                 rd, wr = c.cost.reads_bytes[c.cost.dram_level], c.cost.writes_bytes[c.cost.dram_level]
@@ -192,7 +201,8 @@ class SystolicChip(Chip):
         _SHARE_CACHE[key] = result
         return result
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
+             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
         hw = self._spec_for(dtype_bytes or self.spec.word_bytes)
         read_pj, write_pj = _given(hw.sram_read_energy_pj_per_byte), _given(hw.sram_write_energy_pj_per_byte)
         mac_pj = _given(hw.mac_energy_pj)
@@ -201,7 +211,7 @@ class SystolicChip(Chip):
         energy: dict[str, float | None] = {"mac": 0.0, "sram_read": 0.0, "sram_write": 0.0}
         placed: set[str] = set()
         for share, cores in self._shares(shape):
-            one = self._share(share, hw, ifmap_words)
+            one = self._share(share, hw, ifmap_words, offchip)
             placed.add(one.mapper)
             cycles = max(cycles, one.busy_cycles)  # the slowest core sets the time
             for op, w in one.dram_words.items():
@@ -260,7 +270,8 @@ class SpatialChip(Chip):
             raise AccelsimError(f"no energy for actions {missing}", field="energy.compute_pj", allowed=sorted(table))
         return sum(table[a] * n for a, n in actions.items())
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
+             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
         a2 = self.spec.array_2d
         mac = a2.cost("mac")
         cycles = shape.batch * math.ceil(shape.m / a2.rows) * math.ceil(shape.n / a2.cols) * shape.k * mac.cycles

@@ -139,7 +139,9 @@ def _gemm_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     shape = e.as_gemm()
     tensors = {o.tensor.name: o.tensor for o in e.inputs}
     ifmap, filt = tensors[shape.ifmap], tensors[shape.filter]
-    g = chip.gemm(shape, ifmap_footprint_words(e, shape), ifmap.dtype_bytes)
+    out = e.output.tensor
+    offchip = tuple(float(place.is_offchip(t)) * _touched(e, t.name) for t in (ifmap, filt, out))
+    g = chip.gemm(shape, ifmap_footprint_words(e, shape), ifmap.dtype_bytes, offchip)
     frac = _fraction(e)
     reads, writes = _gemm_traffic(e, g.dram_words, ifmap, filt, float(shape.batch * shape.m * shape.n), place, True)
     energy = {k: None if v is None else v * frac for k, v in g.energy_pj.items()}
@@ -157,9 +159,10 @@ def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     words = {"ifmap": 0.0, "filter": 0.0, "ofmap_read": 0.0, "ofmap_write": 0.0}
     energy: dict[str, float | None] = {}
     placed: set[str] = set()
+    offchip = tuple(float(place.is_offchip(t)) for t in (act, weight, e.output.tensor))
     for tokens, experts in _expert_counts(e).items():
         g = chip.gemm(GemmShape(int(tokens), k, n, 1, act.name, weight.name, e.output.tensor.name), None,
-                      act.dtype_bytes)
+                      act.dtype_bytes, offchip)
         placed.update(g.mapper.split("+"))
         cycles += experts * g.cycles
         macs += experts * g.macs

@@ -52,17 +52,22 @@ def folds_by_walking(nest, problem, spec) -> int:
 
 
 @pytest.mark.parametrize("preset", SYSTOLIC)
-@pytest.mark.parametrize("dims", [(512, 768, 3072), (1024, 1024, 1024), (256, 4096, 512), (168, 840, 2100)])
-def test_fold_order_nest_has_simulate_gemm_cycles(preset, dims):
-    """SCALE-Sim's schedule written as a nest: the array cycle model gives simulate_gemm's busy cycles."""
+@pytest.mark.parametrize("folds_r, folds_c, stream", [(3, 2, 700), (16, 5, 4096), (1, 1, 1)])
+def test_fold_order_nest_has_simulate_gemm_cycles(preset, folds_r, folds_c, stream):
+    """SCALE-Sim's schedule written as a nest: the array cycle model gives simulate_gemm's folds and
+    busy cycles (extents that are multiples of the array, so the fold order is a divisor nest)."""
+    from accelsim.engines.systolic.nest import DATAFLOW_RANKS
+
     hw = load_hardware(preset)
+    sr, sc, t = DATAFLOW_RANKS[hw.array.dataflow]
+    ext = {sr: folds_r * hw.array.rows, sc: folds_c * hw.array.cols, t: stream}
+    dims = (ext["m"], ext["k"], ext["n"])
     problem = LoopProblem.gemm(*dims, dtype_bytes=hw.word_bytes)
     nest = fold_order_nest(problem, hw)
-    if nest is None:
-        pytest.skip("the array does not divide the spatial extents")
+    assert nest is not None
     ref = simulate_gemm(GemmShape(*dims), hw)
     folds, busy = array_cycles(nest, problem, hw)
-    assert folds == ref["folds"]
+    assert folds == ref["folds"] == folds_r * folds_c
     assert busy == ref["busy_cycles"]
 
 
@@ -202,3 +207,19 @@ def test_cli_fold_order_option():
     one_line_error(cli_in_process("simulate", "--model", "llama-2-7b", "--hardware", "fusemax-cloud",
                                   "--fold-order", "scalesim"), "--fold-order")
     one_line_error(cli_in_process("simulate", "--gemm", "64,64,64", "--fold-order", "tiling"), "--fold-order")
+
+
+def test_a_missing_default_mapper_is_one_clear_error(monkeypatch):
+    """An install older than the entry point: the error says how to fix it, never a silent fallback."""
+    import importlib.metadata
+
+    from accelsim.engines.accelerator import chips
+
+    monkeypatch.setattr(chips, "_LOADED", [])
+    monkeypatch.setattr(chips, "_SHARE_CACHE", {})
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
+    g = Graph("g", [gemm("g", 96, 64, 80, dtype_bytes=1)])
+    with pytest.raises(AccelsimError) as err:
+        simulate(g, "tpu-v1")
+    assert err.value.field == "options.mapper" and "pip install -e" in str(err.value.allowed)
+    assert simulate(g, "tpu-v1", mapper="fixed").core.macs == 96 * 64 * 80

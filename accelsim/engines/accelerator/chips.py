@@ -85,6 +85,21 @@ class _ShareCost:
 
 
 _SHARE_CACHE: dict[tuple, _ShareCost] = {}
+_LOADED: list = []  # the systolic default mapper, once resolved (an entry-point scan costs ~30 ms)
+
+
+def _default_mapper():
+    if not _LOADED:
+        from accelsim.engines.registry import DEFAULT_MAPPER_GROUP, default_mapper
+
+        try:
+            _LOADED.append(default_mapper("systolic"))
+        except AccelsimError:  # an install older than this entry point: say what to do
+            raise AccelsimError(f"the systolic kind's default GEMM mapper (entry point {DEFAULT_MAPPER_GROUP}: "
+                                "systolic) is not installed", field="options.mapper",
+                                allowed="reinstall accelsim (pip install -e .), or mapper='fixed' "
+                                        "(CLI: --fold-order scalesim) for SCALE-Sim's fold order") from None
+    return _LOADED[0]
 
 
 def _given(pj: float) -> float | None:
@@ -180,9 +195,7 @@ class SystolicChip(Chip):
             from accelsim.tiling import LoopProblem
 
             if self._map is None:
-                from accelsim.engines.registry import default_mapper
-
-                self._map = default_mapper("systolic")
+                self._map = _default_mapper()
             problem = LoopProblem.gemm(share.m, share.k, share.n, share.batch, wb)
             out_bytes = share.batch * share.m * share.n * wb
             # the fold order's bytes as lowering counts them (operands kept on chip do not reach DRAM)

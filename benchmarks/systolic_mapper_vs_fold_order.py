@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim import tables  # noqa: E402
+from accelsim import tables
 
 HARDWARE = ("tpu-v1", "tpu-v4", "edge-npu", "scalesim-google")
 # (model, phase, batch, seq or context)

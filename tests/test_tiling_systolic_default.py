@@ -6,7 +6,8 @@ import itertools
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accelsim.engines.systolic import simulate_gemm
 from accelsim.engines.systolic.nest import (

@@ -141,6 +141,24 @@ def test_whole_model_never_moves_more_than_the_fold_order(preset, phase):
     placed = mapped.meta["gemm_mapper"]["placed"]
     assert mapped.meta["gemm_mapper"]["option"] == "tiling"
     assert sum(placed.values()) == sum(r["unit"] == "matrix" for r in mapped.layers)
+    hw = load_hardware(preset)
+    peak, bw = hw.array.rows * hw.array.cols * hw.cores, hw.dram.bytes_per_cycle(hw.clock_hz)
+    for row in mapped.layers:  # conservation holds for what the mapper placed too
+        if row.get("mapper") == "tiling":
+            assert row["unit_cycles"] >= row["macs"] / peak
+            assert row["total_cycles"] >= row["dram_bytes"] / bw * (1 - 1e-12)
+
+
+def test_moe_experts_are_placed_too_and_never_move_more():
+    from workloads.models import load_model
+    from workloads.transformer import build_model
+
+    model = build_model(load_model("mixtral-8x7b"), "prefill", batch=1, seq=256)
+    fixed, mapped = simulate(model, "edge-npu", mapper="fixed"), simulate(model, "edge-npu")
+    experts = [r for r in mapped.layers if r["name"] in ("moe.up", "moe.gate", "moe.down")]
+    assert experts and all(r["mapper"] == "tiling" for r in experts)
+    assert mapped.core.dram_bytes < fixed.core.dram_bytes
+    assert mapped.core.macs == fixed.core.macs
 
 
 @pytest.mark.parametrize("preset", ["tpu-v1", "edge-npu", "scalesim-scale"])

@@ -9,7 +9,9 @@ GEMMs on a systolic chip are placed by the kind's default mapper (option ``mappe
 the loop-nest tiling mapper found through the ``accelsim.default_mappers`` entry point; it keeps
 SCALE-Sim's fold order wherever no nest beats it) or, with ``mapper="fixed"``, all in SCALE-Sim's
 fold order through ``accelsim.engines.systolic.simulate_gemm``; each matrix row says which
-(``mapper``). A SCALE-Sim topology or .cfg still runs through ``simulate_layers``, the exact
+(``mapper``). A spatial chip has no mapper option: its GEMM model is the FuseMax artifact's
+(output tiles of the square 2D array, every operand streamed once), which already moves only the
+compulsory bytes and admits one unrolling, so no mapping could improve on it within that model. A SCALE-Sim topology or .cfg still runs through ``simulate_layers``, the exact
 three-buffer view with its fixed fold order.
 """
 from __future__ import annotations

@@ -242,3 +242,26 @@ def test_a_missing_default_mapper_is_one_clear_error(monkeypatch):
         simulate(g, "tpu-v1")
     assert err.value.field == "options.mapper" and "pip install -e" in str(err.value.allowed)
     assert simulate(g, "tpu-v1", mapper="fixed").core.macs == 96 * 64 * 80
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize("dims", [(2, 2, 3, 2), (3, 2, 2, 1), (2, 4, 1, 2)])
+def test_batched_closed_form_equals_enumerating_every_nest(dataflow, dims):
+    """With a batch rank too (it indexes every operand: the closed form loops over it outermost)."""
+    b, m, k, n = dims
+    spec = tiny(2, 2, dataflow, 8, 4, 8, bw=1.0)
+    problem = LoopProblem.gemm(m, k, n, b, dtype_bytes=1)
+    hierarchy = array_hierarchy(spec)
+    best = None
+    for nest in enumerate_nests(problem, hierarchy):
+        try:
+            check_capacities(nest, problem, hierarchy)
+        except AccelsimError:
+            continue
+        c = replay(nest, problem, spec)
+        key = (max(c.busy_cycles, c.dram_bytes / spec.dram_bytes_per_cycle), c.dram_bytes, c.busy_cycles)
+        best = key if best is None or key < best else best
+    nest, key = best_array_nest(problem, spec)
+    assert key == pytest.approx(best, rel=1e-12)
+    c = replay(nest, problem, spec)
+    assert c.folds == folds_by_walking(nest, problem, spec)

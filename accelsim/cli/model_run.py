@@ -16,6 +16,9 @@ from accelsim.ir import ModelGraph, Part
 from accelsim.report import Report
 
 PHASES = ("prefill", "decode")
+# --fold-order: "tiling" (the systolic kind's default mapper places every GEMM) or "scalesim"
+# (SCALE-Sim's fixed fold order everywhere, simulate(..., mapper="fixed"))
+FOLD_ORDERS = ("tiling", "scalesim")
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ def summary(report: Report, run: ModelRun) -> dict[str, Any]:
     if tokens and core.total_s > 0:
         doc["tokens_per_s"] = tokens / core.total_s
     doc["totals"] = {k: v for k, v in report.totals.items() if not isinstance(v, (dict, list))}
+    if "gemm_mapper" in report.meta:  # what placed the GEMMs (the tiling mapper or a fixed order)
+        doc["gemm_mapper"] = report.meta["gemm_mapper"]
     return doc
 
 
@@ -187,6 +192,9 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
     if "tokens_per_s" in doc:
         t.add_row("tokens/s", f"{doc['tokens_per_s']:.4g}")
     t.add_row("MACs", _si(core.macs, ""))
+    placed = report.meta.get("gemm_mapper", {}).get("placed")
+    if placed:
+        t.add_row("GEMMs placed by", ", ".join(f"{k} {v}" for k, v in sorted(placed.items())))
     for level in sorted({*core.read_bytes, *core.write_bytes}):
         t.add_row(f"{level} read / write", f"{_si(core.read_bytes.get(level, 0.0), 'B')} / "
                                            f"{_si(core.write_bytes.get(level, 0.0), 'B')}")
@@ -215,7 +223,7 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
 def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int | None,
                            context: int | None, tp: int, blocks: int | None, overlap: bool, json_out: bool,
                            csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False,
-                           dims: list[str] | None = None) -> None:
+                           dims: list[str] | None = None, fold_order: str = "tiling") -> None:
     """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
     from accelsim.cli.jsonout import dumps as dumps_json
 
@@ -232,7 +240,13 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
     workload, run = build_workload(model, phase, batch=batch, seq=seq, context=context, tp=tp, blocks=blocks,
                                    allow_long_context=allow_long_context, dims=dims)
     # only what the user asked for: an engine that has no such option says so (never ignored)
-    options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {})}
+    if fold_order not in FOLD_ORDERS:
+        raise AccelsimError(f"unknown fold order {fold_order!r}", field="--fold-order", allowed=FOLD_ORDERS)
+    options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {}),
+               **({"mapper": "fixed"} if fold_order == "scalesim" else {})}
+    if "mapper" in options and spec.kind != "systolic":
+        raise AccelsimError(f"applies to systolic presets (their GEMM placement), not kind {spec.kind!r}",
+                            field="--fold-order", allowed="a systolic --hardware, or no --fold-order")
     report = simulate(workload, spec, **options)
     if csv_out is not None:
         write_output(csv_out, report.to_csv(), "--csv")

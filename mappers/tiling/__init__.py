@@ -3,7 +3,9 @@
 ``search`` (branch and bound, ``search.py``) chooses per storage level the tile of every rank,
 the loop order and the spatial unrolling; ``accelsim.engines.loopnest`` costs the result.
 ``map_graph`` maps every two-input MAC Einsum of a Graph and returns a ``Mapping`` whose
-``tiling`` section holds one loop nest per Einsum (``LoopNest.to_dict``).
+``tiling`` section holds one loop nest per Einsum (``LoopNest.to_dict``). ``systolic.py`` is the
+systolic kind's default mapper (entry point ``accelsim.default_mappers: systolic``): a closed-form
+exhaustive search per GEMM with the array's fill and drain, never worse than SCALE-Sim's fold order.
 """
 from __future__ import annotations
 

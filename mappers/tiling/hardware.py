@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import HardwareSpec
-from accelsim.tiling import Fanout, Hierarchy, StorageLevel
+from accelsim.tiling import Hierarchy
 
 
 def hierarchy_for(spec: HardwareSpec) -> Hierarchy:
@@ -26,17 +26,11 @@ def hierarchy_for(spec: HardwareSpec) -> Hierarchy:
 
 
 def systolic_hierarchy(spec) -> Hierarchy:
-    wb = spec.word_bytes
-    pe = StorageLevel("pe", capacity_by_tensor={"A": wb, "B": wb, "C": wb})
-    sram = StorageLevel("sram", capacity_by_tensor={"A": spec.sram.ifmap_bytes, "B": spec.sram.filter_bytes,
-                                                    "C": spec.sram.ofmap_bytes},
-                        read_pj_per_byte=spec.sram_read_energy_pj_per_byte,
-                        write_pj_per_byte=spec.sram_write_energy_pj_per_byte, double_buffered=True,
-                        fanouts=(Fanout("rows", spec.array.rows), Fanout("cols", spec.array.cols)))
-    dram = StorageLevel("dram", bandwidth_bytes_per_cycle=spec.dram_bytes_per_cycle,
-                        read_pj_per_byte=spec.dram.read_energy_pj_per_byte,
-                        write_pj_per_byte=spec.dram.write_energy_pj_per_byte)
-    return Hierarchy(spec.name, (pe, sram, dram), spec.clock_hz, spec.mac_energy_pj)
+    """The array's hierarchy with any rank on the rows and columns (the mapper may pick another
+    dataflow; ``accelsim.engines.systolic.nest.array_hierarchy`` keeps the spec's)."""
+    from accelsim.engines.systolic.nest import array_hierarchy
+
+    return array_hierarchy(spec, dataflow_only=False)
 
 
 def dtype_bytes_for(spec: HardwareSpec, default: int = 2) -> int:
@@ -45,24 +39,8 @@ def dtype_bytes_for(spec: HardwareSpec, default: int = 2) -> int:
 
 
 def scalesim_fold_nest(problem, spec):
-    """SCALE-Sim's fixed schedule on ``spec`` as a loop nest of the systolic hierarchy, or None.
+    """SCALE-Sim's fixed schedule on ``spec`` as a loop nest, or None
+    (``accelsim.engines.systolic.nest.fold_order_nest``)."""
+    from accelsim.engines.systolic.nest import fold_order_nest
 
-    Column folds outer, row folds inner (both at DRAM: a fold's tiles are what the SRAMs hold),
-    the temporal rank streamed through the array (at the SRAMs), the two spatial ranks on rows
-    and columns (SCALE-Sim's Sr, Sc, T per dataflow). None when the spatial extents are not
-    multiples of the array (the loop-nest space has divisor tiles only).
-    """
-    from accelsim.tiling import LevelLoops, LoopNest
-
-    ext = {r: problem.extents.get(r, 1) for r in "mkn"}
-    if problem.extents.get("b", 1) != 1:
-        return None
-    rows, cols = spec.array.rows, spec.array.cols
-    sr, sc, t = {"os": ("m", "n", "k"), "ws": ("k", "n", "m"), "is": ("k", "m", "n")}[spec.array.dataflow]
-    if ext[sr] % rows or ext[sc] % cols:
-        return None
-    dram = tuple((r, f) for r, f in ((sc, ext[sc] // cols), (sr, ext[sr] // rows)) if f > 1)
-    sram = ((t, ext[t]),) if ext[t] > 1 else ()
-    spatial = {name: {r: size} for name, r, size in (("rows", sr, rows), ("cols", sc, cols)) if size > 1}
-    return LoopNest(problem.name, dict(problem.extents), (LevelLoops("dram", dram), LevelLoops("sram", sram, spatial),
-                                                          LevelLoops("pe", ())))
+    return fold_order_nest(problem, spec)

@@ -85,6 +85,10 @@ def simulate_command(
                                "embedding, no LM head), to compare one layer with a measurement."),
     overlap: bool = typer.Option(True, "--overlap/--no-overlap", help="With --model: overlap DMA with compute "
                                  "(tile-level simulation) or run every task one after another."),
+    fold_order: str = typer.Option(None, "--fold-order", help="With --model on a systolic preset: tiling (the "
+                                   "loop-nest tiling mapper places each GEMM; it keeps SCALE-Sim's fold order where "
+                                   "no nest beats it; the default) or scalesim (SCALE-Sim's fixed fold order for every "
+                                   "GEMM). --scalesim-config/--topology/--gemm always use the fold order."),
     timeline: Path = typer.Option(None, "--timeline", help="With --model on a systolic or spatial preset: write "
                                   "every task (unit, start and end in cycles, label, kind) of one run of each part to "
                                   "this CSV, for `accelsim plot timeline`."),
@@ -109,8 +113,13 @@ def simulate_command(
                                 field="--model", allowed="--model with --hardware, or layers without --model")
         simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
                                context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
-                               csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context, dims=dim)
+                               csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context, dims=dim,
+                               fold_order=fold_order or "tiling")
         return
+    if fold_order == "tiling":
+        raise AccelsimError("layers from --topology/--gemm/--scalesim-config run in SCALE-Sim's fold order (the "
+                            "exact SCALE-Sim-compatible path); the tiling mapper places a --model's GEMMs",
+                            field="--fold-order", allowed="--fold-order with --model, or scalesim")
     if scalesim_config is not None and hardware is not None:
         raise AccelsimError("give one of them, not both", field="--scalesim-config/--hardware")
     if csv_out is not None:

@@ -5,9 +5,14 @@ onto the matrix array and what a vector op costs (``chips``), not in how a model
 become work (``lowering``) or how that work overlaps on the units (``compose``). Registered for
 ``systolic`` and ``spatial``; ``accelsim.simulate`` reaches it by kind.
 
-SCALE-Sim semantics are untouched: GEMM cycles and SRAM counts of a systolic chip come from
-``accelsim.engines.systolic.simulate_gemm``; a SCALE-Sim topology still runs through
-``simulate_layers``, the exact three-buffer view.
+GEMMs on a systolic chip are placed by the kind's default mapper (option ``mapper="tiling"``,
+the loop-nest tiling mapper found through the ``accelsim.default_mappers`` entry point; it keeps
+SCALE-Sim's fold order wherever no nest beats it) or, with ``mapper="fixed"``, all in SCALE-Sim's
+fold order through ``accelsim.engines.systolic.simulate_gemm``; each matrix row says which
+(``mapper``). A spatial chip has no mapper option: its GEMM model is the FuseMax artifact's
+(output tiles of the square 2D array, every operand streamed once), which already moves only the
+compulsory bytes and admits one unrolling, so no mapping could improve on it within that model. A SCALE-Sim topology or .cfg still runs through ``simulate_layers``, the exact
+three-buffer view with its fixed fold order.
 """
 from __future__ import annotations
 
@@ -65,7 +70,8 @@ def simulate_chip_graph(graph: Graph, chip: Chip, *, overlap: bool = True, max_t
                      "macs": w.macs, "unit_cycles": w.unit_cycles, "dma_cycles": dma_cycles,
                      "start_cycles": start, "end_cycles": end, "total_cycles": max(w.unit_cycles, dma_cycles),
                      "total_s": max(w.unit_cycles, dma_cycles) / clock, "dram_read_bytes": read,
-                     "dram_write_bytes": written, "offchip_bytes_by_role": dict(row_roles)})
+                     "dram_write_bytes": written, "offchip_bytes_by_role": dict(row_roles),
+                     **({"mapper": w.mapper} if w.mapper is not None else {})})
     if read_total:
         energy["dram_read"] = None if chip.dram_read_pj_per_byte is None else read_total * chip.dram_read_pj_per_byte
     if write_total:
@@ -106,10 +112,10 @@ class AcceleratorEngine:
 
     metrics = {"peak_macs_per_cycle": "int64", "resident_bytes": "float64", "fits_memory": "bool",
                "dram_bytes_per_s": "float64"}
-    options = ("overlap", "max_tiles", "timeline")
-
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        # a spatial chip has one fixed GEMM model (FuseMax's output tiles); a systolic one a mapper
+        self.options = ("overlap", "max_tiles", "timeline", *(("mapper",) if kind == "systolic" else ()))
 
     def _replays(self, mapping: Any) -> bool:
         """A mapping with a per-tile pipeline (what ``mappers.fusemax`` emits) on a spatial chip is
@@ -130,7 +136,7 @@ class AcceleratorEngine:
         return found
 
     def simulate(self, workload: Any, hardware: Any, mapping: Any = None, *, overlap: bool = True,
-                 max_tiles: int = 64, timeline: bool = False) -> Report:
+                 max_tiles: int = 64, timeline: bool = False, mapper: str = "tiling") -> Report:
         if self._replays(mapping):  # a FuseMax attention mapping of a cascade Graph: replay it
             from accelsim.engines.spatial import report as attention_report
 
@@ -143,7 +149,7 @@ class AcceleratorEngine:
                 raise AccelsimError(f"must be true or false, got {value!r}", field=f"options.{name}")
         if isinstance(max_tiles, bool) or not isinstance(max_tiles, int) or not 1 <= max_tiles <= 4096:
             raise AccelsimError(f"must be an integer in 1..4096, got {max_tiles!r}", field="options.max_tiles")
-        chip = chip_for(hardware)
+        chip = chip_for(hardware, mapper)
         parts = _parts(workload)
         total: Report | None = None
         records: list[dict[str, Any]] = []  # one run of each part, parts one after another (cycles)
@@ -173,8 +179,20 @@ class AcceleratorEngine:
         capacity = chip.dram_capacity_bytes
         total.totals["fits_memory"] = capacity is None or total.totals["resident_bytes"] <= capacity
         total.meta = {"engine": "accelerator", "overlap": overlap, "parts": [(n, r) for n, _, r, _ in parts],
+                      "gemm_mapper": _mapper_meta(self.kind, mapper, total.layers),
                       **({"timeline": records} if timeline else {})}
         return total
+
+
+def _mapper_meta(kind: str, mapper: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What placed the GEMMs: the option and, per placement, how many matrix rows it placed."""
+    if kind != "systolic":
+        return {"option": "fixed", "model": "FuseMax output tiles, every operand streamed once"}
+    placed: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if row.get("mapper") is not None:
+            placed[row["mapper"]] += 1
+    return {"option": mapper, "placed": dict(placed)}
 
 
 def _attention_problems(workload: Any, hardware: Any, mapping: Any) -> list[Problem]:

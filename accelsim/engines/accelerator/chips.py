@@ -32,6 +32,7 @@ class GemmWork:
     # (partial sums that spill and come back)
     dram_words: dict[str, float]
     energy_pj: dict[str, float | None]  # component (mac, sram, buffer) -> pJ; None: the spec gives no number
+    mapper: str = "fixed"  # what placed it: "tiling" (a loop nest), "fold order" (SCALE-Sim's), "fixed"
 
 
 class Chip:
@@ -47,7 +48,10 @@ class Chip:
     dram_read_pj_per_byte: float | None
     dram_write_pj_per_byte: float | None
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
+             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
+        """``offchip``: share of the ifmap's and filter's reads and of the output's final write
+        that reach DRAM (0: kept on chip); a mapper weighs its choices by it."""
         raise NotImplementedError
 
     def vector_cycles(self, op: str, elements: float) -> float | None:
@@ -65,6 +69,39 @@ class Chip:
         raise NotImplementedError
 
 
+MAPPERS: tuple[str, ...] = ("tiling", "fixed")  # a systolic chip's GEMM placement (SystolicChip)
+
+
+@dataclass(frozen=True)
+class _ShareCost:
+    """One core's share of a GEMM, as placed: busy cycles, DRAM words per operand, SRAM bytes."""
+
+    busy_cycles: float
+    dram_words: dict[str, float]
+    sram_read_bytes: float
+    sram_write_bytes: float
+    macs: float
+    mapper: str
+
+
+_SHARE_CACHE: dict[tuple, _ShareCost] = {}
+_LOADED: list = []  # the systolic default mapper, once resolved (an entry-point scan costs ~30 ms)
+
+
+def _default_mapper():
+    if not _LOADED:
+        from accelsim.engines.registry import DEFAULT_MAPPER_GROUP, default_mapper
+
+        try:
+            _LOADED.append(default_mapper("systolic"))
+        except AccelsimError:  # an install older than this entry point: say what to do
+            raise AccelsimError(f"the systolic kind's default GEMM mapper (entry point {DEFAULT_MAPPER_GROUP}: "
+                                "systolic) is not installed", field="options.mapper",
+                                allowed="reinstall accelsim (pip install -e .), or mapper='fixed' "
+                                        "(CLI: --fold-order scalesim) for SCALE-Sim's fold order") from None
+    return _LOADED[0]
+
+
 def _given(pj: float) -> float | None:
     """A spec energy of 0 is the default "not given" (no physical action is free), so unknown."""
     return pj if pj > 0 else None
@@ -78,9 +115,21 @@ class SystolicChip(Chip):
     ``simulate_gemm`` (exact SCALE-Sim compute cycles), so cycles are the slowest core's busy
     cycles and DRAM bytes the sum over cores (each core reads the operand it does not split).
     Activations stay in the ifmap SRAM (the unified buffer on TPU-v1) when they fit half of it.
+
+    ``mapper="tiling"`` (the default): each core's share is placed by the default mapper of the
+    kind (entry point ``accelsim.default_mappers: systolic``, ``mappers.tiling.systolic``), which
+    returns a loop nest or keeps SCALE-Sim's fold order when no nest beats it; a nest is replayed
+    here (``accelsim.engines.systolic.nest``: loop-nest traffic, array cycles with fill and drain).
+    ``mapper="fixed"``: SCALE-Sim's fold order for every GEMM (``simulate_gemm``), as before.
+    Placements are cached per distinct share shape: a transformer repeats its GEMMs.
     """
 
-    def __init__(self, spec: SystolicAccelerator) -> None:
+    def __init__(self, spec: SystolicAccelerator, mapper: str = "tiling") -> None:
+        if mapper not in MAPPERS:
+            raise AccelsimError(f"unknown GEMM mapper {mapper!r}", field="options.mapper", allowed=MAPPERS)
+        self.mapper = mapper
+        self._map = None
+        self._keys: dict[int, str] = {}
         self.spec = spec
         self.clock_hz = spec.clock_hz
         self.dram_bytes_per_cycle = spec.dram_bytes_per_cycle
@@ -120,29 +169,70 @@ class SystolicChip(Chip):
             self._by_dtype[dtype_bytes] = self.spec.model_copy(update={"word_bytes": dtype_bytes})
         return self._by_dtype[dtype_bytes]
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
+    def _share(self, share: GemmShape, hw: SystolicAccelerator, ifmap_words: int | None,
+               offchip: tuple[float, float, float]) -> _ShareCost:
+        """One core's share: SCALE-Sim's fold order, or what the default mapper placed (cached)."""
         from accelsim.engines.systolic import simulate_gemm
 
-        hw = self._spec_for(dtype_bytes or self.spec.word_bytes)
         wb = hw.word_bytes
+        if wb not in self._keys:
+            self._keys[wb] = hw.model_dump_json()
+        key = (self._keys[wb], self.mapper, share.m, share.k, share.n, share.batch, ifmap_words,
+               offchip if self.mapper == "tiling" else None)
+        if key in _SHARE_CACHE:
+            return _SHARE_CACHE[key]
+        row = simulate_gemm(share, hw, ifmap_words=ifmap_words)
+        dram = row["dram_bytes"]
+        ofmap_write = row["dram_write_bytes"]
+        fold = _ShareCost(float(row["busy_cycles"]), {
+            "ifmap": dram["ifmap"] / wb, "filter": dram["filter"] / wb,
+            "ofmap_read": (dram["ofmap"] - ofmap_write) / wb, "ofmap_write": ofmap_write / wb},
+            sum(row["sram_reads"].values()) * wb, sum(row["sram_writes"].values()) * wb, row["macs"],
+            "fixed" if self.mapper == "fixed" else "fold order")
+        result = fold
+        if self.mapper == "tiling":
+            from accelsim.engines.systolic.nest import replay
+            from accelsim.tiling import LoopProblem
+
+            if self._map is None:
+                self._map = _default_mapper()
+            problem = LoopProblem.gemm(share.m, share.k, share.n, share.batch, wb)
+            out_bytes = share.batch * share.m * share.n * wb
+            # the fold order's bytes as lowering counts them (operands kept on chip do not reach DRAM)
+            offchip_bytes = (offchip[0] * dram["ifmap"] + offchip[1] * dram["filter"] + dram["ofmap"]
+                             - out_bytes * (1 - offchip[2]))
+            nest, _ = self._map(problem, hw, offchip_bytes, row["busy_cycles"], offchip)
+            if nest is not None:  # the engine counts the nest, not the mapper
+                c = replay(nest, problem, hw)
+                rd, wr = c.cost.reads_bytes[c.cost.dram_level], c.cost.writes_bytes[c.cost.dram_level]
+                result = _ShareCost(float(c.busy_cycles), {"ifmap": rd["A"] / wb, "filter": rd["B"] / wb,
+                                                           "ofmap_read": rd["C"] / wb, "ofmap_write": wr["C"] / wb},
+                                    sum(c.cost.reads_bytes["sram"].values()), sum(c.cost.writes_bytes["sram"].values()),
+                                    c.cost.macs, "tiling")
+        if len(_SHARE_CACHE) > 4096:
+            _SHARE_CACHE.clear()
+        _SHARE_CACHE[key] = result
+        return result
+
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
+             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
+        hw = self._spec_for(dtype_bytes or self.spec.word_bytes)
         read_pj, write_pj = _given(hw.sram_read_energy_pj_per_byte), _given(hw.sram_write_energy_pj_per_byte)
         mac_pj = _given(hw.mac_energy_pj)
         cycles = 0.0
         words = {"ifmap": 0.0, "filter": 0.0, "ofmap_read": 0.0, "ofmap_write": 0.0}
         energy: dict[str, float | None] = {"mac": 0.0, "sram_read": 0.0, "sram_write": 0.0}
+        placed: set[str] = set()
         for share, cores in self._shares(shape):
-            row = simulate_gemm(share, hw, ifmap_words=ifmap_words)
-            cycles = max(cycles, float(row["busy_cycles"]))  # the slowest core sets the time
-            dram = row["dram_bytes"]
-            ofmap_write = row["dram_write_bytes"]
-            parts = {"ifmap": dram["ifmap"], "filter": dram["filter"], "ofmap_read": dram["ofmap"] - ofmap_write,
-                     "ofmap_write": ofmap_write}
-            for op, b in parts.items():
-                words[op] += cores * b / wb
-            for key, pj, count in (("mac", mac_pj, row["macs"]), ("sram_read", read_pj, sum(row["sram_reads"].values()) * wb),
-                                   ("sram_write", write_pj, sum(row["sram_writes"].values()) * wb)):
+            one = self._share(share, hw, ifmap_words, offchip)
+            placed.add(one.mapper)
+            cycles = max(cycles, one.busy_cycles)  # the slowest core sets the time
+            for op, w in one.dram_words.items():
+                words[op] += cores * w
+            for key, pj, count in (("mac", mac_pj, one.macs), ("sram_read", read_pj, one.sram_read_bytes),
+                                   ("sram_write", write_pj, one.sram_write_bytes)):
                 energy[key] = None if pj is None or energy[key] is None else energy[key] + cores * count * pj
-        return GemmWork(cycles, float(shape.macs), words, energy)
+        return GemmWork(cycles, float(shape.macs), words, energy, "+".join(sorted(placed)))
 
     @property
     def vector_elements_per_cycle(self) -> float:
@@ -193,7 +283,8 @@ class SpatialChip(Chip):
             raise AccelsimError(f"no energy for actions {missing}", field="energy.compute_pj", allowed=sorted(table))
         return sum(table[a] * n for a, n in actions.items())
 
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None) -> GemmWork:
+    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
+             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
         a2 = self.spec.array_2d
         mac = a2.cost("mac")
         cycles = shape.batch * math.ceil(shape.m / a2.rows) * math.ceil(shape.n / a2.cols) * shape.k * mac.cycles
@@ -248,9 +339,11 @@ _SPATIAL_OP = {"activation": "exp", "norm": "mac"}
 _SPATIAL_PASSES = {"activation": 2, "norm": 3}
 
 
-def chip_for(spec: HardwareSpec) -> Chip:
+def chip_for(spec: HardwareSpec, mapper: str = "tiling") -> Chip:
+    """The chip model of ``spec``; ``mapper`` places a systolic chip's GEMMs (``SystolicChip``;
+    a spatial chip has one fixed GEMM model)."""
     if isinstance(spec, SystolicAccelerator):
-        return SystolicChip(spec)
+        return SystolicChip(spec, mapper)
     if isinstance(spec, SpatialAccelerator):
         return SpatialChip(spec)
     raise AccelsimError(f"no accelerator model for kind {spec.kind!r}", field="hardware.kind",

@@ -54,6 +54,7 @@ class OpWork:
     reads: dict[str, float] = field(default_factory=dict)  # tensor -> DRAM bytes read
     writes: dict[str, float] = field(default_factory=dict)  # tensor -> DRAM bytes written
     energy_pj: dict[str, float | None] = field(default_factory=dict)  # component -> pJ, None: not given
+    mapper: str | None = None  # matrix work: what placed the GEMM (``GemmWork.mapper``)
 
 
 def _touched(e: Einsum, name: str) -> float:
@@ -138,11 +139,13 @@ def _gemm_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     shape = e.as_gemm()
     tensors = {o.tensor.name: o.tensor for o in e.inputs}
     ifmap, filt = tensors[shape.ifmap], tensors[shape.filter]
-    g = chip.gemm(shape, ifmap_footprint_words(e, shape), ifmap.dtype_bytes)
+    out = e.output.tensor
+    offchip = tuple(float(place.is_offchip(t)) * _touched(e, t.name) for t in (ifmap, filt, out))
+    g = chip.gemm(shape, ifmap_footprint_words(e, shape), ifmap.dtype_bytes, offchip)
     frac = _fraction(e)
     reads, writes = _gemm_traffic(e, g.dram_words, ifmap, filt, float(shape.batch * shape.m * shape.n), place, True)
     energy = {k: None if v is None else v * frac for k, v in g.energy_pj.items()}
-    return OpWork(e, "matrix", g.cycles * frac, g.macs * frac, reads, writes, energy)
+    return OpWork(e, "matrix", g.cycles * frac, g.macs * frac, reads, writes, energy, g.mapper)
 
 
 def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
@@ -155,9 +158,12 @@ def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
     cycles = macs = out_words = 0.0
     words = {"ifmap": 0.0, "filter": 0.0, "ofmap_read": 0.0, "ofmap_write": 0.0}
     energy: dict[str, float | None] = {}
+    placed: set[str] = set()
+    offchip = tuple(float(place.is_offchip(t)) for t in (act, weight, e.output.tensor))
     for tokens, experts in _expert_counts(e).items():
         g = chip.gemm(GemmShape(int(tokens), k, n, 1, act.name, weight.name, e.output.tensor.name), None,
-                      act.dtype_bytes)
+                      act.dtype_bytes, offchip)
+        placed.update(g.mapper.split("+"))
         cycles += experts * g.cycles
         macs += experts * g.macs
         out_words += experts * int(tokens) * n
@@ -167,7 +173,7 @@ def _expert_work(e: Einsum, chip: Chip, place: Placement) -> OpWork:
             known = energy.get(part, 0.0)
             energy[part] = None if pj is None or known is None else known + experts * pj
     reads, writes = _gemm_traffic(e, words, act, weight, out_words, place, False)
-    return OpWork(e, "matrix", cycles, macs, reads, writes, energy)
+    return OpWork(e, "matrix", cycles, macs, reads, writes, energy, "+".join(sorted(placed)) or None)
 
 
 def _operand_traffic(e: Einsum, place: Placement) -> tuple[dict[str, float], dict[str, float]]:

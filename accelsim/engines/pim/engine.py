@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from accelsim.engines.pim.gb_gemv import GbGemv, best_order
 from accelsim.engines.pim.gemv import gemv_cycles
 from accelsim.engines.pim.layout import map_gemv
 from accelsim.engines.registry import Problem
@@ -65,24 +66,41 @@ def pim_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
     units = hw.total_channels * hw.banks_per_mac_command
     layout = map_gemv(k, n_total, t.dtype_bytes, units, std.row_bytes, std.access_bytes)
     timings = hw.timings()
-    # bank-side MAC units take one input vector per MAC command; a logic-die unit buffers the
-    # streamed rows and serves every vector from its buffer (its MAC rate caps it below)
-    stream_vectors = 1 if hw.level == "logic" else vectors
-    # the busiest unit's columns, read by MAC commands that each cover banks_per_mac_command banks
-    commands = math.ceil(layout.unit_bytes * units / hw.total_channels / hw.mac_command_bytes)
-    cycles, hit = gemv_cycles(hw.level, commands, std.columns_per_row, stream_vectors,
-                              tuple(sorted(timings.items())), tuple(sorted(std.organization.items())))
-    time_s = cycles * std.tck_s
+    traffic = einsum_traffic(e)
+    io_bytes = sum(b for name, b in traffic.items() if name != t.name)
+    order = None
+    if hw.global_buffer_bytes is not None:
+        # AiM: the input goes into each channel's global buffer by WRGB and the sums come back by
+        # RDMAC, both in the command stream; each input vector streams the matrix once
+        # neurons that need different input vectors (attention heads) cannot share one buffer fill:
+        # a bank's neurons split into that many sub-GEMVs, each filling the buffer with its own input
+        inputs = [i for i in e.inputs if i.tensor is not t]
+        input_elements = max((i.tensor.elements for i in inputs), default=k * vectors)
+        distinct = min(layout.neurons_per_unit_max, max(1, round(input_elements / (k * vectors))))
+        g = GbGemv(k, math.ceil(layout.neurons_per_unit_max / distinct), t.dtype_bytes, hw.global_buffer_bytes,
+                   hw.mac_registers_per_bank, std.row_bytes, std.access_bytes)
+        order, cycles, hit = best_order(g, tuple(sorted(timings.items())), tuple(sorted(std.organization.items())))
+        time_s = cycles * distinct * vectors * std.tck_s
+    else:
+        # bank-side MAC units take one input vector per MAC command; a logic-die unit buffers the
+        # streamed rows and serves every vector from its buffer (its MAC rate caps it below)
+        stream_vectors = 1 if hw.level == "logic" else vectors
+        # the busiest unit's columns, read by MAC commands that each cover banks_per_mac_command banks
+        commands = math.ceil(layout.unit_bytes * units / hw.total_channels / hw.mac_command_bytes)
+        cycles, hit = gemv_cycles(hw.level, commands, std.columns_per_row, stream_vectors,
+                                  tuple(sorted(timings.items())), tuple(sorted(std.organization.items())))
+        time_s = cycles * std.tck_s
     bound = "pim-dram"
     if hw.macs_per_s_per_device:
         compute_s = macs / (hw.macs_per_s_per_device * hw.devices)
         if compute_s > time_s:
             time_s, bound = compute_s, "pim-compute"
-    # the input vectors are written into the GEMV buffers and the results read out over the
-    # device interface (AttAcc's WRGB / MVSB); charged serially, at the host bandwidth
-    traffic = einsum_traffic(e)
-    io_bytes = sum(b for name, b in traffic.items() if name != t.name)
-    time_s += io_bytes / hw.host.bytes_per_s
+    if order is None:
+        # the input vectors are written into the GEMV buffers and the results read out over the
+        # device interface (AttAcc's WRGB / MVSB); charged serially, at the host bandwidth
+        time_s += io_bytes / hw.host.bytes_per_s
+    else:
+        bound = f"pim-dram (buffer order {order})"
     nbytes = t.bytes * touched
     return dict(unit="pim", time_s=time_s, bound=bound, bytes=nbytes + io_bytes, row_hit_rate=hit,
                 load_balance=layout.load_balance, macs=macs, flops=einsum_flops(e),

@@ -119,3 +119,32 @@ def test_buffer_fields_are_validated():
         type(hw).model_validate(hw.model_dump() | {"global_buffer_bytes": 1000})
     with pytest.raises(AccelsimError):
         GbGemv(4096, 1, 2, 4096, 1, 2048, 32)
+
+
+def test_energy_components_follow_the_cited_per_event_energies():
+    from accelsim.ir import Graph, gemm
+    from accelsim.simulate import simulate
+
+    hw = load_hardware("gddr6-aim")
+    # one 1 x 4096 x 16384 GEMV: 32 neurons per bank, each exactly 4 full 2 KB rows
+    r = simulate(Graph("fc", [gemm("fc", 1, 4096, 16384)]), hw)
+    parts = r.core.energy_pj_by_component
+    weight_bytes = 4096 * 16384 * 2
+    assert parts["pim_read"] == pytest.approx(weight_bytes * hw.energy_pj_per_byte_pim)
+    # one bank activation per 2 KB row streamed (64 columns), plus the rows re-opened after each
+    # refresh: between 1 and 1.1 per row, at CENT's 66.3 mW x 44.5 ns each
+    rows = weight_bytes / hw.dram.row_bytes
+    assert rows * hw.energy_pj_per_activate <= parts["pim_activate"] <= 1.1 * rows * hw.energy_pj_per_activate
+    # standby power of the 32 channels over the PIM time
+    pim_s = sum(row["total_s"] for row in r.layers if row["unit"] == "pim")
+    assert parts["pim_background"] == pytest.approx(hw.background_w_per_channel * 32 * pim_s * 1e12)
+    # input and output cross the bus at CENT's DQ 5.5 pJ/bit
+    assert parts["pim_io"] == pytest.approx((4096 + 16384) * 2 * 44.0)
+
+
+def test_unknown_energies_are_none_not_zero():
+    from accelsim.ir import Graph, gemm
+    from accelsim.simulate import simulate
+
+    r = simulate(Graph("fc", [gemm("fc", 1, 1024, 1024)]), "pim-gpt")
+    assert r.core.energy_pj is None and "pim_read" in r.core.energy_unknown

@@ -46,6 +46,14 @@ class PimSpec(HardwareSpec):
     coprocess_experts: bool = Field(default=False, description="split MoE experts between PIM and host, run "
                                                                "concurrently (Duplex expert co-processing)")
     energy_pj_per_byte_pim: float | None = Field(default=None, ge=0, description="None: energy not modelled")
+    energy_pj_per_activate: float | None = Field(default=None, ge=0, description=(
+        "per bank activation; None: not a separate event in the sources (folded into the per-byte figure) "
+        "or not published"))
+    energy_pj_per_mac: float | None = Field(default=None, ge=0, description="per multiply-accumulate")
+    energy_pj_per_io_byte: float | None = Field(default=None, ge=0, description=(
+        "per byte of input vectors and results moved over the device bus to and from the PIM buffers"))
+    background_w_per_channel: float | None = Field(default=None, ge=0, description=(
+        "standby power of one channel while the PIM works"))
     global_buffer_bytes: int | None = Field(default=None, gt=0, description=(
         "per-channel input buffer the all-bank MACs read their vector from, filled by WRGB over the external "
         "bus (AiM's GB); None: the input is assumed resident (not modelled as commands)"))

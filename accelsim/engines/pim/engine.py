@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from accelsim.engines.pim.energy import op_energy
 from accelsim.engines.pim.gb_gemv import GbGemv, best_order
 from accelsim.engines.pim.gemv import gemv_cycles
 from accelsim.engines.pim.layout import map_gemv
@@ -102,7 +103,8 @@ def pim_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
     else:
         bound = f"pim-dram (buffer order {order})"
     nbytes = t.bytes * touched
-    return dict(unit="pim", time_s=time_s, bound=bound, bytes=nbytes + io_bytes, row_hit_rate=hit,
+    return dict(unit="pim", time_s=time_s, bound=bound, bytes=nbytes + io_bytes, streamed_bytes=nbytes,
+                io_bytes=io_bytes, row_hit_rate=hit,
                 load_balance=layout.load_balance, macs=macs, flops=einsum_flops(e),
                 traffic=traffic | {t.name: nbytes})
 
@@ -114,7 +116,8 @@ def host_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
     memory_s = nbytes / hw.host.bytes_per_s
     compute_s = flops / hw.host.flops_per_s if hw.host.flops_per_s else 0.0
     bound = "host-compute" if compute_s > memory_s else "host-memory"
-    return dict(unit="host", time_s=max(memory_s, compute_s), bound=bound, bytes=nbytes, row_hit_rate=None,
+    return dict(unit="host", time_s=max(memory_s, compute_s), bound=bound, bytes=nbytes, bytes_host=nbytes,
+                row_hit_rate=None,
                 macs=flops / 2 if e.op is OpKind.MAC else 0.0, flops=flops, traffic=traffic)
 
 
@@ -134,7 +137,8 @@ def coprocess_cost(e: Einsum, hw: PimSpec) -> dict[str, Any] | None:
     for k, v in on_pim["traffic"].items():
         traffic[k] = traffic.get(k, 0.0) + v * frac
     return dict(unit="pim+host", time_s=max(x * t_p, (experts - x) * t_h), bound=f"co-processed {x}/{experts} on pim",
-                bytes=on_pim["bytes"] * frac + on_host["bytes"] * (1 - frac), row_hit_rate=on_pim["row_hit_rate"],
+                bytes=on_pim["bytes"] * frac + on_host["bytes"] * (1 - frac), streamed_bytes=on_pim["streamed_bytes"],
+                io_bytes=on_pim["io_bytes"], bytes_host=on_host["bytes"] * (1 - frac), row_hit_rate=on_pim["row_hit_rate"],
                 load_balance=on_pim["load_balance"],
                 macs=on_pim["macs"], flops=on_pim["flops"], traffic=traffic, pim_fraction=frac,
                 pim_s=x * t_p, host_s=(experts - x) * t_h)
@@ -183,8 +187,7 @@ class PimEngine:
             raise problems[0].error()
         tck = hardware.dram.tck_s
         rows: list[dict[str, Any]] = []
-        modelled = hardware.energy_pj_per_byte_pim is not None and hardware.host.energy_pj_per_byte is not None
-        core = Totals(0.0, 0.0, energy_pj_by_component={} if modelled else {"pim": None})
+        core = Totals(0.0, 0.0)
         pim_s = pim_bytes = host_bytes = hit_reads = 0.0
         weighted_hits = 0.0
         for part, graph, repeat in _parts(workload):
@@ -197,13 +200,13 @@ class PimEngine:
                 for name, b in c["traffic"].items():
                     r = tensors[name].role.value
                     roles[r] = roles.get(r, 0.0) + b
-                energy = self._energy(c, hardware)
+                energy = op_energy(c, hardware)
                 cycles = c["time_s"] / tck
                 busy = ({"pim": c["pim_s"], "host": c["host_s"]} if c["unit"] == "pim+host"
                         else {c["unit"]: c["time_s"]})
                 written = c["traffic"].get(e.output.tensor.name, 0.0)
                 op_totals = Totals(c["time_s"], cycles, c["macs"], c["flops"],
-                                   {"dram": energy} if modelled else {"pim": None}, {"dram": c["bytes"] - written},
+                                   energy, {"dram": c["bytes"] - written},
                                    {"dram": written}, roles, busy)
                 core = core + op_totals.scaled(repeat)
                 share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))
@@ -224,14 +227,7 @@ class PimEngine:
         meta = dict(getattr(workload, "meta", {}) or {})
         meta.update(device=hardware.name, standard=hardware.standard, level=hardware.level,
                     internal_bytes_per_s=hardware.internal_bytes_per_s,
-                    energy_model="per-byte energies from the preset sources" if core.energy_pj is not None
-                    else "energy not modelled (no cited per-command energies for this device)")
+                    energy_model=("per-event energies from the preset sources (accelsim.engines.pim.energy); "
+                                  f"components without a cited number: {core.energy_unknown or 'none'}"))
         return Report(workload=getattr(workload, "name", "workload"), hardware=hardware.name, layers=rows,
                       totals={**core.flat(), **extra}, meta=meta, core=core)
-
-    @staticmethod
-    def _energy(c: dict[str, Any], hw: PimSpec) -> float | None:
-        if hw.energy_pj_per_byte_pim is None or hw.host.energy_pj_per_byte is None:
-            return None
-        share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))
-        return c["bytes"] * (share * hw.energy_pj_per_byte_pim + (1 - share) * hw.host.energy_pj_per_byte)

@@ -12,7 +12,10 @@ costed at the device's host bandwidth (no interconnect model in the PIM presets)
 
 Also: Duplex vs H100 on Mixtral-8x7B at tp = 4 (the paper's node) for batch 32-128, and a plot of
 the speedup over batch for Llama-2-7B, where PIM stops paying off as Op/B grows; ``wall_s`` is
-the simulator's own time per run (measured under shared-machine load).
+the simulator's own time per run (measured under shared-machine load; GEMV shapes simulated by an
+earlier run of the same process are cached, so only the first run of a shape is cold). Energy:
+``energy_pj_per_token`` is None where a component has no cited number (``energy_unknown``
+names it); ``energy_known_pj_per_token`` is the cited part.
 
     PYTHONPATH=. python benchmarks/pim_decode.py [--out DIR] [--write-results] [--quick]
 """
@@ -89,6 +92,8 @@ def run(device: str, model: str, batch: int) -> dict[str, Any]:
                       row_hit_rate=t["row_hit_rate"],
                       pim_fraction_s=t["pim_fraction_s"], energy_pj=t["energy_pj"],
                       energy_pj_per_token=t["energy_pj"] / batch if t["energy_pj"] is not None else None,
+                      energy_known_pj_per_token=r.core.energy_known_pj / batch,
+                      energy_unknown=",".join(r.core.energy_unknown) or None,
                       gpu_tp=gtp if gg is not None else None, gpu_step_s=gpu_s,
                       speedup=gpu_s / t["token_latency_s"] if gpu_s else None, wall_s=wall)
 
@@ -123,7 +128,7 @@ def figure(points: list[dict], model: str) -> Figure:
 
 
 COLUMNS = ["device", "model", "batch", "tp", "status", "token_latency_s", "tokens_per_s", "row_hit_rate",
-           "pim_fraction_s", "energy_pj_per_token", "gpu", "gpu_tp", "gpu_step_s", "speedup", "wall_s"]
+           "pim_fraction_s", "energy_pj_per_token", "energy_known_pj_per_token", "energy_unknown", "gpu", "gpu_tp", "gpu_step_s", "speedup", "wall_s"]
 
 
 def main() -> None:

@@ -115,7 +115,8 @@ def figure(points: list[dict], model: str) -> Figure:
         rows = [p for p in points if p["device"] == device]
         if rows:
             ax.plot([p["batch"] for p in rows], [p["speedup"] for p in rows], marker=MARKERS[k % len(MARKERS)], ms=3,
-                    label=f"{device} vs {DEVICES[device]} (tp {rows[0]['tp']})")
+                    label=f"{device} vs {DEVICES[device]} (PIM tp {min(p['tp'] for p in rows)}-"
+                          f"{max(p['tp'] for p in rows)}: more devices once the KV cache needs them)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.axhline(1.0, color="k", lw=0.8)

@@ -7,6 +7,9 @@ by ``accelsim.engines.pim.layout.map_gemv`` and timed by command-level simulatio
 (``gemv.gemv_cycles``), bounded below by the MAC units' rate where the preset gives one. Every
 other operator runs on the host (the device's ASIC or xPU) at max(FLOPs / rate, bytes /
 bandwidth). Operators run one after another (no overlap), as a decode step's dependences do.
+On a preset with a global buffer (gddr6-aim) the GEMV stream also carries the WRGB refills of
+the input vector and the RDMAC read-outs (``gb_gemv``), in the loop order that simulates faster;
+energy is by component from the preset's cited per-event energies (``energy``).
 """
 from __future__ import annotations
 

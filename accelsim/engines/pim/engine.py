@@ -219,9 +219,11 @@ class PimEngine:
                     weighted_hits += c["row_hit_rate"] * c["bytes"] * share * repeat
                     hit_reads += c["bytes"] * share * repeat
                 host_bytes += c["bytes"] * (1 - share) * repeat
+                # one instance per row, ``repeat`` says how many (as the mesh and multicore engines;
+                # the CLI multiplies)
                 rows.append(dict(name=f"{part}.{e.name}" if part else e.name, op=e.op.value, unit=c["unit"],
-                                 bound=c["bound"], repeat=repeat, total_s=c["time_s"] * repeat,
-                                 total_cycles=cycles * repeat, bytes=c["bytes"] * repeat,
+                                 bound=c["bound"], repeat=repeat, total_s=c["time_s"],
+                                 total_cycles=cycles, bytes=c["bytes"],
                                  row_hit_rate=c["row_hit_rate"], load_balance=c.get("load_balance")))
         batch = int((getattr(workload, "meta", None) or {}).get("batch") or 1)
         extra = dict(token_latency_s=core.total_s, tokens_per_s=batch / core.total_s if core.total_s else 0.0,

@@ -86,7 +86,7 @@ def run(device: str, model: str, batch: int) -> dict[str, Any]:
     r = simulate(g, hw)
     wall = time.perf_counter() - t0
     t = r.totals
-    gtp, gg, gmissing = fitting_graph(model, batch, gpu.memory.capacity_bytes)
+    gtp, gg, _ = fitting_graph(model, batch, gpu.memory.capacity_bytes)
     gpu_s = roofline(gg, gpu).totals["total_s"] if gg is not None else None
     return row | dict(status="ok", tp=tp, token_latency_s=t["token_latency_s"], tokens_per_s=t["tokens_per_s"],
                       row_hit_rate=t["row_hit_rate"],

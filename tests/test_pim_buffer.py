@@ -3,7 +3,13 @@ import pytest
 
 from accelsim.engines.pim.channel_sim import simulate_channel
 from accelsim.engines.pim.checker import check_trace
-from accelsim.engines.pim.gb_gemv import ORDERS, GbGemv, best_order, gb_gemv_cycles, requests
+from accelsim.engines.pim.gb_gemv import (
+    ORDERS,
+    GbGemv,
+    best_order,
+    gb_gemv_cycles,
+    requests,
+)
 from accelsim.errors import AccelsimError
 from accelsim.hardware import load_hardware
 from accelsim.hardware.dram_sets import standard
@@ -107,7 +113,10 @@ def test_buffer_costs_time_against_resident_inputs():
     with_buffer, without = simulate(g, hw), simulate(g, bare)
     assert any("buffer order" in row["bound"] for row in with_buffer.layers)
     assert not any("buffer order" in row["bound"] for row in without.layers)
-    pim = lambda r: sum(row["total_s"] * row["repeat"] for row in r.layers if row["unit"] == "pim")  # noqa: E731
+    pim = lambda r: sum(row["total_s"] * row["repeat"] for row in r.layers if row["unit"] == "pim")
+    # the layouts differ (CENT's neuron-per-row chunks vs PIM-GPT's packed rows, and the resident
+    # model charges the vectors at the host rate instead), so neither bounds the other exactly;
+    # the buffer commands must not make the GEMVs markedly cheaper
     assert pim(with_buffer) > 0.9 * pim(without)
 
 

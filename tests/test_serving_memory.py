@@ -39,7 +39,7 @@ def test_budget_is_the_closed_form_of_the_model():
 
 def test_weights_that_do_not_fit_say_how_many_bytes_are_missing():
     with pytest.raises(AccelsimError, match="bytes missing"):
-        kv_budget(load_model("llama-2-70b"), "gddr6-aim").tokens
+        _ = kv_budget(load_model("llama-2-70b"), "gddr6-aim").tokens
 
 
 def test_too_long_requests_are_rejected_and_others_wait_for_memory():

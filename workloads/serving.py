@@ -24,6 +24,7 @@ from accelsim.errors import AccelsimError
 from accelsim.simulate import simulate
 from workloads.serving_cost import EngineCosts, IterationCosts, position_limit
 from workloads.serving_loop import Iteration, RequestRecord, run_schedule
+from workloads.serving_memory import kv_budget
 from workloads.serving_trace import Request
 
 
@@ -86,26 +87,38 @@ class ServingResult:
     records: tuple[RequestRecord, ...]
     iterations: tuple[Iteration, ...]
     engine_calls: int | None = None
+    kv_capacity_tokens: int | None = None  # None: admission not limited by memory
 
     @property
     def tokens(self) -> int:
         return sum(r.tokens for r in self.records)
 
     @property
+    def served(self) -> tuple[RequestRecord, ...]:
+        return tuple(r for r in self.records if not r.rejected)
+
+    @property
     def makespan_s(self) -> float:
-        """From the first arrival to the last token."""
-        return max(r.finish_s for r in self.records) - min(r.request.arrival_s for r in self.records)
+        """From the first arrival to the last token of the requests that were served."""
+        served = self.served
+        if not served:
+            return float("nan")
+        return max(r.finish_s for r in served) - min(r.request.arrival_s for r in served)
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens / self.makespan_s
+        return self.tokens / self.makespan_s if self.served else 0.0
 
     def summary(self) -> dict[str, object]:
-        gaps = [g for r in self.records for g in r.gaps_s]
+        served = self.served
+        gaps = [g for r in served for g in r.gaps_s]
         return {"requests": len(self.records), "tokens": self.tokens, "makespan_s": self.makespan_s,
                 "tokens_per_s": self.tokens_per_s,
-                "ttft_s": _stats([r.ttft_s for r in self.records]), "tbt_s": _stats(gaps),
-                "latency_s": _stats([r.latency_s for r in self.records]),
+                "rejected": sum(r.rejected for r in self.records),
+                "queued_for_memory": sum(r.waited_for_memory for r in self.records),
+                "kv_capacity_tokens": self.kv_capacity_tokens,
+                "ttft_s": _stats([r.ttft_s for r in served]), "tbt_s": _stats(gaps),
+                "latency_s": _stats([r.latency_s for r in served]),
                 "iterations": {p: sum(1 for it in self.iterations if it.phase == p) for p in ("prefill", "decode")},
                 "engine_calls": self.engine_calls}
 
@@ -122,8 +135,15 @@ class ServingResult:
 
 def serve(requests: Sequence[Request], costs: IterationCosts | None = None, *, cfg=None, hardware=None,
           batch_limit: int = 32, policy: str = "continuous", tp: int = 1, bucket_tokens: int = 64,
-          batch_bucket: int = 8) -> ServingResult:
-    """Serve ``requests`` on ``hardware`` running model ``cfg`` (or on any ``costs`` object)."""
+          batch_bucket: int = 8, kv_capacity_tokens: int | None = None, kv_admission: bool = True) -> ServingResult:
+    """Serve ``requests`` on ``hardware`` running model ``cfg`` (or on any ``costs`` object).
+
+    With a model and hardware and ``kv_admission``, requests are admitted only while their KV caches
+    fit the memory the weights leave (``workloads.serving_memory``); ``kv_capacity_tokens`` sets
+    that budget directly (for any ``costs``)."""
+    if kv_capacity_tokens is None and kv_admission and cfg is not None and hardware is not None:
+        budget = kv_budget(cfg, hardware, tp=tp)
+        kv_capacity_tokens = budget.tokens if budget is not None else None
     if costs is None:
         if cfg is None or hardware is None:
             raise AccelsimError("serve needs a model and a hardware preset (or an IterationCosts)", field="hardware")
@@ -134,5 +154,6 @@ def serve(requests: Sequence[Request], costs: IterationCosts | None = None, *, c
                                 f"tokens, {cfg.name} attends over at most {limit} (prompt + output - 1 <= {limit})",
                                 field="output_len", allowed=f"input_len + output_len <= {limit + 1}")
         costs = EngineCosts(cfg, hardware, tp=tp, bucket_tokens=bucket_tokens, batch_bucket=batch_bucket)
-    records, iterations = run_schedule(requests, costs, batch_limit=batch_limit, policy=policy)
-    return ServingResult(tuple(records), tuple(iterations), getattr(costs, "engine_calls", None))
+    records, iterations = run_schedule(requests, costs, batch_limit=batch_limit, policy=policy,
+                                       kv_capacity_tokens=kv_capacity_tokens)
+    return ServingResult(tuple(records), tuple(iterations), getattr(costs, "engine_calls", None), kv_capacity_tokens)

@@ -12,9 +12,11 @@ Otherwise the iteration is one *decode* step of every running request (one token
 previous one has wholly finished, and it keeps its size until its longest request is done (the
 finished ones are padding: computed, their tokens discarded), as a static-shape server does.
 
-Not modelled: KV-cache capacity limits on admission (vLLM's block manager, preemption by swap or
-recompute; a PIM engine refuses a step whose KV does not fit, a GPU roofline only flags it),
-chunked prefill (Sarathi), prefix caching, speculative decoding, and more than one device
+KV-cache capacity (``kv_capacity_tokens``, from ``workloads.serving_memory``): a request is
+admitted only if its final KV length (prompt + output - 1) fits beside the reservations of the
+running requests; if not, it and everything behind it wait (FIFO, no overtaking); a request that
+would not fit even alone is rejected (``RequestRecord.rejected``) and never runs.
+Not modelled: preemption by swap or recompute (vLLM's block manager), chunked prefill (Sarathi), prefix caching, speculative decoding, and more than one device
 serving (tensor parallelism is the ``tp`` graph of one device).
 
 Why a plain event loop and not simpy: with one device the only events are iteration ends and
@@ -43,6 +45,8 @@ class RequestRecord:
     finish_s: float = float("nan")
     tokens: int = 0
     gaps_s: list[float] = field(default_factory=list)  # time between consecutive tokens
+    rejected: bool = False  # its KV cache can never fit the device
+    waited_for_memory: bool = False  # it had arrived and a batch slot was free, but its KV did not fit
 
     @property
     def ttft_s(self) -> float:
@@ -70,8 +74,14 @@ class _Running:
     kv_tokens: int  # tokens whose K/V are cached before the next decode step
 
 
+def kv_need(r: Request) -> int:
+    """KV tokens a request holds at its last decode step."""
+    return r.input_len + r.output_len - 1
+
+
 def run_schedule(requests: Sequence[Request], costs: IterationCosts, *, batch_limit: int,
-                 policy: str = "continuous") -> tuple[list[RequestRecord], list[Iteration]]:
+                 policy: str = "continuous", kv_capacity_tokens: int | None = None,
+                 ) -> tuple[list[RequestRecord], list[Iteration]]:
     """Simulate the trace; returns one record per request (in ``rid`` order) and every iteration."""
     if not isinstance(batch_limit, int) or isinstance(batch_limit, bool) or batch_limit < 1:
         raise AccelsimError(f"must be an integer >= 1, got {batch_limit!r}", field="batch_limit")
@@ -79,19 +89,30 @@ def run_schedule(requests: Sequence[Request], costs: IterationCosts, *, batch_li
         raise AccelsimError(f"unknown scheduling policy {policy!r}", field="policy", allowed=list(POLICIES))
     if not requests:
         raise AccelsimError("a trace needs at least one request", field="requests")
+    if kv_capacity_tokens is not None and (not isinstance(kv_capacity_tokens, int) or kv_capacity_tokens < 0):
+        raise AccelsimError(f"must be an integer >= 0, got {kv_capacity_tokens!r}", field="kv_capacity_tokens")
     records = {r.rid: RequestRecord(r) for r in requests}
-    waiting = deque(sorted(requests, key=lambda r: (r.arrival_s, r.rid)))
+    ordered = sorted(requests, key=lambda r: (r.arrival_s, r.rid))
+    if kv_capacity_tokens is not None:
+        for r in ordered:
+            records[r.rid].rejected = kv_need(r) > kv_capacity_tokens
+    waiting = deque(r for r in ordered if not records[r.rid].rejected)
     running: list[_Running] = []
     iterations: list[Iteration] = []
     t = 0.0
-    unfinished = len(requests)
+    unfinished = len(waiting)
     while unfinished:
         live = sum(1 for x in running if x.record.tokens < x.record.request.output_len)
         can_admit = batch_limit - len(running) if policy == "continuous" else (batch_limit if live == 0 else 0)
         if policy == "static" and live == 0:
             running = []
         admit = []
+        reserved = sum(kv_need(x.record.request) for x in running if x.record.tokens < x.record.request.output_len)
         while waiting and len(admit) < can_admit and waiting[0].arrival_s <= t:
+            if kv_capacity_tokens is not None and reserved + kv_need(waiting[0]) > kv_capacity_tokens:
+                records[waiting[0].rid].waited_for_memory = True
+                break
+            reserved += kv_need(waiting[0])
             admit.append(waiting.popleft())
         if admit:
             costs_each = [costs.prefill(r.input_len) for r in admit]
@@ -128,5 +149,8 @@ def run_schedule(requests: Sequence[Request], costs: IterationCosts, *, batch_li
             running = still
         else:  # idle: jump to the next arrival
             running = [] if policy == "static" else running
+            if waiting[0].arrival_s <= t:  # cannot happen: with nothing running, any kept request fits
+                raise AccelsimError(f"request {waiting[0].rid} cannot be admitted on an idle device",
+                                    field="kv_capacity_tokens")
             t = max(t, waiting[0].arrival_s)
     return [records[r.rid] for r in sorted(requests, key=lambda r: r.rid)], iterations

@@ -15,6 +15,8 @@ from accelsim.hardware.dram import DramStandard
 S_GDDR6 = ("CMU-SAFARI/ramulator2 python/ramulator/dram/gddr6.py, timing preset GDDR6_14000_1350mV_double "
            "('timings from Samsung GDDR6 8 Gb 16 banks datasheet'), org preset GDDR6_8Gb_x16")
 S_AIM = "arkhadem/aim_simulator src/dram/impl/GDDR6.cpp, GDDR6_AiM_org and GDDR6_AiM_timing (commit 0f28a07)"
+S_AIM_GB = ("arkhadem/aim_simulator src/dram/impl/GDDR6.cpp (commit c2f8ab6), 'AiM related timings': nCLREG = 0 "
+            "(MAC-register read), nCWLGB = 1 (global-buffer write), nWPRE = 1 (bus turnaround)")
 S_HBM2 = "umd-memsys/DRAMsim3 configs/HBM2_8Gb_x128.ini (commit 2981759)"
 S_HBM3 = ("CMU-SAFARI/ramulator2 python/ramulator/dram/hbm3.py, HBM3_6400Mbps ('HBM3 JEDEC data, Table 4 in "
           "JESD238'), org HBM3_8Gb_8hi; tRFC 350 ns for 8 Gb ('Table 84 in JESD238') = 560 tCK")
@@ -24,7 +26,7 @@ S_ATTACC = ("scale-snu/attacc_simulator pim_ramulator_src/HBM3-PIM.cpp (commit c
 
 COMMANDS_DDR = ("ACT", "PRE", "PREA", "RD", "WR", "REFab")
 COMMANDS_PIM = COMMANDS_DDR + ("ACTAB", "MACAB", "ACTSB", "MACSB", "PRESB", "ACTPB", "MACPB", "PREPB",
-                               "WRGB", "MVSB", "MVGB", "SFM")
+                               "WRGB", "MVSB", "MVGB", "SFM", "RDMAC")
 
 
 def _t(values: dict[str, int], source: str, notes: dict[str, str] | None = None) -> dict[str, dict]:
@@ -50,6 +52,7 @@ def _raw() -> dict[str, dict]:
                           {"tRCDMAC": "nRCDRDMAC (activate to all-bank MAC)", "tRTPL": "nRTP",
                            "tCCDAB": "all-bank MAC spacing = nCCDL (one MAC column per 1 ns)",
                            "tFAW": "marked 'not used' in the source"}))
+    aim["timings"].update(_t(dict(tCLREG=0, tCWLGB=1, tWPRE=1), S_AIM_GB))
     hbm2 = dict(name="HBM2", tck_ps=1000, data_rate_mtps=2000,
                 organization=dict(channel=8, pseudochannel=1, rank=1, bankgroup=4, bank=4, row=32768),
                 row_bytes=2048, access_bytes=64, commands=COMMANDS_DDR, sources=[S_HBM2],

@@ -46,6 +46,19 @@ class PimSpec(HardwareSpec):
     coprocess_experts: bool = Field(default=False, description="split MoE experts between PIM and host, run "
                                                                "concurrently (Duplex expert co-processing)")
     energy_pj_per_byte_pim: float | None = Field(default=None, ge=0, description="None: energy not modelled")
+    energy_pj_per_activate: float | None = Field(default=None, ge=0, description=(
+        "per bank activation; None: not a separate event in the sources (folded into the per-byte figure) "
+        "or not published"))
+    energy_pj_per_mac: float | None = Field(default=None, ge=0, description="per multiply-accumulate")
+    energy_pj_per_io_byte: float | None = Field(default=None, ge=0, description=(
+        "per byte of input vectors and results moved over the device bus to and from the PIM buffers"))
+    background_w_per_channel: float | None = Field(default=None, ge=0, description=(
+        "standby power of one channel while the PIM works"))
+    global_buffer_bytes: int | None = Field(default=None, gt=0, description=(
+        "per-channel input buffer the all-bank MACs read their vector from, filled by WRGB over the external "
+        "bus (AiM's GB); None: the input is assumed resident (not modelled as commands)"))
+    mac_registers_per_bank: int | None = Field(default=None, ge=1, description=(
+        "MAC result registers per bank: output neurons one buffer fill can accumulate before RDMAC reads them"))
 
     @model_validator(mode="after")
     def _check(self) -> PimSpec:
@@ -64,6 +77,17 @@ class PimSpec(HardwareSpec):
             raise ValueError(f"bank-group MACs need a tCCDSB timing; {std.name} has none")
         if self.level == "buffer" and self.mac_spacing_cycles != std.timings["tBL"].cycles:
             raise ValueError(f"buffer-die MACs are spaced by the data bus (tBL = {std.timings['tBL'].cycles})")
+        if (self.global_buffer_bytes is None) != (self.mac_registers_per_bank is None):
+            raise ValueError("global_buffer_bytes and mac_registers_per_bank come together (the buffer-refill model "
+                             "needs both)")
+        if self.global_buffer_bytes is not None:
+            if self.global_buffer_bytes % std.access_bytes or self.global_buffer_bytes % self.dtype_bytes:
+                raise ValueError(f"global_buffer_bytes {self.global_buffer_bytes} is not a whole number of "
+                                 f"{std.access_bytes}-byte WRGB bursts")
+            if self.level != "bank" or "tCWLGB" not in std.timings:
+                raise ValueError(f"a global buffer needs bank-level all-bank MACs and the standard's WRGB timing "
+                                 f"(tCWLGB); {std.name} at level {self.level} has "
+                                 f"{'no tCWLGB' if 'tCWLGB' not in std.timings else 'the wrong level'}")
         if self.pim_ops == "op_per_byte" and self.op_per_byte_limit is None:
             raise ValueError("pim_ops op_per_byte needs op_per_byte_limit")
         return self

@@ -84,7 +84,9 @@ def decode_command(
     cfg = load_model(model)
     report = simulate(build_model(cfg, "decode", batch=batch, context=context, tp=tp), hw)
     t = report.totals
-    ops = [{k: row[k] for k in ("name", "unit", "bound", "repeat", "total_s", "bytes", "row_hit_rate")}
+    # engine rows are one instance each; the listing gives every operator's time over its repeats
+    ops = [{k: row[k] for k in ("name", "unit", "bound", "repeat", "row_hit_rate")}
+           | {"total_s": row["total_s"] * row["repeat"], "bytes": row["bytes"] * row["repeat"]}
            for row in report.layers]
     if as_json:
         doc = dict(model=cfg.name, device=hw.name, batch=batch, context=context, tp=tp,
@@ -94,7 +96,9 @@ def decode_command(
         out.print(jsonout.dumps(doc, indent=2), markup=False, highlight=False)
         return
     hit = "n/a" if t["row_hit_rate"] is None else f"{100 * t['row_hit_rate']:.1f}%"
-    energy = "energy not modelled" if t["energy_pj"] is None else f"{t['energy_pj'] * 1e-9:.3f} mJ"
+    energy = (f"{t['energy_pj'] * 1e-9:.3f} mJ" if t["energy_pj"] is not None else
+              f"energy incomplete ({t['energy_known_pj'] * 1e-9:.3f} mJ known; no numbers for "
+              f"{', '.join(report.core.energy_unknown)})")
     out.print(f"{cfg.name} decode batch={batch} context={context} tp={tp} on {hw.name}: "
               f"{t['token_latency_s'] * 1e3:.3f} ms/token, {t['tokens_per_s']:.1f} tokens/s, row hits {hit}, "
               f"{energy}", markup=False, highlight=False)

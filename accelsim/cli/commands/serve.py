@@ -64,6 +64,9 @@ def serve_command(
     lines = [head] + [f"  {label:20} mean {ms[k]['mean']:.3f} ms  p50 {ms[k]['p50']:.3f}  p99 {ms[k]['p99']:.3f}"
                       for label, k in (("time to first token", "ttft_s"), ("time between tokens", "tbt_s"),
                                        ("request latency", "latency_s"))]
+    if s["kv_capacity_tokens"] is not None:
+        lines.append(f"  KV admission: {s['kv_capacity_tokens']} tokens fit beside the weights; "
+                     f"{s['rejected']} requests rejected, {s['queued_for_memory']} queued for memory")
     lines += [(f"  iterations: {s['iterations']['prefill']} prefill, {s['iterations']['decode']} decode; "
                f"{s['engine_calls']} engine calls"),
               "  decode batch  steps  mean ctx  step ms  FLOP/B"]

@@ -7,12 +7,17 @@ by ``accelsim.engines.pim.layout.map_gemv`` and timed by command-level simulatio
 (``gemv.gemv_cycles``), bounded below by the MAC units' rate where the preset gives one. Every
 other operator runs on the host (the device's ASIC or xPU) at max(FLOPs / rate, bytes /
 bandwidth). Operators run one after another (no overlap), as a decode step's dependences do.
+On a preset with a global buffer (gddr6-aim) the GEMV stream also carries the WRGB refills of
+the input vector and the RDMAC read-outs (``gb_gemv``), in the loop order that simulates faster;
+energy is by component from the preset's cited per-event energies (``energy``).
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
+from accelsim.engines.pim.energy import op_energy
+from accelsim.engines.pim.gb_gemv import GbGemv, best_order
 from accelsim.engines.pim.gemv import gemv_cycles
 from accelsim.engines.pim.layout import map_gemv
 from accelsim.engines.registry import Problem
@@ -65,26 +70,44 @@ def pim_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
     units = hw.total_channels * hw.banks_per_mac_command
     layout = map_gemv(k, n_total, t.dtype_bytes, units, std.row_bytes, std.access_bytes)
     timings = hw.timings()
-    # bank-side MAC units take one input vector per MAC command; a logic-die unit buffers the
-    # streamed rows and serves every vector from its buffer (its MAC rate caps it below)
-    stream_vectors = 1 if hw.level == "logic" else vectors
-    # the busiest unit's columns, read by MAC commands that each cover banks_per_mac_command banks
-    commands = math.ceil(layout.unit_bytes * units / hw.total_channels / hw.mac_command_bytes)
-    cycles, hit = gemv_cycles(hw.level, commands, std.columns_per_row, stream_vectors,
-                              tuple(sorted(timings.items())), tuple(sorted(std.organization.items())))
-    time_s = cycles * std.tck_s
+    traffic = einsum_traffic(e)
+    io_bytes = sum(b for name, b in traffic.items() if name != t.name)
+    order = None
+    if hw.global_buffer_bytes is not None:
+        # AiM: the input goes into each channel's global buffer by WRGB and the sums come back by
+        # RDMAC, both in the command stream; each input vector streams the matrix once
+        # neurons that need different input vectors (attention heads) cannot share one buffer fill:
+        # a bank's neurons split into that many sub-GEMVs, each filling the buffer with its own input
+        inputs = [i for i in e.inputs if i.tensor is not t]
+        input_elements = max((i.tensor.elements for i in inputs), default=k * vectors)
+        distinct = min(layout.neurons_per_unit_max, max(1, round(input_elements / (k * vectors))))
+        g = GbGemv(k, math.ceil(layout.neurons_per_unit_max / distinct), t.dtype_bytes, hw.global_buffer_bytes,
+                   hw.mac_registers_per_bank, std.row_bytes, std.access_bytes)
+        order, cycles, hit = best_order(g, tuple(sorted(timings.items())), tuple(sorted(std.organization.items())))
+        time_s = cycles * distinct * vectors * std.tck_s
+    else:
+        # bank-side MAC units take one input vector per MAC command; a logic-die unit buffers the
+        # streamed rows and serves every vector from its buffer (its MAC rate caps it below)
+        stream_vectors = 1 if hw.level == "logic" else vectors
+        # the busiest unit's columns, read by MAC commands that each cover banks_per_mac_command banks
+        commands = math.ceil(layout.unit_bytes * units / hw.total_channels / hw.mac_command_bytes)
+        cycles, hit = gemv_cycles(hw.level, commands, std.columns_per_row, stream_vectors,
+                                  tuple(sorted(timings.items())), tuple(sorted(std.organization.items())))
+        time_s = cycles * std.tck_s
     bound = "pim-dram"
     if hw.macs_per_s_per_device:
         compute_s = macs / (hw.macs_per_s_per_device * hw.devices)
         if compute_s > time_s:
             time_s, bound = compute_s, "pim-compute"
-    # the input vectors are written into the GEMV buffers and the results read out over the
-    # device interface (AttAcc's WRGB / MVSB); charged serially, at the host bandwidth
-    traffic = einsum_traffic(e)
-    io_bytes = sum(b for name, b in traffic.items() if name != t.name)
-    time_s += io_bytes / hw.host.bytes_per_s
+    if order is None:
+        # the input vectors are written into the GEMV buffers and the results read out over the
+        # device interface (AttAcc's WRGB / MVSB); charged serially, at the host bandwidth
+        time_s += io_bytes / hw.host.bytes_per_s
+    else:
+        bound = f"pim-dram (buffer order {order})"
     nbytes = t.bytes * touched
-    return dict(unit="pim", time_s=time_s, bound=bound, bytes=nbytes + io_bytes, row_hit_rate=hit,
+    return dict(unit="pim", time_s=time_s, bound=bound, bytes=nbytes + io_bytes, streamed_bytes=nbytes,
+                io_bytes=io_bytes, row_hit_rate=hit,
                 load_balance=layout.load_balance, macs=macs, flops=einsum_flops(e),
                 traffic=traffic | {t.name: nbytes})
 
@@ -96,7 +119,8 @@ def host_cost(e: Einsum, hw: PimSpec) -> dict[str, Any]:
     memory_s = nbytes / hw.host.bytes_per_s
     compute_s = flops / hw.host.flops_per_s if hw.host.flops_per_s else 0.0
     bound = "host-compute" if compute_s > memory_s else "host-memory"
-    return dict(unit="host", time_s=max(memory_s, compute_s), bound=bound, bytes=nbytes, row_hit_rate=None,
+    return dict(unit="host", time_s=max(memory_s, compute_s), bound=bound, bytes=nbytes, bytes_host=nbytes,
+                row_hit_rate=None,
                 macs=flops / 2 if e.op is OpKind.MAC else 0.0, flops=flops, traffic=traffic)
 
 
@@ -116,7 +140,8 @@ def coprocess_cost(e: Einsum, hw: PimSpec) -> dict[str, Any] | None:
     for k, v in on_pim["traffic"].items():
         traffic[k] = traffic.get(k, 0.0) + v * frac
     return dict(unit="pim+host", time_s=max(x * t_p, (experts - x) * t_h), bound=f"co-processed {x}/{experts} on pim",
-                bytes=on_pim["bytes"] * frac + on_host["bytes"] * (1 - frac), row_hit_rate=on_pim["row_hit_rate"],
+                bytes=on_pim["bytes"] * frac + on_host["bytes"] * (1 - frac), streamed_bytes=on_pim["streamed_bytes"],
+                io_bytes=on_pim["io_bytes"], bytes_host=on_host["bytes"] * (1 - frac), row_hit_rate=on_pim["row_hit_rate"],
                 load_balance=on_pim["load_balance"],
                 macs=on_pim["macs"], flops=on_pim["flops"], traffic=traffic, pim_fraction=frac,
                 pim_s=x * t_p, host_s=(experts - x) * t_h)
@@ -165,8 +190,7 @@ class PimEngine:
             raise problems[0].error()
         tck = hardware.dram.tck_s
         rows: list[dict[str, Any]] = []
-        modelled = hardware.energy_pj_per_byte_pim is not None and hardware.host.energy_pj_per_byte is not None
-        core = Totals(0.0, 0.0, energy_pj_by_component={} if modelled else {"pim": None})
+        core = Totals(0.0, 0.0)
         pim_s = pim_bytes = host_bytes = hit_reads = 0.0
         weighted_hits = 0.0
         for part, graph, repeat in _parts(workload):
@@ -179,13 +203,13 @@ class PimEngine:
                 for name, b in c["traffic"].items():
                     r = tensors[name].role.value
                     roles[r] = roles.get(r, 0.0) + b
-                energy = self._energy(c, hardware)
+                energy = op_energy(c, hardware)
                 cycles = c["time_s"] / tck
                 busy = ({"pim": c["pim_s"], "host": c["host_s"]} if c["unit"] == "pim+host"
                         else {c["unit"]: c["time_s"]})
                 written = c["traffic"].get(e.output.tensor.name, 0.0)
                 op_totals = Totals(c["time_s"], cycles, c["macs"], c["flops"],
-                                   {"dram": energy} if modelled else {"pim": None}, {"dram": c["bytes"] - written},
+                                   energy, {"dram": c["bytes"] - written},
                                    {"dram": written}, roles, busy)
                 core = core + op_totals.scaled(repeat)
                 share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))
@@ -195,9 +219,11 @@ class PimEngine:
                     weighted_hits += c["row_hit_rate"] * c["bytes"] * share * repeat
                     hit_reads += c["bytes"] * share * repeat
                 host_bytes += c["bytes"] * (1 - share) * repeat
+                # one instance per row, ``repeat`` says how many (as the mesh and multicore engines;
+                # the CLI multiplies)
                 rows.append(dict(name=f"{part}.{e.name}" if part else e.name, op=e.op.value, unit=c["unit"],
-                                 bound=c["bound"], repeat=repeat, total_s=c["time_s"] * repeat,
-                                 total_cycles=cycles * repeat, bytes=c["bytes"] * repeat,
+                                 bound=c["bound"], repeat=repeat, total_s=c["time_s"],
+                                 total_cycles=cycles, bytes=c["bytes"],
                                  row_hit_rate=c["row_hit_rate"], load_balance=c.get("load_balance")))
         batch = int((getattr(workload, "meta", None) or {}).get("batch") or 1)
         extra = dict(token_latency_s=core.total_s, tokens_per_s=batch / core.total_s if core.total_s else 0.0,
@@ -206,14 +232,7 @@ class PimEngine:
         meta = dict(getattr(workload, "meta", {}) or {})
         meta.update(device=hardware.name, standard=hardware.standard, level=hardware.level,
                     internal_bytes_per_s=hardware.internal_bytes_per_s,
-                    energy_model="per-byte energies from the preset sources" if core.energy_pj is not None
-                    else "energy not modelled (no cited per-command energies for this device)")
+                    energy_model=("per-event energies from the preset sources (accelsim.engines.pim.energy); "
+                                  f"components without a cited number: {core.energy_unknown or 'none'}"))
         return Report(workload=getattr(workload, "name", "workload"), hardware=hardware.name, layers=rows,
                       totals={**core.flat(), **extra}, meta=meta, core=core)
-
-    @staticmethod
-    def _energy(c: dict[str, Any], hw: PimSpec) -> float | None:
-        if hw.energy_pj_per_byte_pim is None or hw.host.energy_pj_per_byte is None:
-            return None
-        share = {"pim": 1.0, "host": 0.0}.get(c["unit"], c.get("pim_fraction", 0.0))
-        return c["bytes"] * (share * hw.energy_pj_per_byte_pim + (1 - share) * hw.host.energy_pj_per_byte)

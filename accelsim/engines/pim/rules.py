@@ -22,7 +22,7 @@ Addr = tuple[int, int, int, int, int, int]  # channel, pseudochannel, rank, bank
 ACTS = ("ACT", "ACTAB", "ACTSB", "ACTPB")
 PRES = ("PRE", "PREA", "PRESB", "PREPB")
 MACS = ("MACAB", "MACSB", "MACPB")
-DATA = ("WRGB", "MVSB", "MVGB", "SFM", "RD", "WR")  # commands that use the pseudo-channel data path
+DATA = ("WRGB", "MVSB", "MVGB", "SFM", "RD", "WR", "RDMAC")  # commands that use the pseudo-channel data path
 ROW_COMMANDS = frozenset(ACTS + PRES + ("REFab",))
 COLUMN_COMMANDS = frozenset(MACS + DATA)
 # which activate / precharge a column command of each family needs (open-row policy)
@@ -94,6 +94,21 @@ def build_rules(t: dict[str, int]) -> list[Rule]:
     if "tCCDSB" in t:  # AttAcc bank-group PIM: the same bank of every bank group at once
         add(CHANNEL, ("MACSB",), ("MACSB",), t["tCCDSB"], "tCCDSB")
         add(BANK, ("ACTSB",), ("MACSB",), t["tRCDRD"], "tRCD to MAC")
+    # AiM global buffer and MAC-result reads (arkhadem/aim_simulator src/dram/impl/GDDR6.cpp, commit
+    # c2f8ab6, populate_timingcons): WR_GB writes the input vector into the channel's global buffer
+    # over the external bus, RD_MAC reads the 16 banks' MAC registers back over it
+    if "tCWLGB" in t:
+        gb_write = t["tCWLGB"] + t["tBL"]  # the source's WRGB command latency: nCWLGB + nBL
+        # data hazard (the source's memory system orders dependent ISRs): a MAC reads the global
+        # buffer only after the write that fills it has completed
+        add(CHANNEL, ("WRGB",), ("MACAB",), gb_write, "WRGB to MAC (global-buffer write latency)")
+        # MAC16 <-> RDMAC16 share the bus inside the bank groups: nCCDL both ways
+        add(CHANNEL, ("MACAB",), ("RDMAC",), t["tCCDL"], "MAC to RDMAC tCCDL")
+        add(CHANNEL, ("RDMAC",), ("MACAB",), t["tCCDL"], "RDMAC to MAC tCCDL")
+        # bus turnarounds on the external bus: write-to-read nCWLGB + nBL + nWTRS, read-to-write
+        # nCLREG + nBL + 3 - nCWLGB + nWPRE (the source's tRTW form)
+        add(CHANNEL, ("WRGB",), ("RDMAC",), gb_write + t["tWTRS"], "WRGB to RDMAC tWTR")
+        add(CHANNEL, ("RDMAC",), ("WRGB",), t["tCLREG"] + t["tBL"] + 3 - t["tCWLGB"] + t["tWPRE"], "RDMAC to WRGB tRTW")
     # per-bank MACs (AttAcc buffer PIM, broadcast to both pseudo-channels): column-command spacing
     add(CHANNEL, ("MACPB",), ("MACPB",), t["tBL"], "MACPB data bus")
     add(RANK, ("MACPB",), ("MACPB",), t["tCCDS"], "MACPB tCCDS")

@@ -132,3 +132,23 @@ def test_tfaw_and_trrd_closed_form():
     early = [(c - 1 if c == acts[4] and n == "ACT" else c, n, a) for c, n, a in res.trace]
     v = check_trace(early, t, std.organization)
     assert v is not None and v.rule == "tFAW"
+
+
+@settings(max_examples=8, deadline=None)
+@given(level=st.sampled_from(["bank", "bankgroup", "buffer"]), n=st.integers(1, 700),
+       vectors=st.integers(1, 2), barrier_every=st.integers(0, 40))
+def test_progress_cut_equals_the_shorter_stream_simulated_alone(level, n, vectors, barrier_every):
+    # why the engine may answer every GEMV of one placement from one run: the stream of n
+    # commands is a prefix of a longer one, and a placed command never moves
+    from accelsim.engines.pim.channel_sim import BARRIER
+
+    t = standard("HBM3-AttAcc").cycles() | {"tREFI": 900}  # several refreshes inside the stream
+    stream = gemv_requests(level, 720, 32, vectors)
+    if barrier_every:
+        stream = [r for i, req in enumerate(stream)
+                  for r in ([req, (BARRIER, (0, -1, -1, -1, -1, -1))] if i % barrier_every == 0 else [req])]
+    long = simulate_channel(stream, t, ORG, track_progress=True)
+    assert len(long.progress) == len(stream) and long.progress[-1][0] == long.cycles
+    short = simulate_channel(stream[:n], t, ORG)
+    cycles, activates, hits, requests = long.progress[n - 1]
+    assert (cycles, activates, hits, requests) == (short.cycles, short.activates, short.row_hits, short.row_requests)

@@ -54,6 +54,8 @@ class ChannelResult:
     row_requests: int  # column requests that need an open row
     trace: list[tuple[int, str, Addr]] = field(default_factory=list)
     refresh_marks: list[tuple[int, int, int]] = field(default_factory=list)  # (request, REF cycle, ACTs so far)
+    # after request i: (cycles, activates, row hits, row requests) of the stream cut after request i
+    progress: list[tuple[int, int, int, int]] = field(default_factory=list)
 
     @property
     def row_hit_rate(self) -> float:
@@ -64,7 +66,8 @@ class ChannelSim:
     """One channel: bank states, command histories, the two buses."""
 
     def __init__(self, timings: dict[str, int], organization: dict[str, int], channel: int = 0,
-                 window: int = DEFAULT_WINDOW, refresh: bool = True, record: bool = False) -> None:
+                 window: int = DEFAULT_WINDOW, refresh: bool = True, record: bool = False,
+                 track_progress: bool = False) -> None:
         check_timing_names(timings)
         self.t = timings
         self.rules = build_rules(timings)
@@ -80,6 +83,8 @@ class ChannelSim:
         self.window = window
         self.refresh = refresh
         self.record = record
+        self.track_progress = track_progress
+        self.last_row_t = 0  # the latest row command so far (precharge, activate, refresh)
         self.hist: dict[str, tuple[list[int], list[Addr]]] = {}
         self.last_use: dict[tuple[int, int, int, int], int] = {}  # bank -> its last column command
         self.row_floor = 0  # row commands never move before the last refresh
@@ -147,6 +152,8 @@ class ChannelSim:
         while t in bus:
             t = self.earliest(name, addr, t + 1)
         bus.add(t)
+        if name not in COLUMN_COMMANDS:
+            self.last_row_t = max(self.last_row_t, t)
         times, addrs = self.hist.setdefault(name, ([], []))
         i = bisect_right(times, t)
         times.insert(i, t)
@@ -173,7 +180,14 @@ class ChannelSim:
         last_col = -1
         leave: list[int] = []
         counts: dict[str, int] = {}
+        progress: list[tuple[int, int, int, int]] = []
+        c = self.counts
         for i, (name, addr) in enumerate(requests):
+            if self.track_progress and i:
+                # the stream cut after request i-1 ends here: commands never move once placed,
+                # and the refresh below belongs to request i (a shorter stream never issues it)
+                progress.append((max(last_col, self.last_row_t) + 1, c["activates"], c["row_hits"],
+                                 c["row_requests"]))
             enter = leave[i - self.window] if i >= self.window else 0
             if name == BARRIER:
                 floor = max(floor, last_col + 1)
@@ -197,11 +211,11 @@ class ChannelSim:
                 data_clock = max(data_clock, t)
             last_col = max(last_col, t)
             leave.append(t)
-        last_row = max((h[0][-1] for n, h in self.hist.items() if n not in COLUMN_COMMANDS and h[0]), default=0)
-        cycles = max(last_col, last_row) + 1
-        c = self.counts
+        cycles = max(last_col, self.last_row_t) + 1
+        if self.track_progress and requests:
+            progress.append((cycles, c["activates"], c["row_hits"], c["row_requests"]))
         return ChannelResult(cycles, counts, c["activates"], c["precharges"], c["refreshes"], c["row_hits"],
-                             c["row_requests"], sorted(self.trace), self.marks)
+                             c["row_requests"], sorted(self.trace), self.marks, progress)
 
     def _open(self, name: str, addr: Addr, t0: int) -> int:
         """Make the row of ``addr`` open in every bank the command covers; the activate's cycle
@@ -241,5 +255,7 @@ class ChannelSim:
 
 def simulate_channel(requests: list[Request], timings: dict[str, int], organization: dict[str, int],
                      channel: int = 0, window: int = DEFAULT_WINDOW, refresh: bool = True,
-                     record: bool = False) -> ChannelResult:
-    return ChannelSim(timings, organization, channel, window, refresh, record).run(requests)
+                     record: bool = False, track_progress: bool = False) -> ChannelResult:
+    """``track_progress``: also return, after every request, the cycles and row counts the stream
+    cut there would have, so one run answers every shorter prefix of the same stream."""
+    return ChannelSim(timings, organization, channel, window, refresh, record, track_progress).run(requests)

@@ -161,10 +161,11 @@ def gb_gemv_cycles(g: GbGemv, order: str, timings_key: tuple, org_key: tuple) ->
     per_unit = total / len(us)
     n2 = max(2, min(len(us) - 1, int(EXACT_REQUESTS // per_unit)))
     n1 = n2 // 2
-    r1 = simulate_channel([r for u in us[:n1] for r in u], timings, org)
-    r2 = simulate_channel([r for u in us[:n2] for r in u], timings, org)
+    # the n1-iteration stream is a prefix of the n2 one: one run gives both (placed commands never move)
+    r2 = simulate_channel([r for u in us[:n2] for r in u], timings, org, track_progress=True)
+    r1_cycles = r2.progress[sum(len(u) for u in us[:n1]) - 1][0]
     rest = sum(len(u) for u in us[n2:]) / (sum(len(u) for u in us[n1:n2]))
-    cycles = r2.cycles + rest * (r2.cycles - r1.cycles)
+    cycles = r2.cycles + rest * (r2.cycles - r1_cycles)
     return float(math.ceil(cycles)), r2.row_hit_rate
 
 

@@ -45,17 +45,38 @@ def gemv_requests(level: str, commands: int, cpr: int, vectors: int) -> list:
     return out
 
 
+def _prefix_commands(level: str, cpr: int) -> int:
+    period = cpr * BANK_SPREAD[level]
+    return max(4 * period, math.ceil(SIM_COMMANDS / period) * period)
+
+
+@lru_cache(maxsize=256)
+def _stream_profile(level: str, prefix: int, cpr: int, vectors: int, timings_key: tuple, org_key: tuple):
+    """One simulation of the longest exactly simulated stream of a (placement, row, batch), with
+    its progress after every request.
+
+    Why one run serves every GEMV of that kind: the stream of ``n`` commands is the first ``n``
+    commands of the longer one, and a placed command never moves, so a shorter GEMV's cycles are
+    the longer run's cut after its last request; a longer GEMV extrapolates from the same run.
+    A whole model then costs one channel simulation per placement and batch, not one per shape.
+    """
+    return simulate_channel(gemv_requests(level, prefix, cpr, vectors), dict(timings_key), dict(org_key),
+                            track_progress=True)
+
+
 @lru_cache(maxsize=4096)
 def gemv_cycles(level: str, commands: int, cpr: int, vectors: int, timings_key: tuple, org_key: tuple,
                 exact: bool = False) -> tuple[float, float]:
     """(cycles, row-hit rate) of one channel issuing ``commands`` MAC columns."""
-    timings, org = dict(timings_key), dict(org_key)
-    period = cpr * BANK_SPREAD[level]
-    prefix = max(4 * period, math.ceil(SIM_COMMANDS / period) * period)
-    if exact or commands <= prefix:
-        res = simulate_channel(gemv_requests(level, commands, cpr, vectors), timings, org)
+    if exact:
+        res = simulate_channel(gemv_requests(level, commands, cpr, vectors), dict(timings_key), dict(org_key))
         return float(res.cycles), res.row_hit_rate
-    full = simulate_channel(gemv_requests(level, prefix, cpr, vectors), timings, org)
+    period = cpr * BANK_SPREAD[level]
+    prefix = _prefix_commands(level, cpr)
+    full = _stream_profile(level, prefix, cpr, vectors, timings_key, org_key)
+    if commands <= prefix:
+        cycles, _, hits, requests = full.progress[commands * vectors - 1]
+        return float(cycles), (hits / requests if requests else 1.0)
     marks = full.refresh_marks
     if len(marks) >= 3:
         # steady state between two refreshes a whole number of intervals apart (the first is
@@ -64,13 +85,12 @@ def gemv_cycles(level: str, commands: int, cpr: int, vectors: int, timings_key: 
         per_request, acts_per_request = (t1 - t0) / (i1 - i0), (acts1 - acts0) / (i1 - i0)
     else:
         half_n = prefix // 2 // period * period
-        half = simulate_channel(gemv_requests(level, half_n, cpr, vectors), timings, org)
+        half_cycles, half_acts, _, _ = full.progress[half_n * vectors - 1]
         span = (prefix - half_n) * vectors
-        per_request = (full.cycles - half.cycles) / span
-        acts_per_request = (full.activates - half.activates) / span
+        per_request = (full.cycles - half_cycles) / span
+        acts_per_request = (full.activates - half_acts) / span
     extra = (commands - prefix) * vectors
     cycles = full.cycles + extra * per_request
     # activations (row changes and re-opens after refresh) extrapolate the same way
     hits = 1.0 - (full.activates + extra * acts_per_request) / (commands * vectors)
     return float(math.ceil(cycles)), hits
-

@@ -11,7 +11,11 @@
   over DRAM bandwidth: operands are not assumed resident on chip between operators.
 * Every operator adds ``launch_overhead_s`` (one kernel launch each).
 
-An all-reduce needs an interconnect this kind does not describe, so ``check`` refuses it.
+* An all-reduce (``OpKind.ALLREDUCE`` with ``attrs['collective_bytes']``, the bytes each device
+  sends, ``workloads.builder``'s ring count) takes the larger of those bytes over the spec's
+  ``interconnect_bytes_per_s`` (one direction; a ring sends and receives at once) and its in-place
+  HBM traffic over DRAM bandwidth, plus one launch. Without a link the spec is one device and
+  ``check`` refuses it; no link latency term beyond the launch is modelled.
 """
 from __future__ import annotations
 
@@ -138,6 +142,29 @@ def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
     return row, totals
 
 
+def _allreduce_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
+    link = hw.interconnect_bytes_per_s
+    assert link is not None  # check() refuses an all-reduce on a spec without a link
+    sent_bytes = float(e.attrs["collective_bytes"])
+    traffic = einsum_traffic(e)  # in place: the buffer read and written once
+    nbytes = sum(traffic.values())
+    link_s = sent_bytes / link
+    memory_s = nbytes / (hw.dram_bytes_per_cycle * hw.clock_hz)
+    total_s = max(link_s, memory_s) + hw.launch_overhead_s
+    clock = hw.clock_hz
+    flops = einsum_flops(e)
+    energy = (flops * hw.vector_energy_pj_per_flop + nbytes / 2 * hw.dram.read_energy_pj_per_byte
+              + nbytes / 2 * hw.dram.write_energy_pj_per_byte)
+    busy = {"link": link_s, f"{hw.dram.name}_port": memory_s}
+    role = e.output.tensor.role.value
+    totals = Totals(total_s, total_s * clock, 0.0, flops, {"vector_and_dram": energy}, {"dram": nbytes / 2},
+                    {"dram": nbytes / 2}, {role: nbytes}, busy)
+    row = {"name": e.name, "op": e.op.value, "unit": "link", "bound": "communication" if link_s >= memory_s
+           else "memory", "total_s": total_s, "total_cycles": total_s * clock, "dram_bytes": nbytes,
+           "link_bytes": sent_bytes, "flops": flops, "roof": "link", "peak_flops_per_s": hw.vector_flops_per_s}
+    return row, totals
+
+
 class MulticoreEngine:
     kind = "multicore"
     metrics: ClassVar[dict[str, str]] = {"launches": "int64", "mapper_time_limited": "int64",
@@ -167,9 +194,13 @@ class MulticoreEngine:
                                         f">= {held} bytes, or a smaller workload"))
         for part, graph, _ in _parts(workload):
             for e in graph.einsums:
-                if e.op is OpKind.ALLREDUCE:
-                    problems.append(Problem(f"einsum {e.name}", "an all-reduce needs an interconnect, which the "
-                                            "multicore kind does not describe", "single-device workloads (tp=1)"))
+                if e.op is OpKind.ALLREDUCE and hardware.interconnect_bytes_per_s is None:
+                    problems.append(Problem(f"einsum {e.name}", f"an all-reduce needs an interconnect, and "
+                                            f"{hardware.name} has no interconnect_bytes_per_s",
+                                            "single-device workloads (tp=1), or a spec with a link"))
+                elif e.op is OpKind.ALLREDUCE and not e.attrs.get("collective_bytes"):
+                    problems.append(Problem(f"einsum {e.name}", "an all-reduce without attrs['collective_bytes'] "
+                                            "(the bytes each device sends)", "collective_bytes > 0"))
                 elif is_gemm(e) and mapping is not None and e.name in mapping.tiling:
                     try:
                         validate_nest(LoopNest.from_dict(e.name, mapping.tiling[e.name]), LoopProblem.from_einsum(e),
@@ -195,6 +226,8 @@ class MulticoreEngine:
                     cost, _, info = gemm_cost(e, hardware, mapping, time_limit_s)
                     row, t = _gemm_row(e, hardware, cost, info)
                     limited += info["status"] == "time_limit"
+                elif e.op is OpKind.ALLREDUCE:
+                    row, t = _allreduce_row(e, hardware)
                 else:
                     row, t = _vector_row(e, hardware)
                 row = {**row, "name": f"{part}.{e.name}" if part else e.name, "part": part, "repeat": repeat}

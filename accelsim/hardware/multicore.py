@@ -60,6 +60,9 @@ class MulticoreAccelerator(HardwareSpec):
     mac_energy_pj: float = Field(default=0.0, ge=0)
     vector_energy_pj_per_flop: float = Field(default=0.0, ge=0)
     launch_overhead_s: float = Field(default=0.0, ge=0, description="fixed time per operator (kernel launch)")
+    interconnect_bytes_per_s: float | None = Field(
+        default=None, gt=0, description="per-device one-direction link bandwidth to the tensor-parallel peers "
+        "(NVLink); None: a single device, all-reduces are refused")
 
     @model_validator(mode="after")
     def _check(self) -> MulticoreAccelerator:

@@ -118,7 +118,7 @@ def layer_graph(phase: str, model: str = "gpt-3") -> Graph:
     heads, e = cfg.num_heads // TP, cfg.hidden_size // cfg.num_heads
     s = PROMPT if phase == "prefill" else 1
     keys = PROMPT if phase == "prefill" else PROMPT + GENERATED + 1
-    sz = dict(b=BATCH, s=s, m=keys, d=cfg.hidden_size, h=heads, e=e, f=cfg.ffn_size // TP)
+    sz = {"b": BATCH, "s": s, "m": keys, "d": cfg.hidden_size, "h": heads, "e": e, "f": cfg.ffn_size // TP}
     x = bb.t("x", "bsd", (BATCH, s, cfg.hidden_size), TensorRole.INPUT)
     q = bb.linear("q", x, "bsd", "wq", "dhe", "bshe", sz)
     k = bb.linear("k", x, "bsd", "wk", "dhe", "bshe", sz)

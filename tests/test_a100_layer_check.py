@@ -117,3 +117,18 @@ def test_softmax_and_layernorm_never_beat_hbm(graph_of, name):
     for r in layer.load_rowwise(name):
         t = simulate(graph_of(r["m"], r["n"]), "a100-cores").core.total_s
         assert t >= 2 * r["m"] * r["n"] * 2 / HBM_BYTES_PER_S  # read once, write once, fp16
+
+
+def test_a_tensor_parallel_zoo_model_runs_on_a100_cores_with_its_allreduces():
+    from workloads.models import load_model
+    from workloads.transformer import build_model
+
+    model = build_model(load_model("gpt2"), "decode", batch=1, context=128, tp=2)
+    report = simulate(model, "a100-cores", time_limit_s=1)
+    links = [r for r in report.layers if r["unit"] == "link"]
+    assert len(links) == 2  # attention and FFN all-reduce of the (repeated) block
+    for r in links:
+        buffer_bytes = 1 * 1 * 768 * 2  # [b, s, d] fp16
+        assert r["link_bytes"] == pytest.approx(2 * (2 - 1) / 2 * buffer_bytes)
+        assert r["total_s"] >= r["link_bytes"] / NVLINK_BYTES_PER_S + A100.launch_overhead_s
+    assert report.core.total_s == pytest.approx(sum(r["total_s"] * r["repeat"] for r in report.layers), rel=1e-9)

@@ -128,8 +128,10 @@ def layer_rows(phase: str, time_limit_s: float) -> tuple[list[dict], dict]:
     measured = layer.load_layer(phase)
     bounds = {r["name"]: r["bound"] for r in report.layers}
     dram = {r["name"]: r["dram_bytes"] for r in report.layers}
+    status = {r["name"]: r.get("mapper_status", "-") for r in report.layers}
     rows = [_row(layer.ROW_CLASS[name], name, measured[name], predicted[name],
-                 "/".join(sorted({bounds[e] for e in layer.LAYER_ROWS[name]})), group=f"layer {phase}",
+                 "/".join(sorted({bounds[e] for e in layer.LAYER_ROWS[name]})),
+                 "/".join(sorted({status[e] for e in layer.LAYER_ROWS[name]})), group=f"layer {phase}",
                  dram_bytes=sum(dram[e] for e in layer.LAYER_ROWS[name]))
             for name in layer.LAYER_ROWS]
     total = _row("layer", f"gpt-3 layer {phase}, tp {layer.TP}", sum(measured.values()), sum(predicted.values()),

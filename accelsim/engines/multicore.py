@@ -10,6 +10,10 @@
   larger of their FLOPs over the vector rate and their compulsory bytes (``einsum_traffic``)
   over DRAM bandwidth: operands are not assumed resident on chip between operators.
 * Every operator adds ``launch_overhead_s`` (one kernel launch each).
+* The spec's ``compute_efficiency`` and ``memory_efficiency`` (achievable fractions of the arrays'
+  and vector units' peak and of the DRAM bandwidth) reach GEMMs through ``hw.hierarchy()``, whose
+  cycles are array steps at ``hw.array_clock_hz``, and the vector and all-reduce operators through
+  ``hw.vector_flops_per_s`` and ``hw.dram_bytes_per_s``. ``total_cycles`` stays in nominal clocks.
 
 * An all-reduce (``OpKind.ALLREDUCE`` with ``attrs['collective_bytes']``, the bytes each device
   sends, ``workloads.builder``'s ring count) takes the larger of those bytes over the spec's
@@ -78,7 +82,8 @@ def gemm_cost(e: Einsum, hw: MulticoreAccelerator, mapping: Mapping | None, time
 def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -> tuple[dict, Totals]:
     frac = float(e.attrs.get("flop_fraction", 1.0))
     clock = hw.clock_hz
-    work_s = cost.latency_cycles / clock * frac
+    step_hz = hw.array_clock_hz  # the hierarchy's cycles are array steps (hw.hierarchy())
+    work_s = cost.latency_cycles / step_hz * frac
     total_s = work_s + hw.launch_overhead_s
     reads = {lv: sum(v.values()) * frac for lv, v in cost.reads_bytes.items()}
     writes = {lv: sum(v.values()) * frac for lv, v in cost.writes_bytes.items()}
@@ -96,17 +101,18 @@ def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -
         reads[dram] += r
         writes[dram] += w
         by_role[roles[tname]] = by_role.get(roles[tname], 0.0) + r + w
-    busy = {"array": cost.macs * frac / hw.peak_macs_per_cycle,
-            **{f"{lv}_port": c * frac for lv, c in cost.level_cycles.items()}}
+    busy_s = {"array": cost.macs * frac / hw.peak_macs_per_cycle / step_hz,
+              **{f"{lv}_port": c * frac / step_hz for lv, c in cost.level_cycles.items()}}
     bound = max(["compute", *cost.level_cycles], key=lambda k: cost.compute_cycles if k == "compute"
                 else cost.level_cycles[k])
     # MACs and FLOPs are the Einsum's own; busy cycles, bytes and energy include any padding
     totals = Totals(total_s, total_s * clock, e.macs * frac, 2.0 * e.macs * frac,
                     {"array_and_memories": cost.energy_pj * frac}, _dram_named(reads, dram),
-                    _dram_named(writes, dram), by_role, {u: c / clock for u, c in busy.items()})
+                    _dram_named(writes, dram), by_role, busy_s)
     row = {"name": e.name, "op": e.op.value, "unit": "array", "bound": bound, "total_s": total_s,
            "total_cycles": total_s * clock, "dram_bytes": reads[dram] + writes[dram], "utilization_array":
-           busy["array"] / (total_s * clock), "mapper_status": info["status"], "mapper_gap": info["gap"],
+           cost.macs * frac / hw.peak_macs_per_cycle / (total_s * clock), "mapper_status": info["status"],
+           "mapper_gap": info["gap"],
            "flops": 2.0 * e.macs * frac, "roof": "array", "peak_flops_per_s": 2.0 * hw.peak_macs_per_cycle * clock}
     return row, totals
 
@@ -121,7 +127,7 @@ def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
     traffic = einsum_traffic(e)
     nbytes = sum(traffic.values())
     vector_s = flops / hw.vector_flops_per_s
-    memory_s = nbytes / (hw.dram_bytes_per_cycle * hw.clock_hz)
+    memory_s = nbytes / hw.dram_bytes_per_s
     total_s = max(vector_s, memory_s) + hw.launch_overhead_s
     clock = hw.clock_hz
     tensors = {t.name: t for t in e.tensors}
@@ -149,7 +155,7 @@ def _allreduce_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
     traffic = einsum_traffic(e)  # in place: the buffer read and written once
     nbytes = sum(traffic.values())
     link_s = sent_bytes / link
-    memory_s = nbytes / (hw.dram_bytes_per_cycle * hw.clock_hz)
+    memory_s = nbytes / hw.dram_bytes_per_s
     total_s = max(link_s, memory_s) + hw.launch_overhead_s
     clock = hw.clock_hz
     flops = einsum_flops(e)
@@ -239,7 +245,8 @@ class MulticoreEngine:
         totals = {**core.flat(), "launches": launches, "mapper_time_limited": limited,
                   "dram_bytes_per_s": hardware.dram_bytes_per_cycle * hardware.clock_hz}
         meta = {"engine": "multicore", "mapper": "tiling (latency)", "time_limit_s": time_limit_s,
-                "launch_overhead_s": hardware.launch_overhead_s}
+                "launch_overhead_s": hardware.launch_overhead_s, "compute_efficiency": hardware.compute_efficiency,
+                "memory_efficiency": hardware.memory_efficiency}
         return Report(getattr(workload, "name", "workload"), hardware.name, layers, totals, meta, core)
 
 

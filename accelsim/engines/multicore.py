@@ -13,7 +13,8 @@
 * The spec's ``compute_efficiency`` and ``memory_efficiency`` (achievable fractions of the arrays'
   and vector units' peak and of the DRAM bandwidth) reach GEMMs through ``hw.hierarchy()``, whose
   cycles are array steps at ``hw.array_clock_hz``, and the vector and all-reduce operators through
-  ``hw.vector_flops_per_s`` and ``hw.dram_bytes_per_s``. ``total_cycles`` stays in nominal clocks.
+  ``hw.vector_flops_per_s * hw.compute_efficiency`` and ``hw.dram_bytes_per_s``. ``total_cycles`` stays in
+  nominal clocks.
 
 * An all-reduce (``OpKind.ALLREDUCE`` with ``attrs['collective_bytes']``, the bytes each device
   sends, ``workloads.builder``'s ring count) takes the larger of those bytes over the spec's
@@ -126,7 +127,7 @@ def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
     flops = einsum_flops(e)
     traffic = einsum_traffic(e)
     nbytes = sum(traffic.values())
-    vector_s = flops / hw.vector_flops_per_s
+    vector_s = flops / (hw.vector_flops_per_s * hw.compute_efficiency)
     memory_s = nbytes / hw.dram_bytes_per_s
     total_s = max(vector_s, memory_s) + hw.launch_overhead_s
     clock = hw.clock_hz

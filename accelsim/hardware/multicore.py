@@ -109,8 +109,8 @@ class MulticoreAccelerator(HardwareSpec):
 
     @property
     def vector_flops_per_s(self) -> float:
-        """Achievable vector-unit FLOP/s (datasheet rate times ``compute_efficiency``)."""
-        return self.cores * self.core.vector_flops_per_cycle * self.clock_hz * self.compute_efficiency
+        """Datasheet vector-unit FLOP/s (the engine applies ``compute_efficiency``, as the gpu kind does)."""
+        return self.cores * self.core.vector_flops_per_cycle * self.clock_hz
 
     def hierarchy(self) -> Hierarchy:
         """Storage levels innermost first, with the arrays' and the cores' fanouts.

@@ -202,8 +202,8 @@ DIAGNOSIS = [
      "take the prefill layer from -15.2 % to -7.6 % and the decode layer from -15.9 % to -0.5 %. The prefill gain "
      "is mostly genuine: its projection GEMMs are compute-bound like the development GEMMs and are now 2-6 % low "
      "(were 9-13 %). The decode figure is a cancellation, not agreement: its GEMM rows are now 0.091 ms too slow "
-     "(weight and KV-cache streams predicted +7 to +18 %, see the next point) and its layer-norm, GELU and softmax "
-     "rows 0.103 ms too fast (launch, two points down)."),
+     "(weight and K-cache streams predicted +7 to +18 %, see the next point), its layer-norm and GELU rows 0.115 ms "
+     "too fast (launch, two points down) and its softmax and all-reduce rows 0.019 ms too slow."),
     ("- **One memory fraction does not fit reads and writes alike.** Achieved bandwidth (the model's DRAM bytes / "
      "measured time, column `achieved_hbm_pct`, against 2.039 TB/s) is about 94 % for the read-only decode W1/W2 "
      "weight streams without their launch (80 % with it), 75-77 % for the largest GELUs (half writes, the "

@@ -10,8 +10,17 @@
   larger of their FLOPs over the vector rate and their compulsory bytes (``einsum_traffic``)
   over DRAM bandwidth: operands are not assumed resident on chip between operators.
 * Every operator adds ``launch_overhead_s`` (one kernel launch each).
+* The spec's ``compute_efficiency`` and ``memory_efficiency`` (achievable fractions of the arrays'
+  and vector units' peak and of the DRAM bandwidth) reach GEMMs through ``hw.hierarchy()``, whose
+  cycles are array steps at ``hw.array_clock_hz``, and the vector and all-reduce operators through
+  ``hw.vector_flops_per_s * hw.compute_efficiency`` and ``hw.dram_bytes_per_s``. ``total_cycles`` stays in
+  nominal clocks.
 
-An all-reduce needs an interconnect this kind does not describe, so ``check`` refuses it.
+* An all-reduce (``OpKind.ALLREDUCE`` with ``attrs['collective_bytes']``, the bytes each device
+  sends, ``workloads.builder``'s ring count) takes the larger of those bytes over the spec's
+  ``interconnect_bytes_per_s`` (one direction; a ring sends and receives at once) and its in-place
+  HBM traffic over DRAM bandwidth, plus one launch. Without a link the spec is one device and
+  ``check`` refuses it; no link latency term beyond the launch is modelled.
 """
 from __future__ import annotations
 
@@ -74,7 +83,8 @@ def gemm_cost(e: Einsum, hw: MulticoreAccelerator, mapping: Mapping | None, time
 def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -> tuple[dict, Totals]:
     frac = float(e.attrs.get("flop_fraction", 1.0))
     clock = hw.clock_hz
-    work_s = cost.latency_cycles / clock * frac
+    step_hz = hw.array_clock_hz  # the hierarchy's cycles are array steps (hw.hierarchy())
+    work_s = cost.latency_cycles / step_hz * frac
     total_s = work_s + hw.launch_overhead_s
     reads = {lv: sum(v.values()) * frac for lv, v in cost.reads_bytes.items()}
     writes = {lv: sum(v.values()) * frac for lv, v in cost.writes_bytes.items()}
@@ -92,17 +102,18 @@ def _gemm_row(e: Einsum, hw: MulticoreAccelerator, cost: NestCost, info: dict) -
         reads[dram] += r
         writes[dram] += w
         by_role[roles[tname]] = by_role.get(roles[tname], 0.0) + r + w
-    busy = {"array": cost.macs * frac / hw.peak_macs_per_cycle,
-            **{f"{lv}_port": c * frac for lv, c in cost.level_cycles.items()}}
+    busy_s = {"array": cost.macs * frac / hw.peak_macs_per_cycle / step_hz,
+              **{f"{lv}_port": c * frac / step_hz for lv, c in cost.level_cycles.items()}}
     bound = max(["compute", *cost.level_cycles], key=lambda k: cost.compute_cycles if k == "compute"
                 else cost.level_cycles[k])
     # MACs and FLOPs are the Einsum's own; busy cycles, bytes and energy include any padding
     totals = Totals(total_s, total_s * clock, e.macs * frac, 2.0 * e.macs * frac,
                     {"array_and_memories": cost.energy_pj * frac}, _dram_named(reads, dram),
-                    _dram_named(writes, dram), by_role, {u: c / clock for u, c in busy.items()})
+                    _dram_named(writes, dram), by_role, busy_s)
     row = {"name": e.name, "op": e.op.value, "unit": "array", "bound": bound, "total_s": total_s,
            "total_cycles": total_s * clock, "dram_bytes": reads[dram] + writes[dram], "utilization_array":
-           busy["array"] / (total_s * clock), "mapper_status": info["status"], "mapper_gap": info["gap"],
+           cost.macs * frac / hw.peak_macs_per_cycle / (total_s * clock), "mapper_status": info["status"],
+           "mapper_gap": info["gap"],
            "flops": 2.0 * e.macs * frac, "roof": "array", "peak_flops_per_s": 2.0 * hw.peak_macs_per_cycle * clock}
     return row, totals
 
@@ -116,8 +127,8 @@ def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
     flops = einsum_flops(e)
     traffic = einsum_traffic(e)
     nbytes = sum(traffic.values())
-    vector_s = flops / hw.vector_flops_per_s
-    memory_s = nbytes / (hw.dram_bytes_per_cycle * hw.clock_hz)
+    vector_s = flops / (hw.vector_flops_per_s * hw.compute_efficiency)
+    memory_s = nbytes / hw.dram_bytes_per_s
     total_s = max(vector_s, memory_s) + hw.launch_overhead_s
     clock = hw.clock_hz
     tensors = {t.name: t for t in e.tensors}
@@ -135,6 +146,29 @@ def _vector_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
     row = {"name": e.name, "op": e.op.value, "unit": "vector", "bound": "vector" if vector_s >= memory_s else "memory",
            "total_s": total_s, "total_cycles": total_s * clock, "dram_bytes": nbytes, "flops": flops,
            "roof": "vector", "peak_flops_per_s": hw.vector_flops_per_s}
+    return row, totals
+
+
+def _allreduce_row(e: Einsum, hw: MulticoreAccelerator) -> tuple[dict, Totals]:
+    link = hw.interconnect_bytes_per_s
+    assert link is not None  # check() refuses an all-reduce on a spec without a link
+    sent_bytes = float(e.attrs["collective_bytes"])
+    traffic = einsum_traffic(e)  # in place: the buffer read and written once
+    nbytes = sum(traffic.values())
+    link_s = sent_bytes / link
+    memory_s = nbytes / hw.dram_bytes_per_s
+    total_s = max(link_s, memory_s) + hw.launch_overhead_s
+    clock = hw.clock_hz
+    flops = einsum_flops(e)
+    energy = (flops * hw.vector_energy_pj_per_flop + nbytes / 2 * hw.dram.read_energy_pj_per_byte
+              + nbytes / 2 * hw.dram.write_energy_pj_per_byte)
+    busy = {"link": link_s, f"{hw.dram.name}_port": memory_s}
+    role = e.output.tensor.role.value
+    totals = Totals(total_s, total_s * clock, 0.0, flops, {"vector_and_dram": energy}, {"dram": nbytes / 2},
+                    {"dram": nbytes / 2}, {role: nbytes}, busy)
+    row = {"name": e.name, "op": e.op.value, "unit": "link", "bound": "communication" if link_s >= memory_s
+           else "memory", "total_s": total_s, "total_cycles": total_s * clock, "dram_bytes": nbytes,
+           "link_bytes": sent_bytes, "flops": flops, "roof": "link", "peak_flops_per_s": hw.vector_flops_per_s}
     return row, totals
 
 
@@ -167,9 +201,13 @@ class MulticoreEngine:
                                         f">= {held} bytes, or a smaller workload"))
         for part, graph, _ in _parts(workload):
             for e in graph.einsums:
-                if e.op is OpKind.ALLREDUCE:
-                    problems.append(Problem(f"einsum {e.name}", "an all-reduce needs an interconnect, which the "
-                                            "multicore kind does not describe", "single-device workloads (tp=1)"))
+                if e.op is OpKind.ALLREDUCE and hardware.interconnect_bytes_per_s is None:
+                    problems.append(Problem(f"einsum {e.name}", f"an all-reduce needs an interconnect, and "
+                                            f"{hardware.name} has no interconnect_bytes_per_s",
+                                            "single-device workloads (tp=1), or a spec with a link"))
+                elif e.op is OpKind.ALLREDUCE and not e.attrs.get("collective_bytes"):
+                    problems.append(Problem(f"einsum {e.name}", "an all-reduce without attrs['collective_bytes'] "
+                                            "(the bytes each device sends)", "collective_bytes > 0"))
                 elif is_gemm(e) and mapping is not None and e.name in mapping.tiling:
                     try:
                         validate_nest(LoopNest.from_dict(e.name, mapping.tiling[e.name]), LoopProblem.from_einsum(e),
@@ -195,6 +233,8 @@ class MulticoreEngine:
                     cost, _, info = gemm_cost(e, hardware, mapping, time_limit_s)
                     row, t = _gemm_row(e, hardware, cost, info)
                     limited += info["status"] == "time_limit"
+                elif e.op is OpKind.ALLREDUCE:
+                    row, t = _allreduce_row(e, hardware)
                 else:
                     row, t = _vector_row(e, hardware)
                 row = {**row, "name": f"{part}.{e.name}" if part else e.name, "part": part, "repeat": repeat}
@@ -206,7 +246,8 @@ class MulticoreEngine:
         totals = {**core.flat(), "launches": launches, "mapper_time_limited": limited,
                   "dram_bytes_per_s": hardware.dram_bytes_per_cycle * hardware.clock_hz}
         meta = {"engine": "multicore", "mapper": "tiling (latency)", "time_limit_s": time_limit_s,
-                "launch_overhead_s": hardware.launch_overhead_s}
+                "launch_overhead_s": hardware.launch_overhead_s, "compute_efficiency": hardware.compute_efficiency,
+                "memory_efficiency": hardware.memory_efficiency}
         return Report(getattr(workload, "name", "workload"), hardware.name, layers, totals, meta, core)
 
 

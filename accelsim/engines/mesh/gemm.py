@@ -169,7 +169,7 @@ def alignment_steps(algorithm: str, grid: int) -> int:
     return grid // 2 if algorithm in ("cannon", "meshgemm") and grid > 1 else 0
 
 
-def gemm_timing(algorithm: str, m: int, k: int, n_: int, grid: int, device, overlap: bool = True,
+def gemm_timing(algorithm: str, m: int, k: int, n_: int, grid: int, device, overlap: bool | None = None,
                 ramps: bool = True) -> GemmTiming:
     """Cycles of C = A @ B on a ``grid x grid`` part of ``device`` (a ``MeshDevice``).
 
@@ -179,8 +179,12 @@ def gemm_timing(algorithm: str, m: int, k: int, n_: int, grid: int, device, over
     activated by the compute and unblocked by the shifts), so a step costs max(compute, shift);
     it runs P such steps (the last shift returns the tiles home). The sharing of SRAM ports
     between the async moves and the FMACs is not modelled (no published arbitration figure).
+    The baselines' kernels (Cannon, SUMMA) are not public, so by default (``overlap=None``) only
+    MeshGEMM overlaps and the baselines shift (or broadcast), then multiply: an assumption.
     ``ramps``: the shifts share each core's ramps (``device.ramp_wavelets_per_cycle``).
     """
+    if overlap is None:
+        overlap = algorithm == "meshgemm"
     if algorithm not in GEMM_ALGORITHMS:
         raise AccelsimError(f"unknown GEMM algorithm {algorithm!r}", field="algorithm", allowed=GEMM_ALGORITHMS)
     device.check_grid(grid, grid)

@@ -247,8 +247,10 @@ def _latest_bookings(by_column: dict[int, tuple], lanes: int) -> dict[int, tuple
     every time they get is a max of sums of the booked free times; later bookings can only make
     a column's step later. A column booked no later than another, lane by lane, cannot be the
     slowest one."""
-    def key(booked: tuple) -> tuple:
-        return tuple(tuple(sorted(list(b) + [0.0] * (lanes - len(b)))) for b in booked)
+    width = [min(lanes, max((len(b[i]) for b in by_column.values()), default=0)) for i in range(2)]
+
+    def key(booked: tuple) -> tuple:  # an unused lane is free from time 0
+        return tuple(tuple(sorted(list(b) + [0.0] * (w - len(b)))) for b, w in zip(booked, width))
 
     keys = {c: key(b) for c, b in by_column.items()}
     distinct: dict[tuple, int] = {}

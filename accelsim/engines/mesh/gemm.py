@@ -142,6 +142,11 @@ class GemmTiming:
     sram_bytes_per_core: int
     max_hops: int
 
+    @property
+    def exposed_comm_cycles(self) -> float:
+        """Communication the schedule does not hide behind the multiplies (total minus compute)."""
+        return max(0.0, self.total_cycles - self.compute_cycles)
+
 
 def tiles(m: int, k: int, n_: int, grid: int) -> tuple[int, int, int]:
     for name, value in (("m", m), ("k", k), ("n", n_)):

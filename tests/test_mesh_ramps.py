@@ -8,8 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelsim.engines.mesh.collectives import collective_streams
-from accelsim.engines.mesh.gemm import GEMM_ALGORITHMS, full_mesh_step_cycles, gemm_timing, step_cycles, steps
-from accelsim.engines.mesh.gemm_transposed import execute_transposed, row_reduce_cycles, transposed_gemm_timing
+from accelsim.engines.mesh.gemm import (
+    GEMM_ALGORITHMS,
+    full_mesh_step_cycles,
+    gemm_timing,
+    step_cycles,
+    steps,
+)
+from accelsim.engines.mesh.gemm_transposed import (
+    execute_transposed,
+    row_reduce_cycles,
+    transposed_gemm_timing,
+)
 from accelsim.engines.mesh.netsim import Stream, line_path, simulate_streams
 from accelsim.hardware import load_hardware
 

@@ -7,8 +7,9 @@ padded to multiples of n and cut into Mt x Kt and Kt x Nt tiles, C tile (i, j) o
 
 Schedules are lists of tile moves per step (``step_moves``), shared by the timing (moves become
 ``netsim`` streams) and by the numpy execution (``execute``), so a schedule that puts the wrong
-tile in the wrong place fails the functional check. Steps are bulk-synchronous, as in WaferLLM's
-meshgemm.csl: a step shifts tiles, then does its Kt rank-1 updates (no overlap unless asked).
+tile in the wrong place fails the functional check. MeshGEMM overlaps a step's shift with its
+Kt rank-1 updates, as WaferLLM's meshgemm.csl does; the baselines shift, then multiply (their
+kernels are not public). The shifts of A and B share every core's ramps (``step_cycles``).
 
 - ``cannon``: tiles pre-skewed at load; each step shifts A one core west and B one core north,
   cyclic in physical order, so the wrap-around tile crosses n - 1 hops.
@@ -18,9 +19,10 @@ meshgemm.csl: a step shifts tiles, then does its Kt rank-1 updates (no overlap u
 - ``allgather``: ring-allgather of A along rows and B along columns (n - 1 steps, interleaved
   ring), then one local GEMM of the whole panels.
 
-Time of a step is the slower of its row and column communication, simulated on one
-representative row and one column: every row runs the same moves on links no other row uses,
-so this equals the full-mesh simulation (``tests/test_mesh_gemm.py`` checks it on small grids).
+Time of a step is simulated on one representative row and column(s): every row runs the same
+moves on links no other row uses; with ramps, A tiles book them first and B columns are
+simulated against those bookings, so this equals the full-mesh simulation
+(``tests/test_mesh_gemm.py`` and ``tests/test_mesh_ramps.py`` check it on small grids).
 """
 from __future__ import annotations
 
@@ -29,7 +31,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.engines.mesh.netsim import Stream, assign_colours, line_path, routing_rules, rx, simulate_streams, tx
+from accelsim.engines.mesh.netsim import (
+    Stream,
+    assign_colours,
+    line_path,
+    routing_rules,
+    rx,
+    simulate_streams,
+    tx,
+)
 from accelsim.engines.mesh.rings import interleaved_ring, sequential_ring
 from accelsim.errors import AccelsimError
 

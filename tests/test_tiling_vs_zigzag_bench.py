@@ -32,7 +32,7 @@ def test_description_is_zigzag_tpu_like():
     h, table = load_tpu_like()
     assert h.peak_macs_per_cycle == 32 * 32  # tpu_like operational_array sizes [32, 32]
     pe, sram, dram = h.levels
-    assert sram.capacity_by_tensor["A"] + sram.capacity_by_tensor["C"] == 16777216 // 8  # sram_2MB, bits
+    assert sram.capacity_by_tensor["A+C"] == 16777216 // 8  # sram_2MB (bits) shared by I and O
     assert sram.capacity_by_tensor["B"] == 32 * 32 * 1024 // 8  # one rf_128B (1024 bits) per MAC
     assert dram.bandwidth_bytes_per_cycle == 64 / 8
     assert math.isclose(h.mac_pj, 0.04 + 0.095 + 2 * 0.021)

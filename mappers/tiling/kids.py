@@ -167,20 +167,18 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
 
 
 def _fits(tc: np.ndarray, problem: LoopProblem, level: StorageLevel, copies: int) -> np.ndarray:
-    from accelsim.tiling import tensor_roles
+    from accelsim.tiling import capacity_groups
 
     ranks = list(problem.extents)
-    roles = tensor_roles(problem)
     need = {}
     for t in problem.tensors:
         cols = [ranks.index(r) for r in t.ranks]
         need[t.name] = (tc[:, cols].prod(axis=1) if cols else np.ones(len(tc), dtype=np.int64)) * t.dtype_bytes * copies
     if level.capacity_by_tensor is not None:
         ok = np.ones(len(tc), dtype=bool)
-        for t in problem.tensors:
-            cap = level.capacity_by_tensor.get(roles[t.name])
-            if cap is not None:
-                ok &= need[t.name] <= cap
+        for cap, names in capacity_groups(level, problem):
+            if names:
+                ok &= sum(need[n] for n in names) <= cap
         return ok
     if level.capacity_bytes is None:
         return np.ones(len(tc), dtype=bool)

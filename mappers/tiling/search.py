@@ -32,7 +32,7 @@ from accelsim.tiling import (
     LoopNest,
     LoopProblem,
     StorageLevel,
-    tensor_roles,
+    capacity_groups,
 )
 from mappers.tiling.kids import (
     OutOfTime,
@@ -92,17 +92,15 @@ class _Fit:
     """Capacity check of a tile at one level (shared capacity or per-operand buffers)."""
 
     def __init__(self, level: StorageLevel, problem: LoopProblem) -> None:
-        roles = tensor_roles(problem)
         self.copies = 2 if level.double_buffered else 1
         self.tensors = problem.tensors
         self.shared = level.capacity_bytes
-        self.per = None if level.capacity_by_tensor is None else {
-            t.name: level.capacity_by_tensor.get(roles[t.name]) for t in problem.tensors}
+        self.per = None if level.capacity_by_tensor is None else capacity_groups(level, problem)
 
     def __call__(self, tile: dict[str, int]) -> bool:
         need = {t.name: math.prod(tile[r] for r in t.ranks) * t.dtype_bytes * self.copies for t in self.tensors}
         if self.per is not None:
-            return all(c is None or need[n] <= c for n, c in self.per.items())
+            return all(sum(need[n] for n in names) <= cap for cap, names in self.per)
         return self.shared is None or sum(need.values()) <= self.shared
 
 

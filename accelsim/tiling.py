@@ -130,6 +130,14 @@ class StorageLevel:
     write_pj_per_byte: float = 0.0
     double_buffered: bool = False
     fanouts: tuple[Fanout, ...] = ()
+    # role (A/B/C) -> (read, write) pJ per byte where an operand's accesses cost other than the
+    # level's (ZigZag's tpu_like: the weights' share of a level is registers, the rest SRAM)
+    energy_pj_per_byte_by_tensor: dict[str, tuple[float, float]] | None = None
+
+    def energy_pj_per_byte(self, role: str) -> tuple[float, float]:
+        """(read, write) pJ per byte of the operand with ``role`` at this level."""
+        own = (self.energy_pj_per_byte_by_tensor or {}).get(role)
+        return (float(own[0]), float(own[1])) if own is not None else (self.read_pj_per_byte, self.write_pj_per_byte)
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,10 @@ def load_tpu_like(path: Path = TPU_LIKE) -> tuple[Hierarchy, dict[str, dict[str,
             lv["name"], lv.get("capacity_bytes"), lv.get("capacity_by_tensor"), lv.get("bandwidth_bytes_per_cycle"),
             float(lv.get("read_pj_per_byte", 0.0)), float(lv.get("write_pj_per_byte", 0.0)),
             bool(lv.get("double_buffered", False)),
-            tuple(Fanout(f["name"], int(f["size"]), allowed_ranks=None if f.get("allowed_ranks") is None
-                         else frozenset(f["allowed_ranks"])) for f in lv.get("fanouts", ())))
+            fanouts=tuple(Fanout(f["name"], int(f["size"]), allowed_ranks=None if f.get("allowed_ranks") is None
+                         else frozenset(f["allowed_ranks"])) for f in lv.get("fanouts", ())),
+            energy_pj_per_byte_by_tensor=None if lv.get("energy_pj_per_byte_by_tensor") is None else {
+                role: (float(rw[0]), float(rw[1])) for role, rw in lv["energy_pj_per_byte_by_tensor"].items()})
             for lv in data["levels"])
         table = {lv: {role: (float(rw[0]), float(rw[1])) for role, rw in roles.items()}
                  for lv, roles in data["zigzag_pj_per_byte"].items()}

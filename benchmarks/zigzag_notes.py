@@ -10,18 +10,20 @@ column it shows up in:
    (no register); outputs `rf_2B` (one 16-bit partial sum per MAC) -> `sram_2MB` -> DRAM. accelsim's
    loop nest keeps one tile of every operand at every level (a per-MAC latch of one word each, the
    on-chip level, DRAM). So in `benchmarks/data/tpu_like.yaml` the on-chip level holds inputs and
-   outputs in the SRAM and the weights in the 1024 `rf_128B` registers taken together (128 KiB). Two
-   consequences: accelsim's weight pool is shared by the array (a weight may be multicast along a
-   row or column), while each ZigZag `rf_128B` serves one MAC; and a ZigZag weight register may hold
-   up to 128 weights across loops that replace the inputs, which accelsim's one-word latch cannot.
+   outputs in the SRAM and the weights in the 1024 `rf_128B` registers taken together (128 KiB,
+   per-operand energies `energy_pj_per_byte_by_tensor`). To keep that pool equal to private
+   registers, the array may only unroll the ranks that index the weights (k, n): a weight then sits
+   in exactly one MAC, as in tpu_like. The pool's capacity is per array, not per MAC: a nest may
+   give one MAC more than 128 weights if others hold fewer (ZigZag's registers are 128 B each).
 2. **Shared SRAM.** Both share the 2 MiB between inputs and outputs (accelsim: `capacity_by_tensor`
    key `A+C`). With a fixed 1 MiB + 1 MiB split instead, accelsim could not keep bert-ffn2's whole
    1.5 MiB input on chip and spent 8% more energy than ZigZag there (an earlier run of this script).
    Neither double-buffers (ZigZag does not halve capacities; accelsim's latency still assumes overlap).
 3. **Spatial unrolling.** tpu_like's mapping file fixes D1 = K (output channels, the GEMM's N) and
    D2 = C (the reduction): weight stationary, partial sums reduced along D2. accelsim's mapper chooses
-   the rank of each array edge itself and often picks output stationary (M x N), which keeps partial
-   sums in the MACs. `--zigzag-spatial free` lets ZigZag's own spatial-mapping generator choose too.
+   the rank of each array edge among k and n (note 1), which includes ZigZag's choice, and may unroll
+   one rank on both edges. `--zigzag-spatial free` lets ZigZag's own spatial-mapping generator choose
+   (for bert-qkv it tried three unrollings and kept the file's K x C).
 4. **Mapping spaces and search.** ZigZag's LOMA enumerates orderings of the loops' prime factors
    (limited by `lpf_limit`, default 6) and allocates them to each operand's memories separately
    ('uneven' mapping: operands may change level at different loops); it is a heuristic search
@@ -34,13 +36,14 @@ column it shows up in:
    CSV) estimates the onload ZigZag adds (the first on-chip tile of each input at DRAM's bandwidth).
 6. **Energy conventions.** ZigZag charges `rf_128B` (one weight read) and `rf_2B` (a partial-sum read
    and write) on every MAC; accelsim's innermost level is touched only when its tile changes. So
-   accelsim's `mac_pj` is 0.04 + 0.095 + 2 x 0.021 = 0.177 pJ (the MAC plus those per-MAC accesses).
-   `accelsim energy` is what accelsim's search minimises (one energy per level and byte: its weight
-   pool is charged at the SRAM's energy); `accelsim @zigzag energy` re-costs the same nest with each
-   (level, operand) at the per-byte energy of the ZigZag memory that plays that role (table
-   `zigzag_pj_per_byte`), which is the comparable number. ZigZag rounds every transfer up to whole
-   `bandwidth_min` words (64 bits for the SRAM and DRAM) and costs accesses of `bandwidth_max` bits;
-   accelsim counts bytes.
+   accelsim's `mac_pj` is 0.04 + 0.095 + 2 x 0.021 = 0.177 pJ (the MAC plus those per-MAC accesses),
+   and the weights' fills of the register pool cost `rf_128B`'s 0.095 pJ/B. `accelsim energy` is
+   what accelsim's search minimises; `accelsim @zigzag energy` re-costs the same nest with every
+   (level, operand) at the per-byte energy of the ZigZag memory in that role (`zigzag_pj_per_byte`):
+   the two differ only by the partial sums the MACs' `rf_2B` exchange with the SRAM (0.0105 pJ/B,
+   which accelsim's search does not see). The second is the comparable number. ZigZag rounds every
+   transfer up to whole `bandwidth_min` words (64 bits at the SRAM and DRAM) and costs accesses of
+   `bandwidth_max` bits; accelsim counts bytes.
 7. **Convolutions.** accelsim lowers a convolution to a GEMM through im2col
    (`LoopProblem.from_einsum`): the input is (OX*OY) x (C*FX*FY), so a 3x3 layer's input is counted up
    to 9 times (the sliding window's overlap is not reused). ZigZag models the window
@@ -49,9 +52,12 @@ column it shows up in:
 8. **Precision.** 8-bit inputs and weights, 16-bit partial sums in both; ZigZag's `O_final` is also
    set to 16 bits because accelsim's loop problem has one output element size (ZigZag's ONNX
    default would write 8-bit final outputs, halving the output's DRAM bytes).
-9. **Bandwidths.** DRAM: one 64-bit port shared by reads and writes in both (8 B/cycle). SRAM: ZigZag
-   has a 2048-bit read port and a 2048-bit write port per operand allocation; accelsim pools
-   512 B/cycle for reads and writes of the level and counts the weight pool's accesses in it.
+9. **Bandwidths.** DRAM: one 64-bit port shared by reads and writes in both (8 B/cycle). On chip,
+   ZigZag has a 2048-bit read and a 2048-bit write port at the SRAM and an 8-bit read and write port
+   per weight register; accelsim has one bandwidth per level, so its on-chip level pools them
+   (2 x 256 + 2 x 1024 = 2560 B/cycle). A nest that hammers the SRAM while leaving the registers
+   idle is therefore allowed more SRAM bandwidth than tpu_like has. ZigZag also counts stalls when a
+   port cannot keep up within its loop structure; accelsim takes the maximum of the per-level times.
 10. **Divisors.** accelsim's tiles are divisors of the extents (no partial tiles; `M = 196` leaves 4 of
    32 rows idle); ZigZag's loops are prime factors too, and its spatial unrolling is fixed at 32 x 32.
 11. **What the CPU seconds include.** accelsim: `time.process_time()` around the search, in process.

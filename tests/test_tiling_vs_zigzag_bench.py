@@ -31,7 +31,7 @@ def test_help_names_the_venv_option(capsys):
 def test_description_is_zigzag_tpu_like():
     h, table = load_tpu_like()
     assert h.peak_macs_per_cycle == 32 * 32  # tpu_like operational_array sizes [32, 32]
-    pe, sram, dram = h.levels
+    _pe, sram, dram = h.levels
     assert sram.capacity_by_tensor["A+C"] == 16777216 // 8  # sram_2MB (bits) shared by I and O
     assert sram.capacity_by_tensor["B"] == 32 * 32 * 1024 // 8  # one rf_128B (1024 bits) per MAC
     assert dram.bandwidth_bytes_per_cycle == 64 / 8
@@ -39,6 +39,9 @@ def test_description_is_zigzag_tpu_like():
     assert math.isclose(dram.read_pj_per_byte, 700 / 8) and math.isclose(dram.write_pj_per_byte, 750 / 8)
     assert math.isclose(sram.read_pj_per_byte, 416.16 / 256, rel_tol=1e-5)
     assert table["dram"]["C"] == (dram.read_pj_per_byte, dram.write_pj_per_byte)
+    assert sram.energy_pj_per_byte("B") == (0.0, 0.095)  # rf_128B filled; its per-MAC read is in mac_pj
+    assert sram.bandwidth_bytes_per_cycle == 2 * 2048 / 8 + 2 * 1024 * 8 / 8  # SRAM + registers' ports
+    assert {f.name: f.allowed_ranks for f in sram.fanouts} == {"rows": {"k", "n"}, "cols": {"k", "n"}}
 
 
 def test_layers_describe_the_same_work_to_both_tools():

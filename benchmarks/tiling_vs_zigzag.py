@@ -140,21 +140,30 @@ TABLE_COLUMNS = ["layer", "objective", "accelsim cycles", "zigzag cycles", "zigz
 
 
 def verdict(df: pd.DataFrame) -> list[str]:
-    """The issue's targets, row by row, stated plainly."""
-    out = []
+    """The issue's targets stated plainly: cycles on the latency rows, energy on the energy rows,
+    apart for the 3x3 convolutions (where accelsim's im2col lowering moves more data; note 7)."""
+    out = [f"- Proven optimal: {(df['accelsim status'] == 'optimal').sum()} of {len(df)} accelsim searches; "
+           f"under 0.2 CPU s: {(df['accelsim CPU s'] < 0.2).sum()} of {len(df)} "
+           f"(max {df['accelsim CPU s'].max():.2f} s, under the load above)."]
     have = df.dropna(subset=["zigzag cycles", "zigzag energy uJ"])
-    fast = (df["accelsim CPU s"] < 0.2).sum()
-    out.append(f"- Proven optimal: {(df['accelsim status'] == 'optimal').sum()} of {len(df)} searches; "
-               f"under 0.2 CPU s: {fast} of {len(df)} (max {df['accelsim CPU s'].max():.2f} s).")
-    if len(have):
-        cyc = (have["accelsim cycles"] <= have["zigzag cycles"]).sum()
-        cyc_fill = (have["accelsim cycles"] + have["accelsim first-fill cycles"] <= have["zigzag cycles"]).sum()
-        en = (have["accelsim @zigzag energy uJ"] <= have["zigzag energy uJ"] * (1 + 1e-9)).sum()
-        out.append(f"- Cycles no worse than ZigZag's: {cyc} of {len(have)} rows (with accelsim's first fill added, "
-                   f"as ZigZag counts it: {cyc_fill} of {len(have)}).")
-        out.append(f"- Energy (ZigZag's per-access energies) no worse than ZigZag's: {en} of {len(have)} rows.")
-        out.append(f"- ZigZag CPU s per search: median {have['zigzag CPU s'].median():.2f}, "
-                   f"max {have['zigzag CPU s'].max():.2f}.")
+    if not len(have):
+        return out
+    window = have["layer"].str.contains("3x3")
+    for label, part in (("GEMMs and 1x1 convolutions", have[~window]), ("3x3 convolutions (im2col)", have[window])):
+        lat, en = part[part["objective"] == "latency"], part[part["objective"] == "energy"]
+        if not len(part):
+            continue
+        cyc = (lat["accelsim cycles"] <= lat["zigzag cycles"]).sum()
+        cyc_fill = (lat["accelsim cycles"] + lat["accelsim first-fill cycles"] <= lat["zigzag cycles"]).sum()
+        both = ((lat["accelsim cycles"] <= lat["zigzag cycles"])
+                & (lat["accelsim @zigzag energy uJ"] <= lat["zigzag energy uJ"] * (1 + 1e-6))).sum()
+        ens = (en["accelsim @zigzag energy uJ"] <= en["zigzag energy uJ"] * (1 + 1e-6)).sum()
+        out.append(f"- {label}: latency objective, cycles no worse than ZigZag's in {cyc} of {len(lat)} "
+                   f"({cyc_fill} of {len(lat)} with accelsim's first fill added, as ZigZag counts it), cycles and "
+                   f"energy both no worse in {both} of {len(lat)}; energy objective, energy (ZigZag's per-access "
+                   f"energies) no worse in {ens} of {len(en)}.")
+    out.append(f"- ZigZag CPU s per search: median {have['zigzag CPU s'].median():.2f}, "
+               f"max {have['zigzag CPU s'].max():.2f}; accelsim median {have['accelsim CPU s'].median():.2f}.")
     return out
 
 

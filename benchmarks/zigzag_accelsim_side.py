@@ -166,12 +166,12 @@ def first_fill_cycles(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy
 
 
 def describe(nest: LoopNest) -> str:
-    """The nest on one line, outermost level first: ``dram[n4 m2] sram[k24 | rows:k32 cols:n32] pe[]``."""
+    """The nest on one line, outermost level first: ``dram[n4 m2] sram[k24; rows:k32 cols:n32] pe[]``."""
     parts = []
     for lv in nest.levels:
         temporal = " ".join(f"{r}{f}" for r, f in lv.temporal)
         spatial = " ".join(f"{name}:" + ",".join(f"{r}{f}" for r, f in fs.items()) for name, fs in lv.spatial.items())
-        parts.append(f"{lv.level}[{temporal}{' | ' + spatial if spatial else ''}]")
+        parts.append(f"{lv.level}[{temporal}{'; ' + spatial if spatial else ''}]")
     return " ".join(parts)
 
 

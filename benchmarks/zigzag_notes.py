@@ -21,8 +21,11 @@ column it shows up in:
    Neither double-buffers (ZigZag does not halve capacities; accelsim's latency still assumes overlap).
 3. **Spatial unrolling.** tpu_like's mapping file fixes D1 = K (output channels, the GEMM's N) and
    D2 = C (the reduction): weight stationary, partial sums reduced along D2. accelsim's mapper chooses
-   the rank of each array edge among k and n (note 1), which includes ZigZag's choice, and may unroll
-   one rank on both edges. `--zigzag-spatial free` lets ZigZag's own spatial-mapping generator choose
+   the rank of each array edge among k and n (note 1), which includes ZigZag's choice. It may also
+   unroll one rank on both edges (the energy rows' `rows:k24 cols:k32`: a reduction over the whole
+   array, whose partial sums accelsim adds on the way up, costing each MAC's `rf_2B` read, as ZigZag
+   charges a spatial reduction; a systolic array reduces along one edge only, so tpu_like would need
+   an adder tree for it, and its mapping file does not allow it). `--zigzag-spatial free` lets ZigZag's own spatial-mapping generator choose
    (for bert-qkv it tried three unrollings and kept the file's K x C).
 4. **Mapping spaces and search.** ZigZag's LOMA enumerates orderings of the loops' prime factors
    (limited by `lpf_limit`, default 6) and allocates them to each operand's memories separately

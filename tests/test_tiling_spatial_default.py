@@ -81,7 +81,9 @@ def test_closed_form_equals_enumerating_every_nest(m, k, n, rows, cols, buffer, 
     assert (found is None) == (not costed)
     if found is None:
         return
-    rank = lambda key: tuple(key[j] for j in order)  # noqa: E731
+    def rank(key):
+        return tuple(key[j] for j in order)
+
     best = min(rank(key) for key, _, _ in costed)
     nest, key = found
     c = replay(nest, problem, spec)
@@ -169,7 +171,7 @@ def test_dram_above_compulsory_exactly_when_no_plan_keeps_the_data(preset, m, k,
     hw = load_hardware(preset)
     problem = LoopProblem.gemm(m, k, n, dtype_bytes=2)
     compulsory = sum(problem.compulsory_bytes().values())
-    nest, (_, dram, _) = best_buffer_nest(problem, hw, objective="dram")
+    _, (_, dram, _) = best_buffer_nest(problem, hw, objective="dram")
     assert dram >= compulsory
     assert (dram > compulsory) == (not resident_plan_exists(m, k, n, hw.buffer_bytes, 2))
     _, (_, dram_latency, _) = best_buffer_nest(problem, hw)
@@ -234,13 +236,13 @@ def test_the_engine_checks_the_plan():
 def test_bad_mapper_option_and_a_missing_entry_point(monkeypatch):
     import importlib.metadata
 
-    from accelsim.engines.accelerator import chips, spatial_chip
+    from accelsim.engines.accelerator import chip_base, spatial_chip
 
     g = Graph("g", [gemm("g", 96, 64, 80, dtype_bytes=2)])
     with pytest.raises(AccelsimError) as err:
         simulate(g, "fusemax-cloud", mapper="zigzag")
     assert err.value.field == "options.mapper"
-    monkeypatch.setattr(chips, "_LOADED", {})
+    monkeypatch.setattr(chip_base, "_LOADED", {})
     monkeypatch.setattr(spatial_chip, "_GEMM_CACHE", {})
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
     with pytest.raises(AccelsimError) as err:  # never a silent fallback to the stream-once model

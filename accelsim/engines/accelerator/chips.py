@@ -14,62 +14,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from accelsim.engines.accelerator.chip_base import (
+    MAPPERS,
+    Chip,
+    GemmWork,
+    default_gemm_mapper,
+)
+from accelsim.engines.accelerator.spatial_chip import SpatialChip
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import HardwareSpec
 from accelsim.hardware.spatial import SpatialAccelerator
 from accelsim.hardware.systolic import SystolicAccelerator
-from accelsim.hardware.units import ChipLinks
 from accelsim.ir import GemmShape
 
-
-@dataclass(frozen=True)
-class GemmWork:
-    """A GEMM on the matrix unit: busy cycles, MACs, DRAM bytes per operand, on-chip energy."""
-
-    cycles: float
-    macs: float
-    # elements moved when every operand streams from DRAM: ifmap, filter, ofmap_write and ofmap_read
-    # (partial sums that spill and come back)
-    dram_words: dict[str, float]
-    energy_pj: dict[str, float | None]  # component (mac, sram, buffer) -> pJ; None: the spec gives no number
-    mapper: str = "fixed"  # what placed it: "tiling" (a loop nest), "fold order" (SCALE-Sim's), "fixed"
-
-
-class Chip:
-    """The interface ``compose`` uses; one subclass per hardware kind."""
-
-    spec: HardwareSpec
-    clock_hz: float
-    dram_bytes_per_cycle: float
-    activation_buffer_bytes: int
-    links: ChipLinks | None
-    peak_macs_per_cycle: int
-    dram_capacity_bytes: int | None
-    dram_read_pj_per_byte: float | None
-    dram_write_pj_per_byte: float | None
-
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
-             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
-        """``offchip``: share of the ifmap's and filter's reads and of the output's final write
-        that reach DRAM (0: kept on chip); a mapper weighs its choices by it."""
-        raise NotImplementedError
-
-    def vector_cycles(self, op: str, elements: float) -> float | None:
-        raise NotImplementedError
-
-    def vector_energy_pj(self, op: str, elements: float) -> float | None:
-        raise NotImplementedError
-
-    @property
-    def vector_elements_per_cycle(self) -> float:
-        raise NotImplementedError
-
-    @property
-    def vector_ops(self) -> list[str]:
-        raise NotImplementedError
-
-
-MAPPERS: tuple[str, ...] = ("tiling", "fixed")  # a chip's GEMM placement (SystolicChip, SpatialChip)
+__all__ = ["MAPPERS", "Chip", "GemmWork", "SpatialChip", "SystolicChip", "chip_for"]
 
 
 @dataclass(frozen=True)
@@ -85,24 +43,6 @@ class _ShareCost:
 
 
 _SHARE_CACHE: dict[tuple, _ShareCost] = {}
-_LOADED: dict[str, object] = {}  # kind -> its default mapper, once resolved (an entry-point scan costs ~30 ms)
-_FIXED_MODEL = {"systolic": "SCALE-Sim's fold order", "spatial": "the FuseMax stream-once GEMM model"}
-
-
-def _default_mapper(kind: str = "systolic"):
-    if kind not in _LOADED:
-        from accelsim.engines.registry import DEFAULT_MAPPER_GROUP, default_mapper
-
-        try:
-            _LOADED[kind] = default_mapper(kind)
-        except AccelsimError:  # an install older than this entry point: say what to do
-            raise AccelsimError(f"the {kind} kind's default GEMM mapper (entry point {DEFAULT_MAPPER_GROUP}: "
-                                f"{kind}) is not installed", field="options.mapper",
-                                allowed="reinstall accelsim (pip install -e .), or mapper='fixed' "
-                                        f"(CLI: --gemm-mapper fixed) for {_FIXED_MODEL[kind]}") from None
-    return _LOADED[kind]
-
-
 def _given(pj: float) -> float | None:
     """A spec energy of 0 is the default "not given" (no physical action is free), so unknown."""
     return pj if pj > 0 else None
@@ -196,7 +136,7 @@ class SystolicChip(Chip):
             from accelsim.tiling import LoopProblem
 
             if self._map is None:
-                self._map = _default_mapper("systolic")
+                self._map = default_gemm_mapper("systolic")
             problem = LoopProblem.gemm(share.m, share.k, share.n, share.batch, wb)
             out_bytes = share.batch * share.m * share.n * wb
             # the fold order's bytes as lowering counts them (operands kept on chip do not reach DRAM)
@@ -261,8 +201,6 @@ def chip_for(spec: HardwareSpec, mapper: str = "tiling") -> Chip:
     if isinstance(spec, SystolicAccelerator):
         return SystolicChip(spec, mapper)
     if isinstance(spec, SpatialAccelerator):
-        from accelsim.engines.accelerator.spatial_chip import SpatialChip
-
         return SpatialChip(spec, mapper)
     raise AccelsimError(f"no accelerator model for kind {spec.kind!r}", field="hardware.kind",
                         allowed=["systolic", "spatial"])

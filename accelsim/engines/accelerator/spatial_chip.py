@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import math
 
-from accelsim.engines.accelerator.chips import MAPPERS, Chip, GemmWork, _default_mapper
+from accelsim.engines.accelerator.chip_base import (
+    MAPPERS,
+    Chip,
+    GemmWork,
+    default_gemm_mapper,
+)
 from accelsim.errors import AccelsimError
 from accelsim.hardware.spatial import SpatialAccelerator
 from accelsim.ir import GemmShape
@@ -76,7 +81,7 @@ class SpatialChip(Chip):
         if key in _GEMM_CACHE:
             return _GEMM_CACHE[key]
         problem = LoopProblem.gemm(shape.m, shape.k, shape.n, shape.batch, wb)
-        nest, _ = _default_mapper("spatial")(problem, self.spec, offchip)
+        nest, _ = default_gemm_mapper("spatial")(problem, self.spec, offchip)
         if nest is None:
             raise AccelsimError(f"no GEMM tile fits the global buffer of {self.spec.buffer_bytes} bytes (one "
                                 f"{wb}-byte element of each of the three operands, double buffered, needs {6 * wb})",

@@ -32,7 +32,14 @@ from dataclasses import dataclass
 
 from accelsim.engines.loopnest import NestCost, evaluate
 from accelsim.hardware.spatial import SpatialAccelerator
-from accelsim.tiling import Fanout, Hierarchy, LoopNest, LoopProblem, StorageLevel, validate_nest
+from accelsim.tiling import (
+    Fanout,
+    Hierarchy,
+    LoopNest,
+    LoopProblem,
+    StorageLevel,
+    validate_nest,
+)
 
 
 def buffer_hierarchy(spec: SpatialAccelerator, word_bytes: int | None = None) -> Hierarchy:

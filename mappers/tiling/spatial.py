@@ -26,7 +26,8 @@ Objective (``objective="latency"``, the default, as the systolic mapper): DRAM t
 time overlap when tiles double-buffer, so minimise ``max(cycles, DRAM bytes / bandwidth)``,
 then DRAM bytes, then cycles; so the data stay resident (only compulsory bytes) whenever a
 fastest plan allows it. ``objective="dram"``: DRAM bytes first (resident whenever any plan
-allows it), then that time, then cycles. ``tests/test_tiling_spatial_default.py`` checks both
+allows it), then that time, then cycles. Last, either way: the fewest bytes through the buffer
+(an operand the engine keeps on chip costs no DRAM when fetched again, but its buffer reads do). ``tests/test_tiling_spatial_default.py`` checks both
 against plain enumeration of every nest replayed by the engine.
 """
 from __future__ import annotations
@@ -96,13 +97,15 @@ def _candidates(ext: dict[str, int], problem: LoopProblem, spec: SpatialAccelera
     for inner in RANKS:
         valid = (f[inner] > 1) | no_loops
         dram = np.zeros(len(valid))
+        moved = np.zeros(len(valid))  # every operand's traffic as if off chip (the buffer fills it takes)
         for role, t in by_role.items():
             visits = np.where(inner == MISSING[role], 1, f[MISSING[role]]).astype(np.float64)
             share = offchip["ABC".index(role)]
             dram += elements[role] * t.dtype_bytes * (2 * (visits - 1) + share if t.is_output else share * visits)
+            moved += elements[role] * t.dtype_bytes * (2 * visits - 1 if t.is_output else visits)
         ok = np.flatnonzero(valid)
         out.append((inner, np.maximum(cycles, dram / bw)[ok], dram[ok], np.broadcast_to(cycles, dram.shape)[ok],
-                    {r: v[ok] for r, v in tile.items()}))
+                    moved[ok], {r: v[ok] for r, v in tile.items()}))
     return out
 
 
@@ -121,13 +124,14 @@ def best_buffer_nest(problem: LoopProblem, spec: SpatialAccelerator, offchip: tu
     order = (0, 1, 2) if objective == "latency" else (1, 0, 2)
     best = None
     for ext in (padded_extents(problem, spec) if pad else [dict(problem.extents)]):
-        for inner, time, dram, cycles, tile in _candidates(ext, problem, spec, offchip):
+        for inner, time, dram, cycles, moved, tile in _candidates(ext, problem, spec, offchip):
             if not len(time):
                 continue
             cols = (time, dram, cycles)
-            i = int(np.lexsort(tuple(cols[j] for j in reversed(order)))[0])
+            # last tie-break: the fewest bytes through the buffer, on-chip operands' refetches included
+            i = int(np.lexsort((moved, *(cols[j] for j in reversed(order))))[0])
             key = (float(time[i]), float(dram[i]), float(cycles[i]))
-            rank = tuple(key[j] for j in order)
+            rank = (*(key[j] for j in order), float(moved[i]))
             if best is None or rank < best[0]:
                 best = (rank, key, ext, {r: int(v[i]) for r, v in tile.items()}, inner)
     if best is None:

@@ -269,3 +269,25 @@ def test_cli_gemm_mapper_option():
     one_line_error(cli_in_process("simulate", "--model", "llama-2-7b", "--hardware", "a100-80gb",
                                   "--gemm-mapper", "fixed"), "--gemm-mapper")
     one_line_error(cli_in_process("simulate", "--gemm", "64,64,64", "--gemm-mapper", "tiling"), "--gemm-mapper")
+
+
+def test_tiles_get_the_free_half_when_an_operand_lives_on_chip():
+    """lowering.Placement keeps an on-chip activation in half the buffer; the tiles get the rest."""
+    from accelsim.engines.accelerator.spatial_chip import SpatialChip
+
+    hw = load_hardware("fusemax-cloud")
+    chip = SpatialChip(hw)
+    assert chip._for_tiles((1.0, 1.0, 1.0)).buffer_bytes == hw.buffer_bytes
+    assert chip._for_tiles((0.0, 1.0, 1.0)).buffer_bytes == hw.buffer_bytes // 2
+    # 1536^3: one operand (4.5 MiB) with a row of the others fits 16 MiB twice, not 8 MiB twice
+    from accelsim.ir import GemmShape
+
+    d = 1536
+    assert resident_plan_exists(d, d, d, hw.buffer_bytes, 2)
+    assert not resident_plan_exists(d, d, d, hw.buffer_bytes // 2, 2)
+    shape = GemmShape(d, d, d)
+    full = chip.gemm(shape, None, 2, (1.0, 1.0, 1.0))
+    assert sum(full.dram_words.values()) == 3 * d * d  # resident on the whole buffer
+    # the output on chip: its final write is free, but A, B or C's partial sums must now move again
+    kept = chip.gemm(shape, None, 2, (1.0, 1.0, 0.0))
+    assert kept.dram_words["ifmap"] + kept.dram_words["filter"] + kept.dram_words["ofmap_read"] > 2 * d * d

@@ -31,7 +31,9 @@ class SpatialChip(Chip):
     point ``accelsim.default_mappers: spatial``, ``mappers.tiling.spatial``): a global-buffer tile
     and a DRAM loop order, all operands sharing the buffer's capacity, double buffered. The nest
     is checked and counted here (``spatial_nest.replay``: loop-nest DRAM traffic, array cycles per
-    buffer tile), so an operand that no plan keeps resident is fetched again, as it must be.
+    buffer tile), so an operand that no plan keeps resident is fetched again, as it must be. When
+    an operand lives on chip (an activation ``lowering.Placement`` keeps in half the buffer, or a
+    fused tensor) the tiles get the other half.
     ``mapper="fixed"``: the artifact's end-to-end model, every operand streamed once whatever the
     buffer holds (optimistic when neither the input nor the weight block fits the buffer).
     Energy from the per-action table either way: MACs (with the PE register file), and every
@@ -43,6 +45,7 @@ class SpatialChip(Chip):
             raise AccelsimError(f"unknown GEMM mapper {mapper!r}", field="options.mapper", allowed=MAPPERS)
         self.mapper = mapper
         self._key: str | None = None
+        self._half: SpatialAccelerator | None = None
         self.spec = spec
         self.clock_hz = spec.clock_hz
         self.dram_bytes_per_cycle = spec.dram.bytes_per_cycle(spec.clock_hz)
@@ -69,6 +72,16 @@ class SpatialChip(Chip):
         return float(cycles), {"ifmap": float(shape.batch * words_in), "filter": float(shape.batch * shape.k * shape.n),
                                "ofmap_read": 0.0, "ofmap_write": float(shape.batch * shape.m * shape.n)}
 
+    def _for_tiles(self, offchip: tuple[float, float, float]) -> SpatialAccelerator:
+        """The buffer a GEMM's tiles may use: all of it, or the half that ``lowering.Placement``
+        leaves free when an operand lives on chip (it keeps such a tensor in the other half)."""
+        if min(offchip) > 0:
+            return self.spec
+        if self._half is None:
+            half = self.spec.global_buffer.model_copy(update={"capacity_bytes": self.spec.buffer_bytes // 2})
+            self._half = self.spec.model_copy(update={"global_buffer": half})
+        return self._half
+
     def _placed(self, shape: GemmShape, ifmap_words: int | None, wb: int,
                 offchip: tuple[float, float, float]) -> tuple[float, dict[str, float]]:
         """What the default mapper placed, replayed and counted here (cached per shape)."""
@@ -81,12 +94,13 @@ class SpatialChip(Chip):
         if key in _GEMM_CACHE:
             return _GEMM_CACHE[key]
         problem = LoopProblem.gemm(shape.m, shape.k, shape.n, shape.batch, wb)
-        nest, _ = default_gemm_mapper("spatial")(problem, self.spec, offchip)
+        spec = self._for_tiles(offchip)
+        nest, _ = default_gemm_mapper("spatial")(problem, spec, offchip)
         if nest is None:
-            raise AccelsimError(f"no GEMM tile fits the global buffer of {self.spec.buffer_bytes} bytes (one "
+            raise AccelsimError(f"no GEMM tile fits the {spec.buffer_bytes} bytes of global buffer it has (one "
                                 f"{wb}-byte element of each of the three operands, double buffered, needs {6 * wb})",
                                 field="global_buffer.capacity_bytes", allowed=f">= {6 * wb}")
-        c = replay(nest, problem, self.spec)  # the engine checks and counts the plan, not the mapper
+        c = replay(nest, problem, spec)  # the engine checks and counts the plan, not the mapper
         rd, wr = c.cost.reads_bytes[c.cost.dram_level], c.cost.writes_bytes[c.cost.dram_level]
         ifmap = rd["A"] / wb
         if ifmap_words is not None and ifmap_words != shape.m * shape.k:

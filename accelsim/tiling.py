@@ -115,7 +115,9 @@ class StorageLevel:
     """One memory level, per instance. ``capacity_bytes`` None means unbounded (DRAM).
 
     ``capacity_by_tensor`` (tensor role ``A``/``B``/``C`` -> bytes) splits a level into operand
-    buffers (SCALE-Sim's ifmap/filter/ofmap SRAMs) instead of one shared capacity.
+    buffers (SCALE-Sim's ifmap/filter/ofmap SRAMs) instead of one shared capacity; a key joining
+    roles with ``+`` (``A+C``) is one buffer those operands share (ZigZag's tpu_like SRAM holds
+    inputs and outputs, not weights).
     ``bandwidth_bytes_per_cycle`` None: the level never limits time (registers, whose port width
     is sized by design to the array they feed).
     """
@@ -128,6 +130,14 @@ class StorageLevel:
     write_pj_per_byte: float = 0.0
     double_buffered: bool = False
     fanouts: tuple[Fanout, ...] = ()
+    # role (A/B/C) -> (read, write) pJ per byte where an operand's accesses cost other than the
+    # level's (ZigZag's tpu_like: the weights' share of a level is registers, the rest SRAM)
+    energy_pj_per_byte_by_tensor: dict[str, tuple[float, float]] | None = None
+
+    def energy_pj_per_byte(self, role: str) -> tuple[float, float]:
+        """(read, write) pJ per byte of the operand with ``role`` at this level."""
+        own = (self.energy_pj_per_byte_by_tensor or {}).get(role)
+        return (float(own[0]), float(own[1])) if own is not None else (self.read_pj_per_byte, self.write_pj_per_byte)
 
 
 @dataclass(frozen=True)
@@ -276,18 +286,24 @@ def footprint_bytes(tile: MappingABC[str, int], t: TensorAccess) -> int:
     return math.prod(tile[r] for r in t.ranks) * t.dtype_bytes
 
 
+def capacity_groups(level: StorageLevel, problem: LoopProblem) -> list[tuple[int, tuple[str, ...]]]:
+    """(bytes, tensor names sharing them) per key of ``level.capacity_by_tensor`` ("A+C" is shared)."""
+    by_role = {role: t.name for t, role in zip(problem.tensors, ROLE_OF_POSITION)}
+    return [(int(cap), tuple(by_role[r] for r in key.split("+") if r in by_role))
+            for key, cap in (level.capacity_by_tensor or {}).items() if cap is not None]
+
+
 def check_capacities(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> None:
-    roles = tensor_roles(problem)
     for hw, tile in zip(hierarchy.levels, tiles(nest, problem)):
         copies = 2 if hw.double_buffered else 1
         need = {t.name: footprint_bytes(tile, t) * copies for t in problem.tensors}
         if hw.capacity_by_tensor is not None:
-            for t in problem.tensors:
-                cap = hw.capacity_by_tensor.get(roles[t.name])
-                if cap is not None and need[t.name] > cap:
+            for cap, names in capacity_groups(hw, problem):
+                if sum(need[n] for n in names) > cap:
                     raise InfeasibleError(
-                        f"tile {tile} of {t.name} needs {need[t.name]} bytes (x{copies} buffered) at level "
-                        f"{hw.name}, which holds {cap} bytes for it", field=f"level {hw.name}", allowed=f"<= {cap}")
+                        f"tile {tile} of {'+'.join(names)} needs {sum(need[n] for n in names)} bytes (x{copies} "
+                        f"buffered) at level {hw.name}, which holds {cap} bytes for it", field=f"level {hw.name}",
+                        allowed=f"<= {cap}")
         elif hw.capacity_bytes is not None and sum(need.values()) > hw.capacity_bytes:
             raise InfeasibleError(
                 f"tile {tile} needs {sum(need.values())} bytes (x{copies} buffered: {need}) at level {hw.name}, "

@@ -25,7 +25,8 @@ Time: ``compute_cycles`` is the product of all temporal factors times the waves 
 ``waves`` fanout; each level with a bandwidth needs ``accesses / (bandwidth * active
 instances)`` cycles; with double buffering these overlap, so latency is their maximum (a
 per-level roofline, as Timeloop's and ZigZag's latency models without stalls). Energy: MACs times
-``mac_pj`` plus every access times its level's energy per byte.
+``mac_pj`` plus every access times its level's energy per byte (per operand where the level
+gives one: ``StorageLevel.energy_pj_per_byte``).
 ``tests/tiling_replay.py`` checks every count element by element on small shapes.
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ from accelsim.tiling import (
     LoopProblem,
     TensorAccess,
     problem_for,
+    tensor_roles,
     tiles,
 )
 
@@ -166,9 +168,10 @@ def evaluate(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> Nest
             total = sum(reads[hw.name].values()) + sum(writes[hw.name].values())
             level_cycles[hw.name] = total / (hw.bandwidth_bytes_per_cycle * active[j])
     latency = max([float(compute), *level_cycles.values()])
+    roles = tensor_roles(problem)
     energy = problem.points * hierarchy.mac_pj + sum(
-        sum(reads[hw.name].values()) * hw.read_pj_per_byte + sum(writes[hw.name].values()) * hw.write_pj_per_byte
-        for hw in levels)
+        reads[hw.name][t.name] * hw.energy_pj_per_byte(roles[t.name])[0]
+        + writes[hw.name][t.name] * hw.energy_pj_per_byte(roles[t.name])[1] for hw in levels for t in problem.tensors)
     return NestCost(reads, writes, mac_reads, compute, level_cycles, latency, energy, problem.points,
                     hierarchy.peak_macs_per_cycle, {"waves": waves, "active_instances": dict(
                         zip([lv.name for lv in levels], active))})

@@ -39,6 +39,9 @@ class MeshDevice(HardwareSpec):
     macs_per_cycle: PerCycle = Field(description="16-bit multiply-accumulates per core per cycle")
     wavelet_bytes: int = Field(gt=0, description="payload of one fabric word (wavelet)")
     link_wavelets_per_cycle: PerCycle = Field(default=1.0, description="per direction, per neighbour link")
+    ramp_wavelets_per_cycle: PerCycle = Field(
+        default=1.0, description="per direction, between a core and its own router; every stream a core sends "
+                                 "(receives) shares its off- (on-) ramp")
     routing_colours: int = Field(gt=0, description="routing paths (colours) a router can hold at once")
     alpha_cycles: float = Field(gt=0, description="latency of one hop, router to neighbouring router")
     beta_cycles: float = Field(gt=0, description="software cost of one relay stage: receive, combine, re-send")

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from accelsim.tiling import Fanout, LoopProblem, StorageLevel
+from accelsim.tiling import Fanout, LoopProblem, StorageLevel, tensor_roles
 from mappers.tiling.space import divisors, spatial_options
 
 
@@ -37,6 +37,8 @@ class Kids:
     pw: np.ndarray
     cr: np.ndarray  # child-side reads / writes at level j-1
     cw: np.ndarray
+    pe: np.ndarray  # energy (pJ) of the parent-side / child-side accesses, per operand's energy
+    ce: np.ndarray
     physical: np.ndarray  # instances of the child level in use per instance of j
     waves: np.ndarray
     temporal: np.ndarray  # product of tau
@@ -127,6 +129,9 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
     pw = np.zeros(K * P)
     cr = np.zeros(K * P)
     cw = np.zeros(K * P)
+    pe = np.zeros(K * P)
+    ce = np.zeros(K * P)
+    roles = tensor_roles(problem)
     perm_arr = np.array(perms, dtype=np.int64)[perm]  # (K*P) x R, outermost first
     for ti, t in enumerate(tensors):
         if time.perf_counter() > deadline:
@@ -149,38 +154,43 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
         base = np.rint(base)
         spread = np.prod(np.where(irr[None, :], sig, 1), axis=1)
         b = t.dtype_bytes
+        rp, wp = level.energy_pj_per_byte(roles[t.name])
+        rc, wc = child.energy_pj_per_byte(roles[t.name]) if child is not None else (0.0, 0.0)
         if t.is_output:
             back = base - problem.elements(t) * copies_out
             pw += base * b
             pr += back * b
+            pe += base * b * wp + back * b * rp
             if child is not None:
                 cr += base * spread * b
                 cw += back * b
+                ce += base * spread * b * rc + back * b * wc
         else:
             pr += base * b
+            pe += base * b * rp
             if child is not None:
                 cw += base * spread * b
+                ce += base * spread * b * wc
     temporal = tau.prod(axis=1)
     out = problem.output
     spread_out = np.prod(np.where(np.array([r not in out.ranks for r in ranks])[None, :], sig, 1), axis=1)
-    return options, Kids(tc, tau, sig, wave, option, perm, runs, pr, pw, cr, cw, physical, waves, temporal, spread_out)
+    return options, Kids(tc, tau, sig, wave, option, perm, runs, pr, pw, cr, cw, pe, ce, physical, waves, temporal,
+                         spread_out)
 
 
 def _fits(tc: np.ndarray, problem: LoopProblem, level: StorageLevel, copies: int) -> np.ndarray:
-    from accelsim.tiling import tensor_roles
+    from accelsim.tiling import capacity_groups
 
     ranks = list(problem.extents)
-    roles = tensor_roles(problem)
     need = {}
     for t in problem.tensors:
         cols = [ranks.index(r) for r in t.ranks]
         need[t.name] = (tc[:, cols].prod(axis=1) if cols else np.ones(len(tc), dtype=np.int64)) * t.dtype_bytes * copies
     if level.capacity_by_tensor is not None:
         ok = np.ones(len(tc), dtype=bool)
-        for t in problem.tensors:
-            cap = level.capacity_by_tensor.get(roles[t.name])
-            if cap is not None:
-                ok &= need[t.name] <= cap
+        for cap, names in capacity_groups(level, problem):
+            if names:
+                ok &= sum(need[n] for n in names) <= cap
         return ok
     if level.capacity_bytes is None:
         return np.ones(len(tc), dtype=bool)

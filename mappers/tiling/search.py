@@ -32,6 +32,7 @@ from accelsim.tiling import (
     LoopNest,
     LoopProblem,
     StorageLevel,
+    capacity_groups,
     tensor_roles,
 )
 from mappers.tiling.kids import (
@@ -92,17 +93,15 @@ class _Fit:
     """Capacity check of a tile at one level (shared capacity or per-operand buffers)."""
 
     def __init__(self, level: StorageLevel, problem: LoopProblem) -> None:
-        roles = tensor_roles(problem)
         self.copies = 2 if level.double_buffered else 1
         self.tensors = problem.tensors
         self.shared = level.capacity_bytes
-        self.per = None if level.capacity_by_tensor is None else {
-            t.name: level.capacity_by_tensor.get(roles[t.name]) for t in problem.tensors}
+        self.per = None if level.capacity_by_tensor is None else capacity_groups(level, problem)
 
     def __call__(self, tile: dict[str, int]) -> bool:
         need = {t.name: math.prod(tile[r] for r in t.ranks) * t.dtype_bytes * self.copies for t in self.tensors}
         if self.per is not None:
-            return all(c is None or need[n] <= c for n, c in self.per.items())
+            return all(sum(need[n] for n in names) <= cap for cap, names in self.per)
         return self.shared is None or sum(need.values()) <= self.shared
 
 
@@ -134,8 +133,9 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
     waves_at = [next((f for f in lv.fanouts if f.waves), None) for lv in levels]
     comp = {t.name: problem.elements(t) * t.dtype_bytes for t in tensors}
     floor_energy = [0.0] * (depth + 1)  # floor_energy[i+1]: compulsory energy of levels 0..i (parent side)
+    roles = tensor_roles(problem)
     for i, lv in enumerate(levels):
-        e = sum(comp[t.name] * (lv.write_pj_per_byte if t.is_output else lv.read_pj_per_byte) for t in tensors)
+        e = sum(comp[t.name] * lv.energy_pj_per_byte(roles[t.name])[1 if t.is_output else 0] for t in tensors)
         floor_energy[i + 1] = floor_energy[i] + e
     mac_energy = problem.points * hierarchy.mac_pj
     start = time.perf_counter()
@@ -201,7 +201,7 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
 
     def expand(j: int, tile_j: dict[str, int], chosen: list[LevelLoops], above: list[tuple[str, int]],
                pend: tuple[int, int], active: int, prefix: int, energy: float, t_max: float, dram: float,
-               copies: int = 1) -> None:
+               copies: int = 1, pend_pj: float = 0.0) -> None:
         lv = levels[j]
         child = levels[j - 1] if j > 0 else None
         above_runs = tuple(trailing_run(above, t) for t in tensors)
@@ -222,7 +222,7 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
         reads = pend[0] + kids.pr
         writes = pend[1] + kids.pw
         t_j = np.zeros(len(reads)) if lv.bandwidth_bytes_per_cycle is None else (reads + writes) / (lv.bandwidth_bytes_per_cycle * active)
-        energy2 = energy + reads * lv.read_pj_per_byte + writes * lv.write_pj_per_byte
+        energy2 = energy + pend_pj + kids.pe  # pend_pj: this level's child-side accesses, costed by the parent
         active2 = active * kids.physical
         prefix2 = prefix * kids.temporal * kids.waves
         tmax2 = np.maximum(t_max, t_j)
@@ -240,8 +240,7 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
                 factor = np.array([wave_factor(int(a), fo.size) for a in grid])
                 per_wave = peak_below[j - 1] // fo.size
                 compute_lb = np.maximum(compute_lb, prefix2 * kids.tc.prod(axis=1) * factor / per_wave)
-            e_lb = (energy2 + kids.cr * child.read_pj_per_byte + kids.cw * child.write_pj_per_byte
-                    + floor_energy[j] + mac_energy)
+            e_lb = energy2 + kids.ce + floor_energy[j] + mac_energy
             lat_lb = np.maximum(np.maximum(tmax2, t_c), compute_lb)
         else:
             e_lb = energy2 + mac_energy
@@ -285,7 +284,7 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
             else:
                 expand(j - 1, tc, [*chosen, loops], [*above, *loop_order], (int(kids.cr[i]), int(kids.cw[i])),
                        int(active2[i]), int(prefix2[i]), float(energy2[i]), float(tmax2[i]), float(dram2[i]),
-                       copies * int(kids.spread_out[i]))
+                       copies * int(kids.spread_out[i]), float(kids.ce[i]))
                 if stopped[0]:  # this child's subtree is not finished: its bound stays open
                     open_bound[0] = min(open_bound[0], lb[0])
                     return

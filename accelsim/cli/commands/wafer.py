@@ -119,6 +119,7 @@ def _kernel(kind: str, m: int, k: int, n: int, grid: str | None, algorithm: str,
     doc = {"kernel": kind, "algorithm": algorithm, "device": hw.name, "m": m, "k": k, "n": n,
            "grid": f"{t.grid}x{t.grid}", "chosen_by": reason, "latency_s": latency, "total_cycles": t.total_cycles,
            "compute_cycles": t.compute_cycles, "comm_cycles": t.comm_cycles, "routing_cycles": t.routing_cycles,
+           "exposed_comm_cycles": getattr(t, "exposed_comm_cycles", t.comm_cycles),
            "colours_per_router": t.colours_per_router, "sram_bytes_per_core": t.sram_bytes_per_core}
     lines = [(f"{kind} {m}x{k}x{n} {algorithm} on {hw.name} {t.grid}x{t.grid} ({reason}): "
              f"{latency * 1e3:.6f} ms = {t.total_cycles:.0f} cycles"),

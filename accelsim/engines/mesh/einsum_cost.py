@@ -4,7 +4,8 @@ Why two modes (He et al., OSDI'25, §6): in *GEMM mode* (prefill: many token row
 and weights are both cut in 2D and multiplied with MeshGEMM; in *GEMV mode* (decode: a few
 rows) the weights (or the KV cache) are cut in 2D, the activation vector is replicated along x
 and cut along y, each core does a local GEMV and a K-tree allreduce along y sums the partials
-(MeshGEMV). A reduction extent smaller than g uses ``min(g, K)`` cores per reduction group and
+(MeshGEMV). Attention scores (Q @ K^T) use WaferLLM's transposed schedule
+(``gemm_transposed``), since K is laid out like Q. A reduction extent smaller than g uses ``min(g, K)`` cores per reduction group and
 spreads the outputs over the rest. Element-wise work is spread over the cores that hold the
 tensor (all g^2 in GEMM mode; g in GEMV mode, the vector being replicated along the other
 axis); norms and softmax add an allreduce of their per-row statistics.
@@ -18,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from accelsim.engines.mesh.gemm import gemm_timing
+from accelsim.engines.mesh.gemm_transposed import transposed_gemm_timing
 from accelsim.engines.mesh.gemv import allreduce_timing
 from accelsim.errors import AccelsimError
 from accelsim.ir import Einsum, OpKind, TensorRole
@@ -82,21 +84,19 @@ class GridCoster:
         d, g = self.device, self.g
         batch, m, k, n = gemm_view(e)
         macs = e.points * _fraction(e)
+        f = _fraction(e)
+        scores = e.attrs.get("kind") == "attention_qk"  # Q @ K^T: K is laid out like Q, not transposed
         if m >= g and batch == 1:
-            t = gemm_timing("meshgemm", m, max(k, g), max(n, g), g, d)
-            f = _fraction(e)
-            return EinsumCost(e.name, e.op.value, "gemm", t.compute_cycles * f, t.comm_cycles, t.routing_cycles,
-                              t.sram_bytes_per_core, macs, 2 * macs)
+            t = self._gemm(scores, m, max(k, g), max(n, g), g, f)
+            return self._gemm_cost(e, t, 1, f, macs)
         if m >= g:  # batched GEMMs (attention heads): MeshGEMMs on sub-grids no wider than the matrices
             q = min(g // max(1, math.ceil(math.sqrt(batch))), k, n, m)
             if q >= 2:
                 subgrids = (g // q) ** 2
                 splits = max(1, subgrids // batch)  # a head's rows over several sub-grids when they outnumber heads
                 rounds = math.ceil(batch * splits / subgrids)
-                t = gemm_timing("meshgemm", max(q, math.ceil(m / splits)), k, n, q, d)
-                f = _fraction(e)
-                return EinsumCost(e.name, e.op.value, "gemm", rounds * t.compute_cycles * f, rounds * t.comm_cycles,
-                                  rounds * t.routing_cycles, t.sram_bytes_per_core, macs, 2 * macs)
+                t = self._gemm(scores, max(q, math.ceil(m / splits)), k, n, q, f)
+                return self._gemm_cost(e, t, rounds, f, macs)
         # GEMV mode: K cut over ky cores of each column, outputs over the remaining cores
         ky = min(g, k)
         groups = max(1, g // ky)
@@ -106,6 +106,21 @@ class GridCoster:
         ar = self.allreduce(ky, per_core_out)
         work = (per_core_out * 2 + math.ceil(k / ky) * math.ceil(batch * m / groups)) * d.element_bytes
         return EinsumCost(e.name, e.op.value, "gemv", compute, ar.cycles, ar.routing_cycles, work, macs, 2 * macs)
+
+    def _gemm(self, scores: bool, m: int, k: int, n: int, grid: int, f: float):
+        if scores:  # WaferLLM's prefill QK^T: K rotates, partials reduced along the row every step
+            return transposed_gemm_timing(m, k, n, grid, self.device, work_fraction=f)
+        return gemm_timing("meshgemm", m, k, n, grid, self.device)
+
+    @staticmethod
+    def _gemm_cost(e: Einsum, t, rounds: int, f: float, macs: float) -> EinsumCost:
+        """Compute is the multiply (scaled by the causal fraction unless the timing already was);
+        communication is what the overlapped schedule leaves exposed (total minus multiply)."""
+        compute = t.compute_cycles * (1.0 if t.algorithm == "meshgemm_t" else f)
+        exposed = max(0.0, t.total_cycles - t.compute_cycles)
+        routing = t.routing_cycles * (exposed / t.comm_cycles if t.comm_cycles else 0.0)
+        return EinsumCost(e.name, e.op.value, "gemm", rounds * compute, rounds * exposed, rounds * routing,
+                          t.sram_bytes_per_core, macs, 2 * macs)
 
     def _vector(self, e: Einsum, tokens: int) -> EinsumCost:
         d, g = self.device, self.g

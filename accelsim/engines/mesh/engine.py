@@ -84,7 +84,9 @@ class MeshEngine:
                 "assumptions": ["one element-wise op per core per cycle", "KV-cache writes shift one hop",
                                 "layers of one request run in sequence (no overlap between layers)",
                                 "consecutive GEMVs alternate their reduction axis, so no transpose between them",
-                                "no compiler-inserted idle cycles or SRAM bank conflicts (WaferLLM issue #7)"]}
+                                "no compiler-inserted idle cycles or SRAM bank conflicts (WaferLLM issue #7)",
+                                "no per-instruction (DSD issue) overhead for short tiles: no published figure",
+                                "asynchronous tile moves do not slow the FMACs (SRAM-port sharing not modelled)"]}
         return Report(workload.name, hardware.name, layers, {**core.flat(), **extra}, meta, core)
 
 

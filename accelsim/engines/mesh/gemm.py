@@ -7,8 +7,9 @@ padded to multiples of n and cut into Mt x Kt and Kt x Nt tiles, C tile (i, j) o
 
 Schedules are lists of tile moves per step (``step_moves``), shared by the timing (moves become
 ``netsim`` streams) and by the numpy execution (``execute``), so a schedule that puts the wrong
-tile in the wrong place fails the functional check. Steps are bulk-synchronous, as in WaferLLM's
-meshgemm.csl: a step shifts tiles, then does its Kt rank-1 updates (no overlap unless asked).
+tile in the wrong place fails the functional check. MeshGEMM overlaps a step's shift with its
+Kt rank-1 updates, as WaferLLM's meshgemm.csl does; the baselines shift, then multiply (their
+kernels are not public). The shifts of A and B share every core's ramps (``step_cycles``).
 
 - ``cannon``: tiles pre-skewed at load; each step shifts A one core west and B one core north,
   cyclic in physical order, so the wrap-around tile crosses n - 1 hops.
@@ -18,9 +19,10 @@ meshgemm.csl: a step shifts tiles, then does its Kt rank-1 updates (no overlap u
 - ``allgather``: ring-allgather of A along rows and B along columns (n - 1 steps, interleaved
   ring), then one local GEMM of the whole panels.
 
-Time of a step is the slower of its row and column communication, simulated on one
-representative row and one column: every row runs the same moves on links no other row uses,
-so this equals the full-mesh simulation (``tests/test_mesh_gemm.py`` checks it on small grids).
+Time of a step is simulated on one representative row and column(s): every row runs the same
+moves on links no other row uses; with ramps, A tiles book them first and B columns are
+simulated against those bookings, so this equals the full-mesh simulation
+(``tests/test_mesh_gemm.py`` and ``tests/test_mesh_ramps.py`` check it on small grids).
 """
 from __future__ import annotations
 
@@ -29,7 +31,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelsim.engines.mesh.netsim import Stream, assign_colours, line_path, routing_rules, simulate_streams
+from accelsim.engines.mesh.netsim import (
+    Stream,
+    assign_colours,
+    line_path,
+    routing_rules,
+    rx,
+    simulate_streams,
+    tx,
+)
 from accelsim.engines.mesh.rings import interleaved_ring, sequential_ring
 from accelsim.errors import AccelsimError
 
@@ -94,8 +104,39 @@ def move_streams(moves: list[Move], wavelets: dict[str, int]) -> list[Stream]:
         colour = (mv.which, direction, "bcast") if mv.multicast else (mv.which, direction, mv.a % 3)
         if not mv.multicast and abs(mv.b - mv.a) > 2:
             colour = (mv.which, direction, "wrap")  # Cannon's long edge has a route of its own
-        out.append(Stream(mv.path(), wavelets[mv.which], colour, multicast=mv.multicast, tag=mv))
+        # A tiles book the shared ramps first (see step_cycles: why a fixed order)
+        out.append(Stream(mv.path(), wavelets[mv.which], colour, multicast=mv.multicast, tag=mv,
+                          priority=0 if mv.which == "A" else 1))
     return assign_colours(out)
+
+
+def step_cycles(algorithm: str, grid: int, step: int, wavelets: dict[str, int], alpha: float, beta: float,
+                link_rate: float = 1.0, ramp_rate: float | None = None) -> float:
+    """Makespan of one communication step, simulated on one representative row and column(s).
+
+    Without ramps, rows (A tiles) and columns (B tiles) share nothing, so row 0 and column 0
+    are the whole story. With ramps, every core's off- and on-ramp carries its row's A tile and
+    its column's B tile. A tiles book the ramps first (``priority``), so every row's A traffic is
+    row 0's A traffic translated, and column c's B traffic sees, at every core of the column,
+    the ramp bookings A left at core (c, 0). Columns with the same bookings behave alike, so
+    one column per distinct booking is simulated. ``tests/test_mesh_gemm.py`` checks this against
+    the full mesh.
+    """
+    if ramp_rate is None:
+        streams = move_streams(step_moves(algorithm, grid, step, [0], [0]), wavelets)
+        return simulate_streams(streams, alpha, beta, link_rate).makespan_cycles
+    a_streams = move_streams(step_moves(algorithm, grid, step, [0], []), wavelets)
+    a_res = simulate_streams(a_streams, alpha, beta, link_rate, ramp_rate)
+    worst = a_res.makespan_cycles
+    lanes = max(1, int(ramp_rate // min(link_rate, ramp_rate)))
+    by_column = {c: tuple(tuple(a_res.free_after.get(ramp((c, 0)), ())) for ramp in (tx, rx)) for c in range(grid)}
+    for c, booked in _latest_bookings(by_column, lanes).items():
+        b_streams = move_streams(step_moves(algorithm, grid, step, [], [c]), wavelets)
+        if not b_streams:
+            continue
+        reserved = {ramp((c, y)): list(lanes) for y in range(grid) for ramp, lanes in zip((tx, rx), booked) if lanes}
+        worst = max(worst, simulate_streams(b_streams, alpha, beta, link_rate, ramp_rate, reserved).makespan_cycles)
+    return worst
 
 
 @dataclass
@@ -110,6 +151,11 @@ class GemmTiming:
     colours_per_router: int
     sram_bytes_per_core: int
     max_hops: int
+
+    @property
+    def exposed_comm_cycles(self) -> float:
+        """Communication the schedule does not hide behind the multiplies (total minus compute)."""
+        return max(0.0, self.total_cycles - self.compute_cycles)
 
 
 def tiles(m: int, k: int, n_: int, grid: int) -> tuple[int, int, int]:
@@ -131,8 +177,29 @@ def sram_elements(algorithm: str, grid: int, mt: int, kt: int, nt: int) -> int:
     return 2 * (mt * kt + kt * nt) + mt * nt
 
 
-def gemm_timing(algorithm: str, m: int, k: int, n_: int, grid: int, device, overlap: bool = False) -> GemmTiming:
-    """Cycles of C = A @ B on a ``grid x grid`` part of ``device`` (a ``MeshDevice``)."""
+def alignment_steps(algorithm: str, grid: int) -> int:
+    """A-tile shift steps before the first multiply: WaferLLM's meshgemm.csl (and prefill.csl) runs
+    ``left_matrix_shift`` P/2 times (``step < P/2``) to skew the left matrix into Cannon order;
+    Cannon needs the same skew. SUMMA and allgather start from the natural layout."""
+    return grid // 2 if algorithm in ("cannon", "meshgemm") and grid > 1 else 0
+
+
+def gemm_timing(algorithm: str, m: int, k: int, n_: int, grid: int, device, overlap: bool | None = None,
+                ramps: bool = True) -> GemmTiming:
+    """Cycles of C = A @ B on a ``grid x grid`` part of ``device`` (a ``MeshDevice``).
+
+    ``overlap`` (default, as the kernels do): WaferLLM's meshgemm.csl launches the asynchronous
+    shift of the next step's tiles (``two_hop_comm``: four async ``@mov16``) before the step's
+    FMAC loop on the tiles it is sending, and joins both before the next step (``next_step`` is
+    activated by the compute and unblocked by the shifts), so a step costs max(compute, shift);
+    it runs P such steps (the last shift returns the tiles home). The sharing of SRAM ports
+    between the async moves and the FMACs is not modelled (no published arbitration figure).
+    The baselines' kernels (Cannon, SUMMA) are not public, so by default (``overlap=None``) only
+    MeshGEMM overlaps and the baselines shift (or broadcast), then multiply: an assumption.
+    ``ramps``: the shifts share each core's ramps (``device.ramp_wavelets_per_cycle``).
+    """
+    if overlap is None:
+        overlap = algorithm == "meshgemm"
     if algorithm not in GEMM_ALGORITHMS:
         raise AccelsimError(f"unknown GEMM algorithm {algorithm!r}", field="algorithm", allowed=GEMM_ALGORITHMS)
     device.check_grid(grid, grid)
@@ -143,9 +210,10 @@ def gemm_timing(algorithm: str, m: int, k: int, n_: int, grid: int, device, over
                             f"{device.name}'s {device.sram_bytes_per_core} B SRAM", field="grid",
                             allowed="a larger grid or a smaller matrix")
     wav = {"A": device.wavelets(mt * kt), "B": device.wavelets(kt * nt)}
+    ramp_rate = device.ramp_wavelets_per_cycle if ramps else None
+    net = (device.alpha_cycles, device.beta_cycles, device.link_wavelets_per_cycle, ramp_rate)
     local = mt * kt * nt / device.macs_per_cycle
     n_steps = steps(algorithm, grid)
-    comm = routing = 0.0
     colours, max_hops = 0, 0
     # Cannon, MeshGEMM and allgather repeat one pattern each step: simulate it once
     distinct = range(n_steps) if algorithm == "summa" else range(min(1, n_steps))
@@ -156,35 +224,69 @@ def gemm_timing(algorithm: str, m: int, k: int, n_: int, grid: int, device, over
         if algorithm == "summa" and mirror in cache:
             per_step.append(cache[mirror])
             continue
-        streams = move_streams(step_moves(algorithm, grid, s, [0], [0]), wav)
-        res = simulate_streams(streams, device.alpha_cycles, device.beta_cycles, device.link_wavelets_per_cycle)
-        if res.conflicts:
-            raise AccelsimError(f"{algorithm} routing plan conflicts: {res.conflicts[0]}", field="routing")
-        per_step.append(res.makespan_cycles)
-        cache[s] = res.makespan_cycles
-        colours, max_hops = max(colours, res.colours_per_router), max(max_hops, res.max_hops)
+        plan = move_streams(step_moves(algorithm, grid, s, [0], [0]), wav)
+        used, conflicts = routing_rules(plan)
+        if conflicts:
+            raise AccelsimError(f"{algorithm} routing plan conflicts: {conflicts[0]}", field="routing")
+        cache[s] = step_cycles(algorithm, grid, s, wav, *net)
+        per_step.append(cache[s])
+        colours, max_hops = max(colours, used), max(max_hops, max(st.hops for st in plan))
     if colours > device.routing_colours:
         raise AccelsimError(f"{algorithm} needs {colours} colours at one router, {device.name} routes "
                             f"{device.routing_colours}", field="routing", allowed=f"<= {device.routing_colours}")
     if algorithm != "summa":
         per_step = per_step * n_steps
-    comm = float(sum(per_step))
-    routing = device.beta_cycles * len(per_step)
+    n_align = alignment_steps(algorithm, grid)
+    # an A-only step: rows share no link or ramp, so row 0 is every row
+    align = n_align * simulate_streams(move_streams(step_moves(algorithm, grid, 0, [0], []), wav),
+                                       *net).makespan_cycles if n_align else 0.0
+    comm = float(sum(per_step)) + align
+    routing = device.beta_cycles * (len(per_step) + n_align)
+    compute = local * grid
     if algorithm == "allgather":
-        compute = local * grid
         total = comm + compute
+    elif not overlap:
+        total = align + float(sum(local + c for c in per_step)) + (local if algorithm != "summa" else 0.0)
+    elif algorithm == "summa":  # double-buffered: the broadcast of step s + 1 during the multiply of step s
+        total = per_step[0] + float(sum(max(local, c) for c in per_step[1:])) + local
     else:
-        compute = local * grid
-        body = [max(local, c) if overlap else local + c for c in per_step]
-        total = float(sum(body)) + (local if algorithm != "summa" else 0.0)
+        shift = per_step[0] if per_step else 0.0
+        total = align + grid * max(local, shift)
     return GemmTiming(algorithm, grid, (mt, kt, nt), compute, comm, routing, total, colours, sram, max_hops)
 
 
+def _latest_bookings(by_column: dict[int, tuple], lanes: int) -> dict[int, tuple]:
+    """The columns whose ramp bookings no other column's dominate (one per distinct booking).
+
+    Why this is enough: B streams carry no dependencies, so they are placed in a fixed order and
+    every time they get is a max of sums of the booked free times; later bookings can only make
+    a column's step later. A column booked no later than another, lane by lane, cannot be the
+    slowest one."""
+    width = [min(lanes, max((len(b[i]) for b in by_column.values()), default=0)) for i in range(2)]
+
+    def key(booked: tuple) -> tuple:  # an unused lane is free from time 0
+        return tuple(tuple(sorted(list(b) + [0.0] * (w - len(b)))) for b, w in zip(booked, width))
+
+    keys = {c: key(b) for c, b in by_column.items()}
+    distinct: dict[tuple, int] = {}
+    for c, k in keys.items():
+        distinct.setdefault(k, c)
+
+    def dominates(other: tuple, k: tuple) -> bool:
+        return all(x <= y for kk, oo in zip(k, other) for x, y in zip(kk, oo))
+
+    front: list[tuple] = []  # a key can only be dominated by one that sorts after it
+    for k in sorted(distinct, reverse=True):
+        if not any(dominates(f, k) for f in front):
+            front.append(k)
+    return {distinct[k]: by_column[distinct[k]] for k in front}
+
+
 def full_mesh_step_cycles(algorithm: str, grid: int, step: int, wavelets: dict[str, int], alpha: float,
-                          beta: float) -> float:
+                          beta: float, link_rate: float = 1.0, ramp_rate: float | None = None) -> float:
     """Makespan of one step with every row and column simulated together (for the symmetry check)."""
     streams = move_streams(step_moves(algorithm, grid, step, range(grid), range(grid)), wavelets)
-    return simulate_streams(streams, alpha, beta).makespan_cycles
+    return simulate_streams(streams, alpha, beta, link_rate, ramp_rate).makespan_cycles
 
 
 def execute(algorithm: str, a: np.ndarray, b: np.ndarray, grid: int) -> np.ndarray:

@@ -36,15 +36,18 @@ class CollectiveTiming:
 
 
 def allreduce_timing(algorithm: str, p: int, elements: int, device, k: int = 2,
-                     groups: int | None = None) -> CollectiveTiming:
-    """Allreduce of an ``elements``-long vector over ``p`` cores on one line of ``device``."""
+                     groups: int | None = None, ramps: bool = True) -> CollectiveTiming:
+    """Allreduce of an ``elements``-long vector over ``p`` cores on one line of ``device``; with
+    ``ramps`` a core's incoming (outgoing) streams share its ramp (a group root fed from both sides
+    takes the two streams one after the other)."""
     if algorithm not in ALLREDUCE_ALGORITHMS:
         raise AccelsimError(f"unknown allreduce {algorithm!r}", field="algorithm", allowed=ALLREDUCE_ALGORITHMS)
     if p == 1:
         return CollectiveTiming(0.0, 0, 0, 0.0)
     cycles, depth, colours, conflict = _simulated(algorithm, p, elements, device.elements_per_wavelet,
                                                   device.alpha_cycles, device.beta_cycles,
-                                                  device.link_wavelets_per_cycle, k, groups)
+                                                  device.link_wavelets_per_cycle, k, groups,
+                                                  device.ramp_wavelets_per_cycle if ramps else None)
     if conflict:
         raise AccelsimError(f"{algorithm} allreduce routing conflicts: {conflict}", field="routing")
     if colours > device.routing_colours:
@@ -56,16 +59,16 @@ def allreduce_timing(algorithm: str, p: int, elements: int, device, k: int = 2,
 
 @lru_cache(maxsize=4096)
 def _simulated(algorithm: str, p: int, elements: int, per: int, alpha: float, beta: float, rate: float, k: int,
-               groups: int | None) -> tuple[float, int, int, str]:
+               groups: int | None, ramp: float | None = None) -> tuple[float, int, int, str]:
     """(cycles, depth, colours, first conflict) of one allreduce; cached because an LLM search asks
     for the same few shapes on every candidate grid."""
     if algorithm == "ring" and p > RING_FULL_LIMIT:
         one = [s for s in collective_streams("allreduce", "ring", p, elements, per) if not s.deps]  # step 1
-        res = simulate_streams(one, alpha, beta, rate)
+        res = simulate_streams(one, alpha, beta, rate, ramp)
         depth = 2 * (p - 1)
         return res.makespan_cycles * depth, depth, res.colours_per_router, ""
     streams = collective_streams("allreduce", algorithm, p, elements, per, k=k, groups=groups)
-    res = simulate_streams(streams, alpha, beta, rate)
+    res = simulate_streams(streams, alpha, beta, rate, ramp)
     return res.makespan_cycles, res.depth, res.colours_per_router, (res.conflicts or [""])[0]
 
 

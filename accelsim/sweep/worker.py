@@ -130,6 +130,24 @@ def _evaluate_point(context: Context, evaluator: Any, derived: dict, task: dict[
     return row_of_result(context, derived, task, result)
 
 
+def evaluate_task(context: Context, evaluator: Any, derived: dict, point: Point, hardware: Any,
+                  workload: Any) -> dict[str, Any]:
+    """The row of a decoded point, its hardware already validated and its workload built (a
+    worker's warm state holds both; see :mod:`accelsim.sweep.rangework`)."""
+    task = task_of(point)
+    try:
+        result = flatten(dict(evaluator.fn(hardware, workload, dict(task["options"]))))
+    except InfeasibleError as err:
+        row = base_row(context, task)
+        fail_row(row, context, INFEASIBLE, err)
+        return row
+    except Exception as err:  # noqa: BLE001 - any failure of one point is that point's result
+        row = base_row(context, task)
+        fail_row(row, context, ERROR, err)
+        return row
+    return row_of_result(context, derived, task, result)
+
+
 def row_of_result(context: Context, derived: dict, task: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """The row of a point whose evaluator returned ``result`` (flattened): metrics coerced to their
     column types, derived columns computed; a failure here is the point's error row. Shared with

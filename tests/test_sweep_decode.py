@@ -20,6 +20,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from accelsim.errors import AccelsimError
 from accelsim.sweep import SweepSpec, load_results, run_sweep
 from accelsim.sweep.decode import PointSource
 from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
@@ -59,7 +60,7 @@ def test_decoded_point_i_is_the_reference_point_i(data):
     spec = SweepSpec.from_dict(data)
     try:
         reference = spec.points().points
-    except Exception as err:  # every point removed by the constraint: the decoder must agree
+    except AccelsimError as err:  # every point removed by the constraint: the decoder must agree
         assert "no design points" in str(err)
         reference = []
     source = _source(spec)
@@ -83,14 +84,14 @@ def test_decoded_point_i_is_the_reference_point_i(data):
 
 SLOW = {"name": "slow", "parameters": {"array.rows": {"range": {"start": 1, "stop": 160, "step": 1}}},
         "workloads": [{"gemm": [64, 32, 48]}], "evaluator": "tests.sweep_fixtures:slow"}
-SCRIPT = """
+SCRIPT = f"""
 import sys
 from accelsim.sweep import run_sweep
 try:
-    run_sweep(%r, sys.argv[1], executor="process", workers=2, allow_code=True)
+    run_sweep({SLOW!r}, sys.argv[1], executor="process", workers=2, allow_code=True)
 except KeyboardInterrupt:
     sys.exit(130)
-""" % (SLOW,)
+"""
 
 
 def test_interrupted_then_resumed_sweep_is_the_serial_table(tmp_path):
@@ -120,7 +121,7 @@ def test_interrupted_then_resumed_sweep_is_the_serial_table(tmp_path):
 def test_the_sweep_process_does_not_expand_the_points(tmp_path, monkeypatch):
     """Validating and hashing every design is the workers' job: the sweep process validates one
     design per swept value (the up-front check) and the probe's few points, not one per point."""
-    import accelsim.sweep.decode as decode
+    from accelsim.sweep import decode
 
     calls = []
     real = decode.apply_params

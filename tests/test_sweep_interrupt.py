@@ -71,8 +71,7 @@ def test_dask_chunks_are_sized_to_a_time_target(monkeypatch, tmp_path):
     first ones single points, to measure): what an interrupt can lose is bounded in time."""
     from distributed import Client, LocalCluster
 
-    import accelsim.sweep.executors as executors
-    from accelsim.sweep import SweepSpec
+    from accelsim.sweep import SweepSpec, executors
     from accelsim.sweep.decode import PointSource
     from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
     from accelsim.sweep.rangework import Job, parquet_table
@@ -91,9 +90,9 @@ def test_dask_chunks_are_sized_to_a_time_target(monkeypatch, tmp_path):
     sizes.clear()
     _REAL.append(executors.dask_range)
     monkeypatch.setattr(executors, "dask_range", _recording)
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc:
-        with Client(lc, set_as_default=False) as client:
-            results = list(executors.dask_ranges(job, source.raw_count, client, target_s=0.1))
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc, \
+            Client(lc, set_as_default=False) as client:
+        results = list(executors.dask_ranges(job, source.raw_count, client, target_s=0.1))
     keys = [k for r in results for k in parquet_table(r.part_bytes).column("key").to_pylist()]
     assert sorted(keys) == sorted(p.key for p in spec.points().points)  # each point exactly once
     assert sorted(k for r in results for k in r.keys) == sorted(keys)  # ... and reported for the manifest

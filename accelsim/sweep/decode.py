@@ -24,7 +24,15 @@ import accelsim
 from accelsim.errors import AccelsimError
 from accelsim.sweep.expr import compile_expression
 from accelsim.sweep.parameters import Parameter, Sampling, sampled_columns
-from accelsim.sweep.spec import Point, PointKeys, SweepSpec, _truth, apply_params, canonical_json, flatten_paths
+from accelsim.sweep.spec import (
+    Point,
+    PointKeys,
+    SweepSpec,
+    _truth,
+    apply_params,
+    canonical_json,
+    flatten_paths,
+)
 from accelsim.sweep.workloads import normalize_workloads, workload_fingerprint
 
 
@@ -53,7 +61,7 @@ class PointSource:
     _row_cache: tuple[int, Any] | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, spec: SweepSpec, engine_fingerprint: str) -> "PointSource":
+    def of(cls, spec: SweepSpec, engine_fingerprint: str) -> PointSource:
         """Built in the sweep process: loads the base designs and fingerprints the workloads once
         (no point is expanded here)."""
         names = list(spec.parameters)

@@ -25,7 +25,15 @@ from typing import Any
 
 from accelsim.sweep.chunking import ChunkSizer
 from accelsim.sweep.dask_connect import _client_within, connect_dask  # noqa: F401 - re-exported
-from accelsim.sweep.rangework import Job, RangeResult, died_row, init_pool_worker, pool_range, run_range, state_for
+from accelsim.sweep.rangework import (
+    Job,
+    RangeResult,
+    died_row,
+    init_pool_worker,
+    pool_range,
+    run_range,
+    state_for,
+)
 
 # Dask returns a range's rows only when it completes, so its ranges are bounded in time: what an
 # interrupt may lose per thread.

@@ -259,7 +259,7 @@ def init_pool_worker(job: Job, started: Any, stop: Any, acks: Any) -> None:
     from accelsim.sweep.worker import init_worker
 
     global _POOL_JOB, _STARTED
-    init_worker(None)
+    init_worker()
     _POOL_JOB, _STARTED = job, started
     warm(job)
     if stop is not None:

@@ -1,25 +1,30 @@
 """Running a sweep: in-process, on a local process pool, or on a Dask cluster; resumable.
 
-The parent expands the spec into points (every input error surfaces here, before any work),
-drops the points whose key is already on disk, hands the rest to an executor
-(:mod:`accelsim.sweep.executors`, which cuts them into tasks sized from the measured cost of a
-point, :mod:`accelsim.sweep.chunking`) and streams the rows into the store as points finish: a part
-file whenever ``flush_rows`` rows are buffered or ``flush_s`` seconds passed, and always on the
-way out (Ctrl-C included).
+The sweep process does little itself, so that it does not compete with the workers for a core: it
+checks the spec (each swept value once, not each point), builds a :class:`PointSource` (the
+base designs, workloads and key parts, from which any point can be decoded from its index), reads
+the keys already on disk, and hands the executor (:mod:`accelsim.sweep.executors`) index ranges
+sized from the measured cost of a point (:mod:`accelsim.sweep.chunking`). Workers decode, hash,
+skip what is done, evaluate, and write their own part files (:mod:`accelsim.sweep.rangework`);
+each range reports its keys back, and once every range has, the manifest gets the spec's key list
+(first occurrence of each key, in point order), which orders and filters :func:`load_results`.
 
 Failure handling, which is what makes a long sweep safe to leave alone:
 
 - a point whose evaluator raises becomes a row with ``status`` ``error`` (or ``infeasible`` for an
-  :class:`~accelsim.errors.InfeasibleError`) and its message; the sweep goes on;
+  :class:`~accelsim.errors.InfeasibleError`) and its message; the sweep goes on; so does a
+  combination of values the hardware model refuses (each value alone is checked before any work);
 - a worker process that dies (segfault, OOM kill, ``os._exit``) breaks the process pool; the
-  points that were running are re-run one at a time in a fresh single-worker pool, so the
-  point that kills its worker is found and recorded as an error, and the others complete;
-  on Dask a ``KilledWorker`` chunk is split the same way;
-- Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the CLI) writes every finished row before
-  the exception propagates: rows come back point by point, so only the points still running are
-  lost. A re-run computes only what is missing.
+  ranges that had not started are rerun in a new pool and those that were running are rerun one
+  index at a time in a fresh single-worker pool, so the point that kills its worker is found and
+  recorded as an error, and the others complete; on Dask a ``KilledWorker`` range is split the
+  same way;
+- Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the CLI) makes every worker write the rows it
+  holds before the pool is stopped, so only the points still running are lost; the manifest then
+  lists no keys (the table shows every row on disk) until a run completes. A re-run computes
+  only what is missing.
 
-Workers ignore SIGINT so that only the parent decides what an interrupt means.
+Workers ignore SIGINT so that only the sweep process decides what an interrupt means.
 """
 from __future__ import annotations
 
@@ -36,15 +41,26 @@ import accelsim
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import spec_from_dict
 from accelsim.report import flatten
-from accelsim.sweep.evaluators import get_evaluator
 from accelsim.sweep.decode import PointSource, no_points_error
-from accelsim.sweep.evaluators import engine_fingerprint
-from accelsim.sweep.executors import (DASK_MAX_CHUNK, _client_within, connect_dask, dask_ranges,  # noqa: F401
-                                      process_ranges, serial_ranges)
-from accelsim.sweep.rangework import SKIPPED, Job, RangeResult, _Writer
+from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
+from accelsim.sweep.executors import (  # noqa: F401
+    DASK_MAX_CHUNK,
+    _client_within,
+    connect_dask,
+    dask_ranges,
+    process_ranges,
+    serial_ranges,
+)
 from accelsim.sweep.expr import compile_expression
 from accelsim.sweep.lock import directory_lock
-from accelsim.sweep.spec import RESERVED_COLUMNS, Point, SweepSpec, canonical_json, flatten_paths
+from accelsim.sweep.rangework import SKIPPED, Job, RangeResult, _Writer
+from accelsim.sweep.spec import (
+    RESERVED_COLUMNS,
+    Point,
+    SweepSpec,
+    canonical_json,
+    flatten_paths,
+)
 from accelsim.sweep.store import ERROR, INFEASIBLE, OK, ResultStore, rows_table
 from accelsim.sweep.worker import Context, evaluate_task, row_of_result, task_of
 from accelsim.sweep.workloads import resolve_workload
@@ -325,7 +341,6 @@ def _probe_metrics(spec: SweepSpec, evaluator: Any, source: PointSource, done: f
     kept (written first), so no work is repeated. If the first few points all fail the setup is
     broken, and that is one clear error before the sweep floods the store with it.
     """
-    probe = Context(spec.evaluator.name, {}, {}, param_paths, spec.allow_code)
     tried: list[dict[str, Any]] = []
     n = source.raw_count
     for point in _probe_points(source, done, sorted({0, n // 3, (2 * n) // 3, n - 1})):

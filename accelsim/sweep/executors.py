@@ -44,6 +44,8 @@ DASK_CHUNK_S = 1.0
 POOL_MAX_CHUNK = 8192
 POOL_CHUNK_S = 0.5
 SERIAL_CHUNK_S = 1.0
+# No range below this much work (see ChunkSizer): the tail's imbalance stays under it.
+MIN_RANGE_S = 0.05
 STOP_GRACE_S = 5.0  # how long an interrupted pool's workers get to write their buffered rows
 
 Ranges = Iterator[RangeResult]
@@ -94,7 +96,7 @@ def process_ranges(job: Job, total: int, workers: int, refresh: Callable[[], fro
     running are then re-run one index at a time, each in a fresh single-worker pool, so only the
     point that kills its worker is blamed (a ``WorkerDied`` error row)."""
     mp = multiprocessing.get_context("fork")
-    cutter = _Cutter(total, ChunkSizer(target_s, POOL_MAX_CHUNK, 2 * workers, chunk_size))
+    cutter = _Cutter(total, ChunkSizer(target_s, POOL_MAX_CHUNK, 2 * workers, chunk_size, MIN_RANGE_S))
     suspects: list[int] = []
     while cutter:
         started, stop, acks = mp.SimpleQueue(), mp.Event(), mp.SimpleQueue()
@@ -246,7 +248,7 @@ def dask_ranges(job: Job, total: int, client: Any, target_s: float = DASK_CHUNK_
     job = dataclasses.replace(job, out_dir=None)
     shared = client.scatter(job, broadcast=True, hash=False)
     cutter = _Cutter(total, ChunkSizer(target_s, DASK_MAX_CHUNK, 2 * max(1, sum(client.nthreads().values())),
-                                       chunk_size))
+                                       chunk_size, min(MIN_RANGE_S, target_s)))
     futures: dict[Any, tuple[int, int]] = {}
     stream = as_completed([], loop=client.loop)
 

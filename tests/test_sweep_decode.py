@@ -148,3 +148,27 @@ def test_a_repeated_design_is_one_row_whatever_the_executor(tmp_path):
     a, b = load_results(serial.out_dir), load_results(pool.out_dir)
     assert a["key"].tolist() == [p.key for p in reference.points]
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_combination_the_hardware_refuses_is_that_points_error_row(tmp_path, monkeypatch):
+    """Each swept value alone is checked before any work; a combination refused only as a whole
+    (a cross-field check) becomes the error row of its points, and the sweep goes on."""
+    from accelsim.sweep import decode
+
+    real = decode.apply_params
+
+    def refusing(bases, overrides, options, params):
+        if params.get("array.rows") == 16 and params.get("array.cols") == 32:
+            raise AccelsimError("rows 16 with cols 32 is refused", field="array")
+        return real(bases, overrides, options, params)
+
+    monkeypatch.setattr(decode, "apply_params", refusing)
+    spec = SweepSpec.from_dict({"parameters": {"array.rows": [8, 16], "array.cols": [8, 32]},
+                                "workloads": [{"gemm": [40, 24, 16]}, {"gemm": [8, 8, 8]}], "evaluator": "systolic"})
+    result = run_sweep(spec, tmp_path / "s", executor="serial")
+    table = load_results(tmp_path / "s")
+    bad = table[(table["array.rows"] == 16) & (table["array.cols"] == 32)]
+    assert result.total == len(table) == 8 and result.failed == 2 == len(bad)
+    assert (bad["status"] == "error").all() and bad["error"].str.contains("rows 16 with cols 32").all()
+    assert (table.drop(bad.index)["status"] == "ok").all()
+    assert run_sweep(spec, tmp_path / "s", executor="serial").computed == 0  # resumed: the error rows count

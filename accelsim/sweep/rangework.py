@@ -183,17 +183,16 @@ def run_range(job: Job, start: int, stop: int) -> RangeResult:
             if decoded is None:
                 result.keys.append(SKIPPED)
                 continue
+            key = job.source.invalid_key(raw) if isinstance(decoded, AccelsimError) else decoded[0].key
+            result.keys.append(key)
+            if key in job.skip or key in seen:
+                result.already_done += key in job.skip
+                continue
+            seen.add(key)
             if isinstance(decoded, AccelsimError):
-                key = job.source.invalid_key(raw)
-                result.keys.append(key)
                 row = invalid_row(job, raw, key, decoded)
             else:
                 point, hardware = decoded
-                result.keys.append(point.key)
-                if point.key in job.skip or point.key in seen:
-                    result.already_done += point.key in job.skip
-                    continue
-                seen.add(point.key)
                 row = evaluate_task(job.context, state.evaluator, state.derived, point, hardware,
                                     _workload(state, point))
             if row["status"] == OK:

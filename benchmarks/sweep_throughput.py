@@ -24,7 +24,8 @@ quarter they were with 20 COSMA points (4 s).
 
 CPU accounting: ``parent_cpu_s`` is the sweep process's own CPU (decoding nothing now: the spec
 check, the probe, the manifest, writing the part files Dask returns; with a LocalCluster the
-scheduler runs in this process too, so it is included); ``cpu_s`` adds the workers' CPU (pool
+scheduler runs in this process too, so it is included; ``main_thread_cpu_s`` is the sweep code's
+own thread alone); ``cpu_s`` adds the workers' CPU (pool
 workers: reaped children; Dask workers: ``getrusage`` in each worker before and after, via
 ``client.run``); ``parent_share`` = parent / total is the part of the work that does not scale
 with workers, and what caps the 1 -> 2 ratio on a machine with two cores.
@@ -121,9 +122,10 @@ def timed(s: SweepSpec, executor: str, workers: int) -> dict:
     try:
         load_before = os.getloadavg()[0]
         w0 = _dask_workers_cpu_s(client) if client is not None else 0.0
-        c0, p0, t0 = _cpu_s(), _self_cpu_s(), time.perf_counter()
+        c0, p0, m0, t0 = _cpu_s(), _self_cpu_s(), time.thread_time(), time.perf_counter()
         result = run_sweep(s, out, **kw)
         wall, cpu, parent = time.perf_counter() - t0, _cpu_s() - c0, _self_cpu_s() - p0
+        main_thread = time.thread_time() - m0
         if client is not None:
             cpu = parent + _dask_workers_cpu_s(client) - w0
         load_after = os.getloadavg()[0]
@@ -136,7 +138,7 @@ def timed(s: SweepSpec, executor: str, workers: int) -> dict:
     assert result.computed == result.total, (result.computed, result.total)
     return {"points": result.total, "failed": result.failed, "wall_s": round(wall, 3),
             "points_per_s": round(result.total / wall, 2),
-            "cpu_s": round(cpu, 3), "parent_cpu_s": round(parent, 3),
+            "cpu_s": round(cpu, 3), "parent_cpu_s": round(parent, 3), "main_thread_cpu_s": round(main_thread, 3),
             "parent_share": round(parent / cpu, 3) if cpu > 0 else float("nan"),
             "load_before": round(load_before, 2), "load_after": round(load_after, 2), "_table": table}
 
@@ -182,12 +184,16 @@ def main() -> None:
 
 
 def report(df: pd.DataFrame) -> str:
+    for column in ("main_thread_cpu_s", "parent_share"):  # absent from CSVs of older versions
+        if column not in df:
+            df[column] = float("nan")
     mismatches = [f"{r.workload}: {r.executor} x{r.workers} (repeat {r.repeat}) differs from the serial table"
                   for r in df.itertuples() if not r.same_table]
     best = df.groupby(["workload", "executor", "workers"], sort=False).agg(
         points=("points", "first"), best_points_per_s=("points_per_s", "max"),
         median_points_per_s=("points_per_s", "median"), cpu_s_median=("cpu_s", "median"),
-        parent_cpu_s_median=("parent_cpu_s", "median"), parent_share_median=("parent_share", "median"),
+        parent_cpu_s_median=("parent_cpu_s", "median"), main_thread_cpu_s_median=("main_thread_cpu_s", "median"),
+        parent_share_median=("parent_share", "median"),
         load_min=("load_before", "min"), load_max=("load_after", "max")).reset_index()
     best = best.round(3)
     serial = best[best.executor == "serial"].set_index("workload")
@@ -213,7 +219,7 @@ def report(df: pd.DataFrame) -> str:
          "`run_sweep`. Command: `python benchmarks/sweep_throughput.py --write-results`; raw runs in "
          "`sweep_throughput.csv`. `parent_cpu_s` is the sweep process's own CPU (spec check, probe, manifest, "
          "writing the part files Dask returns; with a LocalCluster the scheduler's thread too); `cpu_s` adds the "
-         "workers' CPU; `parent_share` = parent / total. Workers decode their own points from index ranges, "
+         "workers' CPU; `parent_share` = parent / total; `main_thread_cpu_s` is the sweep code's own thread (without the Dask client's and LocalCluster scheduler's event loop, or the pool's result thread). Workers decode their own points from index ranges, "
          "hash keys, evaluate and (pool) write their own part files."), "",
         tables.markdown_table(best, float_format=str), "",
         ("Speedup from 1 to 2 workers (best rate of 2 workers / best rate of 1). `cpu_bound_speedup` is "

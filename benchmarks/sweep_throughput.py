@@ -201,14 +201,12 @@ def report(df: pd.DataFrame) -> str:
     speed = []
     for (workload, executor), g in best[best.executor != "serial"].groupby(["workload", "executor"], sort=False):
         one, two = (g.loc[g.workers == n, "best_points_per_s"].iloc[0] for n in (1, 2))
-        cpu = {n: g.loc[g.workers == n].iloc[0] for n in (1, 2)}
-        worker_1 = cpu[1].cpu_s_median - cpu[1].parent_cpu_s_median
-        worker_2 = cpu[2].cpu_s_median - cpu[2].parent_cpu_s_median
+        share = float(g.loc[g.workers == 2, "parent_share_median"].iloc[0])
         speed.append({"workload": workload, "executor": executor, "speedup_1_to_2": round(two / one, 2),
-                      # On two idle cores: 1 worker takes worker_1 (the parent has the other core),
-                      # 2 workers take (worker_2 + parent_2) / 2 at best; load-independent.
-                      "cpu_bound_speedup": round(2 * worker_1 / (worker_2 + cpu[2].parent_cpu_s_median), 2),
-                      "parent_share_2": cpu[2].parent_share_median,
+                      # The same points cost the workers the same CPU W with 1 or 2 of them; the
+                      # parent's P runs on the second core with 1 worker and shares both with 2:
+                      # t1 = W, t2 >= (W + P) / 2, so t1 / t2 <= 2 (1 - share), share = P / (W + P).
+                      "cap_from_parent_cpu": round(2 * (1 - share), 2), "parent_share_2": share,
                       "ms_per_point": float(best.loc[best.workload == workload, "ms_per_point_serial"].iloc[0])})
     speed = pd.DataFrame(speed)
     loads = pd.concat([df.load_before, df.load_after])
@@ -222,9 +220,10 @@ def report(df: pd.DataFrame) -> str:
          "workers' CPU; `parent_share` = parent / total; `main_thread_cpu_s` is the sweep code's own thread (without the Dask client's and LocalCluster scheduler's event loop, or the pool's result thread). Workers decode their own points from index ranges, "
          "hash keys, evaluate and (pool) write their own part files."), "",
         tables.markdown_table(best, float_format=str), "",
-        ("Speedup from 1 to 2 workers (best rate of 2 workers / best rate of 1). `cpu_bound_speedup` is "
-         "what the CPU the runs used allows on two idle cores: 2 x (workers' CPU with 1 worker) / (workers' CPU "
-         "with 2 + parent CPU with 2); unlike the wall-clock ratio it does not depend on other jobs' load."), "",
+        ("Speedup from 1 to 2 workers (best rate of 2 workers / best rate of 1). `cap_from_parent_cpu` = "
+         "2 x (1 - parent share with 2 workers) is the most two idle cores allow given the CPU the sweep process "
+         "itself used (it runs beside the single worker for free but takes from two): the part of the ratio "
+         "the sweep code controls, and it does not depend on other jobs' load as the wall-clock ratio does."), "",
         tables.markdown_table(speed, float_format=str), "",
         f"**Load.** {os.cpu_count()} cores; the 1-minute load average was {loads.min():.1f} to {loads.max():.1f} "
         f"during these runs, and {busy:.1f} or more just before every serial run (which adds about 1 once it "

@@ -54,7 +54,7 @@ def _source(spec: SweepSpec) -> PointSource:
     return pickle.loads(pickle.dumps(source))  # what a worker receives
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(data=specs())
 def test_decoded_point_i_is_the_reference_point_i(data):
     spec = SweepSpec.from_dict(data)
@@ -120,7 +120,8 @@ def test_interrupted_then_resumed_sweep_is_the_serial_table(tmp_path):
 
 def test_the_sweep_process_does_not_expand_the_points(tmp_path, monkeypatch):
     """Validating and hashing every design is the workers' job: the sweep process validates one
-    design per swept value (the up-front check) and the probe's few points, not one per point."""
+    design per swept value (the up-front check) and the one point it evaluates before the pool
+    forks (so its imports are inherited), not one per point."""
     from accelsim.sweep import decode
 
     calls = []
@@ -135,7 +136,7 @@ def test_the_sweep_process_does_not_expand_the_points(tmp_path, monkeypatch):
     spec = SweepSpec.from_dict({"parameters": values, "workloads": [{"gemm": [64, 48, 40]}], "evaluator": "systolic"})
     result = run_sweep(spec, tmp_path / "p", executor="process", workers=2)
     assert result.total == 72 and result.ok == 72
-    assert len(calls) <= sum(len(v) for v in values.values())  # 13 here, not 72
+    assert len(calls) <= sum(len(v) for v in values.values()) + 1  # 14 here, not 72
 
 
 def test_a_repeated_design_is_one_row_whatever_the_executor(tmp_path):

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from accelsim.engines.systolic import GemmLayer
 from accelsim.errors import AccelsimError
+from accelsim.hardware.base import spec_from_dict
 from accelsim.hardware.systolic import DATAFLOWS, SystolicAccelerator
 from accelsim.ir import GemmShape
 
@@ -143,7 +144,9 @@ def read_scalesim_config(path: str | Path) -> SystolicAccelerator:
     else:
         bandwidth_bytes = CALC_BANDWIDTH_BYTES_PER_CYCLE
     name = get("general", "run_name", Path(path).stem) if parser.has_section("general") else Path(path).stem
-    return SystolicAccelerator(
+    # through spec_from_dict: a size the spec refuses (ArrayHeight: 10**30) is one error naming the field
+    return spec_from_dict(dict(
+        kind="systolic",
         name=name.strip(),
         description=f"from SCALE-Sim config {Path(path).name} ({mode} interface bandwidth)",
         sources=[f"SCALE-Sim configuration file {source}"],
@@ -152,7 +155,7 @@ def read_scalesim_config(path: str | Path) -> SystolicAccelerator:
         array={"rows": rows, "cols": cols, "dataflow": dataflow},
         sram={"ifmap_bytes": 1024 * ifmap_kb, "filter_bytes": 1024 * filter_kb, "ofmap_bytes": 1024 * ofmap_kb},
         dram={"name": "dram", "bandwidth_bytes_per_cycle": bandwidth_bytes},
-    )
+    ), source=source)
 
 
 def conv_layer(name: str, ifmap_h: int, ifmap_w: int, filter_h: int, filter_w: int, channels: int,

@@ -126,6 +126,7 @@ GOOD_CFG = (DATA / "scalesim" / "google_user_bw.cfg").read_text()
     ("InterfaceBandwidth: USER", "InterfaceBandwidth: MAYBE", ["InterfaceBandwidth", "USER, CALC"]),
     ("[architecture_presets]", "[arch]", ["architecture_presets", "missing section"]),
     ("[general]", "general]", ["malformed"]),
+    ("ArrayHeight:    256", "ArrayHeight: 1000000000000000000000000000000", ["array.rows", "too large"]),
 ])
 def test_bad_configs_name_file_and_field(tmp_path, old, new, needles):
     path = tmp_path / "bad.cfg"

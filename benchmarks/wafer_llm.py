@@ -143,7 +143,7 @@ def seventy_b_rows(device) -> list[dict]:
 
 
 def rows(device) -> list[dict]:
-    out = seventy_b_rows(device)
+    out = []
     for grid, ref in PAPER_DECODE.items():
         tps, info = layer_tokens_per_s("llama-3-8b", "decode", grid, device, context=4096)
         out.append({"case": "decode LLaMA3-8B ctx 4096", "grid": f"{grid}^2", "metric": "tokens/s/request",
@@ -192,7 +192,7 @@ def rows(device) -> list[dict]:
                     f"{p.placement.regions}", "metric": "tokens/s", "accelsim": tps, "paper": None, "ratio": None,
                     "note": note})
     out.append(kv_layout_row(device))
-    return out
+    return out + seventy_b_rows(device)
 
 
 def kv_layout_row(device, grid: int = 420, prompt: int = 2048, generated: int = 2048) -> dict:

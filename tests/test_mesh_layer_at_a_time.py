@@ -127,3 +127,16 @@ def test_a_70b_model_refused_resident_runs_one_layer_per_compile_on_wse2():
     assert report.meta["per_layer"][1] == {"part": "block", "repeat": 80, "one_s": pytest.approx(
         plan(alone(model, model.parts[1]), wse2, grid=720).cycles / wse2.clock_hz, rel=1e-12),
         "sram_used_bytes": report.meta["per_layer"][1]["sram_used_bytes"]}
+
+
+
+def test_the_label_counts_every_block_of_a_model_with_dense_and_moe_blocks():
+    cfg = load_model("mixtral-8x7b")
+    cfg = cfg.model_copy(update={"num_layers": 3, "hidden_size": 256, "ffn_size": 512, "num_heads": 8,
+                                 "num_kv_heads": 2, "vocab_size": 1000,
+                                 "moe": cfg.moe.model_copy(update={"first_dense_layers": 1})})
+    model = build_model(cfg, "decode", batch=1, context=128)
+    assert [(p.name, p.repeat) for p in model.parts] == [("embed", 1), ("dense_block", 1), ("moe_block", 2),
+                                                           ("head", 1)]
+    report = simulate(model, SMALL, grid=64, layer_at_a_time=True)
+    assert report.meta["convention"].startswith("one layer per compile, x 3 layers;")

@@ -54,9 +54,13 @@ def single_part(workload: Any, name: str) -> Any:
                       workload.config, dict(workload.meta))
 
 
+NON_LAYER_PARTS = frozenset({"embed", "head", "position_bias", "encoder_norm"})  # workloads.transformer part names
+
+
 def _decoder_layers(workload: Any) -> int:
-    parts = parts_of(workload)
-    return max(p.repeat for p in parts)
+    """Layers the label counts: the repeats of every block part (dense and MoE blocks, encoder and
+    decoder), not the embedding or head; a bare Graph is one layer."""
+    return sum(p.repeat for p in parts_of(workload) if p.name not in NON_LAYER_PARTS) or 1
 
 
 def _runs_at(workload: Any, device, g: int) -> list[LayerRun]:

@@ -140,3 +140,16 @@ def test_the_label_counts_every_block_of_a_model_with_dense_and_moe_blocks():
                                                            ("head", 1)]
     report = simulate(model, SMALL, grid=64, layer_at_a_time=True)
     assert report.meta["convention"].startswith("one layer per compile, x 3 layers;")
+
+
+def test_accelsim_simulate_takes_the_flag_on_a_mesh_and_refuses_it_elsewhere():
+    base = ("simulate", "--model", "gpt2", "--context", "256", "--json")
+    done = cli_in_process(*base, "--hardware", "mesh-small", "--layer-at-a-time")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    direct = simulate(gpt2_decode(), SMALL, layer_at_a_time=True)
+    assert "one layer per compile, x 12 layers" in doc["convention"]
+    assert doc["total_s"] == pytest.approx(direct.core.total_s, rel=1e-12)
+    refused = cli_in_process(*base, "--hardware", "a100-80gb", "--layer-at-a-time")
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1 and "layer_at_a_time" in lines[0]

@@ -163,6 +163,8 @@ def summary(report: Report, run: ModelRun) -> dict[str, Any]:
     doc["totals"] = {k: v for k, v in report.totals.items() if not isinstance(v, (dict, list))}
     if "gemm_mapper" in report.meta:  # what placed the GEMMs (the tiling mapper or a fixed order)
         doc["gemm_mapper"] = report.meta["gemm_mapper"]
+    if "convention" in report.meta:  # which measurement convention made the number (mesh engine)
+        doc["convention"] = report.meta["convention"]
     return doc
 
 
@@ -185,6 +187,8 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
     if run.dtype_source == "assumed":
         console.print(f"note: the model states no element size; assumed {run.dtype_bytes} bytes (fp16/bf16)",
                       markup=False, highlight=False)
+    if report.meta.get("layer_at_a_time"):  # never a silently different measurement
+        console.print(f"convention: {report.meta['convention']}", markup=False, highlight=False)
     doc = summary(report, run)
     t = Table(show_header=False, box=None)
     t.add_row("latency", f"{core.total_s * 1e3:.4g} ms" + (f" ({core.total_cycles:.4g} cycles)"
@@ -223,7 +227,8 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
 def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int, seq: int | None,
                            context: int | None, tp: int, blocks: int | None, overlap: bool, json_out: bool,
                            csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False,
-                           dims: list[str] | None = None, fold_order: str = "tiling") -> None:
+                           dims: list[str] | None = None, fold_order: str = "tiling",
+                           layer_at_a_time: bool = False) -> None:
     """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
     from accelsim.cli.jsonout import dumps as dumps_json
 
@@ -243,7 +248,8 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
     if fold_order not in FOLD_ORDERS:
         raise AccelsimError(f"unknown fold order {fold_order!r}", field="--fold-order", allowed=FOLD_ORDERS)
     options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {}),
-               **({"mapper": "fixed"} if fold_order == "scalesim" else {})}
+               **({"mapper": "fixed"} if fold_order == "scalesim" else {}),
+               **({"layer_at_a_time": True} if layer_at_a_time else {})}  # an engine without it refuses it
     if "mapper" in options and spec.kind != "systolic":
         raise AccelsimError(f"applies to systolic presets (their GEMM placement), not kind {spec.kind!r}",
                             field="--fold-order", allowed="a systolic --hardware, or no --fold-order")

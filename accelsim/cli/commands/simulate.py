@@ -89,6 +89,9 @@ def simulate_command(
                                    "loop-nest tiling mapper places each GEMM; it keeps SCALE-Sim's fold order where "
                                    "no nest beats it; the default) or scalesim (SCALE-Sim's fixed fold order for every "
                                    "GEMM). --scalesim-config/--topology/--gemm always use the fold order."),
+    layer_at_a_time: bool = typer.Option(False, "--layer-at-a-time", help="With --model on a mesh preset: "
+                                         "WaferLLM's convention, each layer compiled alone and the step summed over "
+                                         "layers; other layers' weights not resident (their loading not charged)."),
     timeline: Path = typer.Option(None, "--timeline", help="With --model on a systolic or spatial preset: write "
                                   "every task (unit, start and end in cycles, label, kind) of one run of each part to "
                                   "this CSV, for `accelsim plot timeline`."),
@@ -114,7 +117,7 @@ def simulate_command(
         simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
                                context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
                                csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context, dims=dim,
-                               fold_order=fold_order or "tiling")
+                               fold_order=fold_order or "tiling", layer_at_a_time=layer_at_a_time)
         return
     if fold_order == "tiling":
         raise AccelsimError("layers from --topology/--gemm/--scalesim-config run in SCALE-Sim's fold order (the "

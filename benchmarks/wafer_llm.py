@@ -28,7 +28,7 @@ Qwen2-72B heads merged at P = 720 against the abstract's 840 tokens/s/request an
 rise from 480^2 to 720^2, and whole Llama-2-70B / Llama-3-70B decode steps with the simulator's wall
 time per step (a resident 70B model does not fit wse2's 40 GB of SRAM).
 
-Run: ``python benchmarks/wafer_llm.py`` (about a minute); ``--write-results`` rewrites
+Run: ``python benchmarks/wafer_llm.py`` (about 1.5 minutes under load); ``--write-results`` rewrites
 ``results/wafer_llm.csv`` and ``.md``.
 """
 from __future__ import annotations

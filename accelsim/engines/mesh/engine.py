@@ -6,6 +6,9 @@ network model). Memory levels: the wafer has no DRAM on its critical path; weigh
 cache are resident in the cores' SRAM, which is the device's main memory, so
 ``read_bytes['sram']`` and ``offchip_bytes_by_role`` count the bytes each role streams from that
 memory per step (every weight and cache byte once, at least the compulsory traffic).
+Two measurement conventions, named in every report's ``meta['convention']``: the default keeps
+the whole model resident; ``layer_at_a_time=True`` is WaferLLM's (one layer per compile, summed
+over layers, other layers' weights not resident and their loading not charged).
 """
 from __future__ import annotations
 

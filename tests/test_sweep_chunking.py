@@ -32,3 +32,20 @@ def test_sizes_cover_every_point_once_and_respect_time_and_share(total, cost_s, 
 def test_a_fixed_size_overrides_the_measurement():
     sizer = ChunkSizer(1.0, 4096, 2, fixed=150)
     assert [sizer.next_size(r) for r in (1000, 150, 40)] == [150, 150, 40]
+
+
+@settings(max_examples=30, deadline=None)
+@given(total=st.integers(1, 5_000), cost_s=st.floats(1e-5, 0.5), slots=st.integers(1, 8),
+       min_s=st.floats(0.01, 0.2))
+def test_a_minimum_range_keeps_the_tail_from_shrinking_to_single_cheap_points(total, cost_s, slots, min_s):
+    sizer = ChunkSizer(0.5, 4096, slots, min_s=min_s)
+    remaining, sizes = total, []
+    while remaining:
+        size = sizer.next_size(remaining)
+        sizes.append(size)
+        remaining -= size
+        sizer.observe(size, size * cost_s)
+    assert sum(sizes) == total
+    floor = min(4096, math.floor(min_s / cost_s))
+    for i, size in enumerate(sizes[1:-1], start=1):  # not the first (measuring) nor the last (what is left)
+        assert size >= min(floor, total - sum(sizes[:i])) - 1, (size, floor)

@@ -60,35 +60,42 @@ _SIZES: list[int] = []
 _REAL: list = []
 
 
-def _recording(ctx, chunk):
+def _recording(job, start, stop):
     """Module level, so Dask pickles it by reference and the sizes land in this process's list."""
-    _SIZES.append(len(chunk))
-    return _REAL[-1](ctx, chunk)
+    _SIZES.append(stop - start)
+    return _REAL[-1](job, start, stop)
 
 
-def test_dask_chunks_are_sized_to_a_time_target(monkeypatch):
-    """Dask hands rows back per chunk, so chunks are sized to take about ``target_s`` each (the
+def test_dask_chunks_are_sized_to_a_time_target(monkeypatch, tmp_path):
+    """Dask hands rows back per range, so ranges are sized to take about ``target_s`` each (the
     first ones single points, to measure): what an interrupt can lose is bounded in time."""
     from distributed import Client, LocalCluster
 
-    import accelsim.sweep.executors as executors
-    from accelsim.sweep import SweepSpec
-    from accelsim.sweep.worker import Context, task_of
+    from accelsim.sweep import SweepSpec, executors
+    from accelsim.sweep.decode import PointSource
+    from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
+    from accelsim.sweep.rangework import Job, parquet_table
+    from accelsim.sweep.worker import Context
 
     monkeypatch.setenv("ACCELSIM_TEST_SLEEP_S", "0.01")
     spec = SweepSpec.from_dict({"parameters": {"array.rows": {"range": {"start": 1, "stop": 120, "step": 1}}},
                                 "workloads": [{"gemm": [64, 32, 48]}], "evaluator": "tests.sweep_fixtures:slow"},
                                allow_code=True)
-    tasks = [task_of(p) for p in spec.points().points]
+    source = PointSource.of(spec, engine_fingerprint(get_evaluator(spec.evaluator.name, allow_code=True)))
     context = Context("tests.sweep_fixtures:slow", {"total_cycles": "float64"}, {}, ("array.rows",), True)
+    columns = (("point", "int64"), ("key", "string"), ("status", "string"), ("error", "string"),
+               ("workload", "string"), ("evaluator", "string"), ("array.rows", "int64"), ("total_cycles", "float64"))
+    job = Job("t", context, source, frozenset(), columns, str(tmp_path))
     sizes = _SIZES
     sizes.clear()
-    _REAL.append(executors._timed_chunk)
-    monkeypatch.setattr(executors, "_timed_chunk", _recording)
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc:
-        with Client(lc, set_as_default=False) as client:
-            rows = [r for batch in executors.dask_rows(context, [tasks], client, target_s=0.1) for r in batch]
-    assert sorted(r["key"] for r in rows) == sorted(t["key"] for t in tasks)  # each point exactly once
+    _REAL.append(executors.dask_range)
+    monkeypatch.setattr(executors, "dask_range", _recording)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as lc, \
+            Client(lc, set_as_default=False) as client:
+        results = list(executors.dask_ranges(job, source.raw_count, client, target_s=0.1))
+    keys = [k for r in results for k in parquet_table(r.part_bytes).column("key").to_pylist()]
+    assert sorted(keys) == sorted(p.key for p in spec.points().points)  # each point exactly once
+    assert sorted(k for r in results for k in r.keys) == sorted(keys)  # ... and reported for the manifest
     assert sizes[:4] == [1, 1, 1, 1]  # two per thread in flight, measured one point at a time
-    # 0.1 s at >= 0.01 s a point: never more than 10 points a chunk (sleep is a lower bound on a point)
+    # 0.1 s at >= 0.01 s a point: never more than 10 points a range (sleep is a lower bound on a point)
     assert max(sizes) <= 10 and max(sizes) > 1

@@ -16,9 +16,12 @@ from accelsim.ir import ModelGraph, Part
 from accelsim.report import Report
 
 PHASES = ("prefill", "decode")
-# --fold-order: "tiling" (the systolic kind's default mapper places every GEMM) or "scalesim"
-# (SCALE-Sim's fixed fold order everywhere, simulate(..., mapper="fixed"))
+# --fold-order: "tiling" (the kind's default mapper places every GEMM) or "scalesim" (SCALE-Sim's
+# fixed fold order everywhere, simulate(..., mapper="fixed")); --gemm-mapper tiling|fixed says the
+# same in words that fit a spatial preset too (fixed there: FuseMax's stream-once GEMM model)
 FOLD_ORDERS = ("tiling", "scalesim")
+GEMM_MAPPERS = ("tiling", "fixed")
+MAPPED_KINDS = ("systolic", "spatial")  # kinds whose GEMM placement the options choose
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
                            context: int | None, tp: int, blocks: int | None, overlap: bool, json_out: bool,
                            csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False,
                            dims: list[str] | None = None, fold_order: str = "tiling",
-                           layer_at_a_time: bool = False) -> None:
+                           gemm_mapper: str | None = None, layer_at_a_time: bool = False) -> None:
     """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
     from accelsim.cli.jsonout import dumps as dumps_json
 
@@ -247,12 +250,20 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
     # only what the user asked for: an engine that has no such option says so (never ignored)
     if fold_order not in FOLD_ORDERS:
         raise AccelsimError(f"unknown fold order {fold_order!r}", field="--fold-order", allowed=FOLD_ORDERS)
+    if gemm_mapper is not None and gemm_mapper not in GEMM_MAPPERS:
+        raise AccelsimError(f"unknown GEMM mapper {gemm_mapper!r}", field="--gemm-mapper", allowed=GEMM_MAPPERS)
+    by_fold = "fixed" if fold_order == "scalesim" else None
+    if gemm_mapper is not None and by_fold is not None and gemm_mapper != by_fold:
+        raise AccelsimError(f"--fold-order {fold_order} and --gemm-mapper {gemm_mapper} disagree",
+                            field="--gemm-mapper", allowed="one of them, or both saying fixed")
+    fixed = "fixed" in (gemm_mapper, by_fold)
     options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {}),
-               **({"mapper": "fixed"} if fold_order == "scalesim" else {}),
+               **({"mapper": "fixed"} if fixed else {}),
                **({"layer_at_a_time": True} if layer_at_a_time else {})}  # an engine without it refuses it
-    if "mapper" in options and spec.kind != "systolic":
-        raise AccelsimError(f"applies to systolic presets (their GEMM placement), not kind {spec.kind!r}",
-                            field="--fold-order", allowed="a systolic --hardware, or no --fold-order")
+    if ("mapper" in options or gemm_mapper is not None) and spec.kind not in MAPPED_KINDS:
+        option = "--gemm-mapper" if gemm_mapper is not None else "--fold-order"
+        raise AccelsimError(f"applies to systolic and spatial presets (their GEMM placement), not kind {spec.kind!r}",
+                            field=option, allowed=f"a systolic or spatial --hardware, or no {option}")
     report = simulate(workload, spec, **options)
     if csv_out is not None:
         write_output(csv_out, report.to_csv(), "--csv")

@@ -6,7 +6,10 @@ scheduling); costly points (a whole-model simulation, a COSMA solve) in large ta
 idle at the tail of the sweep and, on Dask, lose more work to an interrupt. So the first tasks are
 single points, to measure; later ones hold about ``target_s`` of work at the running mean cost,
 at most ``max_points``, and never more than an even share of what is left over the tasks in
-flight, so the sweep's tail is spread over every worker instead of landing on one.
+flight, so the sweep's tail is spread over every worker instead of landing on one. With
+``min_s`` a range never drops below that much work (unless fewer points are left): the even-share
+rule alone shrinks the last ranges to single points, and for cheap points a range's fixed cost
+(a task, a part file: a few milliseconds) then outweighs its work.
 """
 from __future__ import annotations
 
@@ -16,13 +19,15 @@ import math
 class ChunkSizer:
     """Sizes of successive chunks; ``fixed`` (the caller's ``chunk_size``) overrides the measurement."""
 
-    def __init__(self, target_s: float, max_points: int, slots: int, fixed: int | None = None) -> None:
+    def __init__(self, target_s: float, max_points: int, slots: int, fixed: int | None = None,
+                 min_s: float = 0.0) -> None:
         if fixed is not None and fixed < 1:
             raise ValueError(f"chunk size must be at least 1, got {fixed}")
         self.target_s = target_s
         self.max_points = max_points
         self.slots = max(1, slots)
         self.fixed = fixed
+        self.min_s = min_s
         self.per_point_s: float | None = None
 
     def observe(self, points: int, elapsed_s: float) -> None:
@@ -41,4 +46,5 @@ class ChunkSizer:
             return 1
         by_time = int(self.target_s / max(self.per_point_s, 1e-9))
         fair_share = math.ceil(remaining / self.slots)
-        return max(1, min(self.max_points, by_time, fair_share, remaining))
+        floor = min(self.max_points, int(self.min_s / max(self.per_point_s, 1e-9)))
+        return max(1, min(remaining, max(floor, min(self.max_points, by_time, fair_share))))

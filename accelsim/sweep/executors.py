@@ -1,178 +1,217 @@
-"""Executors: how a sweep's points get evaluated (in-process, a local process pool, a Dask
-cluster). Each is a generator of row batches that the driver (:mod:`accelsim.sweep.run`) writes.
+"""Where a sweep's index ranges run: in-process, on a local process pool, or on a Dask cluster.
 
-Both parallel executors keep two chunks in flight per worker and size each from the measured cost
-of a point (:class:`~accelsim.sweep.chunking.ChunkSizer`): cheap points travel in batches, costly
-ones one or a few at a time, and the tail is spread over every worker.
+Every executor yields :class:`~accelsim.sweep.rangework.RangeResult` s as ranges finish, and
+cuts the index space into ranges sized from the measured cost of a point
+(:class:`~accelsim.sweep.chunking.ChunkSizer`): the first ranges are single points, later ones
+hold about ``target_s`` of work, and none more than an even share of what is left over the ranges
+in flight, so the last ranges are small and the tail spreads over every worker.
 
-Loss on interrupt: serial and process executors hand back every row as its point finishes (the
-pool's workers stream rows through a pipe read by a thread in the parent), so Ctrl-C or SIGTERM
-loses at most the points that are still running, one per worker. Rows that arrive while the
-generator is being closed go to the caller's ``spill`` list, which the driver writes too. Dask
-returns a chunk's rows when the chunk completes; its chunks are sized as the sweep runs to take
-about :data:`DASK_CHUNK_S` each (at most :data:`DASK_MAX_CHUNK` points), so an interrupt loses
-about that much work per worker thread.
+What a worker needs besides a range (the decoder, the keys to skip, the columns) is a
+:class:`~accelsim.sweep.rangework.Job`, sent once per worker: through ``fork`` to pool workers,
+by one ``scatter(broadcast=True)`` to Dask workers.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import multiprocessing
-import pickle
-import queue
-import socket
+import signal
 import threading
-import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from accelsim.errors import AccelsimError
 from accelsim.sweep.chunking import ChunkSizer
-from accelsim.sweep.worker import (
-    Chunk,
-    Context,
-    died_rows,
-    evaluate_chunk,
-    evaluate_each,
-    init_worker,
+from accelsim.sweep.dask_connect import _client_within, connect_dask  # noqa: F401 - re-exported
+from accelsim.sweep.rangework import (
+    Job,
+    RangeResult,
+    died_row,
+    init_pool_worker,
+    pool_range,
+    run_range,
+    state_for,
 )
 
-# Dask returns a chunk's rows only when it completes, so its chunks are bounded in time: what an
-# interrupt may lose per thread. The cap was 64 points, which left cheap points (0.6 ms) in 40 ms
-# tasks, short enough for Dask's per-task cost to show; 1 s of work is the bound now.
+# Dask returns a range's rows only when it completes, so its ranges are bounded in time: what an
+# interrupt may lose per thread.
 DASK_MAX_CHUNK = 4096
 DASK_CHUNK_S = 1.0
-# Pool workers stream rows point by point, so chunk size does not change what an interrupt loses;
-# 0.25 s of work keeps per-task pickling/IPC negligible while the tail still spreads evenly.
-POOL_MAX_CHUNK = 4096
-POOL_CHUNK_S = 0.25
-_POLL_S = 0.1  # how often the parent looks for streamed rows while no chunk completes
+# Pool workers write their rows themselves (and on a stop), so range size does not change what an
+# interrupt loses; 0.5 s of work keeps per-range costs (a part file, a task) small.
+POOL_MAX_CHUNK = 8192
+POOL_CHUNK_S = 0.5
+SERIAL_CHUNK_S = 1.0
+# No range below this much work (see ChunkSizer): the tail's imbalance stays under it.
+MIN_RANGE_S = 0.05
+STOP_GRACE_S = 5.0  # how long an interrupted pool's workers get to write their buffered rows
+
+Ranges = Iterator[RangeResult]
 
 
-def serial_rows(context: Context, chunks: list[Chunk]) -> Iterator[list[dict[str, Any]]]:
-    for chunk in chunks:
-        for row in evaluate_each(context, chunk):
-            yield [row]
+class _Cutter:
+    """The ranges still to issue: retried ones first, then fresh ones cut from a cursor."""
+
+    def __init__(self, total: int, sizer: ChunkSizer) -> None:
+        self.total, self.cursor, self.sizer = total, 0, sizer
+        self.retry: deque[tuple[int, int]] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self.retry) or self.cursor < self.total
+
+    def next(self) -> tuple[int, int]:
+        if self.retry:
+            return self.retry.popleft()
+        start = self.cursor
+        self.cursor += self.sizer.next_size(self.total - start)
+        return start, self.cursor
 
 
-class _RowReader:
-    """Reads the rows workers put on a SimpleQueue, in a thread, so a worker never blocks on a full
-    pipe while the parent waits, and the parent can collect them at any moment."""
-
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
-        self.rows: queue.SimpleQueue = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="accelsim-sweep-rows", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        reader = self.pipe._reader
-        while True:
-            try:
-                if reader.poll(0.05):
-                    self.rows.put(self.pipe.get())
-                elif self._stop.is_set():
-                    return
-            except (EOFError, OSError, pickle.UnpicklingError):  # a writer killed mid-message
-                return
-
-    def take(self) -> list[dict[str, Any]]:
-        out = []
-        while True:
-            try:
-                out.append(self.rows.get_nowait())
-            except queue.Empty:
-                return out
-
-    def close(self, timeout_s: float = 2.0) -> list[dict[str, Any]]:
-        """Stop once the pipe is empty (call after the writers ended); the rows not yet taken."""
-        self._stop.set()
-        self._thread.join(timeout_s)
-        return self.take()
+def serial_ranges(job: Job, total: int, chunk_size: int | None = None) -> Ranges:
+    """In this process; rows are written every ``flush_rows`` rows or ``flush_s`` seconds and on
+    the way out, Ctrl-C included (a failed write is not retried: those points stay pending)."""
+    job = dataclasses.replace(job, flush_each_range=False)
+    writer = state_for(job).writer
+    cutter = _Cutter(total, ChunkSizer(SERIAL_CHUNK_S, POOL_MAX_CHUNK, 1, chunk_size))
+    try:
+        while cutter:
+            start, stop = cutter.next()
+            result = run_range(job, start, stop)
+            cutter.sizer.observe(stop - start, result.elapsed_s)
+            yield result
+    finally:
+        before = writer.unfit_ok
+        writer.flush()
+    moved = writer.unfit_ok - before
+    if moved:  # rows that became errors at the last write: correct the counts
+        yield RangeResult(total, total, [], ok=-moved, failed=moved)
 
 
-def process_rows(context: Context, chunks: list[Chunk], workers: int, spill: list[dict[str, Any]],
-                 chunk_size: int | None = None, target_s: float = POOL_CHUNK_S) -> Iterator[list[dict[str, Any]]]:
-    """A local process pool fed chunks sized from the measured cost of a point
-    (:class:`~accelsim.sweep.chunking.ChunkSizer`; ``chunk_size`` fixes the size), two in flight
-    per worker. A pool broken by a dying worker is rebuilt for the points not yet started; the
-    points of the chunks that were running and had not reported a row are then run one at a time,
-    each in a fresh single-worker pool, so only the culprit is blamed."""
+def process_ranges(job: Job, total: int, workers: int, refresh: Callable[[], frozenset[str]],
+                   chunk_size: int | None = None, target_s: float = POOL_CHUNK_S) -> Ranges:
+    """A local pool, two ranges in flight per worker. A pool broken by a dying worker is rebuilt
+    (``refresh`` gives the keys now on disk, so nothing written is redone); the ranges that were
+    running are then re-run one index at a time, each in a fresh single-worker pool, so only the
+    point that kills its worker is blamed (a ``WorkerDied`` error row)."""
     mp = multiprocessing.get_context("fork")
-    pending = deque(task for chunk in chunks for task in chunk)
-    sizer = ChunkSizer(target_s, POOL_MAX_CHUNK, 2 * workers, chunk_size)
-    suspects: list[Chunk] = []
-    while pending:
-        started = mp.SimpleQueue()  # written synchronously: a worker killed right after still told us
-        reader = _RowReader(mp.SimpleQueue())
-        pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=init_worker,
-                                   initargs=(started, reader.pipe))
-        issued: dict[int, Chunk] = {}
+    cutter = _Cutter(total, ChunkSizer(target_s, POOL_MAX_CHUNK, 2 * workers, chunk_size, MIN_RANGE_S))
+    suspects: list[int] = []
+    while cutter:
+        started, stop, acks = mp.SimpleQueue(), mp.Event(), mp.SimpleQueue()
+        issued: dict[int, tuple[int, int]] = {}
         futures: dict[Any, int] = {}
         finished: set[int] = set()
-        received: set[str] = set()
-        broken = False
-
+        ended = broken = False
+        pool: ProcessPoolExecutor | None = None
         try:
-            _refill(pool, context, pending, sizer, issued, futures)
+            with _signals_deferred():  # the first submit forks the workers
+                pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=init_pool_worker,
+                                           initargs=(job, started, stop, acks))
+                _refill(pool, cutter, issued, futures)
             while futures:
-                done, _ = wait(list(futures), timeout=_POLL_S, return_when=FIRST_COMPLETED)
-                rows = reader.take()
-                if rows:
-                    received.update(r["key"] for r in rows)
-                    yield rows
+                done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
                 for fut in done:
-                    _, elapsed_s = fut.result()  # BrokenProcessPool if any worker died
+                    result = fut.result()  # BrokenProcessPool if a worker died; OSError if a write failed
                     i = futures.pop(fut)
                     finished.add(i)
-                    sizer.observe(len(issued[i]), elapsed_s)
-                _refill(pool, context, pending, sizer, issued, futures)
+                    cutter.sizer.observe(result.stop - result.start, result.elapsed_s)
+                    yield result
+                _refill(pool, cutter, issued, futures)
+            ended = True
         except BrokenProcessPool:
             broken = True
         finally:
-            _stop(pool)
-            spill.extend(reader.close())  # only non-empty if we are being closed early
-        rows, spill[:] = list(spill), []
-        received.update(r["key"] for r in rows)
-        if rows:
-            yield rows
+            if pool is not None:
+                if not ended and not broken:  # stopped early (Ctrl-C, an error): workers write what they hold
+                    stop.set()
+                    _await_acks(acks, len(getattr(pool, "_processes", None) or {}))
+                _stop(pool)
         if not broken:
             break
         began = _drain(started)
-        for i in began - finished:
-            suspects.extend([task] for task in issued[i] if task["key"] not in received)
-        unstarted = [task for i in sorted(set(issued) - finished - began) for task in issued[i]]
-        pending.extendleft(reversed(unstarted))
-    yield from _one_by_one(context, suspects, mp)
+        for i in sorted(set(issued) - finished):
+            if i in began:
+                suspects.extend(range(*issued[i]))
+            else:
+                cutter.retry.append(issued[i])
+        job = dataclasses.replace(job, skip=refresh())
+    if suspects:
+        yield from _one_by_one(dataclasses.replace(job, skip=refresh()), suspects, mp)
 
 
-def _refill(pool: ProcessPoolExecutor, context: Context, pending: deque, sizer: ChunkSizer,
-            issued: dict[int, Chunk], futures: dict[Any, int]) -> None:
-    """Keep ``sizer.slots`` chunks in flight; a chunk's id is its index in ``issued``."""
-    while pending and len(futures) < sizer.slots:
-        chunk = [pending.popleft() for _ in range(sizer.next_size(len(pending)))]
-        chunk_id = len(issued)
-        issued[chunk_id] = chunk
-        futures[pool.submit(_timed_chunk, context, chunk, chunk_id)] = chunk_id
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while workers are forked, then act on them.
+
+    Why: a signal that lands while ``os.fork`` runs its at-fork hooks raises KeyboardInterrupt
+    inside a hook, where Python prints "Exception ignored" and drops it, and the sweep ran on as
+    if never interrupted (seen when Ctrl-C came the moment the first part file appeared). Only
+    the main thread may set handlers; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for signum in caught[:1]:
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
 
-def _one_by_one(context: Context, suspects: list[Chunk], mp: Any) -> Iterator[list[dict[str, Any]]]:
+def _refill(pool: ProcessPoolExecutor, cutter: _Cutter, issued: dict[int, tuple[int, int]],
+            futures: dict[Any, int]) -> None:
+    while cutter and len(futures) < cutter.sizer.slots:
+        start, stop = cutter.next()
+        range_id = len(issued)
+        issued[range_id] = (start, stop)
+        futures[pool.submit(pool_range, start, stop, range_id)] = range_id
+
+
+def _one_by_one(job: Job, suspects: list[int], mp: Any) -> Ranges:
     pool = None
     try:
-        for chunk in suspects:
+        for raw in suspects:
             if pool is None:
-                pool = ProcessPoolExecutor(1, mp_context=mp, initializer=init_worker, initargs=(None,))
+                pool = ProcessPoolExecutor(1, mp_context=mp, initializer=init_pool_worker,
+                                           initargs=(job, None, None, None))
             try:
-                yield pool.submit(evaluate_chunk, context, chunk).result()
+                yield pool.submit(pool_range, raw, raw + 1, -1).result()
             except BrokenProcessPool:
                 _stop(pool)
                 pool = None
-                yield died_rows(context, chunk, "WorkerDied: the worker process evaluating this point died")
+                yield _died(job, raw, "WorkerDied: the worker process evaluating this point died")
     finally:
         if pool is not None:
             _stop(pool)
+
+
+def _died(job: Job, raw: int, why: str) -> RangeResult:
+    """The result of a one-point range whose worker died: its error row, written by the sweep."""
+    row = died_row(job, raw, why)
+    result = RangeResult(raw, raw + 1, [row["key"] if row else ""], failed=int(row is not None))
+    result.rows = [row] if row else []
+    return result
+
+
+def _await_acks(acks: Any, expected: int) -> None:
+    import time
+
+    deadline = time.monotonic() + STOP_GRACE_S
+    got = 0
+    while got < expected and time.monotonic() < deadline:
+        if acks._reader.poll(min(0.05, max(0.0, deadline - time.monotonic()))):
+            acks.get()
+            got += 1
 
 
 def _drain(q: Any) -> set[int]:
@@ -183,7 +222,7 @@ def _drain(q: Any) -> set[int]:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Stop now: cancel queued chunks and end running workers (their rows would be discarded)."""
+    """Stop now: cancel queued ranges and end running workers."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in processes:
@@ -193,115 +232,59 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         proc.join(timeout=5)
 
 
-
-def connect_dask(address: Any, timeout_s: float = 5.0) -> tuple[Any, bool]:
-    """A ``distributed.Client`` for ``address`` (or the client passed in); True if we own it."""
-    from distributed import Client
-
-    if isinstance(address, Client):
-        return address, False
-    if not isinstance(address, str) or "://" not in address:
-        raise AccelsimError(f"expected a scheduler address like tcp://host:8786, got {address!r}", field="--dask")
-    scheme, _, rest = address.partition("://")
-    if scheme not in ("tcp", "inproc"):  # inproc: a LocalCluster(processes=False) in this process
-        # Other schemes need settings an address cannot carry (tls/wss: certificates; ws, ucx:
-        # optional packages), and a Client that fails on them hangs ~10 s in its destructor.
-        # Such clusters are reached by building a distributed.Client and passing it in.
-        raise AccelsimError(f"unsupported scheme {scheme}://; for TLS or other transports build a "
-                            "distributed.Client and pass it as run_sweep(dask=client)",
-                            field="--dask", allowed="tcp://host:port, inproc://...")
-    host, _, port = rest.rpartition(":")
-    if scheme == "tcp" and host and port.isdigit():
-        try:  # a refused or unroutable address fails here in milliseconds, not after the client's timeout
-            socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout_s, 2.0)).close()
-        except OSError as err:
-            raise AccelsimError(f"cannot reach the Dask scheduler at {address}: {err}", field="--dask") from None
-    client = _client_within(Client, address, timeout_s)
-    return client, True
+def dask_range(job: Job, start: int, stop: int) -> RangeResult:
+    """A Dask task: the range's rows come back as Parquet bytes (the worker may not share our disk)."""
+    return run_range(job, start, stop)
 
 
-def _client_within(client_cls: Any, address: str, timeout_s: float) -> Any:
-    """``Client(address)`` with a hard deadline, every failure as one AccelsimError.
-
-    Why a thread: ``Client``'s own ``timeout`` does not cover every stage of the handshake; at a
-    port that accepts TCP but does not speak Dask's protocol (an HTTP server, say) it was seen to
-    wait well past a minute. A daemon thread that has not finished by the deadline is abandoned
-    (the CLI exits right after the error). Unknown schemes (``tls://`` without certificates) raise
-    TypeError/ValueError from inside distributed; those are a bad address too.
-    """
-    import threading
-
-    outcome: dict[str, Any] = {}
-    finished = threading.Event()
-
-    def connect() -> None:
-        try:
-            outcome["client"] = client_cls(address, timeout=f"{timeout_s}s", set_as_default=False)
-        except BaseException as err:  # noqa: BLE001 - reported in the caller's thread
-            # Only the text crosses threads: the traceback holds the half-built Client, whose
-            # __del__ blocks ~10 s trying to close; it is collected here, in the abandoned thread.
-            text = (str(err).strip().splitlines() or [""])[0]
-            outcome["error"] = type(err).__name__ + (f": {text}" if text else "")
-        finally:
-            finished.set()
-
-    threading.Thread(target=connect, name="accelsim-dask-connect", daemon=True).start()
-    if not finished.wait(timeout_s + 2.0):
-        raise AccelsimError(f"no Dask scheduler answered at {address} within {timeout_s + 2.0:g} s "
-                            "(is it a Dask scheduler port?)", field="--dask")
-    if "error" in outcome:
-        raise AccelsimError(f"cannot connect to the Dask scheduler at {address}: {outcome['error']}",
-                            field="--dask")
-    return outcome["client"]
-
-
-def _timed_chunk(context: Context, tasks: Chunk, chunk_id: int = -1) -> tuple[list[dict[str, Any]], float]:
-    """A chunk's rows and the worker time it took, which sizes the next chunks."""
-    start = time.perf_counter()
-    rows = evaluate_chunk(context, tasks, chunk_id)
-    return rows, time.perf_counter() - start
-
-
-def dask_rows(context: Context, chunks: list[Chunk], client: Any, target_s: float = DASK_CHUNK_S,
-              chunk_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
-    """Chunks sized on the fly so each takes about ``target_s`` of worker time (the first ones are
-    single points, to measure), at most :data:`DASK_MAX_CHUNK` points, with two chunks in flight
-    per worker thread: an interrupt loses about ``target_s`` of work per thread, whatever the
-    points cost. A chunk whose worker died is retried point by point to find the culprit."""
+def dask_ranges(job: Job, total: int, client: Any, target_s: float = DASK_CHUNK_S,
+                chunk_size: int | None = None) -> Ranges:
+    """Ranges of about ``target_s`` of worker time, two in flight per worker thread: an interrupt
+    loses about ``target_s`` of work per thread. A range whose worker died (``KilledWorker``) is
+    retried index by index to find the culprit; the scheduler reruns the others elsewhere."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    pending = deque(task for chunk in chunks for task in chunk)
-    sizer = ChunkSizer(target_s, DASK_MAX_CHUNK, 2 * max(1, sum(client.nthreads().values())), chunk_size)
-    futures: dict[Any, Chunk] = {}
+    job = dataclasses.replace(job, out_dir=None)
+    shared = client.scatter(job, broadcast=True, hash=False)
+    cutter = _Cutter(total, ChunkSizer(target_s, DASK_MAX_CHUNK, 2 * max(1, sum(client.nthreads().values())),
+                                       chunk_size, min(MIN_RANGE_S, target_s)))
+    futures: dict[Any, tuple[int, int]] = {}
     stream = as_completed([], loop=client.loop)
 
-    def submit(chunk: Chunk) -> None:
-        fut = client.submit(_timed_chunk, context, chunk, pure=False)
-        futures[fut] = chunk
+    def submit(start: int, stop: int) -> None:
+        fut = client.submit(dask_range, shared, start, stop, pure=False)
+        futures[fut] = (start, stop)
         stream.add(fut)
 
     def refill() -> None:
-        while pending and len(futures) < sizer.slots:
-            submit([pending.popleft() for _ in range(sizer.next_size(len(pending)))])
+        while cutter and len(futures) < cutter.sizer.slots:
+            submit(*cutter.next())
 
     try:
         refill()
         for fut in stream:
-            chunk = futures.pop(fut)
+            start, stop = futures.pop(fut)
             try:
-                rows, elapsed_s = fut.result()
-                sizer.observe(len(chunk), elapsed_s)
+                result = fut.result()
+                cutter.sizer.observe(stop - start, result.elapsed_s)
             except KilledWorker:
-                if len(chunk) > 1:  # find the culprit: retry its points one by one
-                    for task in chunk:
-                        submit([task])
+                if stop - start > 1:  # find the culprit: retry its points one by one
+                    for raw in range(start, stop):
+                        submit(raw, raw + 1)
                     continue
-                rows = died_rows(context, chunk, "KilledWorker: Dask workers died evaluating this point")
+                result = _died(job, start, "KilledWorker: Dask workers died evaluating this point")
             except Exception as err:  # noqa: BLE001 - e.g. a pickling failure: record, go on
-                rows = died_rows(context, chunk, f"{type(err).__name__}: {err}")
+                result = _merge([_died(job, raw, f"{type(err).__name__}: {err}") for raw in range(start, stop)])
             refill()
-            yield rows
+            yield result
     finally:
         if futures:
             client.cancel(list(futures))
+
+
+def _merge(results: list[RangeResult]) -> RangeResult:
+    merged = RangeResult(results[0].start, results[-1].stop, [k for r in results for k in r.keys],
+                         failed=sum(r.failed for r in results))
+    merged.rows = [row for r in results for row in r.rows]
+    return merged

@@ -205,3 +205,12 @@ def latin_hypercube(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     """n x d samples in [0, 1): each column hits each of the n equal strata exactly once."""
     strata = np.stack([rng.permutation(n) for _ in range(d)], axis=1) if d else np.zeros((n, 0))
     return (strata + rng.random((n, d))) / n
+
+
+def sampled_columns(params: list[Parameter], sampling: Sampling) -> list[list[Any]]:
+    """The value columns of a random or Latin-hypercube sample: seeded, so every process that
+    calls this gets the same values (what lets a worker decode sampled points itself)."""
+    n = sampling.samples or 0
+    rng = np.random.default_rng(sampling.seed)
+    unit = rng.random((n, len(params))) if sampling.method == "random" else latin_hypercube(n, len(params), rng)
+    return [p.from_unit(unit[:, j]) for j, p in enumerate(params)]

@@ -1,25 +1,30 @@
 """Running a sweep: in-process, on a local process pool, or on a Dask cluster; resumable.
 
-The parent expands the spec into points (every input error surfaces here, before any work),
-drops the points whose key is already on disk, hands the rest to an executor
-(:mod:`accelsim.sweep.executors`, which cuts them into tasks sized from the measured cost of a
-point, :mod:`accelsim.sweep.chunking`) and streams the rows into the store as points finish: a part
-file whenever ``flush_rows`` rows are buffered or ``flush_s`` seconds passed, and always on the
-way out (Ctrl-C included).
+The sweep process does little itself, so that it does not compete with the workers for a core: it
+checks the spec (each swept value once, not each point), builds a :class:`PointSource` (the
+base designs, workloads and key parts, from which any point can be decoded from its index), reads
+the keys already on disk, and hands the executor (:mod:`accelsim.sweep.executors`) index ranges
+sized from the measured cost of a point (:mod:`accelsim.sweep.chunking`). Workers decode, hash,
+skip what is done, evaluate, and write their own part files (:mod:`accelsim.sweep.rangework`);
+each range reports its keys back, and once every range has, the manifest gets the spec's key list
+(first occurrence of each key, in point order), which orders and filters :func:`load_results`.
 
 Failure handling, which is what makes a long sweep safe to leave alone:
 
 - a point whose evaluator raises becomes a row with ``status`` ``error`` (or ``infeasible`` for an
-  :class:`~accelsim.errors.InfeasibleError`) and its message; the sweep goes on;
+  :class:`~accelsim.errors.InfeasibleError`) and its message; the sweep goes on; so does a
+  combination of values the hardware model refuses (each value alone is checked before any work);
 - a worker process that dies (segfault, OOM kill, ``os._exit``) breaks the process pool; the
-  points that were running are re-run one at a time in a fresh single-worker pool, so the
-  point that kills its worker is found and recorded as an error, and the others complete;
-  on Dask a ``KilledWorker`` chunk is split the same way;
-- Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the CLI) writes every finished row before
-  the exception propagates: rows come back point by point, so only the points still running are
-  lost. A re-run computes only what is missing.
+  ranges that had not started are rerun in a new pool and those that were running are rerun one
+  index at a time in a fresh single-worker pool, so the point that kills its worker is found and
+  recorded as an error, and the others complete; on Dask a ``KilledWorker`` range is split the
+  same way;
+- Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the CLI) makes every worker write the rows it
+  holds before the pool is stopped, so only the points still running are lost; the manifest then
+  lists no keys (the table shows every row on disk) until a run completes. A re-run computes
+  only what is missing.
 
-Workers ignore SIGINT so that only the parent decides what an interrupt means.
+Workers ignore SIGINT so that only the sweep process decides what an interrupt means.
 """
 from __future__ import annotations
 
@@ -36,14 +41,28 @@ import accelsim
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import spec_from_dict
 from accelsim.report import flatten
-from accelsim.sweep.evaluators import get_evaluator
-from accelsim.sweep.executors import (DASK_MAX_CHUNK, _client_within, connect_dask, dask_rows,  # noqa: F401
-                                      process_rows, serial_rows)
+from accelsim.sweep.decode import PointSource, no_points_error
+from accelsim.sweep.evaluators import engine_fingerprint, get_evaluator
+from accelsim.sweep.executors import (  # noqa: F401
+    DASK_MAX_CHUNK,
+    _client_within,
+    connect_dask,
+    dask_ranges,
+    process_ranges,
+    serial_ranges,
+)
 from accelsim.sweep.expr import compile_expression
 from accelsim.sweep.lock import directory_lock
-from accelsim.sweep.spec import RESERVED_COLUMNS, Point, SweepSpec, canonical_json, flatten_paths
-from accelsim.sweep.store import ERROR, INFEASIBLE, OK, ResultStore, arrow_schema
-from accelsim.sweep.worker import Context, row_of_result, task_of
+from accelsim.sweep.rangework import SKIPPED, Job, RangeResult, _Writer
+from accelsim.sweep.spec import (
+    RESERVED_COLUMNS,
+    Point,
+    SweepSpec,
+    canonical_json,
+    flatten_paths,
+)
+from accelsim.sweep.store import ERROR, INFEASIBLE, OK, ResultStore, rows_table
+from accelsim.sweep.worker import Context, evaluate_task, row_of_result, task_of
 from accelsim.sweep.workloads import resolve_workload
 
 EXECUTORS = ("serial", "process", "dask")
@@ -102,18 +121,18 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
                             allowed="tcp://host:port")
     progress = progress or Progress()
 
-    expansion = spec.points()
-    points = expansion.points
     evaluator = get_evaluator(spec.evaluator.name, allow_code=spec.allow_code)
+    source = PointSource.of(spec, engine_fingerprint(evaluator))
+    source.check_values()  # a swept value the hardware model refuses fails here, before any work
     if evaluator.kinds is not None:
-        kinds = {p.hardware["kind"] for p in points}
+        kinds = {b["kind"] for b in source.bases.values()}
         if not kinds <= set(evaluator.kinds):
             raise AccelsimError(f"evaluator {evaluator.name!r} cannot run hardware of kind {sorted(kinds)}",
                                 field="evaluator.name", allowed=evaluator.kinds)
     client, own_client = (connect_dask(dask) if executor == "dask" else (None, False))
     try:
         with directory_lock(out_dir):
-            return _run_locked(spec, expansion, evaluator, Path(out_dir), executor=executor, workers=workers,
+            return _run_locked(spec, source, evaluator, Path(out_dir), executor=executor, workers=workers,
                                client=client, retry_failed=retry_failed, progress=progress, flush_rows=flush_rows,
                                flush_s=flush_s, chunk_size=chunk_size)
     finally:
@@ -121,96 +140,123 @@ def run_sweep(spec: SweepSpec | dict | str | Path, out_dir: str | Path, *, execu
             client.close()
 
 
-def _run_locked(spec: SweepSpec, expansion: Any, evaluator: Any, out_dir: Path, *, executor: str,
+def _run_locked(spec: SweepSpec, source: PointSource, evaluator: Any, out_dir: Path, *, executor: str,
                 workers: int | None, client: Any, retry_failed: bool, progress: Progress, flush_rows: int,
                 flush_s: float, chunk_size: int | None) -> SweepResult:
-    """The sweep proper, with the directory's lock held: resume, write, and stream the rows."""
-    points = expansion.points
+    """The sweep proper, with the directory's lock held: resume, write, and gather the ranges."""
     store = ResultStore(out_dir)
-    statuses = store.statuses()
-    skip = {OK} if retry_failed else {OK, ERROR, INFEASIBLE}
-    todo = [p for p in points if statuses.get(p.key) not in skip]
-    already_done = len(points) - len(todo)
+    skip_states = {OK} if retry_failed else {OK, ERROR, INFEASIBLE}
 
+    def on_disk() -> frozenset[str]:
+        return frozenset(k for k, status in store.statuses().items() if status in skip_states)
+
+    done = on_disk()
     param_paths = tuple(spec.parameters)
     probe_rows: list[dict[str, Any]] = []
     columns = _columns(spec, store, param_paths)
     if columns is None:
-        metric_types, probe_rows = _probe_metrics(spec, evaluator, todo, param_paths)
+        metric_types, probe_rows = _probe_metrics(spec, evaluator, source, done, param_paths)
         columns = _assemble_columns(spec, param_paths, metric_types)
     context = Context(spec.evaluator.name, _metric_types(columns, spec), dict(spec.derived), param_paths,
                       spec.allow_code)
-    _check_derived_names(spec, points[0], context)
+    _check_derived_names(spec, source.bases[next(iter(source.bases))], context)
     existing = store.read_manifest()
     if store.parts() and existing and existing.get("columns") and existing["columns"] != columns:
         raise AccelsimError("holds results with different columns; write this sweep to another directory",
                             source=str(out_dir))
+    manifest = {"name": spec.name, "accelsim": accelsim.__version__, "spec": spec.model_dump(mode="json"),
+                "keys": None, "points_before_constraints": source.raw_count, "columns": columns,
+                "schema_basis": _schema_basis(spec)}
     with _disk_errors(out_dir):
-        store.write_manifest({"name": spec.name, "accelsim": accelsim.__version__,
-                              "spec": spec.model_dump(mode="json"), "keys": [p.key for p in points],
-                              "columns": columns, "schema_basis": _schema_basis(spec),
-                              "skipped_by_constraints": expansion.skipped_by_constraints,
-                              "duplicates": expansion.duplicates, "updated_unix_s": time.time()})
-    schema = arrow_schema([tuple(c) for c in columns])  # type: ignore[misc]
+        store.write_manifest({**manifest, "updated_unix_s": time.time()})
+    parts_before = len(store.parts())
+    if executor == "process" and not probe_rows:
+        probe_rows = _warm_point(context, evaluator, source, done, spec.allow_code)
+    probed = frozenset(r["key"] for r in probe_rows)
+    job = Job(f"{time.time_ns():x}-{id(store):x}", context, source, done | probed,
+              tuple((name, kind) for name, kind in columns), str(out_dir), flush_rows, flush_s)
+    writer = _Writer(job)  # the rows this process writes: the probe's, and those of workers that died
+    counts = {"ok": 0, "failed": 0, "already_done": -len(probed)}
+    keys: list[str | None] = [None] * source.raw_count
 
-    probed = {r["key"] for r in probe_rows}
-    tasks = [task_of(p) for p in todo if p.key not in probed]
-    n_workers = _worker_count(executor, workers, client)
-    chunks = [tasks]  # the executors cut it into chunks sized from the measured cost of a point
+    def take(result: RangeResult) -> None:
+        keys[result.start:result.stop] = result.keys
+        if result.part_bytes:
+            store.write_bytes(result.part_bytes)
+        before = writer.unfit_ok
+        if result.rows:
+            store.write_table(rows_table(result.rows, writer.schema, writer.unfit))
+        moved = writer.unfit_ok - before
+        counts["ok"] += result.ok - moved
+        counts["failed"] += result.failed + moved
+        counts["already_done"] += result.already_done
+        progress.advance(len(result.keys) - result.failed - moved, result.failed + moved)
 
-    buffer: list[dict[str, Any]] = []
-    counts = {"ok": 0, "failed": 0, "parts": 0}
-    last_flush = time.monotonic()
-
-    def unfit(row: dict[str, Any], why: str) -> dict[str, Any]:
-        """A row with a value no column type can hold becomes that point's error row."""
-        if row.get("status") == OK:
-            counts["ok"] -= 1
-            counts["failed"] += 1
-        bad = {**row, "status": ERROR, "error": f"ValueError: {why}"}
-        bad.update({name: None for name in (*context.metric_types, *context.derived)})
-        return bad
-
-    def flush() -> None:
-        nonlocal last_flush
-        if buffer:
-            rows = list(buffer)
-            buffer.clear()  # a failed write is not retried on the way out: those points stay pending
-            with _disk_errors(out_dir):
-                store.append(rows, schema, on_unfit=unfit)
-            counts["parts"] += 1
-        last_flush = time.monotonic()
-
-    def take(rows: list[dict[str, Any]]) -> None:
-        ok = sum(r["status"] == OK for r in rows)
-        counts["ok"] += ok
-        counts["failed"] += len(rows) - ok
-        buffer.extend(rows)
-        progress.advance(ok, len(rows) - ok)
-        if len(buffer) >= flush_rows or time.monotonic() - last_flush >= flush_s:
-            flush()
-
-    progress.start(len(todo), already_done)
-    spill: list[dict[str, Any]] = []  # rows an executor collected while being stopped
+    progress.start(source.raw_count, 0)
     if executor == "serial":
-        stream = serial_rows(context, chunks)
+        stream = serial_ranges(job, source.raw_count, chunk_size)
     elif executor == "process":
-        stream = process_rows(context, chunks, n_workers, spill, chunk_size=chunk_size)
+        stream = process_ranges(job, source.raw_count, _worker_count(executor, workers, client),
+                                lambda: on_disk() | probed, chunk_size=chunk_size)
     else:
-        stream = dask_rows(context, chunks, client, chunk_size=chunk_size)
+        stream = dask_ranges(job, source.raw_count, client, chunk_size=chunk_size)
+    complete = False
     try:
-        take(probe_rows)
-        for rows in stream:
-            take(rows)
+        with _disk_errors(out_dir):
+            if probe_rows:
+                take(RangeResult(0, 0, [], ok=sum(r["status"] == OK for r in probe_rows),
+                                 failed=sum(r["status"] != OK for r in probe_rows), rows=probe_rows))
+            for result in stream:
+                take(result)
+        complete = True
     finally:
         stream.close()
-        buffer.extend(spill)
-        try:
-            flush()
-        finally:
-            progress.close()
-    return SweepResult(out_dir, len(points), expansion.skipped_by_constraints, already_done,
-                       counts["ok"] + counts["failed"], counts["ok"], counts["failed"], counts["parts"])
+        progress.close()
+        if complete:
+            manifest.update(_key_list(keys))
+        with _disk_errors(out_dir):
+            store.write_manifest({**manifest, "updated_unix_s": time.time()})
+    if not manifest["keys"]:
+        store.manifest_path.unlink(missing_ok=True)
+        raise no_points_error(manifest["skipped_by_constraints"])
+    return SweepResult(out_dir, len(manifest["keys"]), manifest["skipped_by_constraints"], counts["already_done"],
+                       counts["ok"] + counts["failed"], counts["ok"], counts["failed"],
+                       len(store.parts()) - parts_before)
+
+
+def _warm_point(context: Context, evaluator: Any, source: PointSource, done: frozenset[str],
+                allow_code: bool) -> list[dict[str, Any]]:
+    """Evaluate the first pending point here, before the pool forks, and keep its row.
+
+    Why: whatever that point imports (its engine, a mapper, a solver) is then imported once, in
+    this process, and every forked worker inherits it instead of paying it again (about 0.1 s of
+    CPU per worker for the systolic engine, more for a mapper)."""
+    points = _probe_points(source, done, [0])
+    if not points:
+        return []
+    point = points[0]
+    decoded = source.decode(point.index)
+    assert decoded is not None
+    derived = {name: compile_expression(text, f"derived.{name}") for name, text in context.derived.items()}
+    workload = resolve_workload(canonical_json(point.workload), allow_code)
+    return [evaluate_task(context, evaluator, derived, point, decoded[1], workload)]
+
+
+def _key_list(keys: list[str | None]) -> dict[str, Any]:
+    """The manifest's view of a finished pass: the spec's keys in point order (first occurrence of
+    each), and how many indices constraints removed or repeated an earlier point."""
+    ordered: list[str] = []
+    seen: set[str] = set()
+    skipped = duplicates = 0
+    for key in keys:
+        if key == SKIPPED:
+            skipped += 1
+        elif key in seen:
+            duplicates += 1
+        else:
+            seen.add(key)
+            ordered.append(key)  # type: ignore[arg-type]
+    return {"keys": ordered, "skipped_by_constraints": skipped, "duplicates": duplicates}
 
 
 @contextlib.contextmanager
@@ -287,20 +333,17 @@ def _metric_types(columns: list[list[str]], spec: SweepSpec) -> dict[str, str]:
     return {name: kind for name, kind in columns if name not in fixed}
 
 
-def _probe_metrics(spec: SweepSpec, evaluator: Any, todo: list[Point],
+def _probe_metrics(spec: SweepSpec, evaluator: Any, source: PointSource, done: frozenset[str],
                    param_paths: tuple[str, ...]) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Learn metric names and types by evaluating points in-process until one succeeds.
 
     Only when the evaluator declares none and no earlier run recorded them. The probed rows are
-    kept (written with the first part), so no work is repeated. If the first few points all fail
-    the setup is broken, and that is one clear error before the sweep floods the store with it.
+    kept (written first), so no work is repeated. If the first few points all fail the setup is
+    broken, and that is one clear error before the sweep floods the store with it.
     """
-    if not todo:
-        return {}, []
-    probe = Context(spec.evaluator.name, {}, {}, param_paths, spec.allow_code)
     tried: list[dict[str, Any]] = []
-    candidates = [todo[i] for i in sorted({0, len(todo) // 3, (2 * len(todo)) // 3, len(todo) - 1})]
-    for point in candidates:
+    n = source.raw_count
+    for point in _probe_points(source, done, sorted({0, n // 3, (2 * n) // 3, n - 1})):
         task = task_of(point)
         try:
             hardware = spec_from_dict(task["hardware"], source="sweep point")
@@ -318,12 +361,30 @@ def _probe_metrics(spec: SweepSpec, evaluator: Any, todo: list[Point],
         # The probed point's row is built from this result by the workers' own code: a costly point
         # (a whole-model simulation, a COSMA solve) is not paid twice before any worker starts.
         context = Context(spec.evaluator.name, types, dict(spec.derived), param_paths, spec.allow_code)
-        _check_derived_names(spec, point, context)
+        _check_derived_names(spec, point.hardware, context)
         derived = {name: compile_expression(text, f"derived.{name}") for name, text in spec.derived.items()}
         return types, [row_of_result(context, derived, task, result)]
+    if not tried:
+        return {}, []
     err = tried[0]["error"]
     raise AccelsimError(f"the first {len(tried)} probed points all failed, e.g. {type(err).__name__}: {err}",
                         field="evaluator.name") from None
+
+
+def _probe_points(source: PointSource, done: frozenset[str], raws: list[int], scan: int = 64) -> list[Point]:
+    """Up to one point to evaluate near each of ``raws``: the first index from there (at most
+    ``scan`` on) that a constraint keeps, the hardware model accepts and is not done yet."""
+    found: dict[str, Point] = {}
+    for raw in raws:
+        for i in range(raw, min(raw + scan, source.raw_count)):
+            try:
+                decoded = source.decode(i)
+            except AccelsimError:
+                continue
+            if decoded is not None and decoded[0].key not in done:
+                found.setdefault(decoded[0].key, decoded[0])
+                break
+    return list(found.values())
 
 
 def _arrow_kind(value: Any) -> str | None:
@@ -338,8 +399,8 @@ def _arrow_kind(value: Any) -> str | None:
     return None  # lists and objects are not columns
 
 
-def _check_derived_names(spec: SweepSpec, point: Point, context: Context) -> None:
-    known = set(flatten_paths(point.hardware)) | set(spec.parameters) | set(context.metric_types)
+def _check_derived_names(spec: SweepSpec, hardware: dict[str, Any], context: Context) -> None:
+    known = set(flatten_paths(hardware)) | set(spec.parameters) | set(context.metric_types)
     for name, text in spec.derived.items():
         compile_expression(text, f"derived.{name}").require_names(known, f"derived.{name}")
         known.add(name)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
@@ -35,7 +34,7 @@ from accelsim.hardware.base import read_yaml, spec_from_dict
 from accelsim.hardware import load_hardware
 from accelsim.sweep.expr import Expression, compile_expression
 from accelsim.sweep.parameters import (MAX_RANGE_VALUES, Parameter, Range, Sampling, _coerce_number,  # noqa: F401
-                                       _Model, latin_hypercube)
+                                       _Model, latin_hypercube, sampled_columns)
 from accelsim.sweep.workloads import normalize_workloads, workload_fingerprint
 from accelsim.yamlio import validation_error
 
@@ -269,13 +268,7 @@ class SweepSpec(_Model):
         if self.sampling.method == "grid":
             grids = [p.choices() for p in params]
             return [dict(zip(names, combo)) for combo in itertools.product(*grids)]
-        n = self.sampling.samples
-        rng = np.random.default_rng(self.sampling.seed)
-        if self.sampling.method == "random":
-            unit = rng.random((n, len(names)))
-        else:
-            unit = latin_hypercube(n, len(names), rng)
-        columns = [p.from_unit(unit[:, j]) for j, p in enumerate(params)]
+        columns = sampled_columns(params, self.sampling)
         return [dict(zip(names, row)) for row in zip(*columns)]
 
     def points(self) -> "Expansion":
@@ -316,26 +309,34 @@ class SweepSpec(_Model):
         return Expansion(points, skipped, duplicates)
 
     def _apply(self, bases: dict[str, dict[str, Any]], params: dict[str, Any]) -> tuple[dict, dict]:
-        base = bases[str(params["hardware"])] if "hardware" in params else bases[""]
-        hw = json.loads(json.dumps(base))
-        options = dict(self.evaluator.options)
-        for path, value in [*self.overrides.items(), *params.items()]:
-            if path == "hardware":
-                continue
-            if path.startswith("options."):
-                options[path[len("options."):]] = value
-                continue
-            node = hw
-            *parents, leaf = path.split(".")
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
-        try:
-            validated = spec_from_dict(hw, source="sweep point").model_dump(mode="json")
-        except AccelsimError as err:
-            raise AccelsimError(f"{err.detail} at point {params}", field=err.field, allowed=err.allowed,
-                                source="sweep") from None
-        return validated, options
+        hw, options, _ = apply_params(bases, self.overrides, self.evaluator.options, params)
+        return hw, options
+
+
+def apply_params(bases: dict[str, dict[str, Any]], overrides: dict[str, Any], fixed_options: dict[str, Any],
+                 params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """One parameter row applied to its base design: (validated hardware dict, options, the
+    validated spec itself). Shared by the reference expansion and the workers' decoder."""
+    base = bases[str(params["hardware"])] if "hardware" in params else bases[""]
+    hw = json.loads(json.dumps(base))
+    options = dict(fixed_options)
+    for path, value in [*overrides.items(), *params.items()]:
+        if path == "hardware":
+            continue
+        if path.startswith("options."):
+            options[path[len("options."):]] = value
+            continue
+        node = hw
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    try:
+        spec = spec_from_dict(hw, source="sweep point")
+    except AccelsimError as err:
+        raise AccelsimError(f"{err.detail} at point {params}", field=err.field, allowed=err.allowed,
+                            source="sweep") from None
+    return spec.model_dump(mode="json"), options, spec
 
 
 @dataclass(frozen=True)

@@ -117,16 +117,27 @@ class ResultStore:
         """
         if not rows:
             return None
-        self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            table = pa.Table.from_pylist(rows, schema=schema)
-        except (OverflowError, pa.ArrowException):
-            table = pa.Table.from_pylist([_fit(r, schema, on_unfit) for r in rows], schema=schema)
+        return self.write_table(rows_table(rows, schema, on_unfit))
+
+    def _next_part(self) -> str:
         name = f"part-{self._run}-{self._seq:06d}.parquet"
         self._seq += 1
+        return name
+
+    def write_table(self, table: pa.Table) -> Path:
+        """``table`` as one new part file, atomically (temporary name, then rename)."""
+        return self._atomic(lambda tmp: pq.write_table(table, tmp))
+
+    def write_bytes(self, data: bytes) -> Path:
+        """A part file a remote worker already encoded, written as is, atomically."""
+        return self._atomic(lambda tmp: tmp.write_bytes(data))
+
+    def _atomic(self, write: Callable[[Path], Any]) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = self._next_part()
         tmp = self.root / f".{name}.tmp"
         try:
-            pq.write_table(table, tmp)
+            write(tmp)
             os.replace(tmp, self.root / name)
         except BaseException:
             tmp.unlink(missing_ok=True)  # a torn temporary (disk full) must not eat more space
@@ -154,7 +165,11 @@ class ResultStore:
 
     def table(self, all_keys: bool = False) -> pd.DataFrame:
         """One row per point of the current spec (or every key on disk with ``all_keys``),
-        in the spec's point order, ``point`` renumbered to that order."""
+        in the spec's point order, ``point`` renumbered to that order.
+
+        The manifest lists the spec's keys once a run has seen every point; while a run is going
+        or after one was interrupted it lists none (``keys`` null), and this is every row on disk
+        in the order of its ``point`` column."""
         df = self.raw()
         if df.empty:
             return df
@@ -184,14 +199,19 @@ class ResultStore:
         df["_ok"] = df["status"] == OK
         keep = df.sort_values(["_ok", "_order"]).drop_duplicates("key", keep="last").sort_values("_order").index
         merged = table.take(pa.array(sorted(keep)))
-        name = f"part-{self._run}-{self._seq:06d}.parquet"
-        self._seq += 1
-        tmp = self.root / f".{name}.tmp"
-        pq.write_table(merged, tmp)
-        os.replace(tmp, self.root / name)
+        self.write_table(merged)
         for part in parts:
             part.unlink()
         return len(parts)
+
+
+def rows_table(rows: list[dict[str, Any]], schema: pa.Schema,
+               on_unfit: Callable[[dict[str, Any], str], dict[str, Any]] | None = None) -> pa.Table:
+    """Rows as an Arrow table of ``schema``; an unfit row is replaced (see ResultStore.append)."""
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (OverflowError, pa.ArrowException):
+        return pa.Table.from_pylist([_fit(r, schema, on_unfit) for r in rows], schema=schema)
 
 
 def _fit(row: dict[str, Any], schema: pa.Schema,
@@ -228,7 +248,12 @@ def sweep_status(directory: str | Path) -> dict[str, Any]:
     if manifest is None:
         raise AccelsimError("not a sweep results directory (no _manifest.json)", source=str(directory))
     statuses = store.statuses()
-    keys = manifest["keys"]
+    keys = manifest.get("keys")
+    if keys is None:  # a run is going or was interrupted: every row on disk, pending at most
+        keys = list(statuses)
+        upper = int(manifest.get("points_before_constraints", len(keys)))
+    else:
+        upper = len(keys)
     counts = {OK: 0, ERROR: 0, INFEASIBLE: 0}
     for key in keys:
         status = statuses.get(key)
@@ -236,8 +261,9 @@ def sweep_status(directory: str | Path) -> dict[str, Any]:
             counts[status] = counts.get(status, 0) + 1
     done = counts[OK]
     failed = counts[ERROR] + counts[INFEASIBLE]
-    return {"name": manifest.get("name"), "total": len(keys), "done": done, "failed": failed,
-            "errors": counts[ERROR], "infeasible": counts[INFEASIBLE], "pending": len(keys) - done - failed,
+    return {"name": manifest.get("name"), "total": upper, "done": done, "failed": failed,
+            "errors": counts[ERROR], "infeasible": counts[INFEASIBLE], "pending": max(0, upper - done - failed),
+            "complete_key_list": manifest.get("keys") is not None,
             "skipped_by_constraints": manifest.get("skipped_by_constraints", 0),
             "part_files": len(store.parts()), "rows_on_disk": sum(pq.ParquetFile(p).metadata.num_rows
                                                                    for p in store.parts())}

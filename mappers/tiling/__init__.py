@@ -6,6 +6,9 @@ the loop order and the spatial unrolling; ``accelsim.engines.loopnest`` costs th
 ``tiling`` section holds one loop nest per Einsum (``LoopNest.to_dict``). ``systolic.py`` is the
 systolic kind's default mapper (entry point ``accelsim.default_mappers: systolic``): a closed-form
 exhaustive search per GEMM with the array's fill and drain, never worse than SCALE-Sim's fold order.
+``spatial.py`` is the spatial kind's (entry point ``accelsim.default_mappers: spatial``): the global
+buffer tile (shared by all operands, double buffered) and DRAM loop order of each GEMM on the
+output-stationary 2D array, also a closed-form exhaustive search.
 """
 from __future__ import annotations
 

@@ -88,7 +88,12 @@ def simulate_command(
     fold_order: str = typer.Option(None, "--fold-order", help="With --model on a systolic preset: tiling (the "
                                    "loop-nest tiling mapper places each GEMM; it keeps SCALE-Sim's fold order where "
                                    "no nest beats it; the default) or scalesim (SCALE-Sim's fixed fold order for every "
-                                   "GEMM). --scalesim-config/--topology/--gemm always use the fold order."),
+                                   "GEMM; on a spatial preset: the FuseMax stream-once model, as --gemm-mapper fixed). "
+                                   "--scalesim-config/--topology/--gemm always use the fold order."),
+    gemm_mapper: str = typer.Option(None, "--gemm-mapper", help="With --model on a systolic or spatial preset: "
+                                    "tiling (the kind's loop-nest tiling mapper places each GEMM; the default) or fixed "
+                                    "(systolic: SCALE-Sim's fold order, the same as --fold-order scalesim; spatial: the "
+                                    "FuseMax artifact's model, every operand streamed once whatever the buffer holds)."),
     layer_at_a_time: bool = typer.Option(False, "--layer-at-a-time", help="With --model on a mesh preset: "
                                          "WaferLLM's convention, each layer compiled alone and the step summed over "
                                          "layers; other layers' weights not resident (their loading not charged)."),
@@ -117,8 +122,15 @@ def simulate_command(
         simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
                                context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
                                csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context, dims=dim,
-                               fold_order=fold_order or "tiling", layer_at_a_time=layer_at_a_time)
+                               fold_order=fold_order or "tiling", gemm_mapper=gemm_mapper,
+                               layer_at_a_time=layer_at_a_time)
         return
+    if gemm_mapper == "tiling":
+        raise AccelsimError("layers from --topology/--gemm/--scalesim-config run in SCALE-Sim's fold order (the "
+                            "exact SCALE-Sim-compatible path); the tiling mapper places a --model's GEMMs",
+                            field="--gemm-mapper", allowed="--gemm-mapper with --model, or fixed")
+    if gemm_mapper not in (None, "fixed"):
+        raise AccelsimError(f"unknown GEMM mapper {gemm_mapper!r}", field="--gemm-mapper", allowed=("tiling", "fixed"))
     if fold_order == "tiling":
         raise AccelsimError("layers from --topology/--gemm/--scalesim-config run in SCALE-Sim's fold order (the "
                             "exact SCALE-Sim-compatible path); the tiling mapper places a --model's GEMMs",

@@ -5,14 +5,18 @@ onto the matrix array and what a vector op costs (``chips``), not in how a model
 become work (``lowering``) or how that work overlaps on the units (``compose``). Registered for
 ``systolic`` and ``spatial``; ``accelsim.simulate`` reaches it by kind.
 
-GEMMs on a systolic chip are placed by the kind's default mapper (option ``mapper="tiling"``,
-the loop-nest tiling mapper found through the ``accelsim.default_mappers`` entry point; it keeps
-SCALE-Sim's fold order wherever no nest beats it) or, with ``mapper="fixed"``, all in SCALE-Sim's
-fold order through ``accelsim.engines.systolic.simulate_gemm``; each matrix row says which
-(``mapper``). A spatial chip has no mapper option: its GEMM model is the FuseMax artifact's
-(output tiles of the square 2D array, every operand streamed once), which already moves only the
-compulsory bytes and admits one unrolling, so no mapping could improve on it within that model. A SCALE-Sim topology or .cfg still runs through ``simulate_layers``, the exact
-three-buffer view with its fixed fold order.
+GEMMs are placed by the kind's default mapper (option ``mapper="tiling"``, found through the
+``accelsim.default_mappers`` entry point, so the engine imports no mapper): on a systolic chip
+the loop-nest tiling mapper, which keeps SCALE-Sim's fold order wherever no nest beats it; on a
+spatial chip a global-buffer tile and DRAM loop order for the 2D array (all operands sharing the
+buffer, double buffered), so an operand no plan keeps resident is fetched again. The engine
+checks and counts every plan itself (``systolic.nest``, ``accelerator.spatial_nest``). With
+``mapper="fixed"``: SCALE-Sim's fold order (``accelsim.engines.systolic.simulate_gemm``) on a
+systolic chip, the FuseMax artifact's stream-once GEMM model (every operand read or written
+once, whatever the buffer holds) on a spatial one. Each matrix row says which (``mapper``).
+A SCALE-Sim topology or .cfg still runs through ``simulate_layers``, the exact three-buffer
+view with its fixed fold order. The FuseMax attention reproduction (``engines/spatial_*.py``)
+is a separate path and is not affected.
 """
 from __future__ import annotations
 
@@ -114,8 +118,7 @@ class AcceleratorEngine:
                "dram_bytes_per_s": "float64"}
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        # a spatial chip has one fixed GEMM model (FuseMax's output tiles); a systolic one a mapper
-        self.options = ("overlap", "max_tiles", "timeline", *(("mapper",) if kind == "systolic" else ()))
+        self.options = ("overlap", "max_tiles", "timeline", "mapper")
 
     def _replays(self, mapping: Any) -> bool:
         """A mapping with a per-tile pipeline (what ``mappers.fusemax`` emits) on a spatial chip is
@@ -186,13 +189,12 @@ class AcceleratorEngine:
 
 def _mapper_meta(kind: str, mapper: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What placed the GEMMs: the option and, per placement, how many matrix rows it placed."""
-    if kind != "systolic":
-        return {"option": "fixed", "model": "FuseMax output tiles, every operand streamed once"}
     placed: dict[str, int] = defaultdict(int)
     for row in rows:
         if row.get("mapper") is not None:
             placed[row["mapper"]] += 1
-    return {"option": mapper, "placed": dict(placed)}
+    fixed = {"systolic": "SCALE-Sim's fold order", "spatial": "FuseMax output tiles, every operand streamed once"}
+    return {"option": mapper, "placed": dict(placed), **({"fixed_model": fixed[kind]} if mapper == "fixed" else {})}
 
 
 def _attention_problems(workload: Any, hardware: Any, mapping: Any) -> list[Problem]:

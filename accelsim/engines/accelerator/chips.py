@@ -14,62 +14,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from accelsim.engines.accelerator.chip_base import (
+    MAPPERS,
+    Chip,
+    GemmWork,
+    default_gemm_mapper,
+)
+from accelsim.engines.accelerator.spatial_chip import SpatialChip
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import HardwareSpec
 from accelsim.hardware.spatial import SpatialAccelerator
 from accelsim.hardware.systolic import SystolicAccelerator
-from accelsim.hardware.units import ChipLinks
 from accelsim.ir import GemmShape
 
-
-@dataclass(frozen=True)
-class GemmWork:
-    """A GEMM on the matrix unit: busy cycles, MACs, DRAM bytes per operand, on-chip energy."""
-
-    cycles: float
-    macs: float
-    # elements moved when every operand streams from DRAM: ifmap, filter, ofmap_write and ofmap_read
-    # (partial sums that spill and come back)
-    dram_words: dict[str, float]
-    energy_pj: dict[str, float | None]  # component (mac, sram, buffer) -> pJ; None: the spec gives no number
-    mapper: str = "fixed"  # what placed it: "tiling" (a loop nest), "fold order" (SCALE-Sim's), "fixed"
-
-
-class Chip:
-    """The interface ``compose`` uses; one subclass per hardware kind."""
-
-    spec: HardwareSpec
-    clock_hz: float
-    dram_bytes_per_cycle: float
-    activation_buffer_bytes: int
-    links: ChipLinks | None
-    peak_macs_per_cycle: int
-    dram_capacity_bytes: int | None
-    dram_read_pj_per_byte: float | None
-    dram_write_pj_per_byte: float | None
-
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
-             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
-        """``offchip``: share of the ifmap's and filter's reads and of the output's final write
-        that reach DRAM (0: kept on chip); a mapper weighs its choices by it."""
-        raise NotImplementedError
-
-    def vector_cycles(self, op: str, elements: float) -> float | None:
-        raise NotImplementedError
-
-    def vector_energy_pj(self, op: str, elements: float) -> float | None:
-        raise NotImplementedError
-
-    @property
-    def vector_elements_per_cycle(self) -> float:
-        raise NotImplementedError
-
-    @property
-    def vector_ops(self) -> list[str]:
-        raise NotImplementedError
-
-
-MAPPERS: tuple[str, ...] = ("tiling", "fixed")  # a systolic chip's GEMM placement (SystolicChip)
+__all__ = ["MAPPERS", "Chip", "GemmWork", "SpatialChip", "SystolicChip", "chip_for"]
 
 
 @dataclass(frozen=True)
@@ -85,23 +43,6 @@ class _ShareCost:
 
 
 _SHARE_CACHE: dict[tuple, _ShareCost] = {}
-_LOADED: list = []  # the systolic default mapper, once resolved (an entry-point scan costs ~30 ms)
-
-
-def _default_mapper():
-    if not _LOADED:
-        from accelsim.engines.registry import DEFAULT_MAPPER_GROUP, default_mapper
-
-        try:
-            _LOADED.append(default_mapper("systolic"))
-        except AccelsimError:  # an install older than this entry point: say what to do
-            raise AccelsimError(f"the systolic kind's default GEMM mapper (entry point {DEFAULT_MAPPER_GROUP}: "
-                                "systolic) is not installed", field="options.mapper",
-                                allowed="reinstall accelsim (pip install -e .), or mapper='fixed' "
-                                        "(CLI: --fold-order scalesim) for SCALE-Sim's fold order") from None
-    return _LOADED[0]
-
-
 def _given(pj: float) -> float | None:
     """A spec energy of 0 is the default "not given" (no physical action is free), so unknown."""
     return pj if pj > 0 else None
@@ -195,7 +136,7 @@ class SystolicChip(Chip):
             from accelsim.tiling import LoopProblem
 
             if self._map is None:
-                self._map = _default_mapper()
+                self._map = default_gemm_mapper("systolic")
             problem = LoopProblem.gemm(share.m, share.k, share.n, share.batch, wb)
             out_bytes = share.batch * share.m * share.n * wb
             # the fold order's bytes as lowering counts them (operands kept on chip do not reach DRAM)
@@ -255,96 +196,11 @@ class SystolicChip(Chip):
         return sorted(self.spec.vector.cycles_per_element) if self.spec.vector else []
 
 
-class SpatialChip(Chip):
-    """A FuseMax/FLAT-style chip: GEMMs on the 2D array, vector ops on the 1D array (or the 2D
-    array where only it has the op), one global buffer, DRAM.
-
-    GEMM cycles follow the FuseMax artifact's Timeloop convention (``hardware/spatial.py``): a
-    ``rows x cols`` output tile per contracted step, so ``batch * ceil(M/rows) * ceil(N/cols) * K``
-    MAC op-cycles. Every operand streams once (the artifact's end-to-end model: inputs and
-    weights read once, outputs written once). Energy from the per-action table.
-    """
-
-    def __init__(self, spec: SpatialAccelerator) -> None:
-        self.spec = spec
-        self.clock_hz = spec.clock_hz
-        self.dram_bytes_per_cycle = spec.dram.bytes_per_cycle(spec.clock_hz)
-        self.activation_buffer_bytes = spec.buffer_bytes
-        self.links = spec.links
-        self.peak_macs_per_cycle = spec.array_2d.pes
-        self.dram_capacity_bytes = spec.dram.capacity_bytes
-        self.dram_read_pj_per_byte = spec.energy.dram_pj_per_byte
-        self.dram_write_pj_per_byte = spec.energy.dram_pj_per_byte
-
-    def _action_pj(self, actions: dict[str, int]) -> float:
-        table = self.spec.energy.compute_pj
-        missing = sorted(set(actions) - set(table))
-        if missing:
-            raise AccelsimError(f"no energy for actions {missing}", field="energy.compute_pj", allowed=sorted(table))
-        return sum(table[a] * n for a, n in actions.items())
-
-    def gemm(self, shape: GemmShape, ifmap_words: int | None, dtype_bytes: int | None = None,
-             offchip: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> GemmWork:
-        a2 = self.spec.array_2d
-        mac = a2.cost("mac")
-        cycles = shape.batch * math.ceil(shape.m / a2.rows) * math.ceil(shape.n / a2.cols) * shape.k * mac.cycles
-        wb = dtype_bytes or self.spec.word_bytes
-        words_in = shape.m * shape.k if ifmap_words is None else ifmap_words
-        dram = {"ifmap": float(shape.batch * words_in), "filter": float(shape.batch * shape.k * shape.n),
-                "ofmap_read": 0.0, "ofmap_write": float(shape.batch * shape.m * shape.n)}
-        en = self.spec.energy
-        energy = {"mac": shape.macs * (self._action_pj(mac.actions) + a2.regfile_pj_per_mac),
-                  "buffer": sum(dram.values()) * wb * (en.buffer_read_pj_per_byte + en.buffer_write_pj_per_byte)}
-        return GemmWork(float(cycles), float(shape.macs), dram, energy)
-
-    @property
-    def vector_elements_per_cycle(self) -> float:
-        return float(self.spec.array_1d.pes)
-
-    def _array_for(self, op: str):
-        for array in (self.spec.array_1d, self.spec.array_2d):
-            if op in array.ops:
-                return array
-        return None
-
-    def vector_cycles(self, op: str, elements: float) -> float | None:
-        kind = _SPATIAL_OP.get(op, op)
-        array = self._array_for(kind)
-        if array is None:
-            return None
-        return elements * array.ops[kind].cycles * _SPATIAL_PASSES.get(op, 1) / array.pes
-
-    def vector_energy_pj(self, op: str, elements: float) -> float | None:
-        kind = _SPATIAL_OP.get(op, op)
-        array = self._array_for(kind)
-        if array is None:
-            return None
-        actions = array.ops[kind].actions
-        # a MAC action also reads its operands from the PE register file (as the GEMMs are charged)
-        per_element = self._action_pj(actions) + actions.get("mac", 0) * array.regfile_pj_per_mac
-        return elements * _SPATIAL_PASSES.get(op, 1) * per_element
-
-    @property
-    def vector_ops(self) -> list[str]:
-        kinds = set(self.spec.array_1d.ops) | set(self.spec.array_2d.ops)
-        return sorted({op for op, k in _SPATIAL_OP.items() if k in kinds} | kinds)
-
-
-# The spatial presets list primitive ops only (mac, add, sub, max, exp, div, mul). Composite op
-# kinds of the IR run as passes of primitives: an activation (GELU/SiLU) as one exp pass (the
-# sigmoid/tanh inside it) plus a multiply; a norm (LayerNorm/RMSNorm) as square-accumulate,
-# subtract-or-scale and multiply passes. [assumption, documented: the FuseMax artifact costs
-# only attention's softmax, not norms or activations]
-_SPATIAL_OP = {"activation": "exp", "norm": "mac"}
-_SPATIAL_PASSES = {"activation": 2, "norm": 3}
-
-
 def chip_for(spec: HardwareSpec, mapper: str = "tiling") -> Chip:
-    """The chip model of ``spec``; ``mapper`` places a systolic chip's GEMMs (``SystolicChip``;
-    a spatial chip has one fixed GEMM model)."""
+    """The chip model of ``spec``; ``mapper`` places its GEMMs (``SystolicChip``, ``SpatialChip``)."""
     if isinstance(spec, SystolicAccelerator):
         return SystolicChip(spec, mapper)
     if isinstance(spec, SpatialAccelerator):
-        return SpatialChip(spec)
+        return SpatialChip(spec, mapper)
     raise AccelsimError(f"no accelerator model for kind {spec.kind!r}", field="hardware.kind",
                         allowed=["systolic", "spatial"])

@@ -166,6 +166,8 @@ def summary(report: Report, run: ModelRun) -> dict[str, Any]:
     doc["totals"] = {k: v for k, v in report.totals.items() if not isinstance(v, (dict, list))}
     if "gemm_mapper" in report.meta:  # what placed the GEMMs (the tiling mapper or a fixed order)
         doc["gemm_mapper"] = report.meta["gemm_mapper"]
+    if "convention" in report.meta:  # which measurement convention made the number (mesh engine)
+        doc["convention"] = report.meta["convention"]
     return doc
 
 
@@ -188,6 +190,8 @@ def print_model_report(report: Report, run: ModelRun, console: Console, top: int
     if run.dtype_source == "assumed":
         console.print(f"note: the model states no element size; assumed {run.dtype_bytes} bytes (fp16/bf16)",
                       markup=False, highlight=False)
+    if report.meta.get("layer_at_a_time"):  # never a silently different measurement
+        console.print(f"convention: {report.meta['convention']}", markup=False, highlight=False)
     doc = summary(report, run)
     t = Table(show_header=False, box=None)
     t.add_row("latency", f"{core.total_s * 1e3:.4g} ms" + (f" ({core.total_cycles:.4g} cycles)"
@@ -227,7 +231,7 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
                            context: int | None, tp: int, blocks: int | None, overlap: bool, json_out: bool,
                            csv_out: Any, timeline_out: Any = None, allow_long_context: bool = False,
                            dims: list[str] | None = None, fold_order: str = "tiling",
-                           gemm_mapper: str | None = None) -> None:
+                           gemm_mapper: str | None = None, layer_at_a_time: bool = False) -> None:
     """``accelsim simulate --model``: one step of a model on any registered hardware kind."""
     from accelsim.cli.jsonout import dumps as dumps_json
 
@@ -254,7 +258,8 @@ def simulate_model_command(model: str, hardware: str, *, phase: str, batch: int,
                             field="--gemm-mapper", allowed="one of them, or both saying fixed")
     fixed = "fixed" in (gemm_mapper, by_fold)
     options = {**({} if overlap else {"overlap": False}), **({"timeline": True} if timeline_out else {}),
-               **({"mapper": "fixed"} if fixed else {})}
+               **({"mapper": "fixed"} if fixed else {}),
+               **({"layer_at_a_time": True} if layer_at_a_time else {})}  # an engine without it refuses it
     if ("mapper" in options or gemm_mapper is not None) and spec.kind not in MAPPED_KINDS:
         option = "--gemm-mapper" if gemm_mapper is not None else "--fold-order"
         raise AccelsimError(f"applies to systolic and spatial presets (their GEMM placement), not kind {spec.kind!r}",

@@ -94,6 +94,9 @@ def simulate_command(
                                     "tiling (the kind's loop-nest tiling mapper places each GEMM; the default) or fixed "
                                     "(systolic: SCALE-Sim's fold order, the same as --fold-order scalesim; spatial: the "
                                     "FuseMax artifact's model, every operand streamed once whatever the buffer holds)."),
+    layer_at_a_time: bool = typer.Option(False, "--layer-at-a-time", help="With --model on a mesh preset: "
+                                         "WaferLLM's convention, each layer compiled alone and the step summed over "
+                                         "layers; other layers' weights not resident (their loading not charged)."),
     timeline: Path = typer.Option(None, "--timeline", help="With --model on a systolic or spatial preset: write "
                                   "every task (unit, start and end in cycles, label, kind) of one run of each part to "
                                   "this CSV, for `accelsim plot timeline`."),
@@ -119,7 +122,8 @@ def simulate_command(
         simulate_model_command(model, hardware or DEFAULT_HARDWARE, phase=phase, batch=batch, seq=seq,
                                context=context, tp=tp, blocks=blocks, overlap=overlap, json_out=json_out,
                                csv_out=csv_out, timeline_out=timeline, allow_long_context=allow_long_context, dims=dim,
-                               fold_order=fold_order or "tiling", gemm_mapper=gemm_mapper)
+                               fold_order=fold_order or "tiling", gemm_mapper=gemm_mapper,
+                               layer_at_a_time=layer_at_a_time)
         return
     if gemm_mapper == "tiling":
         raise AccelsimError("layers from --topology/--gemm/--scalesim-config run in SCALE-Sim's fold order (the "

@@ -39,6 +39,12 @@ def llm_command(
     seq: int = typer.Option(4096, help="Prompt length (prefill)."),
     context: int = typer.Option(2048, help="Tokens already in the KV cache (decode)."),
     grid: str = typer.Option(None, help="Core grid per layer region, NxN; without it the mapper searches."),
+    layer_at_a_time: bool = typer.Option(
+        False, "--layer-at-a-time", help="WaferLLM's measurement convention: each decoder layer compiled alone on "
+        "the grid (its weights + KV share must fit), step time = sum over layers; the other layers' weights are "
+        "NOT resident and loading them is not charged. Default: the whole model resident."),
+    allow_long_context: bool = typer.Option(False, "--allow-long-context", help="Run a rotary model past its "
+                                            "trained max_position_embeddings (you extend it); recorded in the JSON."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """One prefill or decode step of a model placed on the wafer: tokens/s, grid, SRAM, time split."""
@@ -54,12 +60,16 @@ def llm_command(
             raise AccelsimError(f"must be a positive integer, got {value}", field=name)
     hw = load_hardware(device, kind="mesh")
     side = parse_grid(grid)
-    workload = build_model(load_model(model), phase, batch=batch, seq=seq, context=context)
-    report = simulate(workload, hw, grid=side)
+    workload = build_model(load_model(model), phase, batch=batch, seq=seq, context=context,
+                           allow_long_context=allow_long_context)
+    report = simulate(workload, hw, grid=side, layer_at_a_time=layer_at_a_time)
     t = report.totals
     split = report.meta["time_split_s"]
     doc = {"model": model, "device": hw.name, "phase": phase, "batch": batch,
            **({"seq": seq} if phase == "prefill" else {"context": context}),
+           "convention": report.meta["convention"], "layer_at_a_time": layer_at_a_time,
+           **({"per_layer": report.meta["per_layer"]} if layer_at_a_time else {}),
+           **({"allow_long_context": True} if allow_long_context else {}),
            "grid": t["grid"], "regions": t["regions"], "chosen_by": report.meta["reason"],
            "tokens_per_s": t["tokens_per_s"], "latency_s": t["latency_s"], "sram_used_bytes": t["sram_used_bytes"],
            "sram_capacity_bytes": hw.sram_bytes_per_core, "sram_breakdown_bytes": report.meta["sram_breakdown_bytes"],
@@ -67,6 +77,7 @@ def llm_command(
     length = f"context={context}" if phase == "decode" else f"seq={seq}"
     lines = [(f"{model} {phase} batch={batch} {length} on {hw.name}: {t['tokens_per_s']:.1f} tokens/s, "
              f"latency {t['latency_s'] * 1e3:.4f} ms"),
+             f"convention: {report.meta['convention']}",
              f"grid {t['grid']} x {t['regions']} region(s) — {report.meta['reason']}",
              f"SRAM per core {t['sram_used_bytes']} of {hw.sram_bytes_per_core} B "
              + ", ".join(f"{k} {v}" for k, v in report.meta["sram_breakdown_bytes"].items()),

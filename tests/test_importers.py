@@ -146,8 +146,15 @@ def _identity_model(elem_type: int):
 @pytest.mark.parametrize("name", ["FLOAT", "FLOAT16", "BFLOAT16", "DOUBLE", "INT8", "INT64", "BOOL", "COMPLEX64",
                                   "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ"])
 def test_onnx_element_sizes_match_numpy(name):
+    import ml_dtypes  # onnx's own dependency: the numpy types of its 16- and 8-bit floats
+
     elem = TensorProto.DataType.Value(name)
-    expected = helper.tensor_dtype_to_np_dtype(elem).itemsize  # onnx's own numpy mapping, not our table
+    # numpy's (or ml_dtypes') element size, not our table; onnx < 1.19 maps these floats to float32
+    # storage in tensor_dtype_to_np_dtype, so the narrow floats are looked up in ml_dtypes directly
+    narrow = {"BFLOAT16": ml_dtypes.bfloat16, "FLOAT8E4M3FN": ml_dtypes.float8_e4m3fn,
+              "FLOAT8E4M3FNUZ": ml_dtypes.float8_e4m3fnuz, "FLOAT8E5M2": ml_dtypes.float8_e5m2,
+              "FLOAT8E5M2FNUZ": ml_dtypes.float8_e5m2fnuz}
+    expected = np.dtype(narrow[name]).itemsize if name in narrow else helper.tensor_dtype_to_np_dtype(elem).itemsize
     g = graph_from_onnx(_identity_model(elem))
     assert {t.dtype_bytes for t in g.inputs} == {expected}
 

@@ -40,17 +40,22 @@ _ELEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12:
                17: 1, 18: 1, 19: 1, 20: 1, 24: 1}
 
 
+def _type_name(elem_type: int) -> str:
+    """The enum name, where the installed onnx knows it (older releases lack the newest types)."""
+    import onnx
+
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return f"type {elem_type}"
+
+
 def elem_bytes(elem_type: int, tensor: str) -> int:
     """Bytes per element of an ONNX element type; an error naming the type when it has no whole-byte size."""
     if elem_type in _ELEM_BYTES:
         return _ELEM_BYTES[elem_type]
-    import onnx
-
-    try:
-        type_name = onnx.TensorProto.DataType.Name(elem_type)
-    except ValueError:
-        type_name = f"type {elem_type}"
-    allowed = sorted(onnx.TensorProto.DataType.Name(t) for t in _ELEM_BYTES)
+    allowed = sorted(_type_name(t) for t in _ELEM_BYTES)
+    type_name = _type_name(elem_type)
     raise AccelsimError(f"tensor {tensor!r} has element type {type_name}, which has no whole-byte size here",
                         field="onnx.elem_type", allowed=allowed)
 

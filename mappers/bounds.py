@@ -44,6 +44,7 @@ class Precedence:
     preds: tuple[frozenset[int], ...]
     ancestors: tuple[frozenset[int], ...]
     descendants: tuple[frozenset[int], ...]
+    extra: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def of(cls, problem: MemoryProblem, extra_edges: tuple[tuple[int, int], ...] = ()) -> "Precedence":
@@ -81,7 +82,17 @@ class Precedence:
         for o in range(n):
             for a in anc[o]:
                 desc[a].add(o)
-        return cls(tuple(frozenset(p) for p in preds), tuple(anc), tuple(frozenset(d) for d in desc))
+        return cls(tuple(frozenset(p) for p in preds), tuple(anc), tuple(frozenset(d) for d in desc),
+                   tuple(extra_edges))
+
+    def same_term_as_graph(self, problem: MemoryProblem, o: int) -> bool:
+        """True if ``o``'s term is the one the graph's own precedence gives: ``o`` has the same
+        ancestors and descendants, and no extra edge joins two operators free to run on either
+        side of ``o``. The term depends only on those (``candidates``, ``min_live_bytes``)."""
+        if self.ancestors[o] != problem.ancestors[o] or self.descendants[o] != problem.descendants[o]:
+            return False
+        fixed = self.ancestors[o] | self.descendants[o] | {o}
+        return all(a in fixed or b in fixed for a, b in self.extra)
 
 
 @dataclass
@@ -170,24 +181,38 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int], prec: Precede
     return int(math.floor(h.getInfo().objective_function_value + 1e-6))
 
 
+def _op_term(pb: MemoryProblem, capacity_bytes: int, o: int, prec: Precedence) -> tuple[int, int, set[int]] | None:
+    room = capacity_bytes - pb.working_set_bytes(o)
+    cand = candidates(pb, o, prec)
+    if sum(pb.tensor_bytes[a] for a in cand) <= room:
+        return None
+    deficit = min_live_bytes(pb, o, cand, prec) - room
+    if deficit <= 0:
+        return None
+    factor = 1 if any(pb.is_source(a) for a in cand) else 2
+    return factor * deficit, o, cand
+
+
 def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: float = 2.0,
-                       prec: Precedence | None = None, ops: list[int] | None = None) -> StaticBound:
+                       prec: Precedence | None = None, ops: list[int] | None = None,
+                       graph_terms: dict | None = None) -> StaticBound:
     """The larger of the covering bound and the disjoint sum of per-operator bounds (module docstring),
     for the schedules respecting ``prec``. ``ops`` limits the terms to those operators (a bound
-    still, with fewer terms; ``tight_ops`` lists the only ones that can have a term)."""
+    still, with fewer terms; ``tight_ops`` lists the only ones that can have a term).
+    ``graph_terms`` caches terms computed with the graph's own precedence (filled here when ``prec``
+    has no extra edges, reused where ``Precedence.same_term_as_graph`` says they cannot differ)."""
     pb = problem
     prec = prec or Precedence.of(pb)
     terms: list[tuple[int, int, set[int]]] = []
     for o in (range(pb.n_ops) if ops is None else ops):
-        room = capacity_bytes - pb.working_set_bytes(o)
-        cand = candidates(pb, o, prec)
-        if sum(pb.tensor_bytes[a] for a in cand) <= room:
-            continue
-        deficit = min_live_bytes(pb, o, cand, prec) - room
-        if deficit <= 0:
-            continue
-        factor = 1 if any(pb.is_source(a) for a in cand) else 2
-        terms.append((factor * deficit, o, cand))
+        if graph_terms is not None and o in graph_terms and prec.same_term_as_graph(pb, o):
+            term = graph_terms[o]
+        else:
+            term = _op_term(pb, capacity_bytes, o, prec)
+            if graph_terms is not None and not prec.extra:
+                graph_terms[o] = term
+        if term is not None:
+            terms.append(term)
     used: set[int] = set()
     per_op: dict[int, int] = {}
     for lb, o, cand in sorted(terms, key=lambda x: (-x[0], x[1])):

@@ -74,6 +74,8 @@ def order_branching_bound(problem: MemoryProblem, capacity_bytes: int, *, group_
     """
     deadline = time.perf_counter() + time_limit_s
     tight = tight_ops(problem, capacity_bytes)
+    graph_terms: dict = {}
+    static_lower_bound(problem, capacity_bytes, 0.0, None, tight, graph_terms)  # fills the cache
     best = OrderBound(0)
     floor = at_least
     for group in _groups(problem, capacity_bytes, tight, group_size, max_groups):
@@ -88,7 +90,7 @@ def order_branching_bound(problem: MemoryProblem, capacity_bytes: int, *, group_
                 best.complete = False
                 break
             prec = Precedence.of(problem, tuple(zip(pi, pi[1:])))
-            b = static_lower_bound(problem, capacity_bytes, cover_s, prec, tight).bytes
+            b = static_lower_bound(problem, capacity_bytes, cover_s, prec, tight, graph_terms).bytes
             best.orders_tried += 1
             low = b if low is None else min(low, b)
             if low <= max(floor, best.bytes):

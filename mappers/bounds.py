@@ -201,6 +201,12 @@ def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: flo
     still, with fewer terms; ``tight_ops`` lists the only ones that can have a term).
     ``graph_terms`` caches terms computed with the graph's own precedence (filled here when ``prec``
     has no extra edges, reused where ``Precedence.same_term_as_graph`` says they cannot differ)."""
+    return bound_from_terms(problem, op_terms(problem, capacity_bytes, prec, ops, graph_terms), cover_s)
+
+
+def op_terms(problem: MemoryProblem, capacity_bytes: int, prec: Precedence | None = None,
+             ops: list[int] | None = None, graph_terms: dict | None = None) -> list[tuple[int, int, set[int]]]:
+    """Per operator with a positive bound: ``(bound bytes, operator, candidates)`` (see ``static_lower_bound``)."""
     pb = problem
     prec = prec or Precedence.of(pb)
     terms: list[tuple[int, int, set[int]]] = []
@@ -213,6 +219,12 @@ def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: flo
                 graph_terms[o] = term
         if term is not None:
             terms.append(term)
+    return terms
+
+
+def bound_from_terms(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], cover_s: float) -> StaticBound:
+    """The disjoint sum of terms (greedy, largest first) or, if larger, the covering bound."""
+    pb = problem
     used: set[int] = set()
     per_op: dict[int, int] = {}
     for lb, o, cand in sorted(terms, key=lambda x: (-x[0], x[1])):

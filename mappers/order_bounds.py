@@ -20,17 +20,24 @@ can leave live across ``o``), so ``B(G + chain(pi))`` bounds every schedule orde
 groups ``F`` is again a bound (callers also keep the larger of it and ``B(G)``). Only operators
 that can have a term at all (``bounds.tight_ops``) are recomputed.
 
+Several groups at once (``_disjunctive_covering``): a plan runs *every* group in some order, so
+the covering problem of ``mappers/bounds.py`` stays a bound when, for each group, the terms of
+at least one of its orders must hold (a binary selector per order); it sums what separate groups
+force, which the maximum over groups cannot. Only groups whose every order was computed take part.
+
 Groups: the tight operators with the least room, each with the next least-room tight operators
 that are unordered with it and with each other (``group_size`` at most, so at most
 ``group_size!`` orders per group).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from itertools import permutations
 
-from mappers.bounds import Precedence, static_lower_bound, tight_ops
+from mappers import milp
+from mappers.bounds import Precedence, bound_from_terms, op_terms, tight_ops
 from mappers.memory_problem import MemoryProblem
 
 
@@ -68,33 +75,85 @@ def _groups(problem: MemoryProblem, capacity_bytes: int, tight: list[int], group
 def order_branching_bound(problem: MemoryProblem, capacity_bytes: int, *, group_size: int = 3,
                           max_groups: int = 4, time_limit_s: float = 10.0, cover_s: float = 0.5,
                           at_least: int = 0) -> OrderBound:
-    """The best ``min over orders of F`` bound over a few groups ``F`` (module docstring).
+    """The best of: per group ``F``, ``min over orders of F`` of the bound; and the disjunctive
+    covering over all groups searched to the end (module docstring).
 
-    ``at_least``: a bound already known; a group stops as soon as one of its orders cannot beat it.
+    ``at_least`` (a bound already known) is only reported against: the result is never below 0,
+    and callers keep the larger of both.
     """
     deadline = time.perf_counter() + time_limit_s
     tight = tight_ops(problem, capacity_bytes)
     graph_terms: dict = {}
-    static_lower_bound(problem, capacity_bytes, 0.0, None, tight, graph_terms)  # fills the cache
+    base = op_terms(problem, capacity_bytes, None, tight, graph_terms)  # fills the cache
     best = OrderBound(0)
-    floor = at_least
+    complete: list[list[list[tuple[int, int, set[int]]]]] = []  # per group searched to the end: terms per order
     for group in _groups(problem, capacity_bytes, tight, group_size, max_groups):
         if time.perf_counter() > deadline:
             best.complete = False
             break
         best.groups_tried += 1
-        low = None
+        low, per_order = None, []
         for pi in permutations(group):
             if time.perf_counter() > deadline:
                 low = None  # an unfinished group proves nothing
                 best.complete = False
                 break
             prec = Precedence.of(problem, tuple(zip(pi, pi[1:])))
-            b = static_lower_bound(problem, capacity_bytes, cover_s, prec, tight, graph_terms).bytes
+            changed = [o for o in tight if not prec.same_term_as_graph(problem, o)]
+            terms = op_terms(problem, capacity_bytes, prec, tight, graph_terms)
+            per_order.append([t for t in terms if t[1] in changed])
+            b = bound_from_terms(problem, terms, cover_s).bytes
             best.orders_tried += 1
             low = b if low is None else min(low, b)
-            if low <= max(floor, best.bytes):
-                break  # this group cannot improve on what is known
-        if low is not None and low > best.bytes:
+        if low is None:
+            continue
+        complete.append(per_order)
+        if low > best.bytes:
             best.bytes, best.group = low, group
+    if len(complete) > 1 and base:
+        left = deadline - time.perf_counter()
+        if left > 0.05:
+            d = _disjunctive_covering(problem, base, complete, max(0.05, left))
+            if d > best.bytes:
+                best.bytes, best.group = d, ()
     return best
+
+
+def _disjunctive_covering(problem: MemoryProblem, base: list[tuple[int, int, set[int]]],
+                          groups: list[list[list[tuple[int, int, set[int]]]]], time_limit_s: float) -> int:
+    """Proven bound of: min sum c size z over binary z (z[a] = 1 if ``a`` is ever off chip while
+    live; c = 1 for a source, 2 otherwise) such that every term of the graph holds, and for each
+    group, for at least one of its orders (selector y), every term under that order holds.
+
+    Why it is a bound: take any plan and its z. The graph's terms hold for every schedule; the plan
+    runs each group in one order, and the terms computed under that order hold for it (module
+    docstring), so setting y to the orders the plan uses satisfies every row, and the plan costs at
+    least the objective (``mappers/bounds.py``, covering)."""
+    pb = problem
+
+    def deficit(term):
+        lb, _, cand = term
+        return lb // (1 if any(pb.is_source(a) for a in cand) else 2)
+
+    m = milp.LinearModel()
+    z: dict[int, int] = {}
+
+    def row(term):
+        cand = term[2]
+        for a in cand:
+            if a not in z:
+                z[a] = m.var(f"z[{a}]")
+        return {z[a]: pb.tensor_bytes[a] for a in cand}
+
+    for term in base:
+        m.add(row(term), ">=", deficit(term))
+    for g, per_order in enumerate(groups):
+        ys = [m.var(f"y[{g},{k}]") for k in range(len(per_order))]
+        m.add({y: 1 for y in ys}, "==", 1)
+        for y, terms in zip(ys, per_order):
+            for term in terms:
+                m.add(row(term), ">=", deficit(term), ((y, True),))
+    m.objective = {v: (1 if pb.is_source(a) else 2) * pb.tensor_bytes[a] for a, v in z.items()}
+    res = milp.solve(m, "cpsat", time_limit_s, None, 1)
+    b = res.objective if res.status == "optimal" else res.best_bound
+    return max(0, math.ceil(b - 1e-6)) if b is not None else 0

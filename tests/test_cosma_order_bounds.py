@@ -42,6 +42,22 @@ def test_order_branching_is_tight_on_the_aspp_pattern():
     assert res.non_compulsory_bytes == want and res.status == "optimal"
 
 
+def test_disjunctive_covering_adds_up_two_aspp_blocks():
+    """Two ASPP blocks in series: each forces 4 B, which no single group's bound sees together;
+    the disjunctive covering (one order selector per group) proves their sum, the exhaustive
+    optimum (on-demand loads, to keep the search short) and the ILP's."""
+    X, B1, B2, B3, C1, C2, Y, D1, D2, D3, E1, E2 = range(12)
+    ops = [([X], [B1]), ([X], [B2]), ([X], [B3]), ([B1, B2], [C1]), ([C1, B3], [C2]), ([C2], [Y]),
+           ([Y], [D1]), ([Y], [D2]), ([Y], [D3]), ([D1, D2], [E1]), ([E1, D3], [E2])]
+    sizes = [2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1]
+    pb = MemoryProblem.from_lists("aspp2", ops, sizes)
+    got = order_branching_bound(pb, 3)
+    assert got.group == ()  # the disjunctive covering, not one group, gave it
+    want = brute_force(ops, sizes, 3, prefetch=False)
+    assert got.bytes == want == 8
+    assert solve_cosma(pb, 3, time_limit_s=20, threads=1, static_bound=False, relaxation=False).non_compulsory_bytes == 8
+
+
 @st.composite
 def small_problems(draw):
     """Random DAGs small enough for the exhaustive search with prefetching (sizes 1-3, 4 operators),
@@ -71,8 +87,8 @@ def test_order_branching_bound_on_the_aspp_family(seed):
     sizes = [rng.randint(1, 3), *(rng.randint(1, 2) for _ in range(5))]
     pb = MemoryProblem.from_lists("aspp", ops, sizes)
     cap = pb.m_r + rng.randint(0, 1)
-    got = order_branching_bound(pb, cap).bytes
-    assert got <= brute_force(ops, sizes, cap)
+    got = order_branching_bound(pb, cap, group_size=rng.choice([2, 3]), max_groups=6).bytes  # several groups:
+    assert got <= brute_force(ops, sizes, cap)  # the disjunctive covering takes part
 
 
 @pytest.mark.parametrize("seed", range(6))

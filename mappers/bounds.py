@@ -34,18 +34,80 @@ from dataclasses import dataclass
 from mappers.memory_problem import MemoryProblem
 
 
+@dataclass(frozen=True)
+class Precedence:
+    """Which operators must run before which: the graph's own dependences, optionally with extra
+    edges. Every argument of this module holds for every schedule that respects ``preds``, so a
+    bound computed with extra edges holds for the schedules that respect them (``mappers/order_bounds.py``
+    uses that to branch on the relative order of a few operators)."""
+
+    preds: tuple[frozenset[int], ...]
+    ancestors: tuple[frozenset[int], ...]
+    descendants: tuple[frozenset[int], ...]
+    extra: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def of(cls, problem: MemoryProblem, extra_edges: tuple[tuple[int, int], ...] = ()) -> "Precedence":
+        """The problem's precedence plus ``(before, after)`` edges; raises ValueError on a cycle."""
+        if not extra_edges:
+            return cls(problem.preds, problem.ancestors, problem.descendants)
+        n = problem.n_ops
+        preds = [set(p) for p in problem.preds]
+        for a, b in extra_edges:
+            preds[b].add(a)
+        succs: list[set[int]] = [set() for _ in range(n)]
+        for b, ps in enumerate(preds):
+            for a in ps:
+                succs[a].add(b)
+        waiting = [len(p) for p in preds]
+        ready = [o for o in range(n) if not waiting[o]]
+        topo: list[int] = []
+        while ready:
+            o = ready.pop()
+            topo.append(o)
+            for s in succs[o]:
+                waiting[s] -= 1
+                if not waiting[s]:
+                    ready.append(s)
+        if len(topo) != n:
+            raise ValueError("the extra precedence edges make a cycle")
+        anc: list[frozenset[int]] = [frozenset()] * n
+        for o in topo:
+            acc: set[int] = set()
+            for p in preds[o]:
+                acc.add(p)
+                acc |= anc[p]
+            anc[o] = frozenset(acc)
+        desc: list[set[int]] = [set() for _ in range(n)]
+        for o in range(n):
+            for a in anc[o]:
+                desc[a].add(o)
+        return cls(tuple(frozenset(p) for p in preds), tuple(anc), tuple(frozenset(d) for d in desc),
+                   tuple(extra_edges))
+
+    def same_term_as_graph(self, problem: MemoryProblem, o: int) -> bool:
+        """True if ``o``'s term is the one the graph's own precedence gives: ``o`` has the same
+        ancestors and descendants, and no extra edge joins two operators free to run on either
+        side of ``o``. The term depends only on those (``candidates``, ``min_live_bytes``)."""
+        if self.ancestors[o] != problem.ancestors[o] or self.descendants[o] != problem.descendants[o]:
+            return False
+        fixed = self.ancestors[o] | self.descendants[o] | {o}
+        return all(a in fixed or b in fixed for a, b in self.extra)
+
+
 @dataclass
 class StaticBound:
     bytes: int
     per_op: dict[int, int]  # operator -> its bound, for the operators summed
 
 
-def candidates(problem: MemoryProblem, o: int) -> set[int]:
-    """Tensors outside ``ws(o)`` that some schedule keeps live across ``o``."""
+def candidates(problem: MemoryProblem, o: int, prec: Precedence | None = None) -> set[int]:
+    """Tensors outside ``ws(o)`` that some schedule (respecting ``prec``) keeps live across ``o``."""
     pb = problem
+    prec = prec or Precedence.of(pb)
     ws = set(pb.op_inputs[o]) | set(pb.op_outputs[o])
-    after_ok = lambda c: c != o and c not in pb.ancestors[o]
-    before_ok = lambda u: u != o and u not in pb.descendants[o]
+    after_ok = lambda c: c != o and c not in prec.ancestors[o]
+    before_ok = lambda u: u != o and u not in prec.descendants[o]
     out = set()
     for a in range(pb.n_tensors):
         if a in ws or not pb.consumers[a]:
@@ -59,8 +121,9 @@ def candidates(problem: MemoryProblem, o: int) -> set[int]:
     return out
 
 
-def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int]) -> int:
-    """Fewest bytes of ``cand`` live across ``o`` over all sets of operators that can run before it."""
+def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int], prec: Precedence | None = None) -> int:
+    """Fewest bytes of ``cand`` live across ``o`` over all sets of operators that can run before it
+    (down-closed under ``prec``)."""
     import math
 
     import numpy as np
@@ -68,7 +131,8 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int]) -> int:
     from mappers.milp import _new_highs
 
     pb = problem
-    ops = [u for u in range(pb.n_ops) if u != o and u not in pb.ancestors[o] and u not in pb.descendants[o]]
+    prec = prec or Precedence.of(pb)
+    ops = [u for u in range(pb.n_ops) if u != o and u not in prec.ancestors[o] and u not in prec.descendants[o]]
     col = {u: i for i, u in enumerate(ops)}  # "done before o" in [0, 1]; ancestors are 1, o and descendants 0
     tens = sorted(cand)
     ell = {a: len(ops) + i for i, a in enumerate(tens)}  # "live across o" in [0, 1]
@@ -76,7 +140,7 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int]) -> int:
 
     def done(u: int) -> tuple[int | None, int]:
         """(column, constant): a free column, or a fixed 0/1."""
-        return (col[u], 0) if u in col else (None, 1 if u in pb.ancestors[o] else 0)
+        return (col[u], 0) if u in col else (None, 1 if u in prec.ancestors[o] else 0)
 
     rows: list[tuple[dict[int, float], float]] = []  # sum(coef * x) >= rhs
 
@@ -92,7 +156,7 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int]) -> int:
             rows.append((row, rhs))
 
     for u in ops:  # down-closed: done(p) - done(u) >= 0
-        for p in pb.preds[u]:
+        for p in prec.preds[u]:
             geq([(done(p), 1.0), (done(u), -1.0)], 0.0)
     for a in tens:  # live(a) >= done(maker) - done(consumer)
         p = pb.producer[a]
@@ -117,20 +181,50 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int]) -> int:
     return int(math.floor(h.getInfo().objective_function_value + 1e-6))
 
 
-def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: float = 2.0) -> StaticBound:
-    """The larger of the covering bound and the disjoint sum of per-operator bounds (module docstring)."""
+def _op_term(pb: MemoryProblem, capacity_bytes: int, o: int, prec: Precedence) -> tuple[int, int, set[int]] | None:
+    room = capacity_bytes - pb.working_set_bytes(o)
+    cand = candidates(pb, o, prec)
+    if sum(pb.tensor_bytes[a] for a in cand) <= room:
+        return None
+    deficit = min_live_bytes(pb, o, cand, prec) - room
+    if deficit <= 0:
+        return None
+    factor = 1 if any(pb.is_source(a) for a in cand) else 2
+    return factor * deficit, o, cand
+
+
+def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: float = 2.0,
+                       prec: Precedence | None = None, ops: list[int] | None = None,
+                       graph_terms: dict | None = None) -> StaticBound:
+    """The larger of the covering bound and the disjoint sum of per-operator bounds (module docstring),
+    for the schedules respecting ``prec``. ``ops`` limits the terms to those operators (a bound
+    still, with fewer terms; ``tight_ops`` lists the only ones that can have a term).
+    ``graph_terms`` caches terms computed with the graph's own precedence (filled here when ``prec``
+    has no extra edges, reused where ``Precedence.same_term_as_graph`` says they cannot differ)."""
+    return bound_from_terms(problem, op_terms(problem, capacity_bytes, prec, ops, graph_terms), cover_s)
+
+
+def op_terms(problem: MemoryProblem, capacity_bytes: int, prec: Precedence | None = None,
+             ops: list[int] | None = None, graph_terms: dict | None = None) -> list[tuple[int, int, set[int]]]:
+    """Per operator with a positive bound: ``(bound bytes, operator, candidates)`` (see ``static_lower_bound``)."""
     pb = problem
+    prec = prec or Precedence.of(pb)
     terms: list[tuple[int, int, set[int]]] = []
-    for o in range(pb.n_ops):
-        room = capacity_bytes - pb.working_set_bytes(o)
-        cand = candidates(pb, o)
-        if sum(pb.tensor_bytes[a] for a in cand) <= room:
-            continue
-        deficit = min_live_bytes(pb, o, cand) - room
-        if deficit <= 0:
-            continue
-        factor = 1 if any(pb.is_source(a) for a in cand) else 2
-        terms.append((factor * deficit, o, cand))
+    for o in (range(pb.n_ops) if ops is None else ops):
+        if graph_terms is not None and o in graph_terms and prec.same_term_as_graph(pb, o):
+            term = graph_terms[o]
+        else:
+            term = _op_term(pb, capacity_bytes, o, prec)
+            if graph_terms is not None and not prec.extra:
+                graph_terms[o] = term
+        if term is not None:
+            terms.append(term)
+    return terms
+
+
+def bound_from_terms(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], cover_s: float) -> StaticBound:
+    """The disjoint sum of terms (greedy, largest first) or, if larger, the covering bound."""
+    pb = problem
     used: set[int] = set()
     per_op: dict[int, int] = {}
     for lb, o, cand in sorted(terms, key=lambda x: (-x[0], x[1])):
@@ -142,6 +236,14 @@ def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: flo
     if len(terms) > 1 and cover_s > 0:
         return StaticBound(max(disjoint, _covering_bound(pb, terms, cover_s)), per_op)
     return StaticBound(disjoint, per_op)
+
+
+def tight_ops(problem: MemoryProblem, capacity_bytes: int) -> list[int]:
+    """Operators whose candidates could overflow the room their working set leaves; extra precedence
+    only shrinks the candidates, so no other operator can have a term under any ``Precedence``."""
+    pb = problem
+    return [o for o in range(pb.n_ops)
+            if sum(pb.tensor_bytes[a] for a in candidates(pb, o)) > capacity_bytes - pb.working_set_bytes(o)]
 
 
 def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], time_limit_s: float) -> int:

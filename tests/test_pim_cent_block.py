@@ -68,7 +68,8 @@ def test_instruction_counts_of_the_13b_block():
     40 heads, SiLU 4 x 7 bursts x 128 banks; WR_ABK one per (kv head, 16-dim slice)."""
     c = instruction_counts(CentBlock(seqlen=128, tp=20, **LLAMA_13B))
     norm = 2 * 512 + 2 * 384 + 384
-    assert len(c["MEM"]) == 2 * norm + 2 * (640 + 640) + 5 * 64 + 6 * 8 * 40 + 4 * 7 * 128
+    assert len(c["MEM"]) == 2 * norm + 2 * (640 + 640) + 6 * 8 * 40 + 4 * 7 * 128
+    assert len(c["KEY"]) == 5 * 64
     assert len(c["WR_ABK"]) == 40 * 128 // 16
     assert len(c["SYNC"]) == 5 and len(c["EWADD"]) == 2
     # only the softmax lines depend on the context: 6 passes x bursts x heads
@@ -81,8 +82,11 @@ def test_dma_issue_is_one_line_per_cycle_and_attention_does_not_depend_on_tp():
     b = CentBlock(seqlen=128, tp=5, **LLAMA_13B)
     c = instruction_counts(b)
     terms = block_terms(b, hw)
-    lines = sum(len(c[k]) for k in ("MEM", "WR_ABK", "SYNC", "EWADD"))
+    lines = sum(len(c[k]) for k in ("MEM", "SYNC", "EWADD"))
     assert terms["dma_issue_s"] == pytest.approx(lines * AIM.tck_s)
+    # K: 5 rows x 64 writes into one bank at tCCDL = 2 (> tRC 89 per row); V: channel 0 holds 2 of the 40 heads,
+    # 8 slices each, one new row per WR_ABK, tRC apart (> the DMA's 320 lines)
+    assert terms["kv_store_s"] == pytest.approx((5 * max(89, 64 * 2) + max(320, 2 * 8 * 89)) * AIM.tck_s)
     other = block_terms(CentBlock(seqlen=128, tp=20, **LLAMA_13B), hw)
     assert other["attention_s"] == terms["attention_s"] > 0
     assert other["gemv_s"] < terms["gemv_s"]  # the FC share shrinks with tp, the attention device's does not

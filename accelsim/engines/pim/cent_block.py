@@ -26,11 +26,13 @@ Terms here (each from a cited rule, nothing fitted):
 - ``gemv_s``: the seven weight GEMVs in CENT's loop order (``gb_gemv`` "keep": one buffer fill per
   chunk, MAC registers read every chunk), command-level;
 - ``attention_s``: the score and context GEMVs above, command-level (this module's request streams);
-- ``dma_issue_s``: the single-bank host requests (``W MEM`` / ``R MEM`` lines, single-channel WR_ABK,
-  and every other instruction line) pass the AiM DMA one per memory-system cycle
-  (``dma_requests_per_cycle``), in order: a lower bound on the time those sections take;
+- ``dma_issue_s``: the single-bank host requests (``W MEM`` / ``R MEM`` vector lines, SYNC, EWADD) pass
+  the AiM DMA one per memory-system cycle (``dma_requests_per_cycle``), in order: a lower bound on the
+  time those sections take;
+- ``kv_store_s``: the new key (its rows into one bank: writes tCCDL apart, rows tRC apart) and value
+  (a channel's WR_ABKs each open a new row in all its banks: tRC apart), or the DMA bound if larger;
 - ``elementwise_s``: per EWMUL, COPY_BKGB, COPY_GBBK ISR its activate-to-command latency + op size x
-  tCCDL + tRP (a fresh row in every bank), per AF ISR nRCDRDAF: lower bounds (aim_simulator GDDR6.cpp
+  tCCDL + tRTP + tRP (a fresh row; EWMULs also >= tRC apart), per AF ISR nRCDRDAF: lower bounds (aim_simulator GDDR6.cpp
   timings; the source's full command sequences are not reproduced);
 - ``wr_bias_s``: each WR_BIAS (a register write over the channel bus) at least tBL.
 WR_BIAS and the element-wise ISRs are not in the channel simulator's command set, so they are added
@@ -168,7 +170,7 @@ def instruction_counts(b: CentBlock) -> dict[str, list[int]]:
     the op sizes (bursts) of its instructions ("MEM": single-bank W/R lines, one burst each)."""
     bl = b.burst_words
     out: dict[str, list[int]] = {k: [] for k in ("MEM", "WR_ABK", "EWMUL", "COPY_BKGB", "COPY_GBBK", "AF", "RD_AF",
-                                                 "WR_BIAS", "MAC_ABK", "RD_MAC", "SYNC", "EWADD")}
+                                                 "WR_BIAS", "MAC_ABK", "RD_MAC", "SYNC", "EWADD", "KEY")}
 
     def lines(n: int) -> None:
         out["MEM"] += [1] * n
@@ -195,8 +197,8 @@ def instruction_counts(b: CentBlock) -> dict[str, list[int]]:
     k_lines = _vector_lines(ew_len // b.n_repeat * 2, ew_banks, bl)
     lines(2 * (q_lines + k_lines))
     out["EWMUL"] += [b.dim // bl, b.dim // b.n_repeat // bl]
-    # new key: one token's keys into one bank, whole rows
-    lines(b.head_dim * b.n_kv_heads // b.row_words * (b.row_words // bl))
+    # new key: one token's keys into one bank, whole rows (timed apart: bank-serial, see block_terms)
+    out["KEY"] = [1] * (b.head_dim * b.n_kv_heads // b.row_words * (b.row_words // bl))
     # new value: one WR_ABK per (head, 16-dim slice), single-channel instructions
     heads_per_channel = (b.n_kv_heads - 1) // b.channels + 1
     for hpb in range(heads_per_channel):
@@ -256,6 +258,11 @@ def gemv_instructions(b: CentBlock, hw: PimSpec) -> dict[str, int]:
     return {"WR_BIAS": wr_bias, "AF": af, "RD_AF": af}
 
 
+def value_rows_per_channel(b: CentBlock) -> int:
+    """WR_ABKs of the busiest channel for the new value: one per (head it holds, 16-dim slice)."""
+    return ((b.n_kv_heads - 1) // b.channels + 1) * (b.head_dim // b.banks)
+
+
 def _need(t: dict[str, int], name: str) -> int:
     if name not in t:
         raise AccelsimError(f"timing {name} is needed for CENT's element-wise instructions", field=f"timings.{name}",
@@ -280,7 +287,13 @@ def block_terms(b: CentBlock, hw: PimSpec) -> dict[str, float]:
     extra = gemv_instructions(b, hw)
     # lines timed by nothing else: single-bank W/R lines, single-channel WR_ABK, SYNC, EWADD (decoded, no
     # DRAM command); the GEMV, attention and element-wise instructions' decode overlaps their own commands
-    issue_lines = sum(len(counts[k]) for k in ("MEM", "WR_ABK", "SYNC", "EWADD"))
+    issue_lines = sum(len(counts[k]) for k in ("MEM", "SYNC", "EWADD"))
+    rate = hw.dma_requests_per_cycle
+    # the new K and V: the key's rows go to one bank (writes tCCDL apart, rows tRC apart); each WR_ABK opens a
+    # new row in every bank of its channel, so a channel's WR_ABKs are tRC apart; the DMA bound if larger
+    key_rows = b.head_dim * b.n_kv_heads // b.row_words
+    key_cycles = max(len(counts["KEY"]) / rate, key_rows * max(t["tRC"], b.row_words // b.burst_words * t["tCCDL"]))
+    value_cycles = max(len(counts["WR_ABK"]) / rate, value_rows_per_channel(b) * t["tRC"])
     elementwise = 0
     for kind, timing in ELEMENTWISE_TIMING.items():
         sizes = counts[kind] + ([0] * extra["AF"] if kind == "AF" else [])
@@ -288,9 +301,13 @@ def block_terms(b: CentBlock, hw: PimSpec) -> dict[str, float]:
         if kind == "AF":
             elementwise += per_row * len(sizes)
         else:
-            elementwise += sum(per_row + s * t["tCCDL"] + t["tRP"] for s in sizes)
+            # a fresh row: activate-to-command, the columns, tRTP + tRP to close; EWMUL reuses the same banks
+            # (0, 1, 2 of every bank group) instruction after instruction, so also >= tRC apart
+            floor = t["tRC"] if kind == "EWMUL" else 0
+            elementwise += sum(max(floor, per_row + s * t["tCCDL"] + t["tRTPL"] + t["tRP"]) for s in sizes)
     wr_bias = (len(counts["WR_BIAS"]) + extra["WR_BIAS"]) * t["tBL"]
     tck = std.tck_s
     return {"gemv_s": gemv_cycles * tck, "attention_s": attention_cycles * tck,
-            "dma_issue_s": issue_lines / hw.dma_requests_per_cycle * tck, "elementwise_s": elementwise * tck,
+            "dma_issue_s": issue_lines / rate * tck, "kv_store_s": (key_cycles + value_cycles) * tck,
+            "elementwise_s": elementwise * tck,
             "wr_bias_s": wr_bias * tck}

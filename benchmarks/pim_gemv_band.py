@@ -93,7 +93,7 @@ def cent_block_rows() -> list[dict]:
         gap_us = cent_us - best_s * 1e6
         row = dict(tp=tp, gemv_best_order_us=best_s * 1e6, cent_pim_us=cent_us, former_gap_us=gap_us,
                    loop_order_us=(terms["gemv_s"] - best_s) * 1e6)
-        row |= {k.replace("_s", "_us"): v * 1e6 for k, v in terms.items() if k != "gemv_s"}
+        row |= {k[:-2] + "_us": v * 1e6 for k, v in terms.items() if k != "gemv_s"}
         row |= dict(ours_block_us=total_s * 1e6, ours_over_cent=total_s * 1e6 / cent_us,
                     unexplained_us=cent_us - total_s * 1e6, explained_fraction=(total_s - best_s) * 1e6 / gap_us)
         nbytes = sum(k * n for k, n in GEMVS_13B) * 2 / tp

@@ -114,6 +114,11 @@ def seqlen_rows() -> list[dict]:
     return rows
 
 
+def _span(values: pd.Series) -> str:
+    lo, hi = values.min(), values.max()
+    return f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}-{hi:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     tables.add_output_options(ap, "pim_gemv_band")
@@ -165,14 +170,15 @@ def main() -> None:
         "(320 single-channel WR_ABK, each a new row, tRC apart per channel); elementwise = EWMUL/COPY/AF at "
         "activate-to-command + op size x tCCDL + tRTP + tRP each, EWMULs >= tRC apart (lower bound); wr_bias = "
         "tBL per WR_BIAS (lower bound). "
-        f"Of the former 13-16 us gap, what stays unexplained is {lo:.1f} to {hi:.1f} us (negative: ours above CENT); the DMA issue of single-bank lines is "
-        f"the largest term ({cent['dma_issue_us'].iloc[0]:.1f} us), then element-wise instructions and attention. The unexplained rest grows with "
-        "tp (the GEMVs get short): consistent with per-chunk costs our stream hides and aim_simulator exposes "
-        "(a blocking RD_MAC stops the DMA until the read returns, so the next row cannot be opened early), not "
-        "modelled. The seqlen-dependent part is checked independently against CENT's own rows: 128 -> 256 tokens "
-        f"adds {slope['cent_256_minus_128_us'].min():.2f}-{slope['cent_256_minus_128_us'].max():.2f} us in CENT and "
-        f"{slope['ours_256_minus_128_us'].min():.2f}-{slope['ours_256_minus_128_us'].max():.2f} us here (score "
-        "lines of the softmax passes and longer context MACs).\n")
+        f"Of the former 13-16 us gap, what stays unexplained is {lo:.1f} to {hi:.1f} us (negative: ours above "
+        f"CENT); the DMA issue of single-bank lines is the largest term ({cent['dma_issue_us'].iloc[0]:.1f} us), "
+        "then element-wise instructions and attention. The unexplained rest grows with tp (fewer neurons per "
+        "instruction) and is not located: the DMA round trip of each blocking RD_MAC (>= one decode cycle + "
+        "nCLREG + nBL = 3 tCK, ~110 per block at tp 20) is < 0.2 us; WR_BIAS is timed at tBL only and "
+        "aim_simulator's controller scheduling of AiM requests is not reproduced. The seqlen-dependent part is "
+        "checked independently against CENT's own rows: 128 -> 256 tokens adds "
+        f"{_span(slope['cent_256_minus_128_us'])} us in CENT and {_span(slope['ours_256_minus_128_us'])} us here "
+        "(score lines of the softmax passes and longer context MACs).\n")
     for directory in tables.output_dirs(args, ROOT):
         df.to_csv(directory / "pim_gemv_band.csv", index=False)
         cent.to_csv(directory / "pim_gemv_band_cent.csv", index=False)

@@ -70,7 +70,7 @@ GEMVS_13B = [(5120, 5120)] * 4 + [(5120, 13824)] * 2 + [(13824, 5120)]  # q, k, 
 
 
 CENT_13B_BLOCK_256_MS = {5: 0.0330665, 10: 0.0256045, 20: 0.0244155}  # same file, seqlen 256 rows
-LLAMA_13B = dict(dim=5120, n_heads=40, n_kv_heads=40, ffn_dim=13824)  # workloads/zoo llama-2-13b
+LLAMA_13B = {"dim": 5120, "n_heads": 40, "n_kv_heads": 40, "ffn_dim": 13824}  # workloads/zoo llama-2-13b
 
 
 def cent_block_rows() -> list[dict]:
@@ -91,14 +91,14 @@ def cent_block_rows() -> list[dict]:
         total_s = sum(terms.values())
         cent_us = cent_ms * 1e3
         gap_us = cent_us - best_s * 1e6
-        row = dict(tp=tp, gemv_best_order_us=best_s * 1e6, cent_pim_us=cent_us, former_gap_us=gap_us,
-                   loop_order_us=(terms["gemv_s"] - best_s) * 1e6)
+        row = {"tp": tp, "gemv_best_order_us": best_s * 1e6, "cent_pim_us": cent_us, "former_gap_us": gap_us,
+                   "loop_order_us": (terms["gemv_s"] - best_s) * 1e6}
         row |= {k[:-2] + "_us": v * 1e6 for k, v in terms.items() if k != "gemv_s"}
-        row |= dict(ours_block_us=total_s * 1e6, ours_over_cent=total_s * 1e6 / cent_us,
-                    unexplained_us=cent_us - total_s * 1e6, explained_fraction=(total_s - best_s) * 1e6 / gap_us)
+        row |= {"ours_block_us": total_s * 1e6, "ours_over_cent": total_s * 1e6 / cent_us,
+                    "unexplained_us": cent_us - total_s * 1e6, "explained_fraction": (total_s - best_s) * 1e6 / gap_us}
         nbytes = sum(k * n for k, n in GEMVS_13B) * 2 / tp
-        row |= dict(utilisation_ours=nbytes / total_s / hw.internal_bytes_per_s,
-                    utilisation_cent=nbytes / (cent_ms * 1e-3) / hw.internal_bytes_per_s)
+        row |= {"utilisation_ours": nbytes / total_s / hw.internal_bytes_per_s,
+                    "utilisation_cent": nbytes / (cent_ms * 1e-3) / hw.internal_bytes_per_s}
         rows.append(row)
     return rows
 
@@ -109,8 +109,8 @@ def seqlen_rows() -> list[dict]:
     rows = []
     for tp, cent_256 in CENT_13B_BLOCK_256_MS.items():
         ours = [sum(block_terms(CentBlock(seqlen=L, tp=tp, **LLAMA_13B), hw).values()) for L in (128, 256)]
-        rows.append(dict(tp=tp, cent_256_minus_128_us=(cent_256 - CENT_13B_BLOCK_MS[tp]) * 1e3,
-                         ours_256_minus_128_us=(ours[1] - ours[0]) * 1e6))
+        rows.append({"tp": tp, "cent_256_minus_128_us": (cent_256 - CENT_13B_BLOCK_MS[tp]) * 1e3,
+                         "ours_256_minus_128_us": (ours[1] - ours[0]) * 1e6})
     return rows
 
 
@@ -131,8 +131,8 @@ def main() -> None:
     for model, name, k, n, tp in SHAPES:
         with_gb, order = utilisation(k, n, tp, True)
         without, _ = utilisation(k, n, tp, False)
-        rows.append(dict(model=model, gemv=name, k=k, n=n, tp=tp, utilisation_buffer=with_gb, order=order,
-                         utilisation_resident_input=without, row_switch_bound=row_bound, cent_low=CENT_BAND[0], cent_high=CENT_BAND[1]))
+        rows.append({"model": model, "gemv": name, "k": k, "n": n, "tp": tp, "utilisation_buffer": with_gb, "order": order,
+                         "utilisation_resident_input": without, "row_switch_bound": row_bound, "cent_low": CENT_BAND[0], "cent_high": CENT_BAND[1]})
     df = pd.DataFrame(rows)
     cols = ["model", "gemv", "k", "n", "tp", "utilisation_buffer", "order", "utilisation_resident_input",
             "row_switch_bound", "cent_low", "cent_high"]

@@ -18,8 +18,8 @@ from accelsim.hardware.dram_sets import standard
 
 AIM = standard("GDDR6-AiM")
 # row switches (almost) free, refresh off: the buffer rules alone set the time (as tests/test_pim_buffer.py)
-FREE_ROWS = AIM.cycles() | dict(tRP=1, tRCDMAC=1, tRTPL=1, tRAS=1, tRC=2)
-LLAMA_13B = dict(dim=5120, n_heads=40, n_kv_heads=40, ffn_dim=13824)
+FREE_ROWS = AIM.cycles() | {"tRP": 1, "tRCDMAC": 1, "tRTPL": 1, "tRAS": 1, "tRC": 2}
+LLAMA_13B = {"dim": 5120, "n_heads": 40, "n_kv_heads": 40, "ffn_dim": 13824}
 TINY = [CentBlock(dim=256, n_heads=2, n_kv_heads=2, ffn_dim=512, seqlen=16, tp=1, head_dim=32, row_words=64,
                   channels=2),
         CentBlock(dim=256, n_heads=8, n_kv_heads=4, ffn_dim=512, seqlen=40, tp=2, head_dim=32, row_words=64,

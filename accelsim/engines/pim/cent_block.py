@@ -40,7 +40,6 @@ serially (the DMA cannot decode past a blocking RD_MAC or SYNC, aim_simulator re
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from accelsim.engines.pim.channel_sim import BARRIER, Request, simulate_channel

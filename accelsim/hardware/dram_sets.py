@@ -53,6 +53,12 @@ def _raw() -> dict[str, dict]:
                            "tCCDAB": "all-bank MAC spacing = nCCDL (one MAC column per 1 ns)",
                            "tFAW": "marked 'not used' in the source"}))
     aim["timings"].update(_t(dict(tCLREG=0, tCWLGB=1, tWPRE=1), S_AIM_GB))
+    # activate-to-command latencies of the element-wise AiM commands (EWMUL, AF, bank <-> buffer copies),
+    # read by accelsim.engines.pim.cent_block for CENT's non-GEMV instructions
+    aim["timings"].update(_t(dict(tRCDEWMUL=25, tRCDRDAF=86, tRCDRDCP=66, tRCDWRCP=48), S_AIM,
+                             {"tRCDEWMUL": "nRCDEWMUL", "tRCDRDAF": "nRCDRDAF (activation function)",
+                              "tRCDRDCP": "nRCDRDCP (bank -> global buffer copy)",
+                              "tRCDWRCP": "nRCDWRCP (global buffer -> bank copy)"}))
     hbm2 = dict(name="HBM2", tck_ps=1000, data_rate_mtps=2000,
                 organization=dict(channel=8, pseudochannel=1, rank=1, bankgroup=4, bank=4, row=32768),
                 row_bytes=2048, access_bytes=64, commands=COMMANDS_DDR, sources=[S_HBM2],

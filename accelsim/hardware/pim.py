@@ -59,6 +59,9 @@ class PimSpec(HardwareSpec):
         "bus (AiM's GB); None: the input is assumed resident (not modelled as commands)"))
     mac_registers_per_bank: int | None = Field(default=None, ge=1, description=(
         "MAC result registers per bank: output neurons one buffer fill can accumulate before RDMAC reads them"))
+    dma_requests_per_cycle: float | None = Field(default=None, gt=0, description=(
+        "host requests (trace lines / instructions) the device's PIM DMA decodes per tCK, in order; None: "
+        "instruction issue not modelled (accelsim.engines.pim.cent_block needs it)"))
 
     @model_validator(mode="after")
     def _check(self) -> PimSpec:

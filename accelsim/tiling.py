@@ -27,34 +27,63 @@ from typing import Any
 
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.ir import Einsum, OpKind
+from accelsim.tiling_window import Window, footprint_elements
 
 GEMM_RANKS: tuple[str, ...] = ("b", "m", "k", "n")
+# A convolution's ranks, the IR's names (``accelsim.ir.conv2d``): batch, output channels, input
+# channels, output rows and columns, filter rows and columns.
+CONV_RANKS: tuple[str, ...] = ("n", "k", "c", "p", "q", "r", "s")
 
 
 @dataclass(frozen=True)
 class TensorAccess:
-    """One operand of the loop problem: the ranks that index it and its element size."""
+    """One operand of the loop problem: the ranks that index it and its element size.
+
+    ``windows``: indices of the form ``p * stride + r * dilation`` (a convolution's input); both
+    ranks of a window are in ``ranks``, and a tile's elements are the distinct rows each window
+    touches (``accelsim.tiling_window``) times the extents of the other ranks.
+    """
 
     name: str
     ranks: frozenset[str]
     dtype_bytes: int
     is_output: bool = False
+    windows: tuple[Window, ...] = ()
+
+    def footprint(self, tile: MappingABC[str, int]) -> int:
+        """Elements of this tensor that a tile (extent per rank) touches."""
+        if not self.windows:
+            return math.prod(tile[r] for r in self.ranks)
+        return footprint_elements(tile, self.ranks, self.windows)
 
 
 @dataclass(frozen=True)
 class LoopProblem:
-    """A multiply-accumulate over named ranks with projection-only operands (a GEMM view)."""
+    """A multiply-accumulate over named ranks: projection operands (a GEMM), and for a
+    convolution an input indexed through sliding windows (``TensorAccess.windows``)."""
 
     name: str
     extents: dict[str, int]
     tensors: tuple[TensorAccess, ...]
+
+    def __post_init__(self) -> None:
+        for t in self.tensors:
+            if t.windows and t.is_output:
+                raise AccelsimError(f"output {t.name} cannot be indexed through a sliding window",
+                                    field=f"problem {self.name}")
+            for w in t.windows:
+                if w.out_rank not in t.ranks or w.filter_rank not in t.ranks:
+                    raise AccelsimError(f"window {w.out_rank}*{w.stride}+{w.filter_rank}*{w.dilation} of {t.name} "
+                                        f"names a rank it is not indexed by", field=f"problem {self.name}",
+                                        allowed=sorted(t.ranks))
 
     @property
     def points(self) -> int:
         return math.prod(self.extents.values())
 
     def elements(self, t: TensorAccess) -> int:
-        return math.prod(self.extents[r] for r in t.ranks)
+        """Elements of ``t`` the whole problem touches (its compulsory traffic)."""
+        return t.footprint(self.extents)
 
     def compulsory_bytes(self) -> dict[str, int]:
         return {t.name: self.elements(t) * t.dtype_bytes for t in self.tensors}
@@ -82,6 +111,34 @@ class LoopProblem:
         tensors = (TensorAccess(names[0], keep("bmk"), dtype_bytes),
                    TensorAccess(names[1], keep("bkn"), dtype_bytes),
                    TensorAccess(names[2], keep("bmn"), dtype_bytes, is_output=True))
+        return cls(name, extents, tensors)
+
+    @classmethod
+    def conv(cls, batch: int, k: int, c: int, p: int, q: int, r: int, s: int, stride: int = 1,
+             dilation: int = 1, dtype_bytes: int = 1, name: str = "conv",
+             names: tuple[str, str, str] = ("I", "W", "O"), output_dtype_bytes: int | None = None) -> LoopProblem:
+        """``O[n,k,p,q] += I[n,c,p*stride+r*dilation,q*stride+s*dilation] * W[k,c,r,s]`` through its
+        own ranks (``CONV_RANKS``); ranks of extent 1 are dropped (they never loop).
+
+        ``p``/``q`` are output rows and columns: the input is the padded one, so its rows are
+        ``window_rows(p, r, stride, dilation)`` (padding zeros are moved like data: conservative).
+        A 1x1 convolution at stride 1 is the GEMM ``M = n*p*q, K = c, N = k``.
+        """
+        values = dict(batch=batch, k=k, c=c, p=p, q=q, r=r, s=s, stride=stride, dilation=dilation,
+                      dtype_bytes=dtype_bytes)
+        if output_dtype_bytes is not None:
+            values["output_dtype_bytes"] = output_dtype_bytes
+        for label, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"conv.{label}")
+        extents = {n: v for n, v in zip(CONV_RANKS, (batch, k, c, p, q, r, s)) if v > 1} or {"k": 1}
+        keep = lambda ranks: frozenset(x for x in ranks if x in extents)
+        windows = tuple(Window(o, f, stride, dilation) for o, f in (("p", "r"), ("q", "s"))
+                        if o in extents and f in extents)
+        # with one of its ranks of extent 1 a window is a plain rank: window_rows(a, 1, ...) = a
+        tensors = (TensorAccess(names[0], keep("ncpqrs"), dtype_bytes, windows=windows),
+                   TensorAccess(names[1], keep("kcrs"), dtype_bytes),
+                   TensorAccess(names[2], keep("nkpq"), output_dtype_bytes or dtype_bytes, is_output=True))
         return cls(name, extents, tensors)
 
     @classmethod
@@ -283,7 +340,7 @@ def tiles(nest: LoopNest, problem: LoopProblem) -> list[dict[str, int]]:
 
 
 def footprint_bytes(tile: MappingABC[str, int], t: TensorAccess) -> int:
-    return math.prod(tile[r] for r in t.ranks) * t.dtype_bytes
+    return t.footprint(tile) * t.dtype_bytes
 
 
 def capacity_groups(level: StorageLevel, problem: LoopProblem) -> list[tuple[int, tuple[str, ...]]]:

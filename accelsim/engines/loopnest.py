@@ -94,14 +94,32 @@ def trailing_run(loops: list[tuple[str, int]], t: TensorAccess) -> int:
 def sent_down(problem: LoopProblem, t: TensorAccess, child_tile: dict[str, int], spatial: dict[str, int],
               run: int) -> int:
     """``base_j(t)`` above, in elements (always an exact integer)."""
-    num = problem.elements(t)
-    den = run
+    return transfers(problem, t, child_tile, spatial, run)[0]
+
+
+def transfers(problem: LoopProblem, t: TensorAccess, child_tile: dict[str, int], spatial: dict[str, int],
+              run: int) -> tuple[int, int]:
+    """(elements the parent sends, elements its children receive) for tensor ``t``.
+
+    Written as ``steps * footprint``: the children's tiles change together ``steps`` times
+    (summed over the parent's instances), ``steps = prod_r E_r / (T[r] * sigma[r]) / run``. At
+    each change the parent sends the union of its children's tiles once (multicast), which is the
+    footprint of the tile ``T * sigma`` over the ranks that index ``t``, and every child receives
+    its own tile. For a projection operand this is ``base_j`` above. For a windowed input
+    (a convolution) the whole window tile is fetched again at every change: the overlap of
+    consecutive windows is not assumed kept (ZigZag's basic model does the same), so these counts
+    are an upper bound on a buffer that keeps the halo.
+    """
+    steps, children = 1, 1
+    union = {}
     for r, e in problem.extents.items():
-        if r not in t.ranks:
-            num *= e // child_tile[r]
-            den *= spatial.get(r, 1)
-    assert num % den == 0, (num, den)
-    return num // den
+        sig = spatial.get(r, 1)
+        steps *= e // (child_tile[r] * sig)
+        children *= sig
+        union[r] = child_tile[r] * (sig if r in t.ranks else 1)
+    assert steps % run == 0, (steps, run)
+    steps //= run
+    return steps * t.footprint(union), steps * children * t.footprint(child_tile)
 
 
 def spatial_by_rank(lv: LevelLoops) -> dict[str, int]:
@@ -131,15 +149,15 @@ def evaluate(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> Nest
         sigma = spatial_by_rank(loops[j])
         child = tile[j - 1] if j > 0 else ones
         for t in problem.tensors:
-            base = sent_down(problem, t, child, sigma, trailing_run(above, t))
+            base, received = transfers(problem, t, child, sigma, trailing_run(above, t))
             irr = math.prod(sigma.get(r, 1) for r in problem.extents if r not in t.ranks)
             b = t.dtype_bytes
             if not t.is_output:
                 reads[hw.name][t.name] += base * b
                 if j > 0:
-                    writes[levels[j - 1].name][t.name] += base * irr * b
+                    writes[levels[j - 1].name][t.name] += received * b
                 else:
-                    mac_reads[t.name] = base * irr
+                    mac_reads[t.name] = received
             else:
                 # Each instance of the parent that holds a partial copy of the same outputs (a
                 # spatial reduction above it) starts its copy at zero: those first visits need no read.

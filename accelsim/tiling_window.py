@@ -42,12 +42,23 @@ def window_rows(a: int, b: int, stride: int, dilation: int) -> int:
     return len({i * stride + j * dilation for i in range(a) for j in range(b)})
 
 
+@cache
+def _table(a_max: int, b_max: int, stride: int, dilation: int) -> np.ndarray:
+    """``window_rows`` for every ``a <= a_max``, ``b <= b_max`` (read-only: it is cached)."""
+    out = np.array([[window_rows(a, b, stride, dilation) for b in range(b_max + 1)] for a in range(a_max + 1)],
+                   dtype=np.int64)
+    out.setflags(write=False)
+    return out
+
+
 def window_rows_array(a: np.ndarray, b: np.ndarray, stride: int, dilation: int) -> np.ndarray:
-    """``window_rows`` over arrays of tile extents (each distinct pair computed once)."""
-    pairs = np.stack([np.asarray(a, dtype=np.int64).ravel(), np.asarray(b, dtype=np.int64).ravel()], axis=1)
-    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-    values = np.array([window_rows(int(x), int(y), stride, dilation) for x, y in uniq], dtype=np.int64)
-    return values[inverse.ravel()].reshape(np.shape(a))
+    """``window_rows`` over arrays of tile extents, by a table lookup (the search calls it per node)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if a.size == 0:
+        return np.zeros(a.shape, dtype=np.int64)
+    # tables sized to powers of two so that the search's tiles (divisors of fixed extents) share one
+    size = lambda n: 1 << int(n).bit_length()  # noqa: E731
+    return _table(size(a.max()), size(b.max()), stride, dilation)[a, b]
 
 
 def footprint_elements(tile, ranks: frozenset[str], windows: tuple[Window, ...]) -> int:

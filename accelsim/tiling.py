@@ -27,7 +27,7 @@ from typing import Any
 
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.ir import Einsum, OpKind
-from accelsim.tiling_window import Window, footprint_elements
+from accelsim.tiling_window import Window, footprint_elements, positions_and_sum
 
 GEMM_RANKS: tuple[str, ...] = ("b", "m", "k", "n")
 # A convolution's ranks, the IR's names (``accelsim.ir.conv2d``): batch, output channels, input
@@ -51,10 +51,18 @@ class TensorAccess:
     windows: tuple[Window, ...] = ()
 
     def footprint(self, tile: MappingABC[str, int]) -> int:
-        """Elements of this tensor that a tile (extent per rank) touches."""
+        """Elements a tile (extent per rank) can touch: what a level must hold for it. A window
+        tile in the padding touches fewer (``visits``); capacity is sized for an interior one."""
         if not self.windows:
             return math.prod(tile[r] for r in self.ranks)
         return footprint_elements(tile, self.ranks, self.windows)
+
+    def visits(self, tile: MappingABC[str, int], extents: MappingABC[str, int]) -> tuple[int, int]:
+        """(positions of ``tile`` on the grid tiling ``extents``, elements summed over them)."""
+        if not any(w.clips() for w in self.windows):
+            count = math.prod(extents[r] // tile[r] for w in self.windows for r in (w.out_rank, w.filter_rank))
+            return count, count * self.footprint(tile)
+        return positions_and_sum(tile, extents, self.ranks, self.windows)
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ class LoopProblem:
 
     def elements(self, t: TensorAccess) -> int:
         """Elements of ``t`` the whole problem touches (its compulsory traffic)."""
-        return t.footprint(self.extents)
+        return t.visits(self.extents, self.extents)[1]
 
     def compulsory_bytes(self) -> dict[str, int]:
         return {t.name: self.elements(t) * t.dtype_bytes for t in self.tensors}
@@ -116,13 +124,15 @@ class LoopProblem:
     @classmethod
     def conv(cls, batch: int, k: int, c: int, p: int, q: int, r: int, s: int, stride: int = 1,
              dilation: int = 1, dtype_bytes: int = 1, name: str = "conv",
-             names: tuple[str, str, str] = ("I", "W", "O"), output_dtype_bytes: int | None = None) -> LoopProblem:
+             names: tuple[str, str, str] = ("I", "W", "O"), output_dtype_bytes: int | None = None,
+             pad: int = 0) -> LoopProblem:
         """``O[n,k,p,q] += I[n,c,p*stride+r*dilation,q*stride+s*dilation] * W[k,c,r,s]`` through its
         own ranks (``CONV_RANKS``); ranks of extent 1 are dropped (they never loop).
 
-        ``p``/``q`` are output rows and columns: the input is the padded one, so its rows are
-        ``window_rows(p, r, stride, dilation)`` (padding zeros are moved like data: conservative).
-        A 1x1 convolution at stride 1 is the GEMM ``M = n*p*q, K = c, N = k``.
+        ``p``/``q`` are output rows and columns. ``pad`` rows and columns of zeros on every side
+        are not data: a window's coordinate ``p*stride + r*dilation - pad`` outside the input
+        (of ``(p-1)*stride + (r-1)*dilation + 1 - 2*pad`` rows, the smallest giving ``p`` outputs)
+        is neither stored nor moved. A 1x1 convolution at stride 1 is the GEMM ``M = n*p*q, K = c, N = k``.
         """
         values = dict(batch=batch, k=k, c=c, p=p, q=q, r=r, s=s, stride=stride, dilation=dilation,
                       dtype_bytes=dtype_bytes)
@@ -131,11 +141,21 @@ class LoopProblem:
         for label, value in values.items():
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"conv.{label}")
-        extents = {n: v for n, v in zip(CONV_RANKS, (batch, k, c, p, q, r, s)) if v > 1} or {"k": 1}
-        keep = lambda ranks: frozenset(x for x in ranks if x in extents)
-        windows = tuple(Window(o, f, stride, dilation) for o, f in (("p", "r"), ("q", "s"))
+        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+            raise AccelsimError(f"must be an integer >= 0, got {pad!r}", field="conv.pad")
+        sizes = {o: (e - 1) * stride + (f - 1) * dilation + 1 - 2 * pad for o, e, f in (("p", p, r), ("q", q, s))}
+        if pad and min(sizes.values()) <= 0:
+            raise AccelsimError(f"padding {pad} leaves no input rows for {p}x{q} outputs of a {r}x{s} filter",
+                                field="conv.pad", allowed="a padding below half the padded input")
+        given = dict(zip(CONV_RANKS, (batch, k, c, p, q, r, s)))
+        pairs = (("p", "r"), ("q", "s"))
+        # A window with a rank of extent 1 is a plain rank (window_rows(a, 1, ...) = a) unless it
+        # clips the padding; then both its ranks stay, so that its tiles can be placed.
+        kept = {x for o, f in pairs if pad and given[o] * given[f] > 1 for x in (o, f)}
+        extents = {n: v for n, v in given.items() if v > 1 or n in kept} or {"k": 1}
+        keep = lambda ranks: frozenset(x for x in ranks if x in extents)  # noqa: E731
+        windows = tuple(Window(o, f, stride, dilation, pad, sizes[o] if pad else None) for o, f in pairs
                         if o in extents and f in extents)
-        # with one of its ranks of extent 1 a window is a plain rank: window_rows(a, 1, ...) = a
         tensors = (TensorAccess(names[0], keep("ncpqrs"), dtype_bytes, windows=windows),
                    TensorAccess(names[1], keep("kcrs"), dtype_bytes),
                    TensorAccess(names[2], keep("nkpq"), output_dtype_bytes or dtype_bytes, is_output=True))

@@ -29,6 +29,11 @@ class Window:
     filter_rank: str
     stride: int = 1
     dilation: int = 1
+    pad: int = 0  # rows of zero padding before the input: coordinate p*stride + r*dilation - pad
+    size: int | None = None  # input rows (None: every coordinate is an element, no padding)
+
+    def clips(self) -> bool:
+        return self.pad > 0 or self.size is not None
 
 
 @cache
@@ -61,9 +66,61 @@ def window_rows_array(a: np.ndarray, b: np.ndarray, stride: int, dilation: int) 
     return _table(size(a.max()), size(b.max()), stride, dilation)[a, b]
 
 
+@cache
+def _rows_at(a: int, b: int, start: int, w: Window) -> int:
+    """Input rows (inside ``[0, size)``) of a tile of ``a`` x ``b`` whose first coordinate is ``start``."""
+    lo, hi = 0, (w.size if w.size is not None else 1 << 62)
+    if (w.dilation == 1 and b >= w.stride) or (w.stride == 1 and a >= w.dilation):
+        end = start + (a - 1) * w.stride + (b - 1) * w.dilation + 1
+        return max(0, min(end, hi) - max(start, lo))
+    return sum(1 for x in {start + i * w.stride + j * w.dilation for i in range(a) for j in range(b)} if lo <= x < hi)
+
+
+@cache
+def window_sum(a: int, b: int, extent_out: int, extent_filter: int, w: Window) -> int:
+    """Rows touched, summed over every position of an ``a`` x ``b`` tile on the grid that tiles
+    ``extent_out`` x ``extent_filter`` (``extent / tile`` positions per rank): a loop nest visits
+    every position equally often, so this over the number of positions is the mean per visit."""
+    if not w.clips():
+        return (extent_out // a) * (extent_filter // b) * window_rows(a, b, w.stride, w.dilation)
+    return sum(_rows_at(a, b, i * a * w.stride + j * b * w.dilation - w.pad, w)
+               for i in range(extent_out // a) for j in range(extent_filter // b))
+
+
+def window_sum_array(a: np.ndarray, b: np.ndarray, extent_out: int, extent_filter: int, w: Window) -> np.ndarray:
+    """``window_sum`` over arrays of tile extents (divisors of the extents), by a table lookup."""
+    table = _sum_table(extent_out, extent_filter, w)
+    return table[np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)]
+
+
+@cache
+def _sum_table(extent_out: int, extent_filter: int, w: Window) -> np.ndarray:
+    out = np.zeros((extent_out + 1, extent_filter + 1), dtype=np.int64)
+    for a in range(1, extent_out + 1):
+        if extent_out % a == 0:
+            for b in range(1, extent_filter + 1):
+                if extent_filter % b == 0:
+                    out[a, b] = window_sum(a, b, extent_out, extent_filter, w)
+    out.setflags(write=False)
+    return out
+
+
 def footprint_elements(tile, ranks: frozenset[str], windows: tuple[Window, ...]) -> int:
     """Elements of a tensor indexed by ``ranks`` (some of them through ``windows``) in ``tile``."""
     inside = {w.out_rank for w in windows} | {w.filter_rank for w in windows}
     plain = math.prod(tile[r] for r in ranks if r not in inside)
     return plain * math.prod(window_rows(tile[w.out_rank], tile[w.filter_rank], w.stride, w.dilation)
                              for w in windows)
+
+
+def positions_and_sum(tile, extents, ranks: frozenset[str], windows: tuple[Window, ...]) -> tuple[int, int]:
+    """(tile positions on the window ranks' grid, elements summed over those positions)."""
+    inside = {w.out_rank for w in windows} | {w.filter_rank for w in windows}
+    total = math.prod(tile[r] for r in ranks if r not in inside)
+    count = 1
+    for w in windows:
+        a, b = tile[w.out_rank], tile[w.filter_rank]
+        ea, eb = extents[w.out_rank], extents[w.filter_rank]
+        count *= (ea // a) * (eb // b)
+        total *= window_sum(a, b, ea, eb, w)
+    return count, total

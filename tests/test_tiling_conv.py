@@ -23,19 +23,22 @@ from tests.tiling_replay import replay
 CONV_OUTPUT_RANKS = frozenset("nkpq")
 
 
-def _touched_inputs(n, c, p, q, r, s, stride, dilation) -> int:
+def _touched_inputs(n, c, p, q, r, s, stride, dilation, pad=0) -> int:
     """Input elements some window touches, by listing them (independent of tiling_window)."""
-    rows = {i * stride + j * dilation for i in range(p) for j in range(r)}
-    cols = {i * stride + j * dilation for i in range(q) for j in range(s)}
+    h, w = ((e - 1) * stride + (f - 1) * dilation + 1 - 2 * pad for e, f in ((p, r), (q, s)))
+    rows = {i * stride + j * dilation - pad for i in range(p) for j in range(r)} & set(range(h))
+    cols = {i * stride + j * dilation - pad for i in range(q) for j in range(s)} & set(range(w))
     return n * c * len(rows) * len(cols)
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 3, 5, 4, 3, 2, 1, 1), (2, 1, 2, 4, 3, 3, 3, 2, 1), (1, 3, 1, 3, 3, 1, 1, 2, 1),
-                                   (1, 1, 2, 4, 2, 2, 3, 1, 2), (1, 1, 1, 3, 3, 3, 2, 3, 2)])
+@pytest.mark.parametrize("shape", [(1, 2, 3, 5, 4, 3, 2, 1, 1, 0), (2, 1, 2, 4, 3, 3, 3, 2, 1, 0),
+                                   (1, 3, 1, 3, 3, 1, 1, 2, 1, 0), (1, 1, 2, 4, 2, 2, 3, 1, 2, 0),
+                                   (1, 1, 1, 3, 3, 3, 2, 3, 2, 0), (1, 2, 3, 5, 4, 3, 3, 1, 1, 1),
+                                   (1, 1, 2, 4, 5, 3, 3, 2, 1, 1), (1, 1, 1, 6, 6, 5, 5, 1, 1, 2)])
 def test_compulsory_input_is_what_the_windows_touch(shape):
-    n, k, c, p, q, r, s, stride, dilation = shape
-    problem = LoopProblem.conv(n, k, c, p, q, r, s, stride, dilation, dtype_bytes=2)
-    assert problem.compulsory_bytes() == {"I": 2 * _touched_inputs(n, c, p, q, r, s, stride, dilation),
+    n, k, c, p, q, r, s, stride, dilation, pad = shape
+    problem = LoopProblem.conv(n, k, c, p, q, r, s, stride, dilation, dtype_bytes=2, pad=pad)
+    assert problem.compulsory_bytes() == {"I": 2 * _touched_inputs(n, c, p, q, r, s, stride, dilation, pad),
                                           "W": 2 * k * c * r * s, "O": 2 * n * k * p * q}
 
 
@@ -56,10 +59,14 @@ def _hierarchy(depth: int, cores: int, rows: int, allowed=None) -> Hierarchy:
 @st.composite
 def conv_nests(draw):
     stride, dilation = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 1, 2]))
-    problem = LoopProblem.conv(draw(st.sampled_from([1, 1, 2])), draw(st.sampled_from([1, 2])),
-                               draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2, 3, 4])),
-                               draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2, 3])),
-                               draw(st.sampled_from([1, 2])), stride, dilation, dtype_bytes=draw(st.sampled_from([1, 2])))
+    try:
+        problem = LoopProblem.conv(draw(st.sampled_from([1, 1, 2])), draw(st.sampled_from([1, 2])),
+                                   draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2, 3, 4])),
+                                   draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2, 3])),
+                                   draw(st.sampled_from([1, 2])), stride, dilation,
+                                   dtype_bytes=draw(st.sampled_from([1, 2])), pad=draw(st.sampled_from([0, 0, 1, 2])))
+    except AccelsimError:
+        assume(False)  # the padding leaves no input
     assume(problem.points <= 96)
     hierarchy = _hierarchy(3, draw(st.sampled_from([1, 2])), 2)
     levels = list(reversed(hierarchy.levels))  # outermost first
@@ -113,13 +120,13 @@ def test_analytic_conv_counts_match_the_replay(case):
     _check_against_replay(*case)
 
 
-@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("stride,pad", [(1, 0), (2, 0), (1, 1)])
 @pytest.mark.parametrize("inner", [(("r", 2), ("c", 2)), (("c", 2), ("r", 2))])
 @pytest.mark.parametrize("outer", list(itertools.permutations(("k", "p", "q"))))
-def test_every_loop_order_matches_the_replay(outer, inner, stride):
-    problem = LoopProblem.conv(1, 2, 2, 4, 2, 2, 1, stride)  # ranks k c p q r
+def test_every_loop_order_matches_the_replay(outer, inner, stride, pad):
+    problem = LoopProblem.conv(1, 2, 2, 4, 2 + pad, 2, 1, stride, pad=pad)  # ranks k c p q r (and s of 1)
     hierarchy = _hierarchy(3, 1, 2)
-    factor = {"k": 2, "p": 2, "q": 2}
+    factor = {"k": 2, "p": 2, "q": 2 + pad}
     nest = LoopNest(problem.name, dict(problem.extents), (
         LevelLoops("dram", tuple((r, factor[r]) for r in outer)),
         LevelLoops("buf", inner, {"rows": {"p": 2}}),
@@ -127,8 +134,9 @@ def test_every_loop_order_matches_the_replay(outer, inner, stride):
     _check_against_replay(problem, hierarchy, nest)
 
 
-def test_dram_is_compulsory_when_everything_fits():
-    problem = LoopProblem.conv(1, 2, 3, 4, 3, 3, 2, stride=2)
+@pytest.mark.parametrize("pad", [0, 1])
+def test_dram_is_compulsory_when_everything_fits(pad):
+    problem = LoopProblem.conv(1, 2, 3, 4, 3, 3, 2, stride=2, pad=pad)
     hierarchy = _hierarchy(3, 1, 2)
     nest = LoopNest(problem.name, dict(problem.extents), (
         LevelLoops("dram", ()),
@@ -142,10 +150,14 @@ def test_dram_is_compulsory_when_everything_fits():
 
 @st.composite
 def conv_instances(draw):
-    problem = LoopProblem.conv(1, draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])),
-                               draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2])),
-                               draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2])),
-                               draw(st.sampled_from([1, 2])), dtype_bytes=draw(st.sampled_from([1, 2])))
+    try:
+        problem = LoopProblem.conv(1, draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2])),
+                                   draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2])),
+                                   draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2])),
+                                   draw(st.sampled_from([1, 2])), dtype_bytes=draw(st.sampled_from([1, 2])),
+                                   pad=draw(st.sampled_from([0, 0, 1])))
+    except AccelsimError:
+        assume(False)
     assume(len(problem.extents) <= 4)
     depth = draw(st.sampled_from([2, 3]))
     allowed = draw(st.sampled_from([None, frozenset("kc")]))

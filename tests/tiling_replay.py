@@ -26,11 +26,14 @@ from functools import cache
 from accelsim.tiling import Hierarchy, LoopNest, LoopProblem
 
 
-def coordinates(t, c: dict[str, int]) -> tuple[int, ...]:
-    """The element of ``t`` that iteration point ``c`` touches."""
+def coordinates(t, c: dict[str, int]) -> tuple[int, ...] | None:
+    """The element of ``t`` that iteration point ``c`` touches (None: a padding zero, no element)."""
     inside = {w.out_rank for w in t.windows} | {w.filter_rank for w in t.windows}
     plain = tuple(c[r] for r in sorted(t.ranks) if r not in inside)
-    return plain + tuple(c[w.out_rank] * w.stride + c[w.filter_rank] * w.dilation for w in t.windows)
+    rows = tuple(c[w.out_rank] * w.stride + c[w.filter_rank] * w.dilation - w.pad for w in t.windows)
+    if any(x < 0 or (w.size is not None and x >= w.size) for x, w in zip(rows, t.windows)):
+        return None
+    return plain + rows
 
 
 def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy, halo: bool = False):
@@ -67,7 +70,9 @@ def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy, halo: boo
         out = set()
         for combo in itertools.product(*(range(slots[i][3]) for i in free)):
             c = point({**fixed, **dict(zip(free, combo))})
-            out.add(coordinates(t, c))
+            e = coordinates(t, c)
+            if e is not None:
+                out.add(e)
         return frozenset(out)
 
     names = [lv.name for lv in levels]

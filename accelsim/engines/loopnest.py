@@ -119,7 +119,14 @@ def transfers(problem: LoopProblem, t: TensorAccess, child_tile: dict[str, int],
         union[r] = child_tile[r] * (sig if r in t.ranks else 1)
     assert steps % run == 0, (steps, run)
     steps //= run
-    return steps * t.footprint(union), steps * children * t.footprint(child_tile)
+    if not t.windows:
+        return steps * t.footprint(union), steps * children * t.footprint(child_tile)
+    # Every position of a tile on its grid is visited equally often, so the elements moved are
+    # the visits times the mean over positions (a window in the padding touches fewer).
+    count_u, sum_u = t.visits(union, problem.extents)
+    count_c, sum_c = t.visits(child_tile, problem.extents)
+    assert steps % count_u == 0 and (steps * children) % count_c == 0, (steps, count_u, count_c)
+    return steps // count_u * sum_u, steps * children // count_c * sum_c
 
 
 def spatial_by_rank(lv: LevelLoops) -> dict[str, int]:

@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from accelsim.tiling import Fanout, LoopProblem, StorageLevel, tensor_roles
-from accelsim.tiling_window import window_rows_array
+from accelsim.tiling_window import window_rows_array, window_sum_array
 from mappers.tiling.space import canonical_orders, divisors, spatial_options
 
 
@@ -145,8 +145,10 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
         irr = ~inside
         if t.windows:  # accelsim.engines.loopnest.transfers: steps times footprints
             steps = np.rint(np.prod(extents[None, :] / (tc * sig), axis=1) / run)
-            base = steps * footprints(t, ranks, np.where(inside[None, :], tc * sig, tc))
-            received = steps * sig.prod(axis=1) * footprints(t, ranks, tc)
+            count_u, sum_u = visits(t, ranks, np.where(inside[None, :], tc * sig, tc), problem.extents)
+            count_c, sum_c = visits(t, ranks, tc, problem.extents)
+            base = np.rint(steps / count_u) * sum_u
+            received = np.rint(steps * sig.prod(axis=1) / count_c) * sum_c
         else:
             base = float(problem.elements(t)) * np.prod(np.where(irr[None, :], extents[None, :] / tc, 1.0), axis=1)
             base = base / np.prod(np.where(irr[None, :], sig, 1), axis=1) / run
@@ -186,6 +188,20 @@ def footprints(t, ranks: list[str], tiles: np.ndarray) -> np.ndarray:
         out = out * window_rows_array(tiles[:, ranks.index(w.out_rank)], tiles[:, ranks.index(w.filter_rank)],
                                       w.stride, w.dilation)
     return out
+
+
+def visits(t, ranks: list[str], tiles: np.ndarray, extents: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``TensorAccess.visits`` of every row of ``tiles``: (grid positions, elements summed over them)."""
+    inside = {w.out_rank for w in t.windows} | {w.filter_rank for w in t.windows}
+    cols = [ranks.index(r) for r in t.ranks if r not in inside]
+    total = tiles[:, cols].prod(axis=1) if cols else np.ones(len(tiles), dtype=np.int64)
+    count = np.ones(len(tiles), dtype=np.int64)
+    for w in t.windows:
+        a, b = tiles[:, ranks.index(w.out_rank)], tiles[:, ranks.index(w.filter_rank)]
+        ea, eb = extents[w.out_rank], extents[w.filter_rank]
+        count = count * (ea // a) * (eb // b)
+        total = total * window_sum_array(a, b, ea, eb, w)
+    return count, total
 
 
 @lru_cache(maxsize=8)

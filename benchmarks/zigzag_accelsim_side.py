@@ -83,13 +83,14 @@ def problem_of(layer: Layer) -> LoopProblem:
     """8-bit inputs and weights and a 16-bit output (A, B, C: the roles of ``benchmarks/data/tpu_like.yaml``).
 
     A GEMM ``C[m,n] += A[m,k] * B[k,n]``; a convolution through its own ranks
-    (``LoopProblem.conv``: the input tile is the sliding window's, as ZigZag's ``ix = ox + fx``).
-    accelsim's input is the padded one (58 x 58 for a 56 x 56 'same' 3x3 layer), ZigZag's is not.
+    (``LoopProblem.conv``: the input tile is the sliding window's, as ZigZag's ``ix = ox + fx``),
+    with the same 'same' padding as ``zigzag_layer`` (the padding zeros are not moved).
     """
     if layer.is_conv:
         hw, kernel = layer.out_hw, layer.kernel
         return LoopProblem.conv(1, layer.out_ch, layer.in_ch, hw, hw, kernel, kernel, dtype_bytes=INPUT_BITS // 8,
-                                name=layer.name, names=("A", "B", "C"), output_dtype_bytes=PSUM_BITS // 8)
+                                name=layer.name, names=("A", "B", "C"), output_dtype_bytes=PSUM_BITS // 8,
+                                pad=kernel // 2)
     m, k, n = layer.gemm_view()
     return LoopProblem(layer.name, {"m": m, "k": k, "n": n},
                        (TensorAccess("A", frozenset("mk"), INPUT_BITS // 8),

@@ -71,13 +71,15 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
     options = spatial_options(level.fanouts, tile)
     waves_fo: Fanout | None = next((f for f in level.fanouts if f.waves), None)
     blocks = []
+    if child is not None:  # the child tiles that fit, once: an option's are those dividing what it leaves
+        fitting = _vectors(tuple((r, tile[r]) for r in ranks))
+        fitting = fitting[_fits(fitting, problem, child, copies_child)]
     for oi, (_, rem) in enumerate(options):
         rem_v = np.array([rem[r] for r in ranks], dtype=np.int64)
         if child is None:
             tc = np.ones((1, R), dtype=np.int64)
         else:
-            tc = _vectors(tuple((r, rem[r]) for r in ranks))
-            tc = tc[_fits(tc, problem, child, copies_child)]
+            tc = fitting[(rem_v[None, :] % fitting == 0).all(axis=1)]
         if len(tc) == 0:
             continue
         sig_nw = np.array([tile[r] // rem[r] for r in ranks], dtype=np.int64)

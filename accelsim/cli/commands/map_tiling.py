@@ -52,6 +52,8 @@ def tiling_command(
     gemm: str = typer.Option(None, "--gemm", help="M,K,N of C[M,N] += A[M,K] * B[K,N]."),
     conv: str = typer.Option(None, "--conv", help="N,K,C,P,Q,R,S[,stride[,dilation]] of O[n,k,p,q] += "
                              "I[n,c,p*stride+r*dilation,q*stride+s*dilation] * W[k,c,r,s] (P, Q: output size)."),
+    padding: int = typer.Option(0, "--padding", help="--conv: zero rows and columns on every side of the input "
+                            "(not data: never stored or moved)."),
     hardware: str = typer.Option(..., "--hardware", help="A multicore or systolic preset (or YAML path)."),
     batch: int = typer.Option(1, "--batch", help="Independent GEMMs of that shape (a batch rank)."),
     objective: str = typer.Option("latency", "--objective", help="dram, latency, energy or edp."),
@@ -78,6 +80,8 @@ def tiling_command(
 
     if (gemm is None) == (conv is None):
         raise AccelsimError("give exactly one of --gemm and --conv", field="--gemm/--conv")
+    if padding and conv is None:
+        raise AccelsimError("--padding is for --conv", field="--padding")
     shape = parse_gemm(gemm) if gemm is not None else parse_conv(conv)
     if save:
         from accelsim.outputs import check_output_file
@@ -99,9 +103,10 @@ def tiling_command(
     else:
         if batch != 1:
             raise AccelsimError("--batch is for --gemm; a convolution's batch is the N of --conv", field="--batch")
-        problem = LoopProblem.conv(*shape, dtype_bytes=dtype_bytes_for(hw))
-        label = "conv " + ",".join(f"{f}={v}" for f, v in zip(CONV_FIELDS, shape))
-        shape_report = {"conv": dict(zip([f.lower() if len(f) == 1 else f for f in CONV_FIELDS], shape))}
+        problem = LoopProblem.conv(*shape, dtype_bytes=dtype_bytes_for(hw), pad=padding)
+        label = "conv " + ",".join(f"{f}={v}" for f, v in zip(CONV_FIELDS, shape)) + f",padding={padding}"
+        shape_report = {"conv": {**dict(zip([f.lower() if len(f) == 1 else f for f in CONV_FIELDS], shape)),
+                                 "padding": padding}}
     if replay:
         given = Mapping.load(replay)
         if problem.name not in given.tiling:

@@ -125,14 +125,14 @@ class LoopProblem:
     def conv(cls, batch: int, k: int, c: int, p: int, q: int, r: int, s: int, stride: int = 1,
              dilation: int = 1, dtype_bytes: int = 1, name: str = "conv",
              names: tuple[str, str, str] = ("I", "W", "O"), output_dtype_bytes: int | None = None,
-             pad: int = 0) -> LoopProblem:
+             pad: int = 0, input_hw: tuple[int, int] | None = None) -> LoopProblem:
         """``O[n,k,p,q] += I[n,c,p*stride+r*dilation,q*stride+s*dilation] * W[k,c,r,s]`` through its
         own ranks (``CONV_RANKS``); ranks of extent 1 are dropped (they never loop).
 
         ``p``/``q`` are output rows and columns. ``pad`` rows and columns of zeros on every side
         are not data: a window's coordinate ``p*stride + r*dilation - pad`` outside the input
-        (of ``(p-1)*stride + (r-1)*dilation + 1 - 2*pad`` rows, the smallest giving ``p`` outputs)
-        is neither stored nor moved. A 1x1 convolution at stride 1 is the GEMM ``M = n*p*q, K = c, N = k``.
+        (``input_hw`` rows and columns; by default ``(p-1)*stride + (r-1)*dilation + 1 - 2*pad``, the
+        fewest giving ``p`` outputs) is neither stored nor moved. A 1x1 convolution at stride 1 is the GEMM ``M = n*p*q, K = c, N = k``.
         """
         values = dict(batch=batch, k=k, c=c, p=p, q=q, r=r, s=s, stride=stride, dilation=dilation,
                       dtype_bytes=dtype_bytes)
@@ -144,6 +144,14 @@ class LoopProblem:
         if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
             raise AccelsimError(f"must be an integer >= 0, got {pad!r}", field="conv.pad")
         sizes = {o: (e - 1) * stride + (f - 1) * dilation + 1 - 2 * pad for o, e, f in (("p", p, r), ("q", q, s))}
+        clipped = bool(pad) or input_hw is not None
+        if input_hw is not None:
+            if len(input_hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in input_hw):
+                raise AccelsimError(f"must be two positive integers, got {input_hw!r}", field="conv.input_hw")
+            if any(v < sizes[o] for o, v in zip("pq", input_hw)):
+                raise AccelsimError(f"input {input_hw} is smaller than {p}x{q} outputs of a {r}x{s} filter need "
+                                    f"({sizes['p']}x{sizes['q']} with padding {pad})", field="conv.input_hw")
+            sizes = dict(zip("pq", input_hw))
         if pad and min(sizes.values()) <= 0:
             raise AccelsimError(f"padding {pad} leaves no input rows for {p}x{q} outputs of a {r}x{s} filter",
                                 field="conv.pad", allowed="a padding below half the padded input")
@@ -151,15 +159,29 @@ class LoopProblem:
         pairs = (("p", "r"), ("q", "s"))
         # A window with a rank of extent 1 is a plain rank (window_rows(a, 1, ...) = a) unless it
         # clips the padding; then both its ranks stay, so that its tiles can be placed.
-        kept = {x for o, f in pairs if pad and given[o] * given[f] > 1 for x in (o, f)}
+        kept = {x for o, f in pairs if clipped and given[o] * given[f] > 1 for x in (o, f)}
         extents = {n: v for n, v in given.items() if v > 1 or n in kept} or {"k": 1}
         keep = lambda ranks: frozenset(x for x in ranks if x in extents)  # noqa: E731
-        windows = tuple(Window(o, f, stride, dilation, pad, sizes[o] if pad else None) for o, f in pairs
+        windows = tuple(Window(o, f, stride, dilation, pad, sizes[o] if clipped else None) for o, f in pairs
                         if o in extents and f in extents)
         tensors = (TensorAccess(names[0], keep("ncpqrs"), dtype_bytes, windows=windows),
                    TensorAccess(names[1], keep("kcrs"), dtype_bytes),
                    TensorAccess(names[2], keep("nkpq"), output_dtype_bytes or dtype_bytes, is_output=True))
         return cls(name, extents, tensors)
+
+    @classmethod
+    def from_conv_einsum(cls, einsum: Einsum, output_dtype_bytes: int | None = None) -> LoopProblem:
+        """A convolution Einsum of ``accelsim.ir.conv2d`` (``attrs`` kind conv) through its own ranks."""
+        attrs = einsum.attrs or {}
+        if attrs.get("kind") != "conv" or einsum.op is not OpKind.MAC or len(einsum.inputs) != 2:
+            raise AccelsimError("not a convolution einsum (accelsim.ir.conv2d)", field=f"einsum {einsum.name}")
+        ifmap, weight = einsum.inputs
+        e = einsum.extents
+        return cls.conv(e["n"], e["k"], e["c"], e["p"], e["q"], e["r"], e["s"], int(attrs.get("stride", 1)),
+                        1, ifmap.tensor.dtype_bytes, einsum.name,
+                        (ifmap.tensor.name, weight.tensor.name, einsum.output.tensor.name),
+                        output_dtype_bytes or einsum.output.tensor.dtype_bytes, int(attrs.get("padding", 0)),
+                        (int(ifmap.tensor.shape[2]), int(ifmap.tensor.shape[3])))
 
     @classmethod
     def from_einsum(cls, einsum: Einsum) -> LoopProblem:

@@ -230,3 +230,19 @@ def test_bad_convolutions_are_refused():
 
     with pytest.raises(AccelsimError, match="sliding window"):
         LoopProblem("x", {"p": 2, "r": 2}, (TensorAccess("O", frozenset("pr"), 1, True, (Window("p", "r"),)),))
+
+
+@pytest.mark.parametrize("h,w,r,stride,padding", [(8, 7, 3, 1, 1), (8, 8, 3, 2, 1), (9, 6, 1, 2, 0), (7, 7, 5, 2, 2)])
+def test_a_conv2d_einsum_keeps_its_input_size(h, w, r, stride, padding):
+    from accelsim.ir import conv2d
+
+    e = conv2d("c1", ifmap_h=h, ifmap_w=w, channels=3, filters=4, filter_h=r, filter_w=r, stride=stride,
+               padding=padding, dtype_bytes=2)
+    problem = LoopProblem.from_conv_einsum(e)
+    p, q = e.extents["p"], e.extents["q"]
+    rows = {i * stride + j - padding for i in range(p) for j in range(r)} & set(range(h))
+    cols = {i * stride + j - padding for i in range(q) for j in range(r)} & set(range(w))
+    assert problem.compulsory_bytes()[e.inputs[0].tensor.name] == 2 * 3 * len(rows) * len(cols)
+    if stride == 1:  # every input element is in some window
+        assert problem.compulsory_bytes()[e.inputs[0].tensor.name] == 2 * e.inputs[0].tensor.elements
+    assert problem.points == e.points

@@ -161,7 +161,7 @@ class LoopProblem:
         # clips the padding; then both its ranks stay, so that its tiles can be placed.
         kept = {x for o, f in pairs if clipped and given[o] * given[f] > 1 for x in (o, f)}
         extents = {n: v for n, v in given.items() if v > 1 or n in kept} or {"k": 1}
-        keep = lambda ranks: frozenset(x for x in ranks if x in extents)  # noqa: E731
+        keep = lambda ranks: frozenset(x for x in ranks if x in extents)
         windows = tuple(Window(o, f, stride, dilation, pad, sizes[o] if clipped else None) for o, f in pairs
                         if o in extents and f in extents)
         tensors = (TensorAccess(names[0], keep("ncpqrs"), dtype_bytes, windows=windows),
@@ -188,8 +188,8 @@ class LoopProblem:
         """The GEMM view of a two-input MAC Einsum (a convolution through im2col, ``as_gemm``).
 
         The im2col view overstates a convolution's input footprint (a sliding window's overlap
-        is counted once per window position); this is the SCALE-Sim lowering, not the exact
-        window reuse.
+        is counted once per window position); this is the SCALE-Sim lowering, which the engines
+        still use. ``from_conv_einsum`` is the convolution through its own ranks.
         """
         if einsum.op is not OpKind.MAC:
             raise AccelsimError(f"the tiling mapper maps multiply-accumulate einsums, got {einsum.op.value}",

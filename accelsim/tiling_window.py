@@ -62,7 +62,7 @@ def window_rows_array(a: np.ndarray, b: np.ndarray, stride: int, dilation: int) 
     if a.size == 0:
         return np.zeros(a.shape, dtype=np.int64)
     # tables sized to powers of two so that the search's tiles (divisors of fixed extents) share one
-    size = lambda n: 1 << int(n).bit_length()  # noqa: E731
+    size = lambda n: 1 << int(n).bit_length()
     return _table(size(a.max()), size(b.max()), stride, dilation)[a, b]
 
 

@@ -31,7 +31,13 @@ import pandas as pd
 
 from accelsim import tables
 from accelsim.errors import AccelsimError
-from benchmarks.zigzag_accelsim_side import LAYERS, TPU_LIKE, load_tpu_like, run_accelsim, zigzag_layer
+from benchmarks.zigzag_accelsim_side import (
+    LAYERS,
+    TPU_LIKE,
+    load_tpu_like,
+    run_accelsim,
+    zigzag_layer,
+)
 from benchmarks.zigzag_notes import NOTES
 
 DRIVER = Path(__file__).resolve().parent / "zigzag_driver.py"

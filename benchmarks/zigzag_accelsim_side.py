@@ -15,7 +15,15 @@ import yaml
 
 from accelsim.engines.loopnest import NestCost, sent_down, trailing_run
 from accelsim.errors import AccelsimError
-from accelsim.tiling import Fanout, Hierarchy, LoopNest, LoopProblem, StorageLevel, TensorAccess, tensor_roles
+from accelsim.tiling import (
+    Fanout,
+    Hierarchy,
+    LoopNest,
+    LoopProblem,
+    StorageLevel,
+    TensorAccess,
+    tensor_roles,
+)
 from mappers.tiling import search
 
 TPU_LIKE = Path(__file__).resolve().parent / "data" / "tpu_like.yaml"

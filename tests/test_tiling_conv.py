@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from accelsim.engines.loopnest import evaluate
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.hardware import load_hardware
-from accelsim.tiling import Fanout, Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, validate_nest
+from accelsim.tiling import (
+    Fanout,
+    Hierarchy,
+    LevelLoops,
+    LoopNest,
+    LoopProblem,
+    StorageLevel,
+    validate_nest,
+)
 from mappers.tiling import search
 from mappers.tiling.hardware import systolic_hierarchy
 from mappers.tiling.search import OBJECTIVES, objective_key

@@ -21,6 +21,12 @@ each element also come back down (``base - |C| * copies`` read-backs, ``copies``
 instances of the parent that a spatial reduction above it gives their own partial sums). ``base >= |t|`` always, so DRAM
 traffic is never below compulsory, and equals it when every tile fits (no reload).
 
+A convolution's input (``TensorAccess.windows``, ``LoopProblem.conv``) is indexed by
+``p * stride + r * dilation``: its tile is the sliding window's, and the same counting holds with
+``|t| * prod(...)`` replaced by changes times footprint (``transfers``). When its tile changes the
+whole window tile is fetched again: the overlap of consecutive windows is not kept (a
+conservative model, ZigZag's basic one); the replay also checks a buffer that keeps it moves no more.
+
 Time: ``compute_cycles`` is the product of all temporal factors times the waves of every
 ``waves`` fanout; each level with a bandwidth needs ``accesses / (bandwidth * active
 instances)`` cycles; with double buffering these overlap, so latency is their maximum (a

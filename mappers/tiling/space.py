@@ -11,7 +11,8 @@ What the space contains (so what "optimal" is relative to):
 * Loop orders: every permutation of a level's non-trivial loops, deduplicated by what decides
   reuse (``order_signature``: per tensor, the product of the innermost run of loops that do not
   index it, and whether a loop of the level indexes it). Orders with equal signatures cost
-  exactly the same, so dropping duplicates loses nothing.
+  exactly the same, so dropping duplicates loses nothing; ``canonical_orders`` lists one order
+  per signature without walking all permutations.
 """
 from __future__ import annotations
 

@@ -1,11 +1,9 @@
 """``accelsim map tiling``: the optimal loop nest of one GEMM or convolution on a multi-level memory."""
 from __future__ import annotations
 
-from accelsim.cli import jsonout
-
 import typer
 
-from accelsim.cli import err, out
+from accelsim.cli import err, jsonout, out
 from accelsim.cli.commands.map_cosma import mapping_group
 from accelsim.errors import AccelsimError
 

@@ -254,3 +254,28 @@ def test_a_conv2d_einsum_keeps_its_input_size(h, w, r, stride, padding):
     if stride == 1:  # every input element is in some window
         assert problem.compulsory_bytes()[e.inputs[0].tensor.name] == 2 * e.inputs[0].tensor.elements
     assert problem.points == e.points
+
+
+def test_cores_split_a_convolution_by_its_output_ranks():
+    from accelsim.hardware import spec_from_dict
+    from mappers.tiling import map_problem
+    from mappers.tiling.hardware import hierarchy_for
+    from tests.test_multicore_engine import TINY
+
+    hw = spec_from_dict(TINY)
+    conv = LoopProblem.conv(1, 8, 4, 6, 6, 3, 3, pad=1, dtype_bytes=2)
+    hierarchy = hierarchy_for(hw, conv)
+    cores = [f for lv in hierarchy.levels for f in lv.fanouts if f.waves]
+    assert cores and all(f.allowed_ranks == frozenset("kpq") for f in cores)
+    r = map_problem(conv, hw, "latency", 10, pad=False)
+    validate_nest(r.nest, conv, hierarchy)
+    # no core split of the reduction (c, r, s): that would need a cross-core sum the model does not count
+    split = {x for lv in r.nest.levels for name, fs in lv.spatial.items() for x in fs
+             if name in {f.name for f in cores}}
+    assert split and split <= {"k", "p", "q"}
+    # a 1x1 convolution on the same cores is its GEMM
+    gemm = LoopProblem.gemm(36, 8, 16, dtype_bytes=2)
+    one = LoopProblem.conv(1, 16, 8, 36, 1, 1, 1, dtype_bytes=2, names=("A", "B", "C"))
+    a, b = map_problem(gemm, hw, "latency", 10, pad=False), map_problem(one, hw, "latency", 10, pad=False)
+    assert (a.cost.latency_cycles, a.cost.dram_bytes, a.cost.energy_pj) == (
+        b.cost.latency_cycles, b.cost.dram_bytes, b.cost.energy_pj)

@@ -92,7 +92,6 @@ def tiling_command(
     if batch < 1:
         raise AccelsimError(f"must be a positive integer, got {batch}", field="--batch")
     hw = load_hardware(hardware)
-    hierarchy = hierarchy_for(hw)
     if gemm is not None:
         m, k, n = shape
         problem = LoopProblem.gemm(m, k, n, batch, dtype_bytes_for(hw))
@@ -105,6 +104,7 @@ def tiling_command(
         label = "conv " + ",".join(f"{f}={v}" for f, v in zip(CONV_FIELDS, shape)) + f",padding={padding}"
         shape_report = {"conv": {**dict(zip([f.lower() if len(f) == 1 else f for f in CONV_FIELDS], shape)),
                                  "padding": padding}}
+    hierarchy = hierarchy_for(hw, problem)
     if replay:
         given = Mapping.load(replay)
         if problem.name not in given.tiling:

@@ -70,26 +70,26 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
     tensors = problem.tensors
     options = spatial_options(level.fanouts, tile)
     waves_fo: Fanout | None = next((f for f in level.fanouts if f.waves), None)
-    blocks = []
-    if child is not None:  # the child tiles that fit, once: an option's are those dividing what it leaves
+    tile_v = np.array([tile[r] for r in ranks], dtype=np.int64)
+    rems = np.array([[rem[r] for r in ranks] for _, rem in options], dtype=np.int64).reshape(len(options), R)
+    if child is None:
+        option = np.arange(len(options))
+        tc = np.ones((len(options), R), dtype=np.int64)
+    else:  # the child tiles that fit, once: an option's are those dividing what it leaves
         fitting = _vectors(tuple((r, tile[r]) for r in ranks))
         fitting = fitting[_fits(fitting, problem, child, copies_child)]
-    for oi, (_, rem) in enumerate(options):
-        rem_v = np.array([rem[r] for r in ranks], dtype=np.int64)
-        if child is None:
-            tc = np.ones((1, R), dtype=np.int64)
-        else:
-            tc = fitting[(rem_v[None, :] % fitting == 0).all(axis=1)]
-        if len(tc) == 0:
-            continue
-        sig_nw = np.array([tile[r] // rem[r] for r in ranks], dtype=np.int64)
-        blocks.append((oi, tc, rem_v // tc, np.broadcast_to(sig_nw, tc.shape)))
-    if not blocks:
+        step = max(1, (1 << 21) // max(1, len(fitting) * R))  # options per chunk: bounded memory
+        parts = []
+        for lo in range(0, len(options), step):
+            ok = (rems[lo:lo + step, None, :] % fitting[None, :, :] == 0).all(axis=2)
+            oi, fi = np.nonzero(ok)
+            parts.append((oi + lo, fi))
+        option = np.concatenate([p[0] for p in parts])
+        tc = fitting[np.concatenate([p[1] for p in parts])]
+    if len(tc) == 0:
         return options, None
-    option = np.concatenate([np.full(len(b[1]), b[0]) for b in blocks])
-    tc = np.concatenate([b[1] for b in blocks])
-    tau = np.concatenate([b[2] for b in blocks])
-    sig = np.concatenate([b[3] for b in blocks])
+    tau = rems[option] // tc
+    sig = np.broadcast_to(tile_v, tc.shape) // rems[option]
     wave = np.ones_like(tau)
     if waves_fo is not None:
         allowed = np.array([waves_fo.allowed_ranks is None or r in waves_fo.allowed_ranks for r in ranks])

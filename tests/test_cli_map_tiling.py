@@ -129,3 +129,13 @@ def test_bad_convolution_options_are_one_line():
                                    "scalesim-scale"), "exactly one")
     _one_line_error(cli_in_process("map", "tiling", "--conv", "1,8,4,2,2,3,3", "--padding", "2", "--hardware",
                                    "scalesim-scale"), "padding")
+
+
+def test_a_saved_convolution_nest_replays(tmp_path):
+    saved = tmp_path / "conv.yaml"
+    args = ("map", "tiling", "--conv", "1,8,4,6,6,3,3,2", "--padding", "1", "--hardware", "scalesim-scale", "--json")
+    first = cli_in_process(*args, "--save", str(saved))
+    assert first.returncode == 0, first.stderr
+    again = cli_in_process(*args, "--replay", str(saved))
+    a, b = json.loads(first.stdout), json.loads(again.stdout)
+    assert b["status"] == "given" and (a["reads_bytes"], a["writes_bytes"]) == (b["reads_bytes"], b["writes_bytes"])

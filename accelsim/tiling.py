@@ -27,34 +27,71 @@ from typing import Any
 
 from accelsim.errors import AccelsimError, InfeasibleError
 from accelsim.ir import Einsum, OpKind
+from accelsim.tiling_window import Window, footprint_elements, positions_and_sum
 
 GEMM_RANKS: tuple[str, ...] = ("b", "m", "k", "n")
+# A convolution's ranks, the IR's names (``accelsim.ir.conv2d``): batch, output channels, input
+# channels, output rows and columns, filter rows and columns.
+CONV_RANKS: tuple[str, ...] = ("n", "k", "c", "p", "q", "r", "s")
 
 
 @dataclass(frozen=True)
 class TensorAccess:
-    """One operand of the loop problem: the ranks that index it and its element size."""
+    """One operand of the loop problem: the ranks that index it and its element size.
+
+    ``windows``: indices of the form ``p * stride + r * dilation`` (a convolution's input); both
+    ranks of a window are in ``ranks``, and a tile's elements are the distinct rows each window
+    touches (``accelsim.tiling_window``) times the extents of the other ranks.
+    """
 
     name: str
     ranks: frozenset[str]
     dtype_bytes: int
     is_output: bool = False
+    windows: tuple[Window, ...] = ()
+
+    def footprint(self, tile: MappingABC[str, int]) -> int:
+        """Elements a tile (extent per rank) can touch: what a level must hold for it. A window
+        tile in the padding touches fewer (``visits``); capacity is sized for an interior one."""
+        if not self.windows:
+            return math.prod(tile[r] for r in self.ranks)
+        return footprint_elements(tile, self.ranks, self.windows)
+
+    def visits(self, tile: MappingABC[str, int], extents: MappingABC[str, int]) -> tuple[int, int]:
+        """(positions of ``tile`` on the grid tiling ``extents``, elements summed over them)."""
+        if not any(w.clips() for w in self.windows):
+            count = math.prod(extents[r] // tile[r] for w in self.windows for r in (w.out_rank, w.filter_rank))
+            return count, count * self.footprint(tile)
+        return positions_and_sum(tile, extents, self.ranks, self.windows)
 
 
 @dataclass(frozen=True)
 class LoopProblem:
-    """A multiply-accumulate over named ranks with projection-only operands (a GEMM view)."""
+    """A multiply-accumulate over named ranks: projection operands (a GEMM), and for a
+    convolution an input indexed through sliding windows (``TensorAccess.windows``)."""
 
     name: str
     extents: dict[str, int]
     tensors: tuple[TensorAccess, ...]
+
+    def __post_init__(self) -> None:
+        for t in self.tensors:
+            if t.windows and t.is_output:
+                raise AccelsimError(f"output {t.name} cannot be indexed through a sliding window",
+                                    field=f"problem {self.name}")
+            for w in t.windows:
+                if w.out_rank not in t.ranks or w.filter_rank not in t.ranks:
+                    raise AccelsimError(f"window {w.out_rank}*{w.stride}+{w.filter_rank}*{w.dilation} of {t.name} "
+                                        f"names a rank it is not indexed by", field=f"problem {self.name}",
+                                        allowed=sorted(t.ranks))
 
     @property
     def points(self) -> int:
         return math.prod(self.extents.values())
 
     def elements(self, t: TensorAccess) -> int:
-        return math.prod(self.extents[r] for r in t.ranks)
+        """Elements of ``t`` the whole problem touches (its compulsory traffic)."""
+        return t.visits(self.extents, self.extents)[1]
 
     def compulsory_bytes(self) -> dict[str, int]:
         return {t.name: self.elements(t) * t.dtype_bytes for t in self.tensors}
@@ -85,12 +122,74 @@ class LoopProblem:
         return cls(name, extents, tensors)
 
     @classmethod
+    def conv(cls, batch: int, k: int, c: int, p: int, q: int, r: int, s: int, stride: int = 1,
+             dilation: int = 1, dtype_bytes: int = 1, name: str = "conv",
+             names: tuple[str, str, str] = ("I", "W", "O"), output_dtype_bytes: int | None = None,
+             pad: int = 0, input_hw: tuple[int, int] | None = None) -> LoopProblem:
+        """``O[n,k,p,q] += I[n,c,p*stride+r*dilation,q*stride+s*dilation] * W[k,c,r,s]`` through its
+        own ranks (``CONV_RANKS``); ranks of extent 1 are dropped (they never loop).
+
+        ``p``/``q`` are output rows and columns. ``pad`` rows and columns of zeros on every side
+        are not data: a window's coordinate ``p*stride + r*dilation - pad`` outside the input
+        (``input_hw`` rows and columns; by default ``(p-1)*stride + (r-1)*dilation + 1 - 2*pad``, the
+        fewest giving ``p`` outputs) is neither stored nor moved. A 1x1 convolution at stride 1 is the GEMM ``M = n*p*q, K = c, N = k``.
+        """
+        values = dict(batch=batch, k=k, c=c, p=p, q=q, r=r, s=s, stride=stride, dilation=dilation,
+                      dtype_bytes=dtype_bytes)
+        if output_dtype_bytes is not None:
+            values["output_dtype_bytes"] = output_dtype_bytes
+        for label, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise AccelsimError(f"must be a positive integer, got {value!r}", field=f"conv.{label}")
+        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+            raise AccelsimError(f"must be an integer >= 0, got {pad!r}", field="conv.pad")
+        sizes = {o: (e - 1) * stride + (f - 1) * dilation + 1 - 2 * pad for o, e, f in (("p", p, r), ("q", q, s))}
+        clipped = bool(pad) or input_hw is not None
+        if input_hw is not None:
+            if len(input_hw) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in input_hw):
+                raise AccelsimError(f"must be two positive integers, got {input_hw!r}", field="conv.input_hw")
+            if any(v < sizes[o] for o, v in zip("pq", input_hw)):
+                raise AccelsimError(f"input {input_hw} is smaller than {p}x{q} outputs of a {r}x{s} filter need "
+                                    f"({sizes['p']}x{sizes['q']} with padding {pad})", field="conv.input_hw")
+            sizes = dict(zip("pq", input_hw))
+        if pad and min(sizes.values()) <= 0:
+            raise AccelsimError(f"padding {pad} leaves no input rows for {p}x{q} outputs of a {r}x{s} filter",
+                                field="conv.pad", allowed="a padding below half the padded input")
+        given = dict(zip(CONV_RANKS, (batch, k, c, p, q, r, s)))
+        pairs = (("p", "r"), ("q", "s"))
+        # A window with a rank of extent 1 is a plain rank (window_rows(a, 1, ...) = a) unless it
+        # clips the padding; then both its ranks stay, so that its tiles can be placed.
+        kept = {x for o, f in pairs if clipped and given[o] * given[f] > 1 for x in (o, f)}
+        extents = {n: v for n, v in given.items() if v > 1 or n in kept} or {"k": 1}
+        keep = lambda ranks: frozenset(x for x in ranks if x in extents)
+        windows = tuple(Window(o, f, stride, dilation, pad, sizes[o] if clipped else None) for o, f in pairs
+                        if o in extents and f in extents)
+        tensors = (TensorAccess(names[0], keep("ncpqrs"), dtype_bytes, windows=windows),
+                   TensorAccess(names[1], keep("kcrs"), dtype_bytes),
+                   TensorAccess(names[2], keep("nkpq"), output_dtype_bytes or dtype_bytes, is_output=True))
+        return cls(name, extents, tensors)
+
+    @classmethod
+    def from_conv_einsum(cls, einsum: Einsum, output_dtype_bytes: int | None = None) -> LoopProblem:
+        """A convolution Einsum of ``accelsim.ir.conv2d`` (``attrs`` kind conv) through its own ranks."""
+        attrs = einsum.attrs or {}
+        if attrs.get("kind") != "conv" or einsum.op is not OpKind.MAC or len(einsum.inputs) != 2:
+            raise AccelsimError("not a convolution einsum (accelsim.ir.conv2d)", field=f"einsum {einsum.name}")
+        ifmap, weight = einsum.inputs
+        e = einsum.extents
+        return cls.conv(e["n"], e["k"], e["c"], e["p"], e["q"], e["r"], e["s"], int(attrs.get("stride", 1)),
+                        1, ifmap.tensor.dtype_bytes, einsum.name,
+                        (ifmap.tensor.name, weight.tensor.name, einsum.output.tensor.name),
+                        output_dtype_bytes or einsum.output.tensor.dtype_bytes, int(attrs.get("padding", 0)),
+                        (int(ifmap.tensor.shape[2]), int(ifmap.tensor.shape[3])))
+
+    @classmethod
     def from_einsum(cls, einsum: Einsum) -> LoopProblem:
         """The GEMM view of a two-input MAC Einsum (a convolution through im2col, ``as_gemm``).
 
         The im2col view overstates a convolution's input footprint (a sliding window's overlap
-        is counted once per window position); this is the SCALE-Sim lowering, not the exact
-        window reuse.
+        is counted once per window position); this is the SCALE-Sim lowering, which the engines
+        still use. ``from_conv_einsum`` is the convolution through its own ranks.
         """
         if einsum.op is not OpKind.MAC:
             raise AccelsimError(f"the tiling mapper maps multiply-accumulate einsums, got {einsum.op.value}",
@@ -283,7 +382,7 @@ def tiles(nest: LoopNest, problem: LoopProblem) -> list[dict[str, int]]:
 
 
 def footprint_bytes(tile: MappingABC[str, int], t: TensorAccess) -> int:
-    return math.prod(tile[r] for r in t.ranks) * t.dtype_bytes
+    return t.footprint(tile) * t.dtype_bytes
 
 
 def capacity_groups(level: StorageLevel, problem: LoopProblem) -> list[tuple[int, tuple[str, ...]]]:

@@ -15,7 +15,15 @@ import yaml
 
 from accelsim.engines.loopnest import NestCost, sent_down, trailing_run
 from accelsim.errors import AccelsimError
-from accelsim.tiling import Fanout, Hierarchy, LoopNest, LoopProblem, StorageLevel, TensorAccess, tensor_roles
+from accelsim.tiling import (
+    Fanout,
+    Hierarchy,
+    LoopNest,
+    LoopProblem,
+    StorageLevel,
+    TensorAccess,
+    tensor_roles,
+)
 from mappers.tiling import search
 
 TPU_LIKE = Path(__file__).resolve().parent / "data" / "tpu_like.yaml"
@@ -40,7 +48,7 @@ class Layer:
         return self.kernel > 0
 
     def gemm_view(self) -> tuple[int, int, int]:
-        """(M, K, N); a convolution through im2col (accelsim's lowering, ``LoopProblem.from_einsum``)."""
+        """(M, K, N) of a GEMM; of a convolution its im2col lowering (only for counting MACs)."""
         if self.is_conv:
             return self.out_hw * self.out_hw, self.in_ch * self.kernel * self.kernel, self.out_ch
         return self.m, self.k, self.n
@@ -80,7 +88,17 @@ def zigzag_layer(layer: Layer) -> dict:
 
 
 def problem_of(layer: Layer) -> LoopProblem:
-    """``C[m,n] += A[m,k] * B[k,n]`` with 8-bit A and B and a 16-bit C (a convolution through im2col)."""
+    """8-bit inputs and weights and a 16-bit output (A, B, C: the roles of ``benchmarks/data/tpu_like.yaml``).
+
+    A GEMM ``C[m,n] += A[m,k] * B[k,n]``; a convolution through its own ranks
+    (``LoopProblem.conv``: the input tile is the sliding window's, as ZigZag's ``ix = ox + fx``),
+    with the same 'same' padding as ``zigzag_layer`` (the padding zeros are not moved).
+    """
+    if layer.is_conv:
+        hw, kernel = layer.out_hw, layer.kernel
+        return LoopProblem.conv(1, layer.out_ch, layer.in_ch, hw, hw, kernel, kernel, dtype_bytes=INPUT_BITS // 8,
+                                name=layer.name, names=("A", "B", "C"), output_dtype_bytes=PSUM_BITS // 8,
+                                pad=kernel // 2)
     m, k, n = layer.gemm_view()
     return LoopProblem(layer.name, {"m": m, "k": k, "n": n},
                        (TensorAccess("A", frozenset("mk"), INPUT_BITS // 8),
@@ -88,16 +106,21 @@ def problem_of(layer: Layer) -> LoopProblem:
                         TensorAccess("C", frozenset("mn"), PSUM_BITS // 8, is_output=True)))
 
 
-def load_tpu_like(path: Path = TPU_LIKE) -> tuple[Hierarchy, dict[str, dict[str, tuple[float, float]]]]:
-    """The Hierarchy of ``benchmarks/data/tpu_like.yaml`` and its ZigZag per-byte energy table."""
+def load_tpu_like(path: Path = TPU_LIKE, conv: bool = False
+                  ) -> tuple[Hierarchy, dict[str, dict[str, tuple[float, float]]]]:
+    """The Hierarchy of ``benchmarks/data/tpu_like.yaml`` and its ZigZag per-byte energy table.
+
+    ``conv``: the fanouts take ``conv_allowed_ranks`` (a convolution's rank names) where given."""
+    key = "conv_allowed_ranks" if conv else "allowed_ranks"
     data = yaml.safe_load(Path(path).read_text())
     try:
         levels = tuple(StorageLevel(
             lv["name"], lv.get("capacity_bytes"), lv.get("capacity_by_tensor"), lv.get("bandwidth_bytes_per_cycle"),
             float(lv.get("read_pj_per_byte", 0.0)), float(lv.get("write_pj_per_byte", 0.0)),
             bool(lv.get("double_buffered", False)),
-            fanouts=tuple(Fanout(f["name"], int(f["size"]), allowed_ranks=None if f.get("allowed_ranks") is None
-                         else frozenset(f["allowed_ranks"])) for f in lv.get("fanouts", ())),
+            fanouts=tuple(Fanout(f["name"], int(f["size"]), allowed_ranks=None if f.get(key, f.get("allowed_ranks"))
+                                 is None else frozenset(f.get(key, f.get("allowed_ranks"))))
+                          for f in lv.get("fanouts", ())),
             energy_pj_per_byte_by_tensor=None if lv.get("energy_pj_per_byte_by_tensor") is None else {
                 role: (float(rw[0]), float(rw[1])) for role, rw in lv["energy_pj_per_byte_by_tensor"].items()})
             for lv in data["levels"])

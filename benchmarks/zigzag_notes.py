@@ -21,7 +21,8 @@ column it shows up in:
    Neither double-buffers (ZigZag does not halve capacities; accelsim's latency still assumes overlap).
 3. **Spatial unrolling.** tpu_like's mapping file fixes D1 = K (output channels, the GEMM's N) and
    D2 = C (the reduction): weight stationary, partial sums reduced along D2. accelsim's mapper chooses
-   the rank of each array edge among k and n (note 1), which includes ZigZag's choice. It may also
+   the rank of each array edge among k and n (note 1; for a convolution among k and c), which
+   includes ZigZag's choice. It may also
    unroll one rank on both edges (the energy rows' `rows:k24 cols:k32`: a reduction over the whole
    array, whose partial sums accelsim adds on the way up, costing each MAC's `rf_2B` read, as ZigZag
    charges a spatial reduction; a systolic array reduces along one edge only, so tpu_like would need
@@ -47,11 +48,19 @@ column it shows up in:
    which accelsim's search does not see). The second is the comparable number. ZigZag rounds every
    transfer up to whole `bandwidth_min` words (64 bits at the SRAM and DRAM) and costs accesses of
    `bandwidth_max` bits; accelsim counts bytes.
-7. **Convolutions.** accelsim lowers a convolution to a GEMM through im2col
-   (`LoopProblem.from_einsum`): the input is (OX*OY) x (C*FX*FY), so a 3x3 layer's input is counted up
-   to 9 times (the sliding window's overlap is not reused). ZigZag models the window
-   (IX = OX + FX - 1, with the padding) and reuses the overlap. This is the largest difference on the
-   3x3 layers (DRAM bytes and, where DRAM-bound, cycles); on 1x1 layers the two descriptions agree.
+7. **Convolutions.** Both map a convolution through its own ranks (`LoopProblem.conv`: batch,
+   output and input channels, output rows and columns, filter rows and columns), with the input
+   tile the sliding window's ((P_t - 1) * stride + (R_t - 1) * dilation + 1 rows, as ZigZag's
+   IX = OX + FX - 1) and the same 'same' padding (padding zeros are neither stored nor moved, so
+   both count 56 x 56 x 64 input bytes for conv2). accelsim fetches a whole window tile again
+   whenever a loop above it that indexes the input advances: the overlap of consecutive windows is
+   kept only inside a tile (ZigZag's basic model does the same). On the array accelsim unrolls k
+   and c, the two ranks tpu_like's mapping file unrolls (`conv_allowed_ranks`). (Before this,
+   accelsim lowered convolutions through im2col, a 9x larger input on the 3x3 layers: 2.24 MB of
+   DRAM traffic against ZigZag's 0.64 MB on conv2.) conv5 is DRAM-bound in accelsim (2434560 bytes
+   over the 8 B/cycle port = 304320 cycles); ZigZag moves the same bytes but reports 303119 cycles,
+   fewer than its bytes over its port's width, so its latency model lets some DRAM transfers
+   overlap beyond that port.
 8. **Precision.** 8-bit inputs and weights, 16-bit partial sums in both; ZigZag's `O_final` is also
    set to 16 bits because accelsim's loop problem has one output element size (ZigZag's ONNX
    default would write 8-bit final outputs, halving the output's DRAM bytes).

@@ -99,3 +99,43 @@ def test_a_time_out_returns_the_best_mapping_with_its_gap():
     assert done.returncode == 0, done.stderr
     r = json.loads(done.stdout)
     assert r["status"] == "time_limit" and 0 <= r["gap"] <= 1 and r["loop_nest"]
+
+
+def test_a_convolution_through_its_ranks(tmp_path):
+    done = cli_in_process("map", "tiling", "--conv", "1,8,4,6,6,3,3", "--padding", "1", "--hardware",
+                          "scalesim-scale", "--objective", "dram", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["status"] == "optimal" and report["conv"]["r"] == 3 and report["conv"]["padding"] == 1
+    word = 1  # scalesim-scale's word_bytes: input 6x6 (padding not data), filters 8x4x3x3, output 8x6x6
+    assert report["compulsory_bytes"] == word * (4 * 6 * 6 + 8 * 4 * 9 + 8 * 6 * 6)
+    assert report["dram_bytes"] >= report["compulsory_bytes"]
+
+
+def test_a_1x1_convolution_maps_as_its_gemm():
+    conv = cli_in_process("map", "tiling", "--conv", "1,32,48,64,1,1,1", "--hardware", "scalesim-scale", "--json")
+    gemm = cli_in_process("map", "tiling", "--gemm", "64,48,32", "--hardware", "scalesim-scale", "--json")
+    a, b = json.loads(conv.stdout), json.loads(gemm.stdout)
+    assert (a["dram_bytes"], a["latency_cycles"], a["energy_pj"]) == (b["dram_bytes"], b["latency_cycles"],
+                                                                       b["energy_pj"])
+
+
+def test_bad_convolution_options_are_one_line():
+    _one_line_error(cli_in_process("map", "tiling", "--conv", "1,8,4,6,6,3", "--hardware", "scalesim-scale"),
+                    "--conv", "N,K,C,P,Q,R,S")
+    _one_line_error(cli_in_process("map", "tiling", "--gemm", "8,8,8", "--padding", "1", "--hardware",
+                                   "scalesim-scale"), "--padding")
+    _one_line_error(cli_in_process("map", "tiling", "--conv", "1,8,4,6,6,3,3", "--gemm", "8,8,8", "--hardware",
+                                   "scalesim-scale"), "exactly one")
+    _one_line_error(cli_in_process("map", "tiling", "--conv", "1,8,4,2,2,3,3", "--padding", "2", "--hardware",
+                                   "scalesim-scale"), "padding")
+
+
+def test_a_saved_convolution_nest_replays(tmp_path):
+    saved = tmp_path / "conv.yaml"
+    args = ("map", "tiling", "--conv", "1,8,4,6,6,3,3,2", "--padding", "1", "--hardware", "scalesim-scale", "--json")
+    first = cli_in_process(*args, "--save", str(saved))
+    assert first.returncode == 0, first.stderr
+    again = cli_in_process(*args, "--replay", str(saved))
+    a, b = json.loads(first.stdout), json.loads(again.stdout)
+    assert b["status"] == "given" and (a["reads_bytes"], a["writes_bytes"]) == (b["reads_bytes"], b["writes_bytes"])

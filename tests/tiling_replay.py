@@ -10,6 +10,12 @@ that leave are written to the parent (one write per element per parent per step:
 partial sums are reduced on the way). An output element that enters a level where it has been
 before comes back from the parent (a read-back of a partial sum). The MACs are a level below
 the innermost one holding one point. At the end every output still held is written up.
+
+A convolution's input (``TensorAccess.windows``) has an element per distinct input coordinate
+``p * stride + r * dilation``. With ``halo=False`` (the engine's model) a level holding a window
+tile fetches the whole tile again whenever a loop above it that indexes the input advances; with
+``halo=True`` it fetches only the elements it does not hold (a buffer that keeps the overlap of
+consecutive windows), a lower count the engine's must never be below.
 """
 from __future__ import annotations
 
@@ -20,7 +26,17 @@ from functools import cache
 from accelsim.tiling import Hierarchy, LoopNest, LoopProblem
 
 
-def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy):
+def coordinates(t, c: dict[str, int]) -> tuple[int, ...] | None:
+    """The element of ``t`` that iteration point ``c`` touches (None: a padding zero, no element)."""
+    inside = {w.out_rank for w in t.windows} | {w.filter_rank for w in t.windows}
+    plain = tuple(c[r] for r in sorted(t.ranks) if r not in inside)
+    rows = tuple(c[w.out_rank] * w.stride + c[w.filter_rank] * w.dilation - w.pad for w in t.windows)
+    if any(x < 0 or (w.size is not None and x >= w.size) for x, w in zip(rows, t.windows)):
+        return None
+    return plain + rows
+
+
+def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy, halo: bool = False):
     levels = hierarchy.levels
     loops = nest.inner_first()
     depth = len(levels)
@@ -54,7 +70,9 @@ def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy):
         out = set()
         for combo in itertools.product(*(range(slots[i][3]) for i in free)):
             c = point({**fixed, **dict(zip(free, combo))})
-            out.add(tuple(c[r] for r in sorted(t.ranks)))
+            e = coordinates(t, c)
+            if e is not None:
+                out.add(e)
         return frozenset(out)
 
     names = [lv.name for lv in levels]
@@ -74,7 +92,13 @@ def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy):
         idx = inst_of[child][0]
         return tuple(v for i, v in zip(idx, inst) if slots[i][0] > child + 1)
 
-    def step(child: int, required_of) -> None:
+    def moved(child: int, key: tuple[int, ...], t) -> tuple[int, ...]:
+        """Indices of the temporal loops above ``child`` that index ``t``: its tile's identity."""
+        return tuple(v for k, v in zip(t_idx_by_level[child], key) if slots[t_slots[k]][2] in t.ranks)
+
+    last_key: dict[tuple[int, tuple[int, ...], str], tuple[int, ...]] = {}
+
+    def step(child: int, required_of, key=None) -> None:
         parent = names[child + 1]
         for t in problem.tensors:
             b = t.dtype_bytes
@@ -86,6 +110,11 @@ def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy):
                     continue
                 old = held.get((child, inst, t.name), frozenset())
                 enter, leave = now - old, old - now
+                if t.windows and not halo and key is not None:
+                    ident = moved(child, key, t)
+                    if last_key.get((child, inst, t.name)) != ident:
+                        enter = now  # the whole window tile again, overlap or not
+                    last_key[(child, inst, t.name)] = ident
                 p = parent_inst(child, inst)
                 if t.is_output:
                     if leave:
@@ -115,7 +144,7 @@ def replay(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy):
     for time in itertools.product(*(range(slots[i][3]) for i in t_slots)):
         for child in range(depth - 2, -2, -1):
             key = tuple(time[k] for k in t_idx_by_level[child])
-            step(child, lambda inst, tname, c=child, key=key: required(c, inst, key, tname))
+            step(child, lambda inst, tname, c=child, key=key: required(c, inst, key, tname), key)
     for child in range(-1, depth - 1):  # flush the outputs upwards
         step(child, lambda inst, tname: frozenset() if tname == problem.output.name else None)
     return reads, writes, mac_reads

@@ -21,6 +21,12 @@ each element also come back down (``base - |C| * copies`` read-backs, ``copies``
 instances of the parent that a spatial reduction above it gives their own partial sums). ``base >= |t|`` always, so DRAM
 traffic is never below compulsory, and equals it when every tile fits (no reload).
 
+A convolution's input (``TensorAccess.windows``, ``LoopProblem.conv``) is indexed by
+``p * stride + r * dilation``: its tile is the sliding window's, and the same counting holds with
+``|t| * prod(...)`` replaced by changes times footprint (``transfers``). When its tile changes the
+whole window tile is fetched again: the overlap of consecutive windows is not kept (a
+conservative model, ZigZag's basic one); the replay also checks a buffer that keeps it moves no more.
+
 Time: ``compute_cycles`` is the product of all temporal factors times the waves of every
 ``waves`` fanout; each level with a bandwidth needs ``accesses / (bandwidth * active
 instances)`` cycles; with double buffering these overlap, so latency is their maximum (a
@@ -94,14 +100,39 @@ def trailing_run(loops: list[tuple[str, int]], t: TensorAccess) -> int:
 def sent_down(problem: LoopProblem, t: TensorAccess, child_tile: dict[str, int], spatial: dict[str, int],
               run: int) -> int:
     """``base_j(t)`` above, in elements (always an exact integer)."""
-    num = problem.elements(t)
-    den = run
+    return transfers(problem, t, child_tile, spatial, run)[0]
+
+
+def transfers(problem: LoopProblem, t: TensorAccess, child_tile: dict[str, int], spatial: dict[str, int],
+              run: int) -> tuple[int, int]:
+    """(elements the parent sends, elements its children receive) for tensor ``t``.
+
+    Written as ``steps * footprint``: the children's tiles change together ``steps`` times
+    (summed over the parent's instances), ``steps = prod_r E_r / (T[r] * sigma[r]) / run``. At
+    each change the parent sends the union of its children's tiles once (multicast), which is the
+    footprint of the tile ``T * sigma`` over the ranks that index ``t``, and every child receives
+    its own tile. For a projection operand this is ``base_j`` above. For a windowed input
+    (a convolution) the whole window tile is fetched again at every change: the overlap of
+    consecutive windows is not assumed kept (ZigZag's basic model does the same), so these counts
+    are an upper bound on a buffer that keeps the halo.
+    """
+    steps, children = 1, 1
+    union = {}
     for r, e in problem.extents.items():
-        if r not in t.ranks:
-            num *= e // child_tile[r]
-            den *= spatial.get(r, 1)
-    assert num % den == 0, (num, den)
-    return num // den
+        sig = spatial.get(r, 1)
+        steps *= e // (child_tile[r] * sig)
+        children *= sig
+        union[r] = child_tile[r] * (sig if r in t.ranks else 1)
+    assert steps % run == 0, (steps, run)
+    steps //= run
+    if not t.windows:
+        return steps * t.footprint(union), steps * children * t.footprint(child_tile)
+    # Every position of a tile on its grid is visited equally often, so the elements moved are
+    # the visits times the mean over positions (a window in the padding touches fewer).
+    count_u, sum_u = t.visits(union, problem.extents)
+    count_c, sum_c = t.visits(child_tile, problem.extents)
+    assert steps % count_u == 0 and (steps * children) % count_c == 0, (steps, count_u, count_c)
+    return steps // count_u * sum_u, steps * children // count_c * sum_c
 
 
 def spatial_by_rank(lv: LevelLoops) -> dict[str, int]:
@@ -131,15 +162,15 @@ def evaluate(nest: LoopNest, problem: LoopProblem, hierarchy: Hierarchy) -> Nest
         sigma = spatial_by_rank(loops[j])
         child = tile[j - 1] if j > 0 else ones
         for t in problem.tensors:
-            base = sent_down(problem, t, child, sigma, trailing_run(above, t))
+            base, received = transfers(problem, t, child, sigma, trailing_run(above, t))
             irr = math.prod(sigma.get(r, 1) for r in problem.extents if r not in t.ranks)
             b = t.dtype_bytes
             if not t.is_output:
                 reads[hw.name][t.name] += base * b
                 if j > 0:
-                    writes[levels[j - 1].name][t.name] += base * irr * b
+                    writes[levels[j - 1].name][t.name] += received * b
                 else:
-                    mac_reads[t.name] = base * irr
+                    mac_reads[t.name] = received
             else:
                 # Each instance of the parent that holds a partial copy of the same outputs (a
                 # spatial reduction above it) starts its copy at zero: those first visits need no read.

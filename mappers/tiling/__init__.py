@@ -25,7 +25,7 @@ def map_problem(problem: LoopProblem, hardware: HardwareSpec, objective: str = "
                 time_limit_s: float = 10.0, pad: bool = True, tie_break: bool = True) -> SearchResult:
     """The best nest of ``problem`` on ``hardware``; with ``pad``, also of its padded versions
     (``pad.py``), sharing the time limit, keeping the one best on the objective."""
-    hierarchy = hierarchy_for(hardware)
+    hierarchy = hierarchy_for(hardware, problem)
     shapes = candidates(problem) if pad else [dict(problem.extents)]
     best = None
     for ext in shapes:

@@ -8,21 +8,38 @@ rows and columns fanning out below them, and DRAM at the spec's bandwidth.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from accelsim.errors import AccelsimError
 from accelsim.hardware.base import HardwareSpec
-from accelsim.tiling import Hierarchy
+from accelsim.tiling import Hierarchy, LoopProblem
 
 
-def hierarchy_for(spec: HardwareSpec) -> Hierarchy:
+def hierarchy_for(spec: HardwareSpec, problem: LoopProblem | None = None) -> Hierarchy:
+    """``problem``: the cores of a multicore spec split the output's ranks of that problem (a
+    convolution's n, k, p, q), not the GEMM's names the spec states them in (``for_problem``)."""
     from accelsim.hardware.multicore import MulticoreAccelerator
     from accelsim.hardware.systolic import SystolicAccelerator
 
     if isinstance(spec, MulticoreAccelerator):
-        return spec.hierarchy()
+        return spec.hierarchy() if problem is None else for_problem(spec.hierarchy(), problem)
     if isinstance(spec, SystolicAccelerator):
         return systolic_hierarchy(spec)
     raise AccelsimError(f"the tiling mapper has no memory hierarchy for kind {spec.kind!r}", field="hardware",
                         allowed="a multicore or systolic design")
+
+
+def for_problem(hierarchy: Hierarchy, problem: LoopProblem) -> Hierarchy:
+    """``hierarchy`` with every fanout that may take only a GEMM's output ranks (b, m, n: cores
+    that never reduce across each other) given ``problem``'s output ranks instead."""
+    from accelsim.hardware.multicore import OUTPUT_RANKS
+
+    own = problem.output.ranks
+    if own <= OUTPUT_RANKS:
+        return hierarchy
+    levels = tuple(replace(lv, fanouts=tuple(replace(f, allowed_ranks=own) if f.allowed_ranks == OUTPUT_RANKS else f
+                                             for f in lv.fanouts)) for lv in hierarchy.levels)
+    return replace(hierarchy, levels=levels)
 
 
 def systolic_hierarchy(spec) -> Hierarchy:

@@ -4,9 +4,9 @@ A node is a storage level ``j`` whose tile is fixed. Its children are every (spa
 below ``j``, child tile, loop order of ``j``) of the mapping space; for each the accesses of the
 boundary between ``j`` and its child follow from the loop-nest formulas
 (``accelsim.engines.loopnest``), evaluated here as arrays over all children instead of one
-Python call each. Orders are every permutation of the ranks (a loop of factor 1 drops out);
-permutations that give the same reuse signature are the same child and are skipped when the
-search visits them (``signature``).
+Python call each. Orders are one per distinct reuse signature (``space.canonical_orders``: a loop
+of factor 1 drops out, and permutations deciding the same reuse are one child), so a 6-rank
+convolution does not cost 720 orders per tile.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from functools import lru_cache
 import numpy as np
 
 from accelsim.tiling import Fanout, LoopProblem, StorageLevel, tensor_roles
-from mappers.tiling.space import divisors, spatial_options
+from accelsim.tiling_window import window_rows_array, window_sum_array
+from mappers.tiling.space import canonical_orders, divisors, spatial_options
 
 
 @dataclass
@@ -69,24 +70,26 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
     tensors = problem.tensors
     options = spatial_options(level.fanouts, tile)
     waves_fo: Fanout | None = next((f for f in level.fanouts if f.waves), None)
-    blocks = []
-    for oi, (_, rem) in enumerate(options):
-        rem_v = np.array([rem[r] for r in ranks], dtype=np.int64)
-        if child is None:
-            tc = np.ones((1, R), dtype=np.int64)
-        else:
-            tc = _vectors(tuple((r, rem[r]) for r in ranks))
-            tc = tc[_fits(tc, problem, child, copies_child)]
-        if len(tc) == 0:
-            continue
-        sig_nw = np.array([tile[r] // rem[r] for r in ranks], dtype=np.int64)
-        blocks.append((oi, tc, rem_v // tc, np.broadcast_to(sig_nw, tc.shape)))
-    if not blocks:
+    tile_v = np.array([tile[r] for r in ranks], dtype=np.int64)
+    rems = np.array([[rem[r] for r in ranks] for _, rem in options], dtype=np.int64).reshape(len(options), R)
+    if child is None:
+        option = np.arange(len(options))
+        tc = np.ones((len(options), R), dtype=np.int64)
+    else:  # the child tiles that fit, once: an option's are those dividing what it leaves
+        fitting = _vectors(tuple((r, tile[r]) for r in ranks))
+        fitting = fitting[_fits(fitting, problem, child, copies_child)]
+        step = max(1, (1 << 21) // max(1, len(fitting) * R))  # options per chunk: bounded memory
+        parts = []
+        for lo in range(0, len(options), step):
+            ok = (rems[lo:lo + step, None, :] % fitting[None, :, :] == 0).all(axis=2)
+            oi, fi = np.nonzero(ok)
+            parts.append((oi + lo, fi))
+        option = np.concatenate([p[0] for p in parts])
+        tc = fitting[np.concatenate([p[1] for p in parts])]
+    if len(tc) == 0:
         return options, None
-    option = np.concatenate([np.full(len(b[1]), b[0]) for b in blocks])
-    tc = np.concatenate([b[1] for b in blocks])
-    tau = np.concatenate([b[2] for b in blocks])
-    sig = np.concatenate([b[3] for b in blocks])
+    tau = rems[option] // tc
+    sig = np.broadcast_to(tile_v, tc.shape) // rems[option]
     wave = np.ones_like(tau)
     if waves_fo is not None:
         allowed = np.array([waves_fo.allowed_ranks is None or r in waves_fo.allowed_ranks for r in ranks])
@@ -97,26 +100,19 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
     waves = np.ones(len(tc), dtype=np.int64) if waves_fo is None else -(-wave_used // waves_fo.size)
     physical = sig.prod(axis=1) // wave_used * (wave_used if waves_fo is None else np.minimum(wave_used,
                                                                                                waves_fo.size))
-    K, P = len(tc), len(perms)
-    # Every child once per permutation that orders its non-trivial loops differently: a
-    # permutation is kept only if its trivial ranks (factor 1) come first, in rank order.
-    keep = np.zeros((K, P), dtype=bool)
-    trivial = tau == 1
-    big = R + 1
-    for pi, pm in enumerate(perms):
-        pos = np.empty(R, dtype=np.int64)
-        pos[list(pm)] = np.arange(R)
-        last_trivial = np.where(trivial, pos[None, :], -1).max(axis=1)
-        first_loop = np.where(~trivial, pos[None, :], big).min(axis=1)
-        ok = last_trivial < first_loop
-        for a in range(R):
-            for b in range(a + 1, R):
-                if pos[a] > pos[b]:
-                    ok &= ~(trivial[:, a] & trivial[:, b])
-        keep[:, pi] = ok
-    if time.perf_counter() > deadline:
-        raise OutOfTime
-    rows, perm = np.nonzero(keep)
+    # Every child once per loop order of distinct reuse (``space.canonical_orders``), grouped by
+    # which ranks have a loop at this level.
+    indexes = tuple(frozenset(ti for ti, t in enumerate(tensors) if r in t.ranks) for r in ranks)
+    index_of = _perm_index(R)
+    code = (tau > 1).astype(np.int64) @ (1 << np.arange(R, dtype=np.int64))
+    uniq, inverse = np.unique(code, return_inverse=True)
+    row_parts, perm_parts = [], []
+    for ui, u in enumerate(uniq):
+        members = np.nonzero(inverse.ravel() == ui)[0]
+        for order in canonical_orders(tuple(bool(u >> x & 1) for x in range(R)), indexes):
+            row_parts.append(members)
+            perm_parts.append(np.full(len(members), index_of[order], dtype=np.int64))
+    rows, perm = np.concatenate(row_parts), np.concatenate(perm_parts)
     pick = lambda a: a[rows]
     tc, tau, sig, wave, option = pick(tc), pick(tau), pick(sig), pick(wave), pick(option)
     physical, waves = pick(physical), pick(waves)
@@ -149,10 +145,17 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
         run = np.where(closed, run, run * above_runs[ti])
         runs[:, ti] = run
         irr = ~inside
-        base = float(problem.elements(t)) * np.prod(np.where(irr[None, :], extents[None, :] / tc, 1.0), axis=1)
-        base = base / np.prod(np.where(irr[None, :], sig, 1), axis=1) / run
-        base = np.rint(base)
-        spread = np.prod(np.where(irr[None, :], sig, 1), axis=1)
+        if t.windows:  # accelsim.engines.loopnest.transfers: steps times footprints
+            steps = np.rint(np.prod(extents[None, :] / (tc * sig), axis=1) / run)
+            count_u, sum_u = visits(t, ranks, np.where(inside[None, :], tc * sig, tc), problem.extents)
+            count_c, sum_c = visits(t, ranks, tc, problem.extents)
+            base = np.rint(steps / count_u) * sum_u
+            received = np.rint(steps * sig.prod(axis=1) / count_c) * sum_c
+        else:
+            base = float(problem.elements(t)) * np.prod(np.where(irr[None, :], extents[None, :] / tc, 1.0), axis=1)
+            base = base / np.prod(np.where(irr[None, :], sig, 1), axis=1) / run
+            base = np.rint(base)
+            received = base * np.prod(np.where(irr[None, :], sig, 1), axis=1)
         b = t.dtype_bytes
         rp, wp = level.energy_pj_per_byte(roles[t.name])
         rc, wc = child.energy_pj_per_byte(roles[t.name]) if child is not None else (0.0, 0.0)
@@ -162,20 +165,50 @@ def build(problem: LoopProblem, level: StorageLevel, child: StorageLevel | None,
             pr += back * b
             pe += base * b * wp + back * b * rp
             if child is not None:
-                cr += base * spread * b
+                cr += received * b
                 cw += back * b
-                ce += base * spread * b * rc + back * b * wc
+                ce += received * b * rc + back * b * wc
         else:
             pr += base * b
             pe += base * b * rp
             if child is not None:
-                cw += base * spread * b
-                ce += base * spread * b * wc
+                cw += received * b
+                ce += received * b * wc
     temporal = tau.prod(axis=1)
     out = problem.output
     spread_out = np.prod(np.where(np.array([r not in out.ranks for r in ranks])[None, :], sig, 1), axis=1)
     return options, Kids(tc, tau, sig, wave, option, perm, runs, pr, pw, cr, cw, pe, ce, physical, waves, temporal,
                          spread_out)
+
+
+def footprints(t, ranks: list[str], tiles: np.ndarray) -> np.ndarray:
+    """``TensorAccess.footprint`` of every row of ``tiles`` (K x R tile extents)."""
+    inside = {w.out_rank for w in t.windows} | {w.filter_rank for w in t.windows}
+    cols = [ranks.index(r) for r in t.ranks if r not in inside]
+    out = tiles[:, cols].prod(axis=1) if cols else np.ones(len(tiles), dtype=np.int64)
+    for w in t.windows:
+        out = out * window_rows_array(tiles[:, ranks.index(w.out_rank)], tiles[:, ranks.index(w.filter_rank)],
+                                      w.stride, w.dilation)
+    return out
+
+
+def visits(t, ranks: list[str], tiles: np.ndarray, extents: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``TensorAccess.visits`` of every row of ``tiles``: (grid positions, elements summed over them)."""
+    inside = {w.out_rank for w in t.windows} | {w.filter_rank for w in t.windows}
+    cols = [ranks.index(r) for r in t.ranks if r not in inside]
+    total = tiles[:, cols].prod(axis=1) if cols else np.ones(len(tiles), dtype=np.int64)
+    count = np.ones(len(tiles), dtype=np.int64)
+    for w in t.windows:
+        a, b = tiles[:, ranks.index(w.out_rank)], tiles[:, ranks.index(w.filter_rank)]
+        ea, eb = extents[w.out_rank], extents[w.filter_rank]
+        count = count * (ea // a) * (eb // b)
+        total = total * window_sum_array(a, b, ea, eb, w)
+    return count, total
+
+
+@lru_cache(maxsize=8)
+def _perm_index(n: int) -> dict[tuple[int, ...], int]:
+    return {p: i for i, p in enumerate(itertools.permutations(range(n)))}
 
 
 def _fits(tc: np.ndarray, problem: LoopProblem, level: StorageLevel, copies: int) -> np.ndarray:
@@ -184,8 +217,7 @@ def _fits(tc: np.ndarray, problem: LoopProblem, level: StorageLevel, copies: int
     ranks = list(problem.extents)
     need = {}
     for t in problem.tensors:
-        cols = [ranks.index(r) for r in t.ranks]
-        need[t.name] = (tc[:, cols].prod(axis=1) if cols else np.ones(len(tc), dtype=np.int64)) * t.dtype_bytes * copies
+        need[t.name] = footprints(t, ranks, tc) * t.dtype_bytes * copies
     if level.capacity_by_tensor is not None:
         ok = np.ones(len(tc), dtype=bool)
         for cap, names in capacity_groups(level, problem):

@@ -99,7 +99,7 @@ class _Fit:
         self.per = None if level.capacity_by_tensor is None else capacity_groups(level, problem)
 
     def __call__(self, tile: dict[str, int]) -> bool:
-        need = {t.name: math.prod(tile[r] for r in t.ranks) * t.dtype_bytes * self.copies for t in self.tensors}
+        need = {t.name: t.footprint(tile) * t.dtype_bytes * self.copies for t in self.tensors}
         if self.per is not None:
             return all(sum(need[n] for n in names) <= cap for cap, names in self.per)
         return self.shared is None or sum(need.values()) <= self.shared
@@ -178,6 +178,9 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
             steps = other * -(-grid // fo.size) * -(-cand.prod(axis=1) // peak_below[c - 1])
             terms = []
             for t in tensors:
+                if t.windows:  # no bound derived for a window's fills: 0 keeps the bound sound
+                    terms.append(np.zeros(len(cand)))
+                    continue
                 coef = float(problem.elements(t) * t.dtype_bytes)
                 split = []
                 for x, r in enumerate(ranks):
@@ -291,8 +294,14 @@ def search(problem: LoopProblem, hierarchy: Hierarchy, objective: str = "latency
 
     # Seed: every loop at the outermost level, one element per inner level. It is in the space
     # and always fits (checked above), so a time-out never leaves the search without a mapping.
+    # A grid (``waves``) fanout at that level takes its ranks spatially, as the space requires.
+    grid = next((f for f in levels[-1].fanouts if f.waves), None)
+    on_grid = {r: e for r, e in problem.extents.items() if e > 1 and grid is not None
+               and (grid.allowed_ranks is None or r in grid.allowed_ranks)}
     seed = LoopNest(problem.name, dict(problem.extents),
-                    (LevelLoops(levels[-1].name, tuple((r, e) for r, e in problem.extents.items() if e > 1)),
+                    (LevelLoops(levels[-1].name, tuple((r, e) for r, e in problem.extents.items()
+                                                       if e > 1 and r not in on_grid),
+                                {grid.name: on_grid} if on_grid else {}),
                      *(LevelLoops(lv.name) for lv in reversed(levels[:-1]))))
     c0 = evaluate(seed, problem, hierarchy)
     key0 = objective_key(objective, c0.dram_bytes, c0.latency_cycles, c0.energy_pj)

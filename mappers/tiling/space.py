@@ -11,7 +11,8 @@ What the space contains (so what "optimal" is relative to):
 * Loop orders: every permutation of a level's non-trivial loops, deduplicated by what decides
   reuse (``order_signature``: per tensor, the product of the innermost run of loops that do not
   index it, and whether a loop of the level indexes it). Orders with equal signatures cost
-  exactly the same, so dropping duplicates loses nothing.
+  exactly the same, so dropping duplicates loses nothing; ``canonical_orders`` lists one order
+  per signature without walking all permutations.
 """
 from __future__ import annotations
 
@@ -74,3 +75,40 @@ def order_signature(order: tuple[tuple[str, int], ...], tensors: tuple[TensorAcc
             run *= f
         sig.append((run, closed))
     return tuple(sig)
+
+
+@cache
+def canonical_orders(loops: tuple[bool, ...], indexes: tuple[frozenset[int], ...]) -> tuple[tuple[int, ...], ...]:
+    """One loop order (a permutation of all ranks, outermost first) per distinct reuse signature.
+
+    ``loops[r]``: rank ``r`` has a loop (factor > 1) at this level; ``indexes[r]``: the tensors
+    rank ``r`` indexes. A tensor's reuse at a level is decided by the innermost loops up to the
+    first one that indexes it, so an order is settled, innermost first, once every tensor with a
+    loop of its own at this level has met one; the loops further out go in rank order. Walking
+    every innermost-first prefix until then reaches every signature that some permutation has
+    (the ranks without a loop come first, in rank order, as ``kids.build`` expects), without the
+    ``R!`` permutations a 7-rank convolution would need.
+    """
+    ranks = [r for r, on in enumerate(loops) if on]
+    trivial = tuple(r for r, on in enumerate(loops) if not on)
+    needed = frozenset().union(*(indexes[r] for r in ranks)) if ranks else frozenset()
+    out: dict[tuple, tuple[int, ...]] = {}
+
+    def walk(prefix: tuple[int, ...], met: frozenset[int]) -> None:
+        rest = [r for r in ranks if r not in prefix]
+        if met >= needed or not rest:
+            sig = []
+            for t in sorted(needed):
+                run = []
+                for r in prefix:
+                    if t in indexes[r]:
+                        break
+                    run.append(r)
+                sig.append(frozenset(run))
+            out.setdefault(tuple(sig), trivial + tuple(rest) + tuple(reversed(prefix)))
+            return
+        for r in rest:
+            walk(prefix + (r,), met | indexes[r])
+
+    walk((), frozenset())
+    return tuple(out.values())

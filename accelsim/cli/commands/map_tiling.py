@@ -1,11 +1,9 @@
-"""``accelsim map tiling``: the optimal loop nest of one GEMM on a multi-level memory."""
+"""``accelsim map tiling``: the optimal loop nest of one GEMM or convolution on a multi-level memory."""
 from __future__ import annotations
-
-from accelsim.cli import jsonout
 
 import typer
 
-from accelsim.cli import err, out
+from accelsim.cli import err, jsonout, out
 from accelsim.cli.commands.map_cosma import mapping_group
 from accelsim.errors import AccelsimError
 
@@ -21,6 +19,23 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
+CONV_FIELDS = ("N", "K", "C", "P", "Q", "R", "S", "stride", "dilation")
+
+
+def parse_conv(text: str) -> tuple[int, ...]:
+    """``N,K,C,P,Q,R,S[,stride[,dilation]]``: batch, output and input channels, output rows and
+    columns, filter rows and columns (the ranks of ``accelsim.ir.conv2d``)."""
+    parts = text.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if not 7 <= len(values) <= 9 or any(v <= 0 for v in values):
+        raise AccelsimError(f"cannot read {text!r}", field="--conv",
+                            allowed="seven to nine positive integers N,K,C,P,Q,R,S[,stride[,dilation]]")
+    return values + (1,) * (9 - len(values))
+
+
 def describe(nest) -> list[str]:
     lines = []
     for lv in nest.levels:
@@ -32,7 +47,11 @@ def describe(nest) -> list[str]:
 
 @mapping_group.command("tiling")
 def tiling_command(
-    gemm: str = typer.Option(..., "--gemm", help="M,K,N of C[M,N] += A[M,K] * B[K,N]."),
+    gemm: str = typer.Option(None, "--gemm", help="M,K,N of C[M,N] += A[M,K] * B[K,N]."),
+    conv: str = typer.Option(None, "--conv", help="N,K,C,P,Q,R,S[,stride[,dilation]] of O[n,k,p,q] += "
+                             "I[n,c,p*stride+r*dilation,q*stride+s*dilation] * W[k,c,r,s] (P, Q: output size)."),
+    padding: int = typer.Option(0, "--padding", help="--conv: zero rows and columns on every side of the input "
+                            "(not data: never stored or moved)."),
     hardware: str = typer.Option(..., "--hardware", help="A multicore or systolic preset (or YAML path)."),
     batch: int = typer.Option(1, "--batch", help="Independent GEMMs of that shape (a batch rank)."),
     objective: str = typer.Option("latency", "--objective", help="dram, latency, energy or edp."),
@@ -57,7 +76,11 @@ def tiling_command(
         result_meta,
     )
 
-    m, k, n = parse_gemm(gemm)
+    if (gemm is None) == (conv is None):
+        raise AccelsimError("give exactly one of --gemm and --conv", field="--gemm/--conv")
+    if padding and conv is None:
+        raise AccelsimError("--padding is for --conv", field="--padding")
+    shape = parse_gemm(gemm) if gemm is not None else parse_conv(conv)
     if save:
         from accelsim.outputs import check_output_file
 
@@ -69,8 +92,19 @@ def tiling_command(
     if batch < 1:
         raise AccelsimError(f"must be a positive integer, got {batch}", field="--batch")
     hw = load_hardware(hardware)
-    hierarchy = hierarchy_for(hw)
-    problem = LoopProblem.gemm(m, k, n, batch, dtype_bytes_for(hw))
+    if gemm is not None:
+        m, k, n = shape
+        problem = LoopProblem.gemm(m, k, n, batch, dtype_bytes_for(hw))
+        label = f"GEMM {m}x{k}x{n} (batch {batch})"
+        shape_report = {"gemm": {"m": m, "k": k, "n": n, "batch": batch}}
+    else:
+        if batch != 1:
+            raise AccelsimError("--batch is for --gemm; a convolution's batch is the N of --conv", field="--batch")
+        problem = LoopProblem.conv(*shape, dtype_bytes=dtype_bytes_for(hw), pad=padding)
+        label = "conv " + ",".join(f"{f}={v}" for f, v in zip(CONV_FIELDS, shape)) + f",padding={padding}"
+        shape_report = {"conv": {**dict(zip([f.lower() if len(f) == 1 else f for f in CONV_FIELDS], shape)),
+                                 "padding": padding}}
+    hierarchy = hierarchy_for(hw, problem)
     if replay:
         given = Mapping.load(replay)
         if problem.name not in given.tiling:
@@ -87,7 +121,7 @@ def tiling_command(
         Mapping(graph=problem.name, hardware=hw.name, tiling={problem.name: nest.to_dict()},
                 meta={"mapper": "tiling", **info}).save(save)
     seconds = cost.latency_cycles / hierarchy.clock_hz
-    report = {"gemm": {"m": m, "k": k, "n": n, "batch": batch}, "hardware": hw.name, "objective": objective,
+    report = {**shape_report, "hardware": hw.name, "objective": objective,
               "padded_extents": nest.extents,
               "status": info["status"], "gap": info["gap"], "solve_s": round(info["solve_s"], 4),
               "loop_nest": nest.to_dict()["levels"], "reads_bytes": cost.reads_bytes, "writes_bytes": cost.writes_bytes,
@@ -100,7 +134,7 @@ def tiling_command(
     else:
         say = lambda s: out.print(s, markup=False, highlight=False)
         gap = "n/a" if info["gap"] is None else f"{100 * info['gap']:.2f}%"
-        say(f"GEMM {m}x{k}x{n} (batch {batch}) on {hw.name}, objective {objective}: status {info['status']}, "
+        say(f"{label} on {hw.name}, objective {objective}: status {info['status']}, "
             f"gap {gap}, solve_s {info['solve_s']:.3f}")
         if nest.extents != problem.extents:
             say(f"padded to {nest.extents} (a partial tile computed whole; its MACs and bytes are counted)")

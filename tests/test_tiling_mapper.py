@@ -20,9 +20,9 @@ from accelsim.tiling import (
     check_capacities,
     validate_nest,
 )
-from mappers.tiling import OBJECTIVES, map_problem, objective_key, search
+from mappers.tiling import OBJECTIVES, map_problem, search
 from mappers.tiling.hardware import scalesim_fold_nest, systolic_hierarchy
-from tests.tiling_bruteforce import brute_force
+from tests.tiling_bruteforce import assert_search_matches_brute_force
 
 
 @st.composite
@@ -59,18 +59,7 @@ def _close(a: tuple, b: tuple) -> bool:
 @settings(max_examples=50, deadline=None)
 @given(instances())
 def test_search_proves_the_exhaustive_optimum(case):
-    problem, hierarchy, objective = case
-    brute = brute_force(problem, hierarchy, objective)
-    if brute is None:
-        with pytest.raises(InfeasibleError):
-            search(problem, hierarchy, objective, 30)
-        return
-    r = search(problem, hierarchy, objective, 30)
-    assert r.status == "optimal" and r.gap == 0
-    validate_nest(r.nest, problem, hierarchy)
-    c = evaluate(r.nest, problem, hierarchy)
-    key = objective_key(objective, c.dram_bytes, c.latency_cycles, c.energy_pj)
-    assert _close(key, brute[0]), (key, brute[0])
+    assert_search_matches_brute_force(*case)
 
 
 def test_time_limit_returns_the_best_found_with_a_sound_gap():

@@ -73,3 +73,29 @@ def brute_force(problem: LoopProblem, hierarchy: Hierarchy, objective: str):
         if best is None or key < best[0]:
             best = (key, nest, c)
     return best
+
+
+def assert_search_matches_brute_force(problem: LoopProblem, hierarchy: Hierarchy, objective: str,
+                                      *, validate: bool = True):
+    """The search's claim checked against plain enumeration: infeasible exactly when nothing fits,
+    otherwise proven optimal with the enumerated optimum's objective. Returns the found nest's
+    cost (None when infeasible) for further checks."""
+    import pytest
+
+    from accelsim.errors import InfeasibleError
+    from accelsim.tiling import validate_nest
+    from mappers.tiling import search
+
+    brute = brute_force(problem, hierarchy, objective)
+    if brute is None:
+        with pytest.raises(InfeasibleError):
+            search(problem, hierarchy, objective, 30)
+        return None
+    r = search(problem, hierarchy, objective, 30)
+    assert r.status == "optimal" and r.gap == 0
+    if validate:
+        validate_nest(r.nest, problem, hierarchy)
+    c = evaluate(r.nest, problem, hierarchy)
+    key = objective_key(objective, c.dram_bytes, c.latency_cycles, c.energy_pj)
+    assert all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(key, brute[0])), (key, brute[0])
+    return c

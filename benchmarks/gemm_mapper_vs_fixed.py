@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim import tables  # noqa: E402
+from accelsim import tables
 
 # kind -> (presets, (model, phase, batch, seq or context) cases, results stem, title of the fixed model)
 KINDS = {

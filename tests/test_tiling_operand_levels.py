@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from accelsim.engines.loopnest import evaluate
 from accelsim.errors import InfeasibleError
-from accelsim.tiling import Fanout, Hierarchy, LevelLoops, LoopNest, LoopProblem, StorageLevel, check_capacities
+from accelsim.tiling import (
+    Fanout,
+    Hierarchy,
+    LevelLoops,
+    LoopNest,
+    LoopProblem,
+    StorageLevel,
+    check_capacities,
+)
 from mappers.tiling.search import OBJECTIVES
 from tests.tiling_bruteforce import assert_search_matches_brute_force
 

@@ -25,7 +25,7 @@ import time
 
 from mappers import milp
 from mappers.bounds import static_lower_bound
-from mappers.cosma import ORDER_BOUND_SHARE, CosmaResult, check_time_limit, make_result
+from mappers.cosma import ORDER_BOUND_WALL_SHARE, CosmaResult, check_time_limit, make_result
 from mappers.cosma_model import CosmaModel
 from mappers.memory_problem import MemoryProblem
 from mappers.order_bounds import order_branching_bound
@@ -84,8 +84,12 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     cost = (lambda p: p.non_compulsory_bytes(problem))
     static = static_lower_bound(problem, capacity_bytes).bytes
     if best is None or cost(best) > static:  # branch on a few operators' order (mappers/order_bounds.py)
-        static = max(static, order_branching_bound(problem, capacity_bytes, at_least=static,
-                                                   time_limit_s=ORDER_BOUND_SHARE * time_limit_s).bytes)
+        ob = order_branching_bound(problem, capacity_bytes, at_least=static,
+                                   wall_limit_s=ORDER_BOUND_WALL_SHARE * milp.wall_cap_s(time_limit_s))
+        static = max(static, ob.bytes)
+        meta["order_bound_complete"] = ob.complete
+        if ob.wall_capped:
+            meta["wall_capped"] = True
     bound = float(static)
     meta["lower_bound"] = "order-free with order branching (mappers/bounds.py, mappers/order_bounds.py)"
     extra = [list(o) for o in (base_orders or [])]
@@ -99,8 +103,11 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
             shift = (k * max(1, piece_ops // 2)) % piece_ops if k else None
         else:
             base, shift = extra[k - passes], None
+        wall_deadline = time.perf_counter() + milp.wall_cap_s(time_limit_s)  # per pass; the safety net only
         plan, info = _one_pass(problem, capacity_bytes, base, piece_ops, commit_ops, shift, solver, time_limit_s,
-                               threads, seed)
+                               threads, seed, wall_deadline)
+        if info.get("wall_capped"):
+            meta["wall_capped"] = True
         meta["pass_bytes"].append(None if plan is None else cost(plan))
         meta.setdefault("pieces", info["pieces"])
         meta.setdefault("piece_status", info["status"])
@@ -120,7 +127,7 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
 
 def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], piece_ops: int,
               commit_ops: int | None, shift: int | None, solver: str, time_limit_s: float, threads: int,
-              seed: int) -> tuple[Plan | None, dict]:
+              seed: int, wall_deadline: float) -> tuple[Plan | None, dict]:
     """One sweep of piece solves along ``order``; None if a piece found nothing in time."""
     if commit_ops is None:
         starts = narrow_cuts(problem, order, piece_ops, shift)
@@ -138,6 +145,7 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
     resident: list[dict[int, int]] = []
     spills: list[tuple[int, int]] = []
     statuses: list[str] = []
+    capped = False
     remaining = list(order)
     k = 0
     while remaining:
@@ -155,12 +163,16 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
         state = dict(ops=ops, entry=entry, in_dram=in_dram, loaded=loaded, needed_after=needed_after,
                      exit_cost=True)
         model = CosmaModel(problem, capacity_bytes, **state)
-        res = free_res = milp.solve(model.m, solver, per_piece_s, None, threads, seed)
+        res = free_res = milp.solve(model.m, solver, per_piece_s, None, threads, seed,
+                                    wall_limit_s=wall_deadline - time.perf_counter())
+        capped |= res.wall_capped
         if res.values is None:  # retry with the base order fixed inside the piece
             model = CosmaModel(problem, capacity_bytes, order=window, **state)
-            res = milp.solve(model.m, solver, per_piece_s, None, threads, seed)
+            res = milp.solve(model.m, solver, per_piece_s, None, threads, seed,
+                             wall_limit_s=wall_deadline - time.perf_counter())
+            capped |= res.wall_capped
         if res.values is None:
-            return None, {"pieces": k, "status": statuses + [res.status]}
+            return None, {"pieces": k, "status": statuses + [res.status], "wall_capped": capped}
         statuses.append(res.status)
         sub_order, sub_res, sub_spills = model.decode_steps(res.values)
         sub_order, sub_res = sub_order[:keep], sub_res[:keep]
@@ -178,4 +190,4 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
         entry = {t: off for t, off in sub_res[-1].items() if t in still_needed}
     whole = free_res.best_bound if k == 1 and commit_ops is None else None  # the free-order model's bound
     return plan_from_residency(problem, full_order, resident, spills), {"pieces": k, "status": statuses,
-                                                                        "whole_bound": whole}
+                                                                        "whole_bound": whole, "wall_capped": capped}

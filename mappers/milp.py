@@ -42,7 +42,7 @@ CPSAT_DET_PER_CPU_S = 0.5
 # nominal budget (plus ``WALL_CAP_EXTRA_S``) of wall time whatever its deterministic count, and
 # says so (``SolveResult.wall_capped``); a result stopped that way may depend on the load.
 WALL_CAP_FACTOR = 4.0
-WALL_CAP_EXTRA_S = 5.0
+WALL_CAP_EXTRA_S = 30.0  # model building and the bounds are not in the deterministic count (Python work)
 
 
 def wall_cap_s(time_limit_s: float) -> float:

@@ -31,12 +31,14 @@ SOLVERS = ("cpsat", "highs", "cbc")
 # Load-independent budgets. A ``time_limit_s`` handed to ``solve`` is a budget in *nominal
 # seconds*: CP-SAT gets ``max_deterministic_time = time_limit_s * CPSAT_DET_PER_CPU_S`` (its own
 # work count, the same on a loaded machine as on a quiet one) with a fixed seed and worker count,
-# so with one worker the same model gives the same answer under any load. Measured on this
-# machine at a quiet moment (load average about 1 on 2 cores, 2026-12-02, OR-Tools 9.15, one
-# worker; ``/tmp``-free script in the cosma2 report): deterministic time per CPU second was 0.21
-# (ViT-B/16 unfused, full model, 15 s), 0.33 (DeepLabV3 unfused, full model), 0.59 (ResNet-50
-# unfused + weights, relaxation) and 0.89 (FC-DenseNet unfused + weights, relaxation); the
-# constant is the rounded middle of that range, so a nominal second is 0.5 to 2.4 CPU s.
+# so with one worker the same model gives the same answer under any load (with several workers
+# CP-SAT's parallel portfolio is not deterministic). CP-SAT's deterministic time is meant to be
+# about a second of work on a reference machine; measured here (``benchmarks/cosma_det_ratio.py``,
+# one worker, OR-Tools 9.15, 2026-12-02 at load average about 1 on 2 cores) one CPU second gave
+# 0.21 deterministic s (ViT-B/16 unfused, full model), 0.33 (DeepLabV3 unfused, full model),
+# 0.59 (ResNet-50 unfused + weights, relaxation) and 0.89 (FC-DenseNet unfused + weights,
+# relaxation). The constant is the rounded middle of that range, so one nominal second is 0.6
+# to 2.4 CPU seconds here depending on the model (about one on the relaxations that matter most).
 CPSAT_DET_PER_CPU_S = 0.5
 # The wall clock stays only as a safety net: a solve stops after ``WALL_CAP_FACTOR`` times its
 # nominal budget (plus ``WALL_CAP_EXTRA_S``) of wall time whatever its deterministic count, and

@@ -59,9 +59,6 @@ MODES = ("full", "fixed")
 RELAXATION_SHARE = 0.5  # of the time limit; a design choice: the relaxation is what closes the large
 # unfused instances (FC-DenseNet at M_R: proven in 14 CPU s, 27 s wall under load), the full model rarely does
 CHECK_SHARE = 0.25
-ORDER_BOUND_WALL_SHARE = 0.25  # of the wall safety net: the order-branching bound does a fixed amount of work
-# (``order_bounds.py``: at most 4 groups of 3 operators, 24 orders; 3-4 CPU s on PNASNet-5), the wall limit
-# only stops it on a machine so loaded that the whole call would overrun
 
 
 @dataclass
@@ -155,7 +152,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
         if base_obj is not None and proven_optimal(base_obj, lower):
             return make_result(problem, warm_start, capacity_bytes, "optimal", lower, solver, start, mode, meta)
         ob = order_branching_bound(problem, capacity_bytes, at_least=static.bytes,
-                                   wall_limit_s=ORDER_BOUND_WALL_SHARE * milp.wall_cap_s(time_limit_s))
+                                   wall_limit_s=milp.wall_cap_s(time_limit_s))
         lower = max(lower, float(ob.bytes))
         meta["stages"].append({"stage": "order-branching bound", "bound": ob.bytes, "group": list(ob.group),
                                "orders": ob.orders_tried, "complete": ob.complete,

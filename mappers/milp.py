@@ -175,7 +175,8 @@ def relative_gap(objective: float | None, bound: float | None) -> float | None:
     return max(0.0, (objective - bound) / objective)
 
 
-def solve(model: LinearModel, solver: str = "cpsat", time_limit_s: float = 60.0, hint: list[int] | None = None,
+def solve(model: LinearModel, solver: str = "cpsat", time_limit_s: float = 60.0,
+          hint: list[int] | dict[int, int] | None = None,
           threads: int = 2, seed: int = 0, wall_limit_s: float | None = None) -> SolveResult:
     """Minimise ``model`` with the named back-end, starting from ``hint`` when given.
 
@@ -188,6 +189,8 @@ def solve(model: LinearModel, solver: str = "cpsat", time_limit_s: float = 60.0,
     cap = wall_cap_s(time_limit_s) if wall_limit_s is None else max(0.05, float(wall_limit_s))
     if solver == "cpsat":
         return _solve_cpsat(model, time_limit_s, hint, threads, seed, cap)
+    if isinstance(hint, dict):
+        hint = None  # the MILP back-ends take complete starts only
     flat = model.with_pairs() if model.no_overlaps else model
     if hint is not None and model.no_overlaps:
         hint = model.extend_hint(flat, hint)
@@ -218,9 +221,9 @@ def _solve_cpsat(model: LinearModel, time_limit_s: float, hint: list[int] | None
     for group in model.no_overlaps:
         m.AddNoOverlap([m.NewOptionalFixedSizeIntervalVar(xs[v], n, xs[p], f"iv{v}") for v, n, p in group])
     m.Minimize(sum(c * xs[v] for v, c in model.objective.items()) + model.objective_constant)
-    if hint is not None:
-        for v, x in enumerate(xs):
-            m.AddHint(x, int(hint[v]))
+    if hint is not None:  # a full assignment, or {variable: value} for some of them (CP-SAT completes it)
+        for v, value in (hint.items() if isinstance(hint, dict) else enumerate(hint)):
+            m.AddHint(xs[v], int(value))
     solver = cp_model.CpSolver()
     det_limit = float(time_limit_s) * CPSAT_DET_PER_CPU_S
     solver.parameters.max_deterministic_time = det_limit

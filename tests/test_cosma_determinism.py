@@ -69,10 +69,11 @@ def test_solve_cosma_gives_the_same_plan_and_bound_under_load():
 
 def test_divide_and_conquer_gives_the_same_plan_and_bound_under_load():
     pb, cap, warm = _instance(9)
-    kw = dict(piece_ops=6, time_limit_s=0.2, threads=1, warm_start=warm, passes=2)
+    kw = dict(piece_ops=6, time_limit_s=0.2, threads=1, warm_start=warm, passes=2, bound_group_size=3)
     quiet = divide_and_conquer(pb, cap, **kw)
     with Burners():
         loaded = divide_and_conquer(pb, cap, **kw)
+    assert not quiet.meta.get("wall_capped") and not loaded.meta.get("wall_capped")
     assert _fingerprint(pb, loaded) == _fingerprint(pb, quiet)
 
 
@@ -86,3 +87,16 @@ def test_cpsat_reports_the_budget_it_used_and_stops_on_the_deterministic_limit()
     # stopped by its deterministic budget (0.2 nominal s), not the wall-clock safety net
     assert not res.wall_capped
     assert res.budget_used_s == pytest.approx(0.2, rel=0.05)
+
+
+def test_more_budgeted_passes_repeat_the_fewer_and_are_never_worse():
+    """``max_passes``: passes beyond ``passes`` run while the deterministic budget lasts; a run allowed
+    more repeats the shorter run's passes first (same pass costs, as a prefix) and is never worse."""
+    ops, sizes = random_dag(301, n_ops=14, max_size=20, n_sources=2)
+    pb = MemoryProblem.from_graph(graph_from_lists("dc", ops, sizes))
+    runs = [divide_and_conquer(pb, pb.m_r, piece_ops=4, time_limit_s=2, threads=1, max_passes=m) for m in (1, 2)]
+    short, long_ = (r.meta["pass_bytes"] for r in runs)
+    assert long_[:len(short)] == short
+    assert len(long_) > len(short) or runs[1].status == "optimal"
+    assert runs[1].non_compulsory_bytes <= runs[0].non_compulsory_bytes
+    assert runs[1].best_bound <= runs[1].non_compulsory_bytes

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from accelsim import tables  # noqa: E402
+from accelsim import tables
 
 CASES = [("vit-b-16", False, True), ("deeplabv3-resnet50", False, True), ("resnet50", True, False),
          ("fc-densenet", True, False)]  # (network unfused, with weights, addresses: full model or relaxation)

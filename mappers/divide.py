@@ -51,6 +51,19 @@ def narrow_cuts(problem: MemoryProblem, order: list[int], piece_ops: int, first:
     return starts
 
 
+def _shift(k: int, piece_ops: int) -> int | None:
+    """Where pass ``k`` puts its first cut: none for the first pass, then at 1/2, 1/4, 3/4, 1/8, ... of a
+    piece (the van der Corput sequence), so no two passes of one run cut along the same lines."""
+    if not k:
+        return None
+    frac, denom, j = 0.0, 1.0, k
+    while j:
+        denom *= 2
+        frac += (j % 2) / denom
+        j //= 2
+    return max(1, int(piece_ops * frac)) % piece_ops or None
+
+
 def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops: int = 40,
                        solver: str = "cpsat", time_limit_s: float = 60.0, warm_start: Plan | None = None,
                        threads: int = 2, commit_ops: int | None = None, passes: int = 1,
@@ -110,7 +123,7 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
             break  # proven optimal: more passes cannot help
         if k < n_passes and (k < passes or used < passes * time_limit_s):  # more passes while the budget lasts
             base = list(best.order) if best is not None else list(range(problem.n_ops))
-            shift = (k * max(1, piece_ops // 2)) % piece_ops if k else None
+            shift = _shift(k, piece_ops)
         elif extra:
             base, shift = extra.pop(0), None
             k = max(k, n_passes)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import multiprocessing as mp
 
 import pytest
-
 from cosma_graphs import graph_from_lists, random_dag
+
+from mappers import milp
 from mappers.baselines import run_baselines
 from mappers.cosma import solve_cosma
 from mappers.divide import divide_and_conquer
 from mappers.memory_problem import MemoryProblem
-from mappers import milp
 
 
 def _burn(stop) -> None:

@@ -5,8 +5,12 @@ Usage: ``python benchmarks/cosma_nas.py [--time-limit 60] [--piece-ops 30] [--pa
 the system temp dir); only ``--write-results`` rewrites ``results/cosma_nas.*``. M_R needs no
 schedule search; the baselines' minimum-peak order is the greedy heuristic (the exact
 minimum-peak ILP is too large for these graphs in the time given). Each row has the order-free
-lower bound of ``mappers/bounds.py`` (valid for any mapping of the whole graph) and the gap to it,
+lower bound of ``mappers/bounds.py`` raised by order branching (``mappers/order_bounds.py``; valid
+for any mapping of the whole graph) and the gap to it,
 and the reduction against the offline-first baselines and the literal ones separately.
+``--time-limit`` is nominal seconds of CP-SAT deterministic time per pass (``mappers/milp.py``),
+so with ``--threads 1`` the plans and bounds do not depend on the machine's load; ``solve_s``
+(wall) does, ``solve_cpu_s`` much less.
 """
 from __future__ import annotations
 

@@ -10,13 +10,19 @@ charged the reload a later piece will pay (``exit_cost``), so a piece cannot loo
 handing the next a worse state. The whole is still a heuristic.
 
 Effort and best-so-far: ``passes`` runs the pieces again, each pass cutting the best plan so far
-at positions shifted by half a piece, and keeps a pass only if it is cheaper. A run with more
+at positions shifted by 1/2, 1/4, 3/4, ... of a piece, and keeps a pass only if it is cheaper;
+``max_passes`` adds passes while the deterministic budget lasts. A run with more
 passes repeats the runs with fewer first, so more effort never gives a worse result
 (``tests/test_cosma_bounds.py``). The result is never worse than the warm start either.
 
 Bound: the order-free bound of ``mappers/bounds.py`` (a sum of one-operator pieces with their
-entry state free), raised by branching on the order of a few operators
+entry state free), raised by branching on the order of groups of four operators
 (``mappers/order_bounds.py``), holds for the whole graph, so the gap reported is real.
+
+Load: each piece gets ``time_limit_s / pieces`` nominal seconds of CP-SAT deterministic time
+(``mappers/milp.py``), so with one thread a run gives the same plan on a loaded machine as on a
+quiet one; the wall clock only caps a pass at ``milp.wall_cap_s(time_limit_s)`` (reported as
+``meta["wall_capped"]``).
 """
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def test_solve_cosma_gives_the_same_plan_and_bound_under_load():
 
 def test_divide_and_conquer_gives_the_same_plan_and_bound_under_load():
     pb, cap, warm = _instance(9)
-    kw = dict(piece_ops=6, time_limit_s=0.2, threads=1, warm_start=warm, passes=2, bound_group_size=3)
+    kw = {"piece_ops": 6, "time_limit_s": 0.2, "threads": 1, "warm_start": warm, "passes": 2, "bound_group_size": 3}
     quiet = divide_and_conquer(pb, cap, **kw)
     with Burners():
         loaded = divide_and_conquer(pb, cap, **kw)

@@ -34,11 +34,12 @@ SOLVERS = ("cpsat", "highs", "cbc")
 # so with one worker the same model gives the same answer under any load (with several workers
 # CP-SAT's parallel portfolio is not deterministic). CP-SAT's deterministic time is meant to be
 # about a second of work on a reference machine; measured here (``benchmarks/cosma_det_ratio.py``,
-# one worker, OR-Tools 9.15, 2026-12-02 at load average about 1 on 2 cores) one CPU second gave
-# 0.21 deterministic s (ViT-B/16 unfused, full model), 0.33 (DeepLabV3 unfused, full model),
-# 0.59 (ResNet-50 unfused + weights, relaxation) and 0.89 (FC-DenseNet unfused + weights,
-# relaxation). The constant is the rounded middle of that range, so one nominal second is 0.6
-# to 2.4 CPU seconds here depending on the model (about one on the relaxations that matter most).
+# ``results/cosma_det_ratio.md``: one worker, OR-Tools 9.15, 2026-12-02 at load average 1.2-1.6 on
+# 2 cores, CPU time = wall time) one CPU second gave 0.24 deterministic s (ViT-B/16 unfused, full
+# model), 0.42 (DeepLabV3 unfused, full model), 0.87 (ResNet-50 unfused + weights, relaxation) and
+# 0.95 (FC-DenseNet unfused + weights, relaxation). The constant is their geometric mean (0.54),
+# rounded: one nominal second is 0.5 to 2 CPU seconds here depending on the model (about one on
+# the relaxations, which close most instances; 2 on large full models with addresses).
 CPSAT_DET_PER_CPU_S = 0.5
 # The wall clock stays only as a safety net: a solve stops after ``WALL_CAP_FACTOR`` times its
 # nominal budget (plus ``WALL_CAP_EXTRA_S``) of wall time whatever its deterministic count, and

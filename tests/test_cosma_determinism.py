@@ -94,7 +94,8 @@ def test_more_budgeted_passes_repeat_the_fewer_and_are_never_worse():
     more repeats the shorter run's passes first (same pass costs, as a prefix) and is never worse."""
     ops, sizes = random_dag(301, n_ops=14, max_size=20, n_sources=2)
     pb = MemoryProblem.from_graph(graph_from_lists("dc", ops, sizes))
-    runs = [divide_and_conquer(pb, pb.m_r, piece_ops=4, time_limit_s=2, threads=1, max_passes=m) for m in (1, 2)]
+    runs = [divide_and_conquer(pb, pb.m_r, piece_ops=4, time_limit_s=2, threads=1, max_passes=m,
+                               bound_group_size=3) for m in (1, 2)]
     short, long_ = (r.meta["pass_bytes"] for r in runs)
     assert long_[:len(short)] == short
     assert len(long_) > len(short) or runs[1].status == "optimal"

@@ -25,6 +25,12 @@ How a solve is posed (``solve_cosma``), and why in this order:
 
 The result is never worse than the warm start and reports ``best_bound`` = the larger of the
 relaxation's and the full model's proven bounds, so its gap is real.
+
+Budgets do not depend on the machine's load: ``time_limit_s`` is a nominal budget split over
+the stages by what each solve *used* in deterministic time (``mappers/milp.py``,
+``CPSAT_DET_PER_CPU_S``), the bounds of step 1 do a fixed amount of work, and the wall clock is
+only a safety net (``milp.wall_cap_s`` for the whole call), reported as ``meta["wall_capped"]``
+when hit. With one CP-SAT worker the same call gives the same plan and bound under any load.
 """
 from __future__ import annotations
 
@@ -53,7 +59,6 @@ MODES = ("full", "fixed")
 RELAXATION_SHARE = 0.5  # of the time limit; a design choice: the relaxation is what closes the large
 # unfused instances (FC-DenseNet at M_R: proven in 14 CPU s, 27 s wall under load), the full model rarely does
 CHECK_SHARE = 0.25
-ORDER_BOUND_SHARE = 0.1  # of the time limit; a design choice (DeepLabV3's ASPP needs well under a second)
 
 
 @dataclass
@@ -101,7 +106,7 @@ def make_result(problem: MemoryProblem, plan: Plan, capacity_bytes: int, status:
     total_s = time.perf_counter() - start
     mapping = to_mapping(problem, plan, capacity_bytes, {
         "mapper": mapper, "mode": mode, "solver": solver, "status": status, "best_bound_bytes": bound,
-        "gap": gap, "solve_s": total_s, **{k: v for k, v in meta.items() if k in ("pieces", "note")}})
+        "gap": gap, "solve_s": total_s, **{k: v for k, v in meta.items() if k in ("pieces", "note", "wall_capped")}})
     return CosmaResult(plan, mapping, objective, status, bound, gap, solver, total_s, mode, int(capacity_bytes),
                        meta)
 
@@ -130,7 +135,8 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
         order = None
     problem.require_capacity(capacity_bytes)
     start = time.perf_counter()
-    deadline = start + time_limit_s
+    wall_deadline = start + milp.wall_cap_s(time_limit_s)  # the safety net only
+    used = [0.0]  # nominal seconds the stages' solves used (deterministic on CP-SAT)
     base_obj = warm_start.non_compulsory_bytes(problem) if warm_start is not None else None
     meta: dict = {"warm_start_bytes": base_obj, "warm_start_rejected": None, "stages": []}
     if base_obj == 0 and (order is None or list(warm_start.order) == order):
@@ -145,22 +151,33 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
                                "s": round(time.perf_counter() - start, 3)})
         if base_obj is not None and proven_optimal(base_obj, lower):
             return make_result(problem, warm_start, capacity_bytes, "optimal", lower, solver, start, mode, meta)
-        ob = order_branching_bound(problem, capacity_bytes, time_limit_s=ORDER_BOUND_SHARE * time_limit_s,
-                                   at_least=static.bytes)
+        ob = order_branching_bound(problem, capacity_bytes, at_least=static.bytes,
+                                   wall_limit_s=milp.wall_cap_s(time_limit_s))
         lower = max(lower, float(ob.bytes))
         meta["stages"].append({"stage": "order-branching bound", "bound": ob.bytes, "group": list(ob.group),
-                               "orders": ob.orders_tried, "s": round(time.perf_counter() - start, 3)})
+                               "orders": ob.orders_tried, "complete": ob.complete,
+                               "s": round(time.perf_counter() - start, 3)})
+        if ob.wall_capped:
+            meta["wall_capped"] = True
         if base_obj is not None and proven_optimal(base_obj, lower):
             return make_result(problem, warm_start, capacity_bytes, "optimal", lower, solver, start, mode, meta)
 
     def left() -> float:
-        return max(0.05, deadline - time.perf_counter())
+        return max(0.05, time_limit_s - used[0])
+
+    def run(model, budget_s: float, hint):
+        res = milp.solve(model.m, solver, budget_s, hint, threads, seed,
+                         wall_limit_s=wall_deadline - time.perf_counter())
+        used[0] += res.budget_used_s
+        if res.wall_capped:
+            meta["wall_capped"] = True
+        return res
 
     if relaxation:
         rel = CosmaModel(problem, capacity_bytes, order, addresses=False)
         _floor_objective(rel, lower)
         hint = _try_encode(rel, warm_start, {}) if warm_start is not None else None  # the full model reports
-        r = milp.solve(rel.m, solver, max(0.05, RELAXATION_SHARE * time_limit_s), hint, threads, seed)
+        r = run(rel, max(0.05, RELAXATION_SHARE * time_limit_s), hint)
         meta["stages"].append({"stage": "relaxation", "status": r.status, "bound": r.best_bound,
                                "objective": r.objective, "s": round(r.solve_s, 3), "variables": rel.m.n_vars})
         if r.status == "infeasible":
@@ -172,7 +189,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
             rel_order = rel.decode_steps(r.values)[0]
             check = CosmaModel(problem, capacity_bytes, rel_order, overlap=overlap)
             _floor_objective(check, lower)
-            c = milp.solve(check.m, solver, min(left(), max(0.05, CHECK_SHARE * time_limit_s)), None, threads, seed)
+            c = run(check, min(left(), max(0.05, CHECK_SHARE * time_limit_s)), None)
             meta["stages"].append({"stage": "address check", "status": c.status, "objective": c.objective,
                                    "s": round(c.solve_s, 3)})
             if c.values is not None:
@@ -185,7 +202,7 @@ def solve_cosma(problem: MemoryProblem, capacity_bytes: int, *, mode: str = "ful
     _floor_objective(model, lower)
     hint = _try_encode(model, best, meta) if best is not None else None
     meta["build_s"] = round(time.perf_counter() - start, 3)
-    res = milp.solve(model.m, solver, left(), hint, threads, seed)
+    res = run(model, left(), hint)
     meta.update({"variables": model.m.n_vars, "constraints": len(model.m.rows), "solver_status": res.status,
                  "solver_objective": res.objective})
     meta["stages"].append({"stage": "full", "status": res.status, "bound": res.best_bound,

@@ -10,13 +10,19 @@ charged the reload a later piece will pay (``exit_cost``), so a piece cannot loo
 handing the next a worse state. The whole is still a heuristic.
 
 Effort and best-so-far: ``passes`` runs the pieces again, each pass cutting the best plan so far
-at positions shifted by half a piece, and keeps a pass only if it is cheaper. A run with more
+at positions shifted by 1/2, 1/4, 3/4, ... of a piece, and keeps a pass only if it is cheaper;
+``max_passes`` adds passes while the deterministic budget lasts. A run with more
 passes repeats the runs with fewer first, so more effort never gives a worse result
 (``tests/test_cosma_bounds.py``). The result is never worse than the warm start either.
 
 Bound: the order-free bound of ``mappers/bounds.py`` (a sum of one-operator pieces with their
-entry state free), raised by branching on the order of a few operators
+entry state free), raised by branching on the order of groups of four operators
 (``mappers/order_bounds.py``), holds for the whole graph, so the gap reported is real.
+
+Load: each piece gets ``time_limit_s / pieces`` nominal seconds of CP-SAT deterministic time
+(``mappers/milp.py``), so with one thread a run gives the same plan on a loaded machine as on a
+quiet one; the wall clock only caps a pass at ``milp.wall_cap_s(time_limit_s)`` (reported as
+``meta["wall_capped"]``).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import time
 
 from mappers import milp
 from mappers.bounds import static_lower_bound
-from mappers.cosma import ORDER_BOUND_SHARE, CosmaResult, check_time_limit, make_result
+from mappers.cosma import CosmaResult, check_time_limit, make_result
 from mappers.cosma_model import CosmaModel
 from mappers.memory_problem import MemoryProblem
 from mappers.order_bounds import order_branching_bound
@@ -51,10 +57,24 @@ def narrow_cuts(problem: MemoryProblem, order: list[int], piece_ops: int, first:
     return starts
 
 
+def _shift(k: int, piece_ops: int) -> int | None:
+    """Where pass ``k`` puts its first cut: none for the first pass, then at 1/2, 1/4, 3/4, 1/8, ... of a
+    piece (the van der Corput sequence), so no two passes of one run cut along the same lines."""
+    if not k:
+        return None
+    frac, denom, j = 0.0, 1.0, k
+    while j:
+        denom *= 2
+        frac += (j % 2) / denom
+        j //= 2
+    return max(1, int(piece_ops * frac)) % piece_ops or None
+
+
 def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops: int = 40,
                        solver: str = "cpsat", time_limit_s: float = 60.0, warm_start: Plan | None = None,
                        threads: int = 2, commit_ops: int | None = None, passes: int = 1,
-                       seed: int = 0, base_orders: list[list[int]] | None = None) -> CosmaResult:
+                       seed: int = 0, base_orders: list[list[int]] | None = None,
+                       bound_group_size: int = 4, max_passes: int | None = None) -> CosmaResult:
     """Solve piece by piece; ``time_limit_s`` is split over the pieces of one pass (so ``passes``
     passes take up to ``passes * time_limit_s``).
 
@@ -63,6 +83,12 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     some look-ahead (about ``piece_ops / commit_ops`` times more solves).
     ``base_orders`` are further orders to cut (e.g. the minimum-peak order): after the passes
     along the best plan, one pass along each, still keeping only what is cheaper.
+    ``max_passes`` (default ``passes``): further passes run while the piece solves of all passes so
+    far used less than ``passes * time_limit_s`` nominal seconds (deterministic time, so the same on
+    a loaded machine); without ``base_orders``, a run with a larger ``max_passes`` repeats the smaller
+    one's passes first, so it is never worse.
+    ``bound_group_size`` operators are branched on per group in the order-branching bound (fixed
+    work, ``group_size!`` orders per group; 4 doubles NASNet-A's bound over 3 for about 15 CPU s).
     """
     from accelsim.errors import AccelsimError, InfeasibleError
 
@@ -84,23 +110,38 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     cost = (lambda p: p.non_compulsory_bytes(problem))
     static = static_lower_bound(problem, capacity_bytes).bytes
     if best is None or cost(best) > static:  # branch on a few operators' order (mappers/order_bounds.py)
-        static = max(static, order_branching_bound(problem, capacity_bytes, at_least=static,
-                                                   time_limit_s=ORDER_BOUND_SHARE * time_limit_s).bytes)
+        ob = order_branching_bound(problem, capacity_bytes, at_least=static, group_size=bound_group_size,
+                                   wall_limit_s=milp.wall_cap_s(time_limit_s))
+        static = max(static, ob.bytes)
+        meta["order_bound_complete"] = ob.complete
+        if ob.wall_capped:
+            meta["wall_capped"] = True
     bound = float(static)
     meta["lower_bound"] = "order-free with order branching (mappers/bounds.py, mappers/order_bounds.py)"
     extra = [list(o) for o in (base_orders or [])]
     for o in extra:
         problem.check_order(o)
-    for k in range(passes + len(extra)):
+    used = 0.0  # nominal seconds the piece solves used (deterministic on CP-SAT)
+    n_passes = max(passes, max_passes or passes)
+    k = 0
+    while True:
         if best is not None and cost(best) <= math.ceil(bound - 1e-6):
             break  # proven optimal: more passes cannot help
-        if k < passes:
+        if k < n_passes and (k < passes or used < passes * time_limit_s):  # more passes while the budget lasts
             base = list(best.order) if best is not None else list(range(problem.n_ops))
-            shift = (k * max(1, piece_ops // 2)) % piece_ops if k else None
+            shift = _shift(k, piece_ops)
+        elif extra:
+            base, shift = extra.pop(0), None
+            k = max(k, n_passes)
         else:
-            base, shift = extra[k - passes], None
+            break
+        k += 1
+        wall_deadline = time.perf_counter() + milp.wall_cap_s(time_limit_s)  # per pass; the safety net only
         plan, info = _one_pass(problem, capacity_bytes, base, piece_ops, commit_ops, shift, solver, time_limit_s,
-                               threads, seed)
+                               threads, seed, wall_deadline)
+        used += info["used_s"]
+        if info.get("wall_capped"):
+            meta["wall_capped"] = True
         meta["pass_bytes"].append(None if plan is None else cost(plan))
         meta.setdefault("pieces", info["pieces"])
         meta.setdefault("piece_status", info["status"])
@@ -108,6 +149,7 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
             bound = max(bound, info["whole_bound"])
         if plan is not None and (best is None or cost(plan) < cost(best)):
             best = plan
+    meta["budget_used_s"] = round(used, 3)
     if best is None:
         raise InfeasibleError("divide and conquer found no mapping in time; give more time or a warm start",
                               field="time_limit")
@@ -120,7 +162,7 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
 
 def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], piece_ops: int,
               commit_ops: int | None, shift: int | None, solver: str, time_limit_s: float, threads: int,
-              seed: int) -> tuple[Plan | None, dict]:
+              seed: int, wall_deadline: float, order_hints: bool = False) -> tuple[Plan | None, dict]:
     """One sweep of piece solves along ``order``; None if a piece found nothing in time."""
     if commit_ops is None:
         starts = narrow_cuts(problem, order, piece_ops, shift)
@@ -138,6 +180,8 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
     resident: list[dict[int, int]] = []
     spills: list[tuple[int, int]] = []
     statuses: list[str] = []
+    capped = False
+    used = 0.0
     remaining = list(order)
     k = 0
     while remaining:
@@ -155,12 +199,23 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
         state = dict(ops=ops, entry=entry, in_dram=in_dram, loaded=loaded, needed_after=needed_after,
                      exit_cost=True)
         model = CosmaModel(problem, capacity_bytes, **state)
-        res = free_res = milp.solve(model.m, solver, per_piece_s, None, threads, seed)
+        # optional warm start: the base order inside the piece (a partial hint the solver completes or drops).
+        # Off: measured worse (PNASNet-5 activations at M_R, 30-operator pieces, 60 nominal s: 1769248 B with
+        # the hint, 413952 B without; the hint steers each piece to the base order's spills)
+        hint = {model.x[o, i]: 1 for i, o in enumerate(window) if (o, i) in model.x} if order_hints else None
+        res = free_res = milp.solve(model.m, solver, per_piece_s, hint, threads, seed,
+                                    wall_limit_s=wall_deadline - time.perf_counter())
+        capped |= res.wall_capped
+        used += res.budget_used_s
         if res.values is None:  # retry with the base order fixed inside the piece
             model = CosmaModel(problem, capacity_bytes, order=window, **state)
-            res = milp.solve(model.m, solver, per_piece_s, None, threads, seed)
+            res = milp.solve(model.m, solver, per_piece_s, None, threads, seed,
+                             wall_limit_s=wall_deadline - time.perf_counter())
+            capped |= res.wall_capped
+            used += res.budget_used_s
         if res.values is None:
-            return None, {"pieces": k, "status": statuses + [res.status]}
+            return None, {"pieces": k, "status": statuses + [res.status], "wall_capped": capped,
+                      "used_s": used}
         statuses.append(res.status)
         sub_order, sub_res, sub_spills = model.decode_steps(res.values)
         sub_order, sub_res = sub_order[:keep], sub_res[:keep]
@@ -178,4 +233,5 @@ def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], pie
         entry = {t: off for t, off in sub_res[-1].items() if t in still_needed}
     whole = free_res.best_bound if k == 1 and commit_ops is None else None  # the free-order model's bound
     return plan_from_residency(problem, full_order, resident, spills), {"pieces": k, "status": statuses,
-                                                                        "whole_bound": whole}
+                                                                        "whole_bound": whole, "wall_capped": capped,
+                                                                        "used_s": used}

@@ -41,13 +41,17 @@ from mappers.bounds import Precedence, bound_from_terms, op_terms, tight_ops
 from mappers.memory_problem import MemoryProblem
 
 
+DISJUNCTIVE_COVER_S = 2.0  # nominal (deterministic) seconds for the covering over all groups; a design choice
+
+
 @dataclass
 class OrderBound:
     bytes: int
     group: tuple[int, ...] = ()  # the operators branched on for ``bytes``
     groups_tried: int = 0
     orders_tried: int = 0
-    complete: bool = True  # False if the time limit cut the search (the bound is still valid)
+    complete: bool = True  # False if the wall-clock safety net cut the search (the bound is still valid)
+    wall_capped: bool = False
     per_order: dict = field(default_factory=dict)
 
 
@@ -73,15 +77,20 @@ def _groups(problem: MemoryProblem, capacity_bytes: int, tight: list[int], group
 
 
 def order_branching_bound(problem: MemoryProblem, capacity_bytes: int, *, group_size: int = 3,
-                          max_groups: int = 4, time_limit_s: float = 10.0, cover_s: float = 0.5,
+                          max_groups: int = 4, wall_limit_s: float = 120.0, cover_s: float = 0.5,
                           at_least: int = 0) -> OrderBound:
     """The best of: per group ``F``, ``min over orders of F`` of the bound; and the disjunctive
     covering over all groups searched to the end (module docstring).
 
+    The work is fixed by ``group_size`` and ``max_groups`` (at most ``max_groups * group_size!``
+    orders), and the covering problems have deterministic budgets (``cover_s`` nominal seconds),
+    so the result does not depend on the machine's load. ``wall_limit_s`` is only a safety net:
+    if it stops the search, ``complete`` and ``wall_capped`` say so (the bound stays valid).
+
     ``at_least`` (a bound already known) is only reported against: the result is never below 0,
     and callers keep the larger of both.
     """
-    deadline = time.perf_counter() + time_limit_s
+    deadline = time.perf_counter() + wall_limit_s
     tight = tight_ops(problem, capacity_bytes)
     graph_terms: dict = {}
     base = op_terms(problem, capacity_bytes, None, tight, graph_terms)  # fills the cache
@@ -89,14 +98,14 @@ def order_branching_bound(problem: MemoryProblem, capacity_bytes: int, *, group_
     complete: list[list[list[tuple[int, int, set[int]]]]] = []  # per group searched to the end: terms per order
     for group in _groups(problem, capacity_bytes, tight, group_size, max_groups):
         if time.perf_counter() > deadline:
-            best.complete = False
+            best.complete, best.wall_capped = False, True
             break
         best.groups_tried += 1
         low, per_order = None, []
         for pi in permutations(group):
             if time.perf_counter() > deadline:
                 low = None  # an unfinished group proves nothing
-                best.complete = False
+                best.complete, best.wall_capped = False, True
                 break
             prec = Precedence.of(problem, tuple(zip(pi, pi[1:])))
             changed = [o for o in tight if not prec.same_term_as_graph(problem, o)]
@@ -113,14 +122,17 @@ def order_branching_bound(problem: MemoryProblem, capacity_bytes: int, *, group_
     if len(complete) > 1 and base:
         left = deadline - time.perf_counter()
         if left > 0.05:
-            d = _disjunctive_covering(problem, base, complete, max(0.05, left))
+            d = _disjunctive_covering(problem, base, complete, DISJUNCTIVE_COVER_S, left)
             if d > best.bytes:
                 best.bytes, best.group = d, ()
+        else:
+            best.complete, best.wall_capped = False, True
     return best
 
 
 def _disjunctive_covering(problem: MemoryProblem, base: list[tuple[int, int, set[int]]],
-                          groups: list[list[list[tuple[int, int, set[int]]]]], time_limit_s: float) -> int:
+                          groups: list[list[list[tuple[int, int, set[int]]]]], time_limit_s: float,
+                          wall_limit_s: float | None = None) -> int:
     """Proven bound of: min sum c size z over binary z (z[a] = 1 if ``a`` is ever off chip while
     live; c = 1 for a source, 2 otherwise) such that every term of the graph holds, and for each
     group, for at least one of its orders (selector y), every term under that order holds.
@@ -154,6 +166,6 @@ def _disjunctive_covering(problem: MemoryProblem, base: list[tuple[int, int, set
             for term in terms:
                 m.add(row(term), ">=", deficit(term), ((y, True),))
     m.objective = {v: (1 if pb.is_source(a) else 2) * pb.tensor_bytes[a] for a, v in z.items()}
-    res = milp.solve(m, "cpsat", time_limit_s, None, 1)
+    res = milp.solve(m, "cpsat", time_limit_s, None, 1, 0, wall_limit_s)
     b = res.objective if res.status == "optimal" else res.best_bound
     return max(0, math.ceil(b - 1e-6)) if b is not None else 0

@@ -135,3 +135,25 @@ def test_tight_ops_are_the_only_ones_with_terms():
         pb = MemoryProblem.from_lists("t", ops, sizes)
         cap = pb.m_r
         assert static_lower_bound(pb, cap, ops=tight_ops(pb, cap)).bytes == static_lower_bound(pb, cap).bytes
+
+
+def aspp4_like() -> list:
+    """ASPP with four branches off X, joined by a chain of three adds (groups of four unordered operators)."""
+    X, B1, B2, B3, B4, C1, C2, C3 = range(8)
+    return [([X], [B1]), ([X], [B2]), ([X], [B3]), ([X], [B4]), ([B1, B2], [C1]), ([C1, B3], [C2]), ([C2, B4], [C3])]
+
+
+@pytest.mark.parametrize("seed, prefetch", [(4, True), (5, True)])
+def test_four_operator_groups_never_exceed_the_exhaustive_optimum(seed, prefetch):
+    """Divide and conquer branches on groups of four (24 orders each); random sizes on a four-branch
+    ASPP, against exhaustive search (with prefetching where it is fast)."""
+    rng = random.Random(seed)
+    sizes = [rng.randint(1, 3), *(rng.randint(1, 2) for _ in range(7))]
+    ops = aspp4_like()
+    pb = MemoryProblem.from_lists("aspp4", ops, sizes)
+    cap = pb.m_r + rng.randint(0, 1)
+    from mappers.order_bounds import _groups
+
+    assert any(len(g) == 4 for g in _groups(pb, cap, tight_ops(pb, cap), 4, 6))  # groups of four are searched
+    got = order_branching_bound(pb, cap, group_size=4, max_groups=6)
+    assert 0 <= got.bytes <= brute_force(ops, sizes, cap, prefetch=prefetch)

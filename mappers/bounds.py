@@ -131,7 +131,7 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int], prec: Precede
 
     import numpy as np
 
-    from mappers.milp import _new_highs
+    from mappers.milp_highs import new_highs as _new_highs
 
     pb = problem
     prec = prec or Precedence.of(pb)
@@ -256,7 +256,7 @@ def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]
     import numpy as np
 
     from mappers import milp
-    from mappers.milp import _new_highs
+    from mappers.milp_highs import new_highs as _new_highs
 
     pb = problem
     tens = sorted(set().union(*(c for _, _, c in terms)))

@@ -184,7 +184,7 @@ def test_run_compressed_schedule_equals_per_fold_loop(pattern, cycles, bw, round
     (where it looks runs up) against the plain per-fold loop."""
     import numpy as np
 
-    from accelsim.engines.systolic import _schedule_fast, _schedule_per_fold
+    from accelsim.engines.systolic.fast import _schedule_fast, _schedule_per_fold
 
     fold_in = np.array([x for a, _, n in pattern for x in [a] * n] * rounds, dtype=np.int64)
     fold_out = np.array([x for _, b, n in pattern for x in [b] * n] * rounds, dtype=np.int64)
@@ -199,7 +199,7 @@ def _execute_demand(geo: FoldGeometry, a, b):
     """
     import numpy as np
 
-    from accelsim.engines.systolic import _fold_demand
+    from accelsim.engines.systolic.reference import _fold_demand
 
     m, k, n, rows, cols = geo.m, geo.k, geo.n, geo.rows, geo.cols
     product = np.zeros((m, n), dtype=np.int64)

@@ -114,30 +114,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from accelsim.engines.systolic.fast import (  # noqa: F401
-    _assemble,
-    _energy_pj,
-    _schedule_fast,
-    _schedule_per_fold,
-    simulate_gemm,
-)
-from accelsim.engines.systolic.geometry import (  # noqa: F401
-    INT64_SAFE,
+# the package's public face: the fast path, the slow reference, the fold geometry tests check
+from accelsim.engines.systolic.fast import simulate_gemm
+from accelsim.engines.systolic.geometry import (
     MAX_DIM,
-    MAX_FOLDS,
     OPERANDS,
     FoldGeometry,
-    _Buffers,
-    _count_dtype,
-    _geometry,
-    _sram_counts,
-    _tile_exceeds_buffer,
-    _tile_words,
-    _validate,
     apportion,
     fold_edges,
 )
-from accelsim.engines.systolic.reference import _fold_demand, simulate_gemm_reference  # noqa: F401
+from accelsim.engines.systolic.reference import simulate_gemm_reference
+
+__all__ = ["MAX_DIM", "FoldGeometry", "GemmLayer", "apportion", "fold_edges", "ifmap_footprint_words", "simulate_gemm",
+           "simulate_gemm_reference", "simulate_graph", "simulate_layers"]
 from accelsim.errors import AccelsimError
 from accelsim.hardware.systolic import SystolicAccelerator
 from accelsim.ir import Einsum, GemmShape, Graph, OpKind

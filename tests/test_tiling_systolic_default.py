@@ -22,9 +22,9 @@ from accelsim.hardware import load_hardware
 from accelsim.hardware.systolic import SystolicAccelerator
 from accelsim.ir import GemmShape, Graph, gemm
 from accelsim.simulate import simulate
-from accelsim.tiling import LoopProblem, check_capacities, tensor_roles
+from accelsim.tiling import LoopProblem, tensor_roles
 from mappers.tiling.systolic import best_array_nest, map_array_gemm
-from tests.tiling_bruteforce import enumerate_nests
+from tests.tiling_bruteforce import best_nest
 from tests.tiling_replay import replay as replay_elementwise
 
 SYSTOLIC = ("tpu-v1", "tpu-v4", "edge-npu", "scalesim-scale", "scalesim-eyeriss", "scalesim-google")
@@ -75,18 +75,12 @@ def test_fold_order_nest_has_simulate_gemm_cycles(preset, folds_r, folds_c, stre
 def _best_by_enumeration(problem: LoopProblem, spec):
     """(key, nest) of the best nest of every one the hierarchy admits, each replayed by the engine;
     None when nothing fits. The key is the mapper's: estimated time, then DRAM bytes, then cycles."""
-    hierarchy = array_hierarchy(spec)
-    best = None
-    for nest in enumerate_nests(problem, hierarchy):
-        try:
-            check_capacities(nest, problem, hierarchy)
-        except AccelsimError:
-            continue
+    def cost(nest):
         c = replay(nest, problem, spec)
-        key = (max(c.busy_cycles, c.dram_bytes / spec.dram_bytes_per_cycle), c.dram_bytes, c.busy_cycles)
-        if best is None or key < best[0]:
-            best = (key, nest)
-    return best
+        return (max(c.busy_cycles, c.dram_bytes / spec.dram_bytes_per_cycle), c.dram_bytes, c.busy_cycles), c
+
+    best = best_nest(problem, array_hierarchy(spec), cost)
+    return None if best is None else best[:2]
 
 
 @settings(max_examples=25, deadline=None)

@@ -61,18 +61,27 @@ def enumerate_nests(problem: LoopProblem, hierarchy: Hierarchy):
                            tuple(LevelLoops(lv.name, tuple(o), s) for lv, o, s in zip(levels, orders, spatial)))
 
 
-def brute_force(problem: LoopProblem, hierarchy: Hierarchy, objective: str):
+def best_nest(problem: LoopProblem, hierarchy: Hierarchy, cost):
+    """(key, nest, cost) of the nest with the smallest ``key`` among every nest that fits, where
+    ``cost(nest) -> (key, cost)``; None when nothing fits."""
     best = None
     for nest in enumerate_nests(problem, hierarchy):
         try:
             check_capacities(nest, problem, hierarchy)
         except AccelsimError:
             continue
-        c = evaluate(nest, problem, hierarchy)
-        key = objective_key(objective, c.dram_bytes, c.latency_cycles, c.energy_pj)
+        key, c = cost(nest)
         if best is None or key < best[0]:
             best = (key, nest, c)
     return best
+
+
+def brute_force(problem: LoopProblem, hierarchy: Hierarchy, objective: str):
+    def cost(nest):
+        c = evaluate(nest, problem, hierarchy)
+        return objective_key(objective, c.dram_bytes, c.latency_cycles, c.energy_pj), c
+
+    return best_nest(problem, hierarchy, cost)
 
 
 def assert_search_matches_brute_force(problem: LoopProblem, hierarchy: Hierarchy, objective: str,

@@ -4,7 +4,6 @@ against the GEMM it is."""
 from __future__ import annotations
 
 import itertools
-import math
 
 import pytest
 from hypothesis import assume, given, settings
@@ -25,7 +24,7 @@ from accelsim.tiling import (
 from mappers.tiling import search
 from mappers.tiling.hardware import systolic_hierarchy
 from mappers.tiling.search import OBJECTIVES, objective_key
-from tests.tiling_bruteforce import assert_search_matches_brute_force
+from tests.tiling_bruteforce import assert_search_matches_brute_force, draw_nest
 from tests.tiling_replay import replay
 
 CONV_OUTPUT_RANKS = frozenset("nkpq")
@@ -77,30 +76,7 @@ def conv_nests(draw):
         assume(False)  # the padding leaves no input
     assume(problem.points <= 96)
     hierarchy = _hierarchy(3, draw(st.sampled_from([1, 2])), 2)
-    levels = list(reversed(hierarchy.levels))  # outermost first
-    temporal = [{} for _ in levels]
-    spatial = [{} for _ in levels]
-    for r, e in problem.extents.items():
-        left = e
-        slots = [(j, None) for j in range(len(levels))] + [(j, f) for j, lv in enumerate(levels) for f in lv.fanouts]
-        for j, fo in draw(st.permutations(slots)):
-            if left == 1:
-                break
-            if fo is not None and fo.allowed_ranks is not None and r not in fo.allowed_ranks:
-                continue
-            choices = [d for d in range(1, left + 1) if left % d == 0 and (fo is None or fo.waves or d <= fo.size)]
-            f = draw(st.sampled_from(choices))
-            if fo is not None and not fo.waves and math.prod(spatial[j].get(fo.name, {}).values()) * f > fo.size:
-                f = 1
-            left //= f
-            if fo is None:
-                temporal[j][r] = temporal[j].get(r, 1) * f
-            elif f > 1:
-                spatial[j].setdefault(fo.name, {})[r] = f
-        temporal[0][r] = temporal[0].get(r, 1) * left
-    orders = [tuple(draw(st.permutations(sorted(t.items())))) for t in temporal]
-    nest = LoopNest(problem.name, dict(problem.extents),
-                    tuple(LevelLoops(lv.name, o, s) for lv, o, s in zip(levels, orders, spatial)))
+    nest = draw_nest(draw, problem, hierarchy)
     return problem, hierarchy, nest
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +19,7 @@ from accelsim.tiling import (
     check_capacities,
     validate_nest,
 )
+from tests.tiling_bruteforce import draw_nest
 from tests.tiling_replay import replay
 
 
@@ -46,28 +46,7 @@ def nests(draw):
     depth = draw(st.sampled_from([2, 3]))
     fan = [("rows", 4, False), ("cols", 4, False)] + ([("cores", 2, True)] if depth == 3 else [])
     hierarchy = _hierarchy(depth, fan)
-    levels = list(reversed(hierarchy.levels))  # outermost first
-    temporal = [{} for _ in levels]
-    spatial = [{} for _ in levels]
-    for r, e in problem.extents.items():
-        left = e
-        slots = [(j, None) for j in range(len(levels))] + [(j, f) for j, lv in enumerate(levels) for f in lv.fanouts]
-        for j, fo in draw(st.permutations(slots)):
-            if left == 1:
-                break
-            choices = [d for d in range(1, left + 1) if left % d == 0 and (fo is None or fo.waves or d <= fo.size)]
-            f = draw(st.sampled_from(choices))
-            if fo is not None and not fo.waves and math.prod(spatial[j].get(fo.name, {}).values()) * f > fo.size:
-                f = 1
-            left //= f
-            if fo is None:
-                temporal[j][r] = temporal[j].get(r, 1) * f
-            elif f > 1:
-                spatial[j].setdefault(fo.name, {})[r] = f
-        temporal[0][r] = temporal[0].get(r, 1) * left  # the rest at DRAM
-    orders = [tuple(draw(st.permutations(sorted(t.items())))) for t in temporal]
-    nest = LoopNest(problem.name, dict(problem.extents),
-                    tuple(LevelLoops(lv.name, o, s) for lv, o, s in zip(levels, orders, spatial)))
+    nest = draw_nest(draw, problem, hierarchy)
     return problem, hierarchy, nest
 
 

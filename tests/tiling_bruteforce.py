@@ -108,3 +108,34 @@ def assert_search_matches_brute_force(problem: LoopProblem, hierarchy: Hierarchy
     key = objective_key(objective, c.dram_bytes, c.latency_cycles, c.energy_pj)
     assert all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(key, brute[0])), (key, brute[0])
     return c
+
+
+def draw_nest(draw, problem: LoopProblem, hierarchy: Hierarchy) -> LoopNest:
+    """A random nest of the hierarchy for hypothesis (``draw`` of an ``st.composite``): every rank's
+    extent split over the levels' temporal loops and the fanouts that may unroll it, random orders."""
+    import hypothesis.strategies as st
+
+    levels = list(reversed(hierarchy.levels))  # outermost first
+    temporal = [{} for _ in levels]
+    spatial = [{} for _ in levels]
+    for r, e in problem.extents.items():
+        left = e
+        slots = [(j, None) for j in range(len(levels))] + [(j, f) for j, lv in enumerate(levels) for f in lv.fanouts]
+        for j, fo in draw(st.permutations(slots)):
+            if left == 1:
+                break
+            if fo is not None and fo.allowed_ranks is not None and r not in fo.allowed_ranks:
+                continue
+            choices = [d for d in range(1, left + 1) if left % d == 0 and (fo is None or fo.waves or d <= fo.size)]
+            f = draw(st.sampled_from(choices))
+            if fo is not None and not fo.waves and math.prod(spatial[j].get(fo.name, {}).values()) * f > fo.size:
+                f = 1
+            left //= f
+            if fo is None:
+                temporal[j][r] = temporal[j].get(r, 1) * f
+            elif f > 1:
+                spatial[j].setdefault(fo.name, {})[r] = f
+        temporal[0][r] = temporal[0].get(r, 1) * left  # the rest at DRAM
+    orders = [tuple(draw(st.permutations(sorted(t.items())))) for t in temporal]
+    return LoopNest(problem.name, dict(problem.extents),
+                    tuple(LevelLoops(lv.name, o, s) for lv, o, s in zip(levels, orders, spatial)))

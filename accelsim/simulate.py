@@ -31,19 +31,10 @@ def simulate(workload: Any, hardware: HardwareSpec | str | Path, mapping: Mappin
     if unknown:  # an option an engine would ignore is a silently wrong number
         raise AccelsimError(f"the {spec.kind} engine has no options {unknown}", field="options",
                             allowed=", ".join(getattr(engine, "options", ())) or "none")
-    problems = engine.check(workload, spec, mapping, **_check_options(engine, options))
+    problems = engine.check(workload, spec, mapping, **options)
     if problems:
         raise problems[0].error()
     return engine.simulate(workload, spec, mapping, **options)
-
-
-def _check_options(engine: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """The options the engine's ``check`` also takes (a capacity test may depend on them, e.g. the
-    mesh engine's ``layer_at_a_time``); engines whose check takes none get none."""
-    import inspect
-
-    accepted = inspect.signature(engine.check).parameters
-    return {k: v for k, v in options.items() if k in accepted}
 
 
 def _check_workload(workload: Any) -> None:

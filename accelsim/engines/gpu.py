@@ -25,7 +25,7 @@ class RooflineEngine:
                "dram_bytes_per_s": "float64"}
     options: tuple[str, ...] = ()
 
-    def check(self, workload: Any, hardware: Any, mapping: Any) -> list[Problem]:
+    def check(self, workload: Any, hardware: Any, mapping: Any, **options: Any) -> list[Problem]:
         found = []
         if mapping is not None:
             found.append(Problem("mapping", "the roofline replays no mapping", "no mapping"))

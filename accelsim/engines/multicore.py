@@ -178,7 +178,7 @@ class MulticoreEngine:
                                          "dram_bytes_per_s": "float64"}
     options: ClassVar[tuple[str, ...]] = ("time_limit_s",)
 
-    def check(self, workload: Any, hardware: Any, mapping: Mapping | None) -> list[Problem]:
+    def check(self, workload: Any, hardware: Any, mapping: Mapping | None, **options: Any) -> list[Problem]:
         problems: list[Problem] = []
         if not isinstance(hardware, MulticoreAccelerator):
             return [Problem("hardware.kind", f"needs a multicore spec, got {getattr(hardware, 'kind', hardware)!r}",

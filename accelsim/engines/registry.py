@@ -53,7 +53,10 @@ class Engine(Protocol):
     metrics: MappingABC[str, str]
     options: tuple[str, ...]  # keyword options ``simulate`` accepts; any other is refused by name
 
-    def check(self, workload: Any, hardware: "HardwareSpec", mapping: "Mapping | None") -> list[Problem]: ...
+    # ``check`` gets the same options as ``simulate`` (a capacity test may depend on them, e.g. the
+    # mesh engine's ``layer_at_a_time``) and ignores those it does not need
+    def check(self, workload: Any, hardware: "HardwareSpec", mapping: "Mapping | None",
+              **options: Any) -> list[Problem]: ...
 
     def simulate(self, workload: Any, hardware: "HardwareSpec", mapping: "Mapping | None" = None,
                  **options: Any) -> "Report": ...

@@ -126,7 +126,7 @@ class AcceleratorEngine:
         maps; this engine otherwise chooses its own schedule."""
         return self.kind == "spatial" and getattr(mapping, "pipeline", None) is not None
 
-    def check(self, workload: Any, hardware: Any, mapping: Any) -> list[Problem]:
+    def check(self, workload: Any, hardware: Any, mapping: Any, **options: Any) -> list[Problem]:
         found: list[Problem] = []
         if self._replays(mapping):
             return _attention_problems(workload, hardware, mapping)

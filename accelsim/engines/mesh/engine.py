@@ -28,7 +28,7 @@ class MeshEngine:
     options: ClassVar[tuple[str, ...]] = ("grid", "layer_at_a_time")
 
     def check(self, workload: Any, hardware, mapping=None, layer_at_a_time: bool = False,
-              grid: int | None = None) -> list[Problem]:
+              grid: int | None = None, **options: Any) -> list[Problem]:
         """The cheap capacity test. ``layer_at_a_time`` asks only that each part fit alone (see
         ``layer_at_a_time.py``); by default the whole model must be resident."""
         from accelsim.engines.mesh.placement import best_effort_shortfall, candidate_grids, fitting_placement, parts_of, tokens_of

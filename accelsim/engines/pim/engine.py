@@ -157,7 +157,7 @@ class PimEngine:
                "pim_bytes": "float64", "host_bytes": "float64", "pim_fraction_s": "float64"}
     options: tuple[str, ...] = ()
 
-    def check(self, workload: Any, hardware: PimSpec, mapping: Any = None) -> list[Problem]:
+    def check(self, workload: Any, hardware: PimSpec, mapping: Any = None, **options: Any) -> list[Problem]:
         problems: list[Problem] = []
         if mapping is not None:
             problems.append(Problem("mapping", "the PIM engine lays out weights and KV cache itself "

@@ -8,11 +8,8 @@ fixture's ``finally`` whatever the test did.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,57 +18,12 @@ import pandas as pd
 import pytest
 
 from accelsim.sweep import SweepSpec, load_results, run_sweep
+from benchmarks.dask_cli_cluster import START_TIMEOUT_S, CliCluster
 
 ROOT = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 20.0
 SPEC = {"name": "dask-cli", "hardware": "tpu-v1",
         "parameters": {"array.rows": {"range": {"start": 4, "stop": 123, "step": 1}}},
         "workloads": [{"gemm": [64, 32, 48]}], "evaluator": "tests.sweep_fixtures:slow"}
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    for proc in procs:
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-class CliCluster:
-    """A scheduler and ``n`` single-thread workers (no nanny, so a killed worker stays dead)."""
-
-    def __init__(self, tmp: Path, n_workers: int, env: dict[str, str]) -> None:
-        self.procs: list[subprocess.Popen] = []
-        self.workers: list[subprocess.Popen] = []
-        scheduler_file = tmp / "scheduler.json"
-        log = open(tmp / "dask.log", "w")  # noqa: SIM115 - closed with the processes
-        self._log = log
-        common = {"cwd": ROOT, "env": env, "stdout": log, "stderr": subprocess.STDOUT}
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
-                                            "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
-                                            str(scheduler_file)], **common))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not scheduler_file.exists() and time.monotonic() < deadline and self.procs[0].poll() is None:
-            time.sleep(0.05)
-        if not scheduler_file.exists():
-            raise RuntimeError("the dask scheduler did not start: " + (tmp / "dask.log").read_text()[-2000:])
-        time.sleep(0.05)  # the file is written whole, but give the writer its close
-        self.address = json.loads(scheduler_file.read_text())["address"]
-        for i in range(n_workers):
-            self.workers.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
-                 "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}", "--death-timeout", "30"],
-                **common))
-        self.procs += self.workers
-
-    def close(self) -> None:
-        _stop(self.procs)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +40,7 @@ def cli_cluster(tmp_path_factory):
     cluster = client = None
     try:
         try:
-            cluster = CliCluster(tmp_path, 2, env)
+            cluster = CliCluster(tmp_path, 2, env, cwd=ROOT)
         except (OSError, RuntimeError) as err:
             pytest.skip(f"cannot start a dask scheduler on localhost here: {err}")
         client = Client(cluster.address, timeout="10s", set_as_default=False)

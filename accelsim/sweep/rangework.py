@@ -71,6 +71,12 @@ class RangeResult:
     part_bytes: bytes | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # rows the sweep process writes itself
 
+    @property
+    def evaluated(self) -> int:
+        """Points this range actually computed (not skipped by a constraint, not already on disk):
+        what its ``elapsed_s`` paid for, so what a cost-per-point estimate may divide by."""
+        return self.ok + self.failed
+
 
 class _Writer:
     """Buffered rows of one worker and the part files they go to (see the module docstring)."""

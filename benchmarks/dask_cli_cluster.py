@@ -1,0 +1,68 @@
+"""Dask as deployed: a ``dask scheduler`` and single-thread ``dask worker`` processes on localhost.
+
+Why a module of its own: the sweep tests (a worker killed mid-sweep) and the throughput benchmark
+(every executor timed, a real scheduler included) need the same cluster, started from the command
+line rather than as a LocalCluster inside the caller's process, and stopped whatever happened.
+Workers run without a nanny, so a killed worker stays dead.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+START_TIMEOUT_S = 20.0
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM, then SIGKILL whatever is still alive five seconds later."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class CliCluster:
+    """A scheduler and ``n_workers`` single-thread workers; ``address`` is the scheduler's."""
+
+    def __init__(self, tmp: Path, n_workers: int, env: dict[str, str], cwd: Path | None = None) -> None:
+        self.procs: list[subprocess.Popen] = []
+        self.workers: list[subprocess.Popen] = []
+        scheduler_file = tmp / "scheduler.json"
+        self.log_path = tmp / "dask.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed with the processes
+        common = {"cwd": cwd, "env": env, "stdout": self._log, "stderr": subprocess.STDOUT}
+        try:
+            self.scheduler = subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--no-dashboard", "--scheduler-file", str(scheduler_file)], **common)
+            self.procs.append(self.scheduler)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not scheduler_file.exists() and time.monotonic() < deadline and self.scheduler.poll() is None:
+                time.sleep(0.05)
+            if not scheduler_file.exists():
+                raise RuntimeError("the dask scheduler did not start: " + self.log_path.read_text()[-2000:])
+            time.sleep(0.05)  # the file is written whole, but give the writer its close
+            self.address = json.loads(scheduler_file.read_text())["address"]
+            for i in range(n_workers):
+                self.workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
+                     "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
+                     "--death-timeout", "30"], **common))
+            self.procs += self.workers
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        stop_processes(self.procs)
+        self._log.close()

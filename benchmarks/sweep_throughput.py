@@ -44,7 +44,7 @@ are given as the ratio of median rates (the statistic the targets are judged on)
 rates. Run::
 
     python benchmarks/sweep_throughput.py [--repeats 2] [--workloads cheap,simulate,cosma] [--small]
-        [--out DIR] [--write-results]
+        [--executors process,dask-localcluster,dask-scheduler] [--out DIR] [--write-results]
 """
 from __future__ import annotations
 
@@ -79,6 +79,8 @@ SEQS = (128, 192, 256, 384, 512)
 
 def bert_gemms(seqs: tuple[int, ...]) -> list[list[int]]:
     return [g for s in seqs for g in ([s, 768, 2304], [s, 768, 768], [s, 768, 3072], [s, 3072, 768])]
+
+
 CONFIGS = [("serial", 1), ("process", 1), ("process", 2), ("dask-localcluster", 1), ("dask-localcluster", 2),
            ("dask-scheduler", 1), ("dask-scheduler", 2)]
 
@@ -142,12 +144,12 @@ def _preimport(evaluator: str) -> None:
 
     from accelsim.engines.registry import discover
     from accelsim.sweep.evaluators import get_evaluator
+    from accelsim.sweep.rangework import import_engines
 
     for module in PREIMPORT:
         importlib.import_module(module)
     discover()
-    for module in get_evaluator(evaluator, allow_code=True).engine_modules:
-        importlib.import_module(module)
+    import_engines(get_evaluator(evaluator, allow_code=True))
 
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -302,9 +304,12 @@ def main() -> None:
 
 
 def report(df: pd.DataFrame) -> str:
-    for column in ("main_thread_cpu_s", "parent_share", "scheduler_cpu_s", "other_cpu_s"):  # older CSVs
+    for column in ("main_thread_cpu_s", "parent_share", "other_cpu_s"):  # absent from CSVs of older versions
         if column not in df:
             df[column] = float("nan")
+    df["scheduler_cpu_s"] = df.get("scheduler_cpu_s", pd.Series(0.0, index=df.index)).fillna(0.0)
+    # what does not scale with workers: the sweep process and a separate scheduler
+    df["overhead_share"] = (df.parent_cpu_s + df.scheduler_cpu_s) / df.cpu_s.where(df.cpu_s > 0)
     mismatches = [f"{r.workload}: {r.executor} x{r.workers} (repeat {r.repeat}) differs from the serial table"
                   for r in df.itertuples() if not r.same_table]
     best = df.groupby(["workload", "executor", "workers"], sort=False).agg(
@@ -312,7 +317,7 @@ def report(df: pd.DataFrame) -> str:
         median_points_per_s=("points_per_s", "median"), cpu_s_median=("cpu_s", "median"),
         parent_cpu_s_median=("parent_cpu_s", "median"), main_thread_cpu_s_median=("main_thread_cpu_s", "median"),
         scheduler_cpu_s_median=("scheduler_cpu_s", "median"), parent_share_median=("parent_share", "median"),
-        other_cpu_s_max=("other_cpu_s", "max")).reset_index()
+        overhead_share_median=("overhead_share", "median"), other_cpu_s_max=("other_cpu_s", "max")).reset_index()
     best = best.round(3)
     serial = best[best.executor == "serial"].set_index("workload")
     best["ms_per_point_serial"] = best.workload.map(1e3 * serial.cpu_s_median / serial.points).round(3)
@@ -321,16 +326,14 @@ def report(df: pd.DataFrame) -> str:
         if set(g.workers) != {1, 2}:
             continue
         one, two = (g[g.workers == n].iloc[0] for n in (1, 2))
-        share = float(two.parent_share_median + two.scheduler_cpu_s_median / two.cpu_s_median
-                      if two.cpu_s_median > 0 and two.scheduler_cpu_s_median == two.scheduler_cpu_s_median
-                      else two.parent_share_median)
+        share = float(two.overhead_share_median)
         speed.append({"workload": workload, "executor": executor,
                       "speedup_median": round(two.median_points_per_s / one.median_points_per_s, 2),
                       "speedup_best": round(two.best_points_per_s / one.best_points_per_s, 2),
                       # The same points cost the workers the same CPU W with 1 or 2 of them; the
                       # parent's P runs on the second core with 1 worker and shares both with 2:
                       # t1 = W, t2 >= (W + P) / 2, so t1 / t2 <= 2 (1 - share), share = P / (W + P).
-                      "cap_from_parent_cpu": round(2 * (1 - share), 2), "parent_share_2": round(share, 3),
+                      "cap_from_overhead_cpu": round(2 * (1 - share), 2), "overhead_share_2": round(share, 3),
                       "ms_per_point": float(one.ms_per_point_serial)})
     speed = pd.DataFrame(speed)
     wall = float(df.wall_s.sum())
@@ -354,7 +357,7 @@ def report(df: pd.DataFrame) -> str:
         tables.markdown_table(best, float_format=str), "",
         ("Speedup from 1 to 2 workers: `speedup_median` = median rate with 2 workers / median rate with 1 (what "
          "the targets are judged on), `speedup_best` the same with best rates (sensitive to one lucky run). "
-         "`cap_from_parent_cpu` = 2 x (1 - share of all CPU the sweep process and a separate scheduler used with 2 "
+         "`cap_from_overhead_cpu` = 2 x (1 - share of all CPU the sweep process and a separate scheduler used with 2 "
          "workers) is the most two idle cores allow: the part of the ratio the sweep code controls."), "",
         tables.markdown_table(speed, float_format=str), "",
         (f"**Quietness.** CPU spent on the machine outside the measured processes (`other_cpu_s`, from "

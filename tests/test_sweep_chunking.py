@@ -54,10 +54,10 @@ def test_a_minimum_range_keeps_the_tail_from_shrinking_to_single_cheap_points(to
 def test_points_already_done_do_not_teach_the_sizer_that_points_are_free(tmp_path, monkeypatch):
     """The sweep process evaluates a ``module:function`` evaluator's first point itself (to learn its
     metric types), so the first range computes nothing. Counting that range as one free point set the
-    running mean near zero and the next range took a quarter of the sweep (measured: 39 of 80 COSMA
-    points in one range). Ranges must stay near the time target instead."""
-    from accelsim.sweep import SweepSpec, run_sweep
-    from accelsim.sweep import executors
+    running mean near zero, and the next range was capped only by the even share of what was left
+    (here 100 of 401 points, 1 s of work; on 80 COSMA points one range of 39). Ranges must stay near
+    the time target instead."""
+    from accelsim.sweep import SweepSpec, executors, run_sweep
 
     sizes: list[int] = []
     real = ChunkSizer.next_size

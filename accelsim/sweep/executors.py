@@ -251,8 +251,8 @@ def dask_ranges(job: Job, total: int, client: Any, target_s: float = DASK_CHUNK_
 
     job = dataclasses.replace(job, out_dir=None)
     shared = client.scatter(job, broadcast=True, hash=False)
-    cutter = _Cutter(total, ChunkSizer(target_s, DASK_MAX_CHUNK, DASK_SLOTS_PER_THREAD * max(1, sum(client.nthreads().values())),
-                                       chunk_size, min(MIN_RANGE_S, target_s)))
+    slots = DASK_SLOTS_PER_THREAD * max(1, sum(client.nthreads().values()))
+    cutter = _Cutter(total, ChunkSizer(target_s, DASK_MAX_CHUNK, slots, chunk_size, min(MIN_RANGE_S, target_s)))
     futures: dict[Any, tuple[int, int]] = {}
     stream = as_completed([], loop=client.loop)
 

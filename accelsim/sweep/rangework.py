@@ -157,16 +157,21 @@ def state_for(job: Job) -> _State:
     return state
 
 
-def warm(job: Job) -> None:
-    """Import the evaluator and its engines once per worker, before the first range arrives."""
+def import_engines(evaluator: Any) -> None:
+    """Import the modules an evaluator's points run (``engine_modules``), so the first point does not
+    pay for them; one that fails to import is left for that point's error row to report."""
     import importlib
 
-    state = state_for(job)
-    for module in getattr(state.evaluator, "engine_modules", ()):
+    for module in getattr(evaluator, "engine_modules", ()):
         try:
             importlib.import_module(module)
         except ImportError:
-            pass  # evaluating a point reports it, as that point's error row
+            pass
+
+
+def warm(job: Job) -> None:
+    """Import the evaluator and its engines once per worker, before the first range arrives."""
+    import_engines(state_for(job).evaluator)
 
 
 def run_range(job: Job, start: int, stop: int) -> RangeResult:

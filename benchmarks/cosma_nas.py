@@ -5,8 +5,9 @@ Usage: ``python benchmarks/cosma_nas.py [--time-limit 60] [--piece-ops 30] [--pa
 the system temp dir); only ``--write-results`` rewrites ``results/cosma_nas.*``. M_R needs no
 schedule search; the baselines' minimum-peak order is the greedy heuristic (the exact
 minimum-peak ILP is too large for these graphs in the time given). Each row has the order-free
-lower bound of ``mappers/bounds.py`` raised by order branching (``mappers/order_bounds.py``; valid
-for any mapping of the whole graph) and the gap to it,
+lower bound of ``mappers/bounds.py`` raised by order branching (``mappers/order_bounds.py``) and
+by the order search (``mappers/order_search.py``, ``search_nodes`` nodes; all valid for any mapping
+of the whole graph) and the gap to it,
 and the reduction against the offline-first baselines and the literal ones separately.
 ``--time-limit`` is nominal seconds of CP-SAT deterministic time per pass (``mappers/milp.py``),
 so with ``--threads 1`` the plans and bounds do not depend on the machine's load; ``solve_s``
@@ -32,7 +33,7 @@ from mappers.memory_problem import MemoryProblem  # noqa: E402
 
 NAS = ["pnasnet-5", "amoebanet-d", "nasnet-a", "darts"]
 FIELDS = ["network", "with_weights", "ops", "capacity_bytes", "cosma_dc_bytes", "lower_bound_bytes", "gap", "status",
-          "pieces", "pass_bytes", "solve_s", "solve_cpu_s", "default+belady", "default+greedy", "min_peak+belady", "min_peak+greedy",
+          "pieces", "pass_bytes", "search_nodes", "solve_s", "solve_cpu_s", "default+belady", "default+greedy", "min_peak+belady", "min_peak+greedy",
           "best_baseline_bytes", "reduction_pct", "literal+belady", "literal+greedy", "reduction_literal_pct"]
 
 
@@ -59,9 +60,13 @@ def main() -> None:
     ap.add_argument("--max-passes", type=int, default=4,
                     help="further passes while the pieces used less than passes x time limit (deterministic)")
     ap.add_argument("--threads", type=int, default=2, help="solver threads (the machine may be shared)")
+    ap.add_argument("--bound-nodes", type=int, default=None,
+                    help="order-search nodes for the lower bound (default: 20 per second of --time-limit)")
     args = ap.parse_args()
     if args.time_limit <= 0 or args.piece_ops < 1 or args.passes < 1 or args.max_passes < 1:
         ap.error("--time-limit must be positive, --piece-ops, --passes and --max-passes at least 1")
+    if args.bound_nodes is not None and args.bound_nodes < 0:
+        ap.error("--bound-nodes must be 0 or more")
     out_dir = tables.primary_output_dir(args, ROOT)
     out = out_dir / "cosma_nas"
     command = "python " + " ".join(["benchmarks/cosma_nas.py", *sys.argv[1:]])
@@ -80,7 +85,7 @@ def main() -> None:
                 t0, cpu0 = time.perf_counter(), time.process_time()  # CPU too: the machine may be shared
                 res = divide_and_conquer(pb, cap, piece_ops=args.piece_ops, time_limit_s=args.time_limit,
                                          warm_start=best.plan, commit_ops=args.commit_ops, passes=args.passes,
-                                         max_passes=args.max_passes,
+                                         max_passes=args.max_passes, bound_nodes=args.bound_nodes,
                                          threads=args.threads)
                 got = replay(graph, res.mapping, cap, ww).non_compulsory_bytes
                 assert got == res.non_compulsory_bytes
@@ -92,6 +97,7 @@ def main() -> None:
                        "cosma_dc_bytes": got, "lower_bound_bytes": int(res.best_bound), "gap": round(res.gap, 4),
                        "status": res.status, "pieces": res.meta.get("pieces", 0),
                        "pass_bytes": "/".join(str(b) for b in res.meta.get("pass_bytes", [])),
+                       "search_nodes": res.meta.get("order_search", {}).get("nodes", 0),
                        "solve_s": round(time.perf_counter() - t0, 1), "solve_cpu_s": round(time.process_time() - cpu0, 1),
                        **{k: v.non_compulsory_bytes for k, v in base.items()}, "best_baseline_bytes": bb,
                        "reduction_pct": round(100 * (bb - got) / bb, 1) if bb else None,

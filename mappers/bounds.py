@@ -24,7 +24,9 @@ Covering (tighter, and what is reported): let ``z[a] = 1`` if tensor ``a`` is ev
 live in a given plan; that plan costs at least ``sum c[a] size[a] z[a]`` (``c`` = 2 for an
 intermediate, 1 for a source) and, at each operator, the off-chip live bytes come from its
 candidates, so ``sum_{a in cand(o)} size[a] z[a] >= deficit(o)``. The minimum of this covering
-problem over ``z`` is a bound; HiGHS's proven dual bound on it (a MIP, a few seconds at most) is
+problem over ``z`` is a bound. ``_covering_bound`` refines ``z`` per stretch between two uses of a
+tensor where the precedence says which stretch an operator falls in (each stretch off chip costs
+its own reload). CP-SAT's proven bound on it (deterministic budget, usually solved at once) is
 used, and never less than the disjoint sum, which is one of its dual solutions.
 """
 from __future__ import annotations
@@ -33,8 +35,6 @@ from dataclasses import dataclass
 
 from mappers.memory_problem import MemoryProblem
 
-COVER_MAX_NODES = 20000  # branch-and-bound nodes for the covering MIP; a design choice (on the NAS networks
-# and FC-DenseNet it closes at the root in about 0.01 CPU s)
 
 
 @dataclass(frozen=True)
@@ -176,9 +176,12 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int], prec: Precede
         cost[ell[a]] = pb.tensor_bytes[a]
     if n:
         h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
-    for row, rhs in rows:
-        h.addRow(float(rhs), math.inf, len(row), np.array(list(row), dtype=np.int32),
-                 np.array(list(row.values()), dtype=float))
+    if rows:  # one call: row-by-row addRow was most of the time of this function
+        starts = np.cumsum([0] + [len(r) for r, _ in rows[:-1]], dtype=np.int32)
+        index = np.fromiter((c for r, _ in rows for c in r), dtype=np.int32)
+        value = np.fromiter((v for r, _ in rows for v in r.values()), dtype=float)
+        h.addRows(len(rows), np.array([rhs for _, rhs in rows], dtype=float), np.full(len(rows), math.inf),
+                  len(index), starts, index, value)
     h.run()
     # the LP is integral (difference constraints); round down so float noise never overstates it
     return int(math.floor(h.getInfo().objective_function_value + 1e-6))
@@ -204,7 +207,7 @@ def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: flo
     still, with fewer terms; ``tight_ops`` lists the only ones that can have a term).
     ``graph_terms`` caches terms computed with the graph's own precedence (filled here when ``prec``
     has no extra edges, reused where ``Precedence.same_term_as_graph`` says they cannot differ)."""
-    return bound_from_terms(problem, op_terms(problem, capacity_bytes, prec, ops, graph_terms), cover_s)
+    return bound_from_terms(problem, op_terms(problem, capacity_bytes, prec, ops, graph_terms), cover_s, prec)
 
 
 def op_terms(problem: MemoryProblem, capacity_bytes: int, prec: Precedence | None = None,
@@ -225,8 +228,10 @@ def op_terms(problem: MemoryProblem, capacity_bytes: int, prec: Precedence | Non
     return terms
 
 
-def bound_from_terms(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], cover_s: float) -> StaticBound:
-    """The disjoint sum of terms (greedy, largest first) or, if larger, the covering bound."""
+def bound_from_terms(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], cover_s: float,
+                     prec: Precedence | None = None) -> StaticBound:
+    """The disjoint sum of terms (greedy, largest first) or, if larger, the covering bound, for the
+    schedules respecting ``prec`` (the terms' own precedence; default the graph's)."""
     pb = problem
     used: set[int] = set()
     per_op: dict[int, int] = {}
@@ -237,7 +242,7 @@ def bound_from_terms(problem: MemoryProblem, terms: list[tuple[int, int, set[int
         per_op[o] = lb
     disjoint = sum(per_op.values())
     if len(terms) > 1 and cover_s > 0:
-        return StaticBound(max(disjoint, _covering_bound(pb, terms, cover_s)), per_op)
+        return StaticBound(max(disjoint, _covering_bound(pb, terms, cover_s, prec or Precedence.of(pb))), per_op)
     return StaticBound(disjoint, per_op)
 
 
@@ -249,40 +254,72 @@ def tight_ops(problem: MemoryProblem, capacity_bytes: int) -> list[int]:
             if sum(pb.tensor_bytes[a] for a in candidates(pb, o)) > capacity_bytes - pb.working_set_bytes(o)]
 
 
-def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], time_limit_s: float) -> int:
-    """Proven dual bound of min sum c size z s.t. sum_{cand(o)} size z >= deficit(o), z binary."""
+def reuse_segment(problem: MemoryProblem, a: int, o: int, prec: Precedence) -> int | None:
+    """Which stretch between uses of tensor ``a`` operator ``o`` falls in, if ``prec`` decides it: the
+    number of ``a``'s consumers that run before ``o`` (None if some consumer may run on either side)."""
+    before = 0
+    for c in problem.consumers[a]:
+        if c in prec.ancestors[o]:
+            before += 1
+        elif c not in prec.descendants[o]:
+            return None
+    return before
+
+
+def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]]], time_limit_s: float,
+                    prec: Precedence) -> int:
+    """Proven dual bound of the covering problem, counted per stretch between uses.
+
+    ``y[a, k]`` = 1 if tensor ``a`` is off chip while live somewhere between its ``k``-th and
+    ``k+1``-th use (in the plan's order): each such stretch ends in a reload (the next use needs
+    it on chip), so costs ``size``; an intermediate ever off chip was also spilled once (``s[a]``,
+    ``size``). At operator ``o`` the off-chip live bytes cover its deficit; a tensor there falls in
+    the stretch ``reuse_segment`` gives when ``prec`` decides it, else in some stretch (``w[a] <=
+    sum_k y[a, k]``). Every plan gives a solution costing at most what it moves. With one stretch
+    per tensor this is the per-tensor covering (cost 2 size for an intermediate, size for a
+    source); it is larger where a tensor must leave the chip twice between different uses, which
+    a fixed order shows (AmoebaNet-D at M_R)."""
     import math
 
-    import numpy as np
-
     from mappers import milp
-    from mappers.milp_highs import new_highs as _new_highs
 
     pb = problem
-    tens = sorted(set().union(*(c for _, _, c in terms)))
-    col = {a: i for i, a in enumerate(tens)}
-    n = len(tens)
-    h = _new_highs(1)
-    h.setOptionValue("presolve", "off")  # see mappers/milp.py: HiGHS 1.16's MIP presolve is not trusted here
-    # load-independent: a node budget (deterministic on one thread) does the limiting; the wall clock
-    # (mappers/milp.py's safety net for a ``time_limit_s`` budget) only stops a pathologically loaded run
-    h.setOptionValue("mip_max_nodes", COVER_MAX_NODES)
-    h.setOptionValue("time_limit", float(milp.wall_cap_s(time_limit_s)))
-    h.addVars(n, np.zeros(n), np.ones(n))
-    idx = np.arange(n, dtype=np.int32)
-    import highspy
+    m = milp.LinearModel()
+    y: dict[tuple[int, int], int] = {}
+    w: dict[int, int] = {}
+    spill: dict[int, int] = {}
 
-    h.changeColsIntegrality(n, idx, np.array([highspy.HighsVarType.kInteger] * n))
-    h.changeColsCost(n, idx, np.array([(1 if pb.is_source(a) else 2) * pb.tensor_bytes[a] for a in tens], dtype=float))
+    def stretch(a: int, k: int | None) -> int:
+        if k is not None:
+            if (a, k) not in y:
+                y[a, k] = m.var(f"y[{a},{k}]")
+                m.objective[y[a, k]] = pb.tensor_bytes[a]
+                if not pb.is_source(a):
+                    if a not in spill:
+                        spill[a] = m.var(f"s[{a}]")
+                        m.objective[spill[a]] = pb.tensor_bytes[a]
+                    m.add({spill[a]: 1, y[a, k]: -1}, ">=", 0)
+            return y[a, k]
+        if a not in w:
+            w[a] = m.var(f"w[{a}]")
+        return w[a]
+
     for lb, o, cand in terms:
         factor = 1 if any(pb.is_source(a) for a in cand) else 2
         deficit = lb // factor
-        cols = [col[a] for a in sorted(cand)]
-        h.addRow(float(deficit), math.inf, len(cols), np.array(cols, dtype=np.int32),
-                 np.array([pb.tensor_bytes[a] for a in sorted(cand)], dtype=float))
-    h.run()
-    info = h.getInfo()
-    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-        return int(math.floor(info.objective_function_value + 1e-6))
-    bound = info.mip_dual_bound
-    return int(math.floor(bound + 1e-6)) if math.isfinite(bound) else 0
+        row: dict[int, int] = {}
+        for a in sorted(cand):
+            v = stretch(a, reuse_segment(pb, a, o, prec))
+            row[v] = row.get(v, 0) + pb.tensor_bytes[a]
+        m.add(row, ">=", deficit)
+    first_use = lambda a: 1 if pb.is_source(a) else 0  # a source is live only after its first use
+    for a, v in w.items():  # off chip in some stretch: at least one of them is paid
+        row = {v: -1}
+        for k in range(first_use(a), len(pb.consumers[a])):
+            row[stretch(a, k)] = 1
+        m.add(row, ">=", 0)
+    # load-independent: a deterministic budget; the wall clock (milp's safety net) only stops a
+    # pathologically loaded run
+    res = milp.solve(m, "cpsat", time_limit_s, None, 1, 0)
+    bound = res.objective if res.status == "optimal" else res.best_bound
+    return max(0, int(math.floor(bound + 1e-6))) if bound is not None else 0

@@ -111,7 +111,7 @@ def order_branching_bound(problem: MemoryProblem, capacity_bytes: int, *, group_
             changed = [o for o in tight if not prec.same_term_as_graph(problem, o)]
             terms = op_terms(problem, capacity_bytes, prec, tight, graph_terms)
             per_order.append([t for t in terms if t[1] in changed])
-            b = bound_from_terms(problem, terms, cover_s).bytes
+            b = bound_from_terms(problem, terms, cover_s, prec).bytes
             best.orders_tried += 1
             low = b if low is None else min(low, b)
         if low is None:

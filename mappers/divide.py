@@ -15,14 +15,18 @@ at positions shifted by 1/2, 1/4, 3/4, ... of a piece, and keeps a pass only if 
 passes repeats the runs with fewer first, so more effort never gives a worse result
 (``tests/test_cosma_bounds.py``). The result is never worse than the warm start either.
 
-Bound: the order-free bound of ``mappers/bounds.py`` (a sum of one-operator pieces with their
-entry state free), raised by branching on the order of groups of four operators
-(``mappers/order_bounds.py``) and then, after the passes, by a best-first branch and bound over
-the order (``mappers/order_search.py``) that stops once it reaches the best plan's cost. All hold
-for the whole graph, so the gap reported is real. If the search ends at a node that orders every
-tight operator (no further branching can raise it), one schedule of that node is solved with the
-order fixed (``solve_cosma(mode="fixed")``), which can both improve the plan and meet the bound
-(AmoebaNet-D at M_R: 1,455,104 bytes, proven optimal, where the pieces gave 1,756,160).
+Before the pieces: order moves and the bound. The warm start's order is improved by moving the
+operators with the least room across the whole graph (``mappers/order_moves.py``; NASNet-A at
+M_R: 442,176 -> 310,464 bytes, a choice no piece holds), and the best order found is solved with
+the order fixed (``solve_cosma(mode="fixed")``). The bound is the order-free one of
+``mappers/bounds.py`` (a sum of one-operator pieces with their entry state free), raised by
+branching on the order of groups of four operators (``mappers/order_bounds.py``) and by a
+best-first branch and bound over the order (``mappers/order_search.py``) that stops once it
+reaches the best plan's cost. All hold for the whole graph, so the gap reported is real. If the
+search ends at a node that orders every tight operator (no further branching can raise it), one
+schedule of that node is solved with the order fixed too, which can both improve the plan and
+meet the bound (AmoebaNet-D at M_R: 1,455,104 bytes, proven optimal, where the pieces gave
+1,756,160). Then the passes, which stop as soon as a plan meets the bound.
 
 Load: each piece gets ``time_limit_s / pieces`` nominal seconds of CP-SAT deterministic time
 (``mappers/milp.py``), and the order search ``bound_nodes`` nodes (default
@@ -41,6 +45,7 @@ from mappers.cosma import CosmaResult, check_time_limit, make_result, solve_cosm
 from mappers.cosma_model import CosmaModel
 from mappers.memory_problem import MemoryProblem
 from mappers.order_bounds import order_branching_bound
+from mappers.order_moves import MOVE_EVALS_PER_S, improve_order
 from mappers.order_search import SEARCH_NODES_PER_S, order_search_bound
 from mappers.plan import Plan, plan_from_residency
 
@@ -82,7 +87,7 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
                        threads: int = 2, commit_ops: int | None = None, passes: int = 1,
                        seed: int = 0, base_orders: list[list[int]] | None = None,
                        bound_group_size: int = 4, max_passes: int | None = None,
-                       bound_nodes: int | None = None) -> CosmaResult:
+                       bound_nodes: int | None = None, move_evaluations: int | None = None) -> CosmaResult:
     """Solve piece by piece; ``time_limit_s`` is split over the pieces of one pass (so ``passes``
     passes take up to ``passes * time_limit_s``).
 
@@ -97,7 +102,8 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     one's passes first, so it is never worse.
     ``bound_group_size`` operators are branched on per group in the order-branching bound (fixed
     work, ``group_size!`` orders per group; 4 doubles NASNet-A's bound over 3 for about 15 CPU s).
-    ``bound_nodes`` caps the order search (``mappers/order_search.py``); 0 skips it.
+    ``bound_nodes`` caps the order search (``mappers/order_search.py``) and ``move_evaluations``
+    the order moves (``mappers/order_moves.py``); 0 skips either.
     """
     from accelsim.errors import AccelsimError, InfeasibleError
 
@@ -106,10 +112,11 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
         raise AccelsimError(f"must be a positive whole number of operators, got {piece_ops!r}", field="piece_ops")
     if not isinstance(passes, int) or passes < 1:
         raise AccelsimError(f"must be a positive whole number, got {passes!r}", field="passes")
-    if bound_nodes is None:
-        bound_nodes = int(SEARCH_NODES_PER_S * time_limit_s)
-    if not isinstance(bound_nodes, int) or bound_nodes < 0:
-        raise AccelsimError(f"must be a whole number of nodes >= 0, got {bound_nodes!r}", field="bound_nodes")
+    bound_nodes = int(SEARCH_NODES_PER_S * time_limit_s) if bound_nodes is None else bound_nodes
+    move_evaluations = int(MOVE_EVALS_PER_S * time_limit_s) if move_evaluations is None else move_evaluations
+    for name, value in (("bound_nodes", bound_nodes), ("move_evaluations", move_evaluations)):
+        if not isinstance(value, int) or value < 0:
+            raise AccelsimError(f"must be a whole number >= 0, got {value!r}", field=name)
     problem.require_capacity(capacity_bytes)
     start = time.perf_counter()
     meta: dict = {"commit_ops": commit_ops, "warm_start_bytes": None, "pass_bytes": []}
@@ -131,6 +138,9 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
             meta["wall_capped"] = True
     bound = float(static)
     meta["lower_bound"] = "order-free with order branching (mappers/bounds.py, mappers/order_bounds.py)"
+    # before the passes, so they do not change with ``passes`` (more passes stay never worse)
+    best, bound = _reorder_and_bound(problem, capacity_bytes, best, bound, meta, move_evaluations, bound_nodes,
+                                     solver, time_limit_s, threads, seed)
     extra = [list(o) for o in (base_orders or [])]
     for o in extra:
         problem.check_order(o)
@@ -163,23 +173,6 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
         if plan is not None and (best is None or cost(plan) < cost(best)):
             best = plan
     meta["budget_used_s"] = round(used, 3)
-    if bound_nodes and best is not None and cost(best) > math.ceil(bound - 1e-6):
-        search = order_search_bound(problem, capacity_bytes, max_nodes=bound_nodes, upper_bytes=cost(best),
-                                    wall_limit_s=milp.wall_cap_s(time_limit_s))
-        bound = max(bound, float(search.bytes))
-        meta["order_search"] = {"bound": search.bytes, "nodes": search.nodes, "open": search.open_nodes,
-                                "closed": search.closed, "at_leaf": search.at_leaf}
-        if search.wall_capped:
-            meta["wall_capped"] = True
-        meta["lower_bound"] += ", raised by order search (mappers/order_search.py)"
-        if search.leaf_order is not None:  # the cheapest schedules the search left: solve one of them exactly
-            leaf = solve_cosma(problem, capacity_bytes, mode="fixed", order=search.leaf_order, solver=solver,
-                               time_limit_s=time_limit_s, threads=threads, seed=seed, static_bound=False)
-            meta["order_search"]["leaf_plan_bytes"] = leaf.non_compulsory_bytes
-            if leaf.meta.get("wall_capped"):
-                meta["wall_capped"] = True
-            if leaf.non_compulsory_bytes < cost(best):
-                best = leaf.plan
     if best is None:
         raise InfeasibleError("divide and conquer found no mapping in time; give more time or a warm start",
                               field="time_limit")
@@ -188,6 +181,46 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
         status = "optimal"
     return make_result(problem, best, capacity_bytes, status, float(bound), solver, start, "divide", meta,
                        "cosma-divide-and-conquer")
+
+
+def _reorder_and_bound(problem: MemoryProblem, capacity_bytes: int, best: Plan | None, bound: float, meta: dict,
+                       move_evaluations: int, bound_nodes: int, solver: str, time_limit_s: float, threads: int,
+                       seed: int) -> tuple[Plan | None, float]:
+    """Order moves on the best plan, then the order search for the bound (and a leaf's plan); each
+    order they propose is solved exactly with the order fixed and kept only if cheaper."""
+    def cost(p: Plan | None) -> float:
+        return math.inf if p is None else p.non_compulsory_bytes(problem)
+
+    def fixed(order: list[int]) -> Plan:
+        res = solve_cosma(problem, capacity_bytes, mode="fixed", order=order, solver=solver,
+                          time_limit_s=time_limit_s, threads=threads, seed=seed, static_bound=False)
+        if res.meta.get("wall_capped"):
+            meta["wall_capped"] = True
+        return res.plan
+
+    if move_evaluations and best is not None and cost(best) > math.ceil(bound - 1e-6):
+        moved = improve_order(problem, capacity_bytes, list(best.order), max_evaluations=move_evaluations)
+        meta["order_moves"] = {"evaluations": moved.evaluations, "moves": moved.moves, "bound": moved.bound_bytes}
+        if moved.bound_bytes < cost(best):
+            plan = fixed(moved.order)
+            meta["order_moves"]["plan_bytes"] = cost(plan)
+            best = plan if cost(plan) < cost(best) else best
+    if bound_nodes and cost(best) > math.ceil(bound - 1e-6):
+        search = order_search_bound(problem, capacity_bytes, max_nodes=bound_nodes,
+                                    upper_bytes=None if best is None else int(cost(best)),
+                                    wall_limit_s=milp.wall_cap_s(time_limit_s),
+                                    prefer_order=None if best is None else list(best.order))
+        bound = max(bound, float(search.bytes))
+        meta["order_search"] = {"bound": search.bytes, "nodes": search.nodes, "open": search.open_nodes,
+                                "closed": search.closed, "at_leaf": search.at_leaf}
+        if search.wall_capped:
+            meta["wall_capped"] = True
+        meta["lower_bound"] += ", raised by order search (mappers/order_search.py)"
+        if search.leaf_order is not None:  # the cheapest schedules the search left: solve one of them exactly
+            plan = fixed(search.leaf_order)
+            meta["order_search"]["leaf_plan_bytes"] = cost(plan)
+            best = plan if cost(plan) < cost(best) else best
+    return best, bound
 
 
 def _one_pass(problem: MemoryProblem, capacity_bytes: int, order: list[int], piece_ops: int,

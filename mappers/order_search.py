@@ -64,7 +64,8 @@ class SearchBound:
     closed: bool  # the frontier reached ``upper_bytes``: a plan of that cost is optimal
     wall_capped: bool = False
     at_leaf: bool = False  # the cheapest node orders every tight operator: more nodes cannot raise the bound
-    leaf_order: list[int] | None = None  # then one schedule of it, for a fixed-order solve (``divide_and_conquer``)
+    leaf_order: list[int] | None = None  # at a leaf: one schedule of it (``prefer_order`` where the leaf leaves
+    # the order free), for a fixed-order solve (``divide_and_conquer``)
 
 
 def _op_info(pb: MemoryProblem, capacity_bytes: int, o: int, prec: Precedence) -> tuple[int, Term | None]:
@@ -97,8 +98,9 @@ def _unchanged(parent: Precedence, child: Precedence, o: int, edge: tuple[int, i
 
 def order_search_bound(problem: MemoryProblem, capacity_bytes: int, *, max_nodes: int,
                        upper_bytes: int | None = None, cover_s: float = 0.5,
-                       wall_limit_s: float = 120.0) -> SearchBound:
-    """The smallest bound over the open nodes after at most ``max_nodes`` children (module docstring)."""
+                       wall_limit_s: float = 120.0, prefer_order: list[int] | None = None) -> SearchBound:
+    """The smallest bound over the open nodes after at most ``max_nodes`` children (module docstring);
+    ``prefer_order`` (the plan behind ``upper_bytes``) completes a leaf into ``leaf_order``."""
     pb = problem
     deadline = time.perf_counter() + wall_limit_s
     tight = tight_ops(pb, capacity_bytes)
@@ -138,26 +140,28 @@ def order_search_bound(problem: MemoryProblem, capacity_bytes: int, *, max_nodes
             heapq.heappush(heap, (max(low, bound_of(child_info, child)), tie, child_edges, child_info, 0))
     low, _, edges, _, leaf = heap[0]
     return SearchBound(low, nodes, len(heap), upper_bytes is not None and low >= upper_bytes, capped, leaf == 2,
-                       _linear_extension(Precedence.of(pb, edges)) if leaf == 2 else None)
+                       linear_extension(Precedence.of(pb, edges), prefer_order) if leaf == 2 else None)
 
 
-def _linear_extension(prec: Precedence) -> list[int]:
-    """A schedule respecting ``prec``, smallest ready operator first (the graph's default order where free)."""
+def linear_extension(prec: Precedence, prefer: list[int] | None = None) -> list[int]:
+    """A schedule respecting ``prec``: of the ready operators, the earliest in ``prefer`` (a known
+    good schedule; default the graph's order) first."""
+    rank = {o: k for k, o in enumerate(prefer)} if prefer is not None else {o: o for o in range(len(prec.preds))}
     waiting = [len(p) for p in prec.preds]
     succs: list[list[int]] = [[] for _ in waiting]
     for b, ps in enumerate(prec.preds):
         for a in ps:
             succs[a].append(b)
-    ready = [o for o, left in enumerate(waiting) if not left]
+    ready = [(rank[o], o) for o, left in enumerate(waiting) if not left]
     heapq.heapify(ready)
     order: list[int] = []
     while ready:
-        o = heapq.heappop(ready)
+        o = heapq.heappop(ready)[1]
         order.append(o)
         for s in succs[o]:
             waiting[s] -= 1
             if not waiting[s]:
-                heapq.heappush(ready, s)
+                heapq.heappush(ready, (rank[s], s))
     return order
 
 

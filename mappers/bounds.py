@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from mappers.memory_problem import MemoryProblem
 
 
-
 @dataclass(frozen=True)
 class Precedence:
     """Which operators must run before which: the graph's own dependences, optionally with extra
@@ -58,20 +57,7 @@ class Precedence:
         preds = [set(p) for p in problem.preds]
         for a, b in extra_edges:
             preds[b].add(a)
-        succs: list[set[int]] = [set() for _ in range(n)]
-        for b, ps in enumerate(preds):
-            for a in ps:
-                succs[a].add(b)
-        waiting = [len(p) for p in preds]
-        ready = [o for o in range(n) if not waiting[o]]
-        topo: list[int] = []
-        while ready:
-            o = ready.pop()
-            topo.append(o)
-            for s in succs[o]:
-                waiting[s] -= 1
-                if not waiting[s]:
-                    ready.append(s)
+        topo = topological_order(preds)
         if len(topo) != n:
             raise ValueError("the extra precedence edges make a cycle")
         anc: list[frozenset[int]] = [frozenset()] * n
@@ -96,6 +82,32 @@ class Precedence:
             return False
         fixed = self.ancestors[o] | self.descendants[o] | {o}
         return all(a in fixed or b in fixed for a, b in self.extra)
+
+
+def topological_order(preds, prefer: list[int] | None = None) -> list[int]:
+    """Operators in an order that respects ``preds[o]`` (the operators before ``o``): of the ready
+    ones, the earliest in ``prefer`` (default: the smallest id) first. Shorter than ``len(preds)``
+    if the edges make a cycle."""
+    import heapq
+
+    rank = {o: k for k, o in enumerate(prefer)} if prefer is not None else None
+    key = (lambda o: (rank[o], o)) if rank is not None else (lambda o: (o, o))
+    waiting = [len(p) for p in preds]
+    succs: list[list[int]] = [[] for _ in waiting]
+    for b, ps in enumerate(preds):
+        for a in ps:
+            succs[a].append(b)
+    ready = [key(o) for o, left in enumerate(waiting) if not left]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        o = heapq.heappop(ready)[1]
+        order.append(o)
+        for s in succs[o]:
+            waiting[s] -= 1
+            if not waiting[s]:
+                heapq.heappush(ready, key(s))
+    return order
 
 
 @dataclass
@@ -187,16 +199,25 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int], prec: Precede
     return int(math.floor(h.getInfo().objective_function_value + 1e-6))
 
 
-def _op_term(pb: MemoryProblem, capacity_bytes: int, o: int, prec: Precedence) -> tuple[int, int, set[int]] | None:
+def op_slack_and_term(pb: MemoryProblem, capacity_bytes: int, o: int,
+                      prec: Precedence) -> tuple[int, tuple[int, int, set[int]] | None]:
+    """``(slack bytes, term)``: the room ``o``'s working set leaves minus the fewest bytes that must be
+    live across it (negative: a deficit), and the term it adds to the bound (None without a deficit).
+    The search of ``mappers/order_search.py`` branches on the operator with the least slack."""
     room = capacity_bytes - pb.working_set_bytes(o)
     cand = candidates(pb, o, prec)
-    if sum(pb.tensor_bytes[a] for a in cand) <= room:
-        return None
+    total = sum(pb.tensor_bytes[a] for a in cand)
+    if total <= room:
+        return room - total, None
     deficit = min_live_bytes(pb, o, cand, prec) - room
     if deficit <= 0:
-        return None
+        return -deficit, None
     factor = 1 if any(pb.is_source(a) for a in cand) else 2
-    return factor * deficit, o, cand
+    return -deficit, (factor * deficit, o, cand)
+
+
+def _op_term(pb: MemoryProblem, capacity_bytes: int, o: int, prec: Precedence) -> tuple[int, int, set[int]] | None:
+    return op_slack_and_term(pb, capacity_bytes, o, prec)[1]
 
 
 def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: float = 2.0,
@@ -322,4 +343,4 @@ def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]
     # pathologically loaded run
     res = milp.solve(m, "cpsat", time_limit_s, None, 1, 0)
     bound = res.objective if res.status == "optimal" else res.best_bound
-    return max(0, int(math.floor(bound + 1e-6))) if bound is not None else 0
+    return max(0, math.floor(bound + 1e-6)) if bound is not None else 0

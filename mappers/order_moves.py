@@ -24,6 +24,7 @@ on the machine's load).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from mappers.bounds import Precedence, static_lower_bound, tight_ops
 from mappers.memory_problem import MemoryProblem
@@ -46,7 +47,7 @@ class MoveResult:
 
 def fixed_order_bound(problem: MemoryProblem, capacity_bytes: int, order: list[int], tight: list[int]) -> int:
     """The bound of ``mappers/bounds.py`` for schedules that follow ``order`` exactly."""
-    prec = Precedence.of(problem, tuple(zip(order, order[1:])))
+    prec = Precedence.of(problem, tuple(pairwise(order)))
     return static_lower_bound(problem, capacity_bytes, prec=prec, ops=tight).bytes
 
 

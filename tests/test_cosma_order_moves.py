@@ -9,12 +9,11 @@ import pytest
 
 from accelsim.engines.scratchpad import replay
 from mappers.baselines import run_baselines
-from mappers.bounds import tight_ops
+from mappers.bounds import Precedence, tight_ops
 from mappers.divide import divide_and_conquer
 from mappers.memory_problem import MemoryProblem
 from mappers.order_moves import fixed_order_bound, improve_order
 from mappers.order_search import linear_extension
-from mappers.bounds import Precedence
 from tests.cosma_bruteforce import brute_force
 from tests.cosma_graphs import graph_from_lists, random_dag
 

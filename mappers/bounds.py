@@ -343,4 +343,4 @@ def _covering_bound(problem: MemoryProblem, terms: list[tuple[int, int, set[int]
     # pathologically loaded run
     res = milp.solve(m, "cpsat", time_limit_s, None, 1, 0)
     bound = res.objective if res.status == "optimal" else res.best_bound
-    return max(0, math.floor(bound + 1e-6)) if bound is not None else 0
+    return max(0, math.floor(bound + 1e-6)) if bound is not None and math.isfinite(bound) else 0

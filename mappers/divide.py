@@ -29,10 +29,13 @@ meet the bound (AmoebaNet-D at M_R: 1,455,104 bytes, proven optimal, where the p
 1,756,160). Then the passes, which stop as soon as a plan meets the bound.
 
 Load: each piece gets ``time_limit_s / pieces`` nominal seconds of CP-SAT deterministic time
-(``mappers/milp.py``), and the order search ``bound_nodes`` nodes (default
-``SEARCH_NODES_PER_S * time_limit_s``, about as many CPU seconds again), so with one thread a run
-gives the same plan and bound on a loaded machine as on a quiet one; the wall clock only caps a
-pass, and the search, at ``milp.wall_cap_s(time_limit_s)`` (reported as ``meta["wall_capped"]``).
+(``mappers/milp.py``), the order search ``bound_nodes`` nodes (default
+``SEARCH_NODES_PER_S * time_limit_s``, about as many CPU seconds again), the order moves
+``move_evaluations`` fixed-order bounds (default ``MOVE_EVALS_PER_S * time_limit_s``) and each of
+the (at most two) fixed-order solves ``time_limit_s``. All are counts or deterministic time, so
+with one thread a run gives the same plan and bound on a loaded machine as on a quiet one; the
+wall clock only caps a pass, and the search, at ``milp.wall_cap_s(time_limit_s)`` (reported as
+``meta["wall_capped"]``). A whole call can so take several times ``time_limit_s``.
 """
 from __future__ import annotations
 
@@ -89,7 +92,8 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
                        bound_group_size: int = 4, max_passes: int | None = None,
                        bound_nodes: int | None = None, move_evaluations: int | None = None) -> CosmaResult:
     """Solve piece by piece; ``time_limit_s`` is split over the pieces of one pass (so ``passes``
-    passes take up to ``passes * time_limit_s``).
+    passes take up to ``passes * time_limit_s``); before them, at most two fixed-order solves of up
+    to ``time_limit_s`` each, the order moves and the order search (module docstring, Load).
 
     ``commit_ops`` switches to a rolling horizon: each solve sees the next ``piece_ops``
     operators but keeps only its first ``commit_ops`` steps, so every decision is taken with
@@ -176,6 +180,7 @@ def divide_and_conquer(problem: MemoryProblem, capacity_bytes: int, *, piece_ops
     if best is None:
         raise InfeasibleError("divide and conquer found no mapping in time; give more time or a warm start",
                               field="time_limit")
+    meta["bound_unclamped_bytes"] = float(bound)  # make_result clamps to the plan's cost; tests check this one
     status = "baseline" if best is warm_start else "feasible"
     if status == "baseline" and cost(best) <= math.ceil(bound - 1e-6):
         status = "optimal"
@@ -188,12 +193,20 @@ def _reorder_and_bound(problem: MemoryProblem, capacity_bytes: int, best: Plan |
                        seed: int) -> tuple[Plan | None, float]:
     """Order moves on the best plan, then the order search for the bound (and a leaf's plan); each
     order they propose is solved exactly with the order fixed and kept only if cheaper."""
+    from accelsim.errors import InfeasibleError
+
     def cost(p: Plan | None) -> float:
         return math.inf if p is None else p.non_compulsory_bytes(problem)
 
-    def fixed(order: list[int]) -> Plan:
-        res = solve_cosma(problem, capacity_bytes, mode="fixed", order=order, solver=solver,
-                          time_limit_s=time_limit_s, threads=threads, seed=seed, static_bound=False)
+    def fixed(order: list[int]) -> Plan | None:
+        """The order's best plan, or None if the solver found none in time (``best`` stays)."""
+        if best is not None and list(order) == list(best.order):
+            return None  # nothing new to solve
+        try:
+            res = solve_cosma(problem, capacity_bytes, mode="fixed", order=order, solver=solver,
+                              time_limit_s=time_limit_s, threads=threads, seed=seed, static_bound=False)
+        except InfeasibleError:
+            return None
         if res.meta.get("wall_capped"):
             meta["wall_capped"] = True
         return res.plan
@@ -201,9 +214,9 @@ def _reorder_and_bound(problem: MemoryProblem, capacity_bytes: int, best: Plan |
     if move_evaluations and best is not None and cost(best) > math.ceil(bound - 1e-6):
         moved = improve_order(problem, capacity_bytes, list(best.order), max_evaluations=move_evaluations)
         meta["order_moves"] = {"evaluations": moved.evaluations, "moves": moved.moves, "bound": moved.bound_bytes}
-        if moved.bound_bytes < cost(best):
+        if moved.moves and moved.bound_bytes < cost(best):
             plan = fixed(moved.order)
-            meta["order_moves"]["plan_bytes"] = cost(plan)
+            meta["order_moves"]["plan_bytes"] = None if plan is None else cost(plan)
             best = plan if cost(plan) < cost(best) else best
     if bound_nodes and cost(best) > math.ceil(bound - 1e-6):
         search = order_search_bound(problem, capacity_bytes, max_nodes=bound_nodes,
@@ -218,7 +231,7 @@ def _reorder_and_bound(problem: MemoryProblem, capacity_bytes: int, best: Plan |
         meta["lower_bound"] += ", raised by order search (mappers/order_search.py)"
         if search.leaf_order is not None:  # the cheapest schedules the search left: solve one of them exactly
             plan = fixed(search.leaf_order)
-            meta["order_search"]["leaf_plan_bytes"] = cost(plan)
+            meta["order_search"]["leaf_plan_bytes"] = None if plan is None else cost(plan)
             best = plan if cost(plan) < cost(best) else best
     return best, bound
 

@@ -76,7 +76,8 @@ def _free(prec: Precedence, o: int, u: int) -> bool:
 def _unchanged(parent: Precedence, child: Precedence, o: int, edge: tuple[int, int]) -> bool:
     """The term of ``o`` depends on its ancestors, descendants and the direct edges among operators
     free on either side of it (``bounds.min_live_bytes``); an edge with an end outside that free
-    set either changes ``o``'s ancestors or descendants or is implied by them."""
+    set either changes ``o``'s ancestors or descendants or only adds a row the LP always meets
+    (from an ancestor of ``o``, or to a descendant)."""
     a, b = edge
     return (parent.ancestors[o] == child.ancestors[o] and parent.descendants[o] == child.descendants[o]
             and not (_free(parent, o, a) and _free(parent, o, b)))
@@ -103,7 +104,7 @@ def order_search_bound(problem: MemoryProblem, capacity_bytes: int, *, max_nodes
     capped = False
     while True:
         low, _, edges, info, leaf = heap[0]
-        if leaf or (upper_bytes is not None and low >= upper_bytes) or nodes >= max_nodes:
+        if leaf or (upper_bytes is not None and low >= upper_bytes) or nodes + 2 > max_nodes:  # 2 per expansion
             break
         if time.perf_counter() > deadline:
             capped = True

@@ -30,6 +30,7 @@ from accelsim.engines.scratchpad import replay  # noqa: E402
 from mappers.baselines import literal_baselines, run_baselines  # noqa: E402
 from mappers.divide import divide_and_conquer  # noqa: E402
 from mappers.memory_problem import MemoryProblem  # noqa: E402
+from mappers.order_search import SEARCH_NODES_PER_S  # noqa: E402
 
 NAS = ["pnasnet-5", "amoebanet-d", "nasnet-a", "darts"]
 FIELDS = ["network", "with_weights", "ops", "capacity_bytes", "cosma_dc_bytes", "lower_bound_bytes", "gap", "status",
@@ -61,7 +62,8 @@ def main() -> None:
                     help="further passes while the pieces used less than passes x time limit (deterministic)")
     ap.add_argument("--threads", type=int, default=2, help="solver threads (the machine may be shared)")
     ap.add_argument("--bound-nodes", type=int, default=None,
-                    help="order-search nodes for the lower bound (default: 20 per second of --time-limit)")
+                    help=f"order-search nodes for the lower bound (default: {SEARCH_NODES_PER_S} per second of "
+                         "--time-limit)")
     args = ap.parse_args()
     if args.time_limit <= 0 or args.piece_ops < 1 or args.passes < 1 or args.max_passes < 1:
         ap.error("--time-limit must be positive, --piece-ops, --passes and --max-passes at least 1")

@@ -31,9 +31,12 @@ used, and never less than the disjoint sum, which is one of its dual solutions.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 from mappers.memory_problem import MemoryProblem
+
+Term = tuple[int, int, set[int]]  # (bound bytes, operator, candidate tensors) of one operator
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,20 @@ class Precedence:
         fixed = self.ancestors[o] | self.descendants[o] | {o}
         return all(a in fixed or b in fixed for a, b in self.extra)
 
+    def unordered(self, o: int, u: int) -> bool:
+        """``u`` may run before or after ``o`` (neither is an ancestor of the other)."""
+        return u != o and u not in self.ancestors[o] and u not in self.descendants[o]
+
+    def linear_extension(self, prefer: list[int] | None = None) -> list[int]:
+        """A schedule respecting this precedence: of the ready operators, the earliest in ``prefer``
+        (a known good schedule; default the graph's order) first."""
+        return topological_order(self.preds, prefer)
+
 
 def topological_order(preds, prefer: list[int] | None = None) -> list[int]:
     """Operators in an order that respects ``preds[o]`` (the operators before ``o``): of the ready
     ones, the earliest in ``prefer`` (default: the smallest id) first. Shorter than ``len(preds)``
     if the edges make a cycle."""
-    import heapq
-
     rank = {o: k for k, o in enumerate(prefer)} if prefer is not None else None
     key = (lambda o: (rank[o], o)) if rank is not None else (lambda o: (o, o))
     waiting = [len(p) for p in preds]
@@ -147,7 +157,7 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int], prec: Precede
 
     pb = problem
     prec = prec or Precedence.of(pb)
-    ops = [u for u in range(pb.n_ops) if u != o and u not in prec.ancestors[o] and u not in prec.descendants[o]]
+    ops = [u for u in range(pb.n_ops) if prec.unordered(o, u)]
     col = {u: i for i, u in enumerate(ops)}  # "done before o" in [0, 1]; ancestors are 1, o and descendants 0
     tens = sorted(cand)
     ell = {a: len(ops) + i for i, a in enumerate(tens)}  # "live across o" in [0, 1]
@@ -200,7 +210,7 @@ def min_live_bytes(problem: MemoryProblem, o: int, cand: set[int], prec: Precede
 
 
 def op_slack_and_term(pb: MemoryProblem, capacity_bytes: int, o: int,
-                      prec: Precedence) -> tuple[int, tuple[int, int, set[int]] | None]:
+                      prec: Precedence) -> tuple[int, Term | None]:
     """``(slack bytes, term)``: the room ``o``'s working set leaves minus the fewest bytes that must be
     live across it (negative: a deficit), and the term it adds to the bound (None without a deficit).
     The search of ``mappers/order_search.py`` branches on the operator with the least slack."""
@@ -214,10 +224,6 @@ def op_slack_and_term(pb: MemoryProblem, capacity_bytes: int, o: int,
         return -deficit, None
     factor = 1 if any(pb.is_source(a) for a in cand) else 2
     return -deficit, (factor * deficit, o, cand)
-
-
-def _op_term(pb: MemoryProblem, capacity_bytes: int, o: int, prec: Precedence) -> tuple[int, int, set[int]] | None:
-    return op_slack_and_term(pb, capacity_bytes, o, prec)[1]
 
 
 def static_lower_bound(problem: MemoryProblem, capacity_bytes: int, cover_s: float = 2.0,
@@ -241,7 +247,7 @@ def op_terms(problem: MemoryProblem, capacity_bytes: int, prec: Precedence | Non
         if graph_terms is not None and o in graph_terms and prec.same_term_as_graph(pb, o):
             term = graph_terms[o]
         else:
-            term = _op_term(pb, capacity_bytes, o, prec)
+            term = op_slack_and_term(pb, capacity_bytes, o, prec)[1]
             if graph_terms is not None and not prec.extra:
                 graph_terms[o] = term
         if term is not None:

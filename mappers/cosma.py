@@ -99,6 +99,7 @@ def make_result(problem: MemoryProblem, plan: Plan, capacity_bytes: int, status:
     """Package a plan with its bound; the bytes are the plan's own count (replayed by callers)."""
     objective = plan.non_compulsory_bytes(problem)
     if bound is not None:
+        meta["bound_unclamped_bytes"] = float(bound)  # what the bounds proved; checked against plans in tests
         bound = min(float(bound), float(objective))
     if status != "baseline" and proven_optimal(objective, bound):
         status = "optimal"

@@ -17,7 +17,7 @@ and the plan kept only if it is cheaper (the caller checks).
 Moves: for each of the operators with the least room (those decide the traffic at M_R), force
 it after the other readers of its inputs, or after those and their successors up to ``d`` hops,
 or before the other readers; the rest of the order follows the current one as closely as
-precedence allows (``order_search.linear_extension``). First improvement, repeated until a whole
+precedence allows (``Precedence.linear_extension``). First improvement, repeated until a whole
 round improves nothing or the evaluation budget is spent (a count, so the result does not depend
 on the machine's load).
 """
@@ -28,12 +28,12 @@ from itertools import pairwise
 
 from mappers.bounds import Precedence, static_lower_bound, tight_ops
 from mappers.memory_problem import MemoryProblem
-from mappers.order_search import linear_extension
 
 MOVE_EVALS_PER_S = 4  # fixed-order bounds per nominal second of a budget; a design choice (0.1-0.4 CPU s each on
 # the NAS networks at M_R)
 MOVE_OPS = 40  # operators with the least room that are moved; a design choice (the NASNet-A move is the 2nd)
-MOVE_HOPS = 5  # successors of the other readers pulled along, at most this many hops
+MOVE_HOPS = 5  # successors of the other readers pulled along, at most this many hops; a design choice
+# (NASNet-A's move needs 1, the branches of a NAS cell are 3-4 operators deep)
 
 
 @dataclass
@@ -52,8 +52,7 @@ def fixed_order_bound(problem: MemoryProblem, capacity_bytes: int, order: list[i
 
 
 def _variants(pb: MemoryProblem, o: int, base: Precedence) -> list[tuple[str, tuple[tuple[int, int], ...]]]:
-    free = lambda u: u != o and u not in base.ancestors[o] and u not in base.descendants[o]
-    readers = {c for a in pb.op_inputs[o] for c in pb.consumers[a] if free(c)}
+    readers = {c for a in pb.op_inputs[o] for c in pb.consumers[a] if base.unordered(o, c)}
     if not readers:
         return []
     out = [(f"op {o} before its {len(readers)} co-readers", tuple((o, c) for c in sorted(readers)))]
@@ -61,7 +60,7 @@ def _variants(pb: MemoryProblem, o: int, base: Precedence) -> list[tuple[str, tu
     for hops in range(MOVE_HOPS + 1):
         out.append((f"op {o} after its co-readers and {hops} hops of their successors",
                     tuple((c, o) for c in sorted(grown))))
-        front = {s for u in front for s in pb.succs[u] if free(s)} - grown
+        front = {s for u in front for s in pb.succs[u] if base.unordered(o, s)} - grown
         if not front:
             break
         grown |= front
@@ -85,10 +84,9 @@ def improve_order(problem: MemoryProblem, capacity_bytes: int, order: list[int],
             for what, edges in _variants(pb, o, base):
                 if evals >= max_evaluations:
                     break
-                try:
-                    trial = linear_extension(Precedence.of(pb, edges), current)
-                except ValueError:  # the edges close a cycle through the graph's own dependences
-                    continue
+                # no cycle: every edge joins ``o`` to an operator the graph leaves unordered with it,
+                # and all point the same way
+                trial = Precedence.of(pb, edges).linear_extension(current)
                 evals += 1
                 got = fixed_order_bound(pb, capacity_bytes, trial, tight)
                 if got < cost:

@@ -44,18 +44,15 @@ from dataclasses import dataclass
 
 from mappers.bounds import (
     Precedence,
+    Term,
     bound_from_terms,
     op_slack_and_term,
     tight_ops,
-    topological_order,
 )
 from mappers.memory_problem import MemoryProblem
 
 SEARCH_NODES_PER_S = 20  # nodes per nominal second of a budget; a design choice: 1,000 nodes took 40 CPU s on
 # PNASNet-5 and 55 on NASNet-A at M_R (activations), so a nominal second is about a CPU second
-
-Term = tuple[int, int, set[int]]
-
 
 @dataclass
 class SearchBound:
@@ -69,10 +66,6 @@ class SearchBound:
     # the order free), for a fixed-order solve (``divide_and_conquer``)
 
 
-def _free(prec: Precedence, o: int, u: int) -> bool:
-    return u != o and u not in prec.ancestors[o] and u not in prec.descendants[o]
-
-
 def _unchanged(parent: Precedence, child: Precedence, o: int, edge: tuple[int, int]) -> bool:
     """The term of ``o`` depends on its ancestors, descendants and the direct edges among operators
     free on either side of it (``bounds.min_live_bytes``); an edge with an end outside that free
@@ -80,7 +73,7 @@ def _unchanged(parent: Precedence, child: Precedence, o: int, edge: tuple[int, i
     (from an ancestor of ``o``, or to a descendant)."""
     a, b = edge
     return (parent.ancestors[o] == child.ancestors[o] and parent.descendants[o] == child.descendants[o]
-            and not (_free(parent, o, a) and _free(parent, o, b)))
+            and not (parent.unordered(o, a) and parent.unordered(o, b)))
 
 
 def order_search_bound(problem: MemoryProblem, capacity_bytes: int, *, max_nodes: int,
@@ -91,7 +84,6 @@ def order_search_bound(problem: MemoryProblem, capacity_bytes: int, *, max_nodes
     pb = problem
     deadline = time.perf_counter() + wall_limit_s
     tight = tight_ops(pb, capacity_bytes)
-    weight = {u: sum(pb.tensor_bytes[t] for t in (*pb.op_inputs[u], *pb.op_outputs[u])) for u in range(pb.n_ops)}
     root_prec = Precedence.of(pb)
     root_info = {o: op_slack_and_term(pb, capacity_bytes, o, root_prec) for o in tight}
 
@@ -111,7 +103,7 @@ def order_search_bound(problem: MemoryProblem, capacity_bytes: int, *, max_nodes
             break
         heapq.heappop(heap)
         prec = Precedence.of(pb, edges)
-        pair = _branch_pair(pb, prec, info, weight)
+        pair = _branch_pair(pb, prec, info)
         if pair is None:  # every tight operator's place is fixed: branching cannot raise this node
             heapq.heappush(heap, (low, tie, edges, info, True))
             continue
@@ -125,20 +117,14 @@ def order_search_bound(problem: MemoryProblem, capacity_bytes: int, *, max_nodes
             heapq.heappush(heap, (max(low, bound_of(child_info, child)), tie, child_edges, child_info, False))
     low, _, edges, _, leaf = heap[0]
     return SearchBound(low, nodes, len(heap), upper_bytes is not None and low >= upper_bytes, capped, leaf,
-                       linear_extension(Precedence.of(pb, edges), prefer_order) if leaf else None)
+                       Precedence.of(pb, edges).linear_extension(prefer_order) if leaf else None)
 
 
-def linear_extension(prec: Precedence, prefer: list[int] | None = None) -> list[int]:
-    """A schedule respecting ``prec``: of the ready operators, the earliest in ``prefer`` (a known
-    good schedule; default the graph's order) first."""
-    return topological_order(prec.preds, prefer)
-
-
-def _branch_pair(pb: MemoryProblem, prec: Precedence, info: dict[int, tuple[int, Term | None]],
-                 weight: dict[int, int]) -> tuple[int, int] | None:
+def _branch_pair(pb: MemoryProblem, prec: Precedence,
+                 info: dict[int, tuple[int, Term | None]]) -> tuple[int, int] | None:
     for o in sorted(info, key=lambda o: (info[o][0], o)):
-        free = [u for u in range(pb.n_ops) if _free(prec, o, u)]
+        free = [u for u in range(pb.n_ops) if prec.unordered(o, u)]
         if free:
-            return o, max(free, key=lambda u: (weight[u], -u))
+            return o, max(free, key=lambda u: (pb.working_set_bytes(u), -u))
     return None
 

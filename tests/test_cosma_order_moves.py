@@ -13,7 +13,6 @@ from mappers.bounds import Precedence, tight_ops
 from mappers.divide import divide_and_conquer
 from mappers.memory_problem import MemoryProblem
 from mappers.order_moves import fixed_order_bound, improve_order
-from mappers.order_search import linear_extension
 from tests.cosma_bruteforce import brute_force
 from tests.cosma_graphs import graph_from_lists, random_dag
 
@@ -23,7 +22,7 @@ def test_fixed_order_bound_never_exceeds_the_exhaustive_optimum_for_that_order(s
     ops, sizes = random_dag(1000 + seed, n_ops=5, max_size=3, n_sources=2, p_edge=0.35)
     pb = MemoryProblem.from_lists("f", ops, sizes)
     rng = random.Random(seed)
-    order = linear_extension(Precedence.of(pb), rng.sample(range(pb.n_ops), pb.n_ops))
+    order = Precedence.of(pb).linear_extension(rng.sample(range(pb.n_ops), pb.n_ops))
     pb.check_order(order)
     cap = pb.m_r + rng.randint(0, 1)
     assert fixed_order_bound(pb, cap, order, tight_ops(pb, cap)) <= brute_force(ops, sizes, cap, order)
@@ -45,9 +44,9 @@ def test_moves_keep_a_valid_order_and_never_raise_its_bound(seed):
 def test_linear_extension_follows_the_preferred_order_where_precedence_allows():
     ops = [([0], [1]), ([0], [2]), ([1, 2], [3])]
     pb = MemoryProblem.from_lists("p", ops, [1, 1, 1, 1])
-    assert linear_extension(Precedence.of(pb), [1, 0, 2]) == [1, 0, 2]
-    assert linear_extension(Precedence.of(pb, ((1, 0),)), [0, 1, 2]) == [1, 0, 2]
-    assert linear_extension(Precedence.of(pb)) == [0, 1, 2]
+    assert Precedence.of(pb).linear_extension([1, 0, 2]) == [1, 0, 2]
+    assert Precedence.of(pb, ((1, 0),)).linear_extension([0, 1, 2]) == [1, 0, 2]
+    assert Precedence.of(pb).linear_extension() == [0, 1, 2]
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -44,7 +44,7 @@ def test_order_search_never_exceeds_the_exhaustive_optimum(case, nodes):
 @pytest.mark.parametrize("seed", range(6))
 def test_order_search_on_the_aspp_families(seed):
     """Where the order matters (three or four branches waiting for a join): never above the
-    exhaustive optimum, and with enough nodes it reaches it on the three-branch shape."""
+    exhaustive optimum (tightness on the three-branch shape: the next test)."""
     rng = random.Random(seed)
     if seed % 2:
         ops = aspp4_like()
@@ -55,10 +55,7 @@ def test_order_search_on_the_aspp_families(seed):
     pb = MemoryProblem.from_lists("aspp", ops, sizes)
     cap = pb.m_r + rng.randint(0, 1)
     want = brute_force(ops, sizes, cap, prefetch=False)
-    got = order_search_bound(pb, cap, max_nodes=200)
-    assert got.bytes <= want
-    if ops == aspp_like()[0] and sizes == [2, 1, 1, 1, 1, 1] and cap == 3:
-        assert got.bytes == want == 4
+    assert order_search_bound(pb, cap, max_nodes=200).bytes <= want
 
 
 def test_order_search_is_tight_on_aspp_where_the_order_free_bound_is_not():

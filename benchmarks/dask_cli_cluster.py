@@ -3,7 +3,9 @@
 Why a module of its own: the sweep tests (a worker killed mid-sweep) and the throughput benchmark
 (every executor timed, a real scheduler included) need the same cluster, started from the command
 line rather than as a LocalCluster inside the caller's process, and stopped whatever happened.
-Workers run without a nanny, so a killed worker stays dead.
+Workers run without a nanny, so a killed worker stays dead. The processes get the sweep's Dask
+settings (``accelsim.sweep.dask_settings``) unless ``sweep_settings`` is off: the idle-CPU
+benchmark compares both.
 """
 from __future__ import annotations
 
@@ -34,7 +36,11 @@ def stop_processes(procs: list[subprocess.Popen]) -> None:
 class CliCluster:
     """A scheduler and ``n_workers`` single-thread workers; ``address`` is the scheduler's."""
 
-    def __init__(self, tmp: Path, n_workers: int, env: dict[str, str], cwd: Path | None = None) -> None:
+    def __init__(self, tmp: Path, n_workers: int, env: dict[str, str], cwd: Path | None = None,
+                 sweep_settings: bool = True) -> None:
+        from accelsim.sweep.dask_settings import env as settings_env
+
+        env = {**env, **settings_env()} if sweep_settings else env
         self.procs: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
         scheduler_file = tmp / "scheduler.json"

@@ -11,7 +11,10 @@ excluded from the time; pool start-up is included (paid once per sweep).
 Executors: ``serial``; ``process`` (the local pool); ``dask-localcluster`` (a LocalCluster in the
 sweep process, its scheduler on the sweep process's event loop); ``dask-scheduler`` (Dask as
 deployed: ``dask scheduler`` and ``dask worker --no-nanny --nthreads 1`` started as separate
-processes, ``benchmarks/dask_cli_cluster.py``).
+processes, ``benchmarks/dask_cli_cluster.py``). Both Dask deployments run with the sweep's Dask
+settings (``accelsim.sweep.dask_settings``: housekeeping timers slowed, the profiler off; idle
+CPU about tenfold lower, ``benchmarks/dask_idle_cpu.py``); ``--dask-defaults`` runs them with
+Dask's defaults instead, to compare.
 
 Workloads:
 
@@ -170,19 +173,23 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
-def _start_dask(executor: str, workers: int, tmp: Path) -> tuple:
-    """(client, closer, scheduler pid or None) of a cluster that exists for one timed run."""
+def _start_dask(executor: str, workers: int, tmp: Path, dask_defaults: bool) -> tuple:
+    """(client, closer, scheduler pid or None) of a cluster that exists for one timed run, with the
+    sweep's Dask settings unless ``dask_defaults``."""
     from distributed import Client
 
     if executor == "dask-localcluster":
         from distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        from accelsim.sweep.dask_settings import config_set
+
+        with config_set({} if dask_defaults else None):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster, set_as_default=False)
         return client, (lambda: (client.close(), cluster.close())), None
     from benchmarks.dask_cli_cluster import START_TIMEOUT_S, CliCluster
 
-    cli = CliCluster(tmp, workers, dict(os.environ), cwd=ROOT)
+    cli = CliCluster(tmp, workers, dict(os.environ), cwd=ROOT, sweep_settings=not dask_defaults)
     try:
         client = Client(cli.address, timeout="20s", set_as_default=False)
         client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
@@ -192,14 +199,14 @@ def _start_dask(executor: str, workers: int, tmp: Path) -> tuple:
     return client, (lambda: (client.close(), cli.close())), cli.scheduler.pid
 
 
-def timed(s: SweepSpec, executor: str, workers: int) -> dict:
+def timed(s: SweepSpec, executor: str, workers: int, dask_defaults: bool = False) -> dict:
     """One run of ``s``; call it in a fresh process (``--one``) so nothing is warm."""
     out = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     client = close = scheduler_pid = None
     kw: dict = {"executor": executor, "workers": workers, "allow_code": True}
     try:
         if executor.startswith("dask"):
-            client, close, scheduler_pid = _start_dask(executor, workers, out)
+            client, close, scheduler_pid = _start_dask(executor, workers, out, dask_defaults)
             kw = {"dask": client, "allow_code": True}
             client.run(_preimport, s.evaluator.name)
             if scheduler_pid:  # a fresh scheduler imports accelsim when it first unpickles a task
@@ -233,21 +240,21 @@ def timed(s: SweepSpec, executor: str, workers: int) -> dict:
             "load_before": round(load_before, 2), "load_after": round(load_after, 2), "_table": table}
 
 
-def run_one(workload: str, executor: str, workers: int, small: bool) -> dict:
+def run_one(workload: str, executor: str, workers: int, small: bool, dask_defaults: bool) -> dict:
     """``timed`` in a fresh Python process: its row, and its table (for the same-table check)."""
     with tempfile.TemporaryDirectory(prefix="sweep-bench-one-") as tmp:
         result = Path(tmp) / "result"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--one", f"{workload}:{executor}:{workers}",
-               "--result", str(result)] + (["--small"] if small else [])
+               "--result", str(result)] + (["--small"] if small else []) + (["--dask-defaults"] if dask_defaults else [])
         subprocess.run(cmd, check=True, cwd=ROOT)
         row = json.loads(result.with_suffix(".json").read_text())
         row["_table"] = pd.read_parquet(result.with_suffix(".parquet"))
     return row
 
 
-def _child(one: str, result: Path, small: bool) -> None:
+def _child(one: str, result: Path, small: bool, dask_defaults: bool) -> None:
     workload, executor, workers = one.split(":")
-    row = timed(spec(workload, small), executor, int(workers))
+    row = timed(spec(workload, small), executor, int(workers), dask_defaults)
     row.pop("_table").to_parquet(result.with_suffix(".parquet"))
     result.with_suffix(".json").write_text(json.dumps(row))
 
@@ -261,13 +268,15 @@ def main() -> None:
     parser.add_argument("--executors", default=",".join(sorted({e for e, _ in CONFIGS})),
                         help="comma list of " + ", ".join(sorted({e for e, _ in CONFIGS})))
     parser.add_argument("--small", action="store_true", help="smaller grids, for a quick look")
+    parser.add_argument("--dask-defaults", action="store_true",
+                        help="run Dask with its default settings instead of accelsim.sweep.dask_settings (to compare)")
     parser.add_argument("--from-csv", type=Path, help="re-render the report from a CSV this benchmark wrote")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: WORKLOAD:EXECUTOR:WORKERS in this process
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     tables.add_output_options(parser, NAME)
     args = parser.parse_args()
     if args.one:
-        return _child(args.one, args.result, args.small)
+        return _child(args.one, args.result, args.small, args.dask_defaults)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     executors = {e.strip() for e in args.executors.split(",")}
@@ -288,11 +297,12 @@ def main() -> None:
         reference = None
         for rep in range(args.repeats):  # configurations interleaved, so a load spike hits all of them
             for executor, workers in configs:
-                r = run_one(workload.strip(), executor, workers, args.small)
+                r = run_one(workload.strip(), executor, workers, args.small, args.dask_defaults)
                 table = r.pop("_table")
                 if reference is None:
                     reference = table
-                rows.append({"workload": workload, "executor": executor, "workers": workers, "repeat": rep, **r,
+                rows.append({"workload": workload, "executor": executor, "workers": workers, "repeat": rep,
+                             "dask_settings": "defaults" if args.dask_defaults else "sweep", **r,
                              "same_table": bool(table.equals(reference))})
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
@@ -344,6 +354,9 @@ def report(df: pd.DataFrame) -> str:
              f"{other:.1f} CPU s over {wall:.0f} s of runs ({100 * other / (wall * cores):.1f}% of the {cores} "
              f"cores); the busiest run's neighbours took {worst.other_cpu_s:.2f} CPU s in {worst.wall_s:.1f} s "
              f"({worst.workload}, {worst.executor} x{worst.workers})")
+    used = set(df.dask_settings) if "dask_settings" in df else {"defaults"}  # older CSVs: before the settings
+    settings = ("Dask's defaults (`--dask-defaults`)" if used == {"defaults"} else
+                "`accelsim.sweep.dask_settings` (`accelsim sweep dask-env`: housekeeping timers slowed, profiler off)")
     lines = [
         "# Sweep scaling: 1 -> 2 workers, every executor, cheap and costly points", "",
         ("Each run was a fresh Python process (nothing warm from another run) and ran alone (a Dask cluster only "
@@ -353,7 +366,8 @@ def report(df: pd.DataFrame) -> str:
          "LocalCluster its scheduler too); `cpu_s` adds the workers' CPU and a separate scheduler's "
          "(`scheduler_cpu_s`); `parent_share` = parent / total; `main_thread_cpu_s` is the sweep code's own thread. "
          "Workers decode their own points from index ranges, hash keys, evaluate and (pool) write their own part "
-         "files. `dask-scheduler` is Dask as deployed: `dask scheduler` and `dask worker --no-nanny` processes."), "",
+         "files. `dask-scheduler` is Dask as deployed: `dask scheduler` and `dask worker --no-nanny` processes. "
+         f"Dask settings: {settings}."), "",
         tables.markdown_table(best, float_format=str), "",
         ("Speedup from 1 to 2 workers: `speedup_median` = median rate with 2 workers / median rate with 1 (what "
          "the targets are judged on), `speedup_best` the same with best rates (sensitive to one lucky run). "

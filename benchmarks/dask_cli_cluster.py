@@ -10,6 +10,7 @@ benchmark compares both.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,15 @@ import time
 from pathlib import Path
 
 START_TIMEOUT_S = 20.0
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (``/proc/PID/stat`` fields 14 and 15): how a
+    separate scheduler's and workers' CPU is counted from outside them."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
 def stop_processes(procs: list[subprocess.Popen]) -> None:

@@ -24,17 +24,10 @@ sys.path.insert(0, str(ROOT))
 
 from accelsim import tables
 from accelsim.sweep.dask_settings import SWEEP_DASK_CONFIG, env
-from benchmarks.dask_cli_cluster import START_TIMEOUT_S, CliCluster
+from benchmarks.dask_cli_cluster import START_TIMEOUT_S, CliCluster, process_cpu_s
 
 NAME = "dask_idle_cpu"
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 SETTLE_S = 3.0  # after the workers register: their start-up imports are not idle time
-
-
-def _process_cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
 def idle_percent(config: dict, workers: int, seconds: float) -> list[float]:
@@ -49,9 +42,9 @@ def idle_percent(config: dict, workers: int, seconds: float) -> list[float]:
             client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
             time.sleep(SETTLE_S)
             pids = [p.pid for p in cluster.procs]
-            before = [_process_cpu_s(p) for p in pids]
+            before = [process_cpu_s(p) for p in pids]
             time.sleep(seconds)
-            after = [_process_cpu_s(p) for p in pids]
+            after = [process_cpu_s(p) for p in pids]
         finally:
             if client is not None:
                 client.close()

@@ -70,6 +70,7 @@ import pandas as pd
 
 from accelsim import tables
 from accelsim.sweep import SweepSpec, run_sweep
+from benchmarks.dask_cli_cluster import TICKS_PER_S, process_cpu_s
 
 NAME = "sweep_throughput"
 KiB = 1024
@@ -155,7 +156,6 @@ def _preimport(evaluator: str) -> None:
     import_engines(get_evaluator(evaluator, allow_code=True))
 
 
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_s() -> float:
@@ -164,13 +164,6 @@ def _machine_busy_s() -> float:
         fields = [int(v) for v in f.readline().split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return (sum(fields[:8]) - idle) / TICKS_PER_S
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of another process (``/proc/PID/stat`` fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
 def _start_dask(executor: str, workers: int, tmp: Path, dask_defaults: bool) -> tuple:
@@ -214,14 +207,14 @@ def timed(s: SweepSpec, executor: str, workers: int, dask_defaults: bool = False
         _preimport(s.evaluator.name)
         load_before = os.getloadavg()[0]
         w0 = _dask_workers_cpu_s(client) if client is not None else 0.0
-        s0 = _process_cpu_s(scheduler_pid) if scheduler_pid else 0.0
+        s0 = process_cpu_s(scheduler_pid) if scheduler_pid else 0.0
         busy0 = _machine_busy_s()
         c0, p0, m0, t0 = _cpu_s(), _self_cpu_s(), time.thread_time(), time.perf_counter()
         result = run_sweep(s, out / "sweep", **kw)
         wall, cpu, parent = time.perf_counter() - t0, _cpu_s() - c0, _self_cpu_s() - p0
         main_thread = time.thread_time() - m0
         busy = _machine_busy_s() - busy0
-        scheduler = _process_cpu_s(scheduler_pid) - s0 if scheduler_pid else 0.0
+        scheduler = process_cpu_s(scheduler_pid) - s0 if scheduler_pid else 0.0
         if client is not None:
             cpu = parent + _dask_workers_cpu_s(client) - w0 + scheduler
         load_after = os.getloadavg()[0]

@@ -22,8 +22,8 @@ TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of another process (``/proc/PID/stat`` fields 14 and 15): how a
-    separate scheduler's and workers' CPU is counted from outside them."""
+    """User + system CPU seconds of another process (``/proc/PID/stat`` fields 14 and 15): a separate
+    scheduler's CPU (and, in the idle benchmark, the workers') counted from outside it."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S

@@ -13,7 +13,7 @@ sweep process, its scheduler on the sweep process's event loop); ``dask-schedule
 deployed: ``dask scheduler`` and ``dask worker --no-nanny --nthreads 1`` started as separate
 processes, ``benchmarks/dask_cli_cluster.py``). Both Dask deployments run with the sweep's Dask
 settings (``accelsim.sweep.dask_settings``: housekeeping timers slowed, the profiler off; idle
-CPU about tenfold lower, ``benchmarks/dask_idle_cpu.py``); ``--dask-defaults`` runs them with
+CPU about six-fold lower, ``benchmarks/dask_idle_cpu.py``); ``--dask-defaults`` runs them with
 Dask's defaults instead, to compare.
 
 Workloads:
@@ -154,8 +154,6 @@ def _preimport(evaluator: str) -> None:
         importlib.import_module(module)
     discover()
     import_engines(get_evaluator(evaluator, allow_code=True))
-
-
 
 
 def _machine_busy_s() -> float:

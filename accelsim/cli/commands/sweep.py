@@ -159,7 +159,7 @@ def compact_command(directory: Path = typer.Argument(..., help="A sweep results 
 @sweep.command("dask-env")
 def dask_env_command(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Dask settings for a sweep cluster, as shell exports: eval "$(accelsim sweep dask-env)" before
-    starting 'dask scheduler' and 'dask worker' (they cut Dask's idle CPU about tenfold)."""
+    starting 'dask scheduler' and 'dask worker' (they cut an idle cluster's CPU about six-fold)."""
     from accelsim.sweep.dask_settings import env
 
     variables = env()

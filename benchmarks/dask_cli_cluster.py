@@ -17,8 +17,16 @@ import sys
 import time
 from pathlib import Path
 
+from accelsim.sweep.dask_settings import env as settings_env
+
 START_TIMEOUT_S = 20.0
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def environ_without_dask() -> dict[str, str]:
+    """This process's environment minus ``DASK_*`` variables: a cluster meant to run with Dask's
+    defaults must not pick up settings a shell exported (``eval "$(accelsim sweep dask-env)"``)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
 
 
 def process_cpu_s(pid: int) -> float:
@@ -48,8 +56,6 @@ class CliCluster:
 
     def __init__(self, tmp: Path, n_workers: int, env: dict[str, str], cwd: Path | None = None,
                  sweep_settings: bool = True) -> None:
-        from accelsim.sweep.dask_settings import env as settings_env
-
         env = {**env, **settings_env()} if sweep_settings else env
         self.procs: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []

@@ -24,7 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 from accelsim import tables
 from accelsim.sweep.dask_settings import SWEEP_DASK_CONFIG, env
-from benchmarks.dask_cli_cluster import START_TIMEOUT_S, CliCluster, process_cpu_s
+from benchmarks.dask_cli_cluster import (
+    START_TIMEOUT_S,
+    CliCluster,
+    environ_without_dask,
+    process_cpu_s,
+)
 
 NAME = "dask_idle_cpu"
 SETTLE_S = 3.0  # after the workers register: their start-up imports are not idle time
@@ -35,7 +40,7 @@ def idle_percent(config: dict, workers: int, seconds: float) -> list[float]:
     from distributed import Client
 
     with tempfile.TemporaryDirectory(prefix="dask-idle-") as tmp:
-        cluster = CliCluster(Path(tmp), workers, {**os.environ, **env(config)}, cwd=ROOT, sweep_settings=False)
+        cluster = CliCluster(Path(tmp), workers, {**environ_without_dask(), **env(config)}, cwd=ROOT, sweep_settings=False)
         client = None
         try:
             client = Client(cluster.address, timeout="20s", set_as_default=False)
@@ -62,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.seconds <= 3600:
         parser.error("--seconds must be in (0, 3600]")
-    if not 1 <= args.workers <= 16:
+    if not 1 <= args.workers <= 16:  # a typo must not start hundreds of worker processes
         parser.error("--workers must be 1-16")
     import distributed
     import pandas as pd

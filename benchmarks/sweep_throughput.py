@@ -52,6 +52,7 @@ rates. Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -174,13 +175,17 @@ def _start_dask(executor: str, workers: int, tmp: Path, dask_defaults: bool) -> 
 
         from accelsim.sweep.dask_settings import config_set
 
-        with config_set({} if dask_defaults else None):
+        with contextlib.nullcontext() if dask_defaults else config_set():
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster, set_as_default=False)
         return client, (lambda: (client.close(), cluster.close())), None
-    from benchmarks.dask_cli_cluster import START_TIMEOUT_S, CliCluster
+    from benchmarks.dask_cli_cluster import (
+        START_TIMEOUT_S,
+        CliCluster,
+        environ_without_dask,
+    )
 
-    cli = CliCluster(tmp, workers, dict(os.environ), cwd=ROOT, sweep_settings=not dask_defaults)
+    cli = CliCluster(tmp, workers, environ_without_dask(), cwd=ROOT, sweep_settings=not dask_defaults)
     try:
         client = Client(cli.address, timeout="20s", set_as_default=False)
         client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
@@ -346,8 +351,10 @@ def report(df: pd.DataFrame) -> str:
              f"cores); the busiest run's neighbours took {worst.other_cpu_s:.2f} CPU s in {worst.wall_s:.1f} s "
              f"({worst.workload}, {worst.executor} x{worst.workers})")
     used = set(df.dask_settings) if "dask_settings" in df else {"defaults"}  # older CSVs: before the settings
-    settings = ("Dask's defaults (`--dask-defaults`)" if used == {"defaults"} else
-                "`accelsim.sweep.dask_settings` (`accelsim sweep dask-env`: housekeeping timers slowed, profiler off)")
+    settings = {frozenset({"defaults"}): "Dask's defaults (`--dask-defaults`)",
+                frozenset({"sweep"}): "`accelsim.sweep.dask_settings` (`accelsim sweep dask-env`: housekeeping "
+                                      "timers slowed, profiler off)"}.get(frozenset(used),
+                                                                         "mixed: see the `dask_settings` column")
     lines = [
         "# Sweep scaling: 1 -> 2 workers, every executor, cheap and costly points", "",
         ("Each run was a fresh Python process (nothing warm from another run) and ran alone (a Dask cluster only "

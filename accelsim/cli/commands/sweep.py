@@ -160,6 +160,8 @@ def compact_command(directory: Path = typer.Argument(..., help="A sweep results 
 def dask_env_command(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Dask settings for a sweep cluster, as shell exports: eval "$(accelsim sweep dask-env)" before
     starting 'dask scheduler' and 'dask worker' (they cut an idle cluster's CPU about six-fold)."""
+    import shlex
+
     from accelsim.sweep.dask_settings import env
 
     variables = env()
@@ -169,4 +171,4 @@ def dask_env_command(as_json: bool = typer.Option(False, "--json", help="Machine
         out.print(jsonout.dumps(variables, indent=2), markup=False, highlight=False)
         return
     for name, value in variables.items():
-        out.print(f"export {name}={value}", markup=False, highlight=False)
+        out.print(f"export {name}={shlex.quote(value)}", markup=False, highlight=False)
